@@ -1,0 +1,545 @@
+#!/usr/bin/env bash
+# Loopback benchmark for gost: throughput (iperf3), CPU efficiency, new connections per second
+# (wrk + nginx) and memory per idle tunnelled connection. See bench/README.md.
+#
+#   bench/run.sh [--quick] [--only direct,tcp,...] [--no-build] [--out FILE]
+#   GOST=/path/to/gost bench/run.sh
+#
+# Everything listens on 127.0.0.1 on ports picked at run time; only processes started by this
+# script are ever signalled (checked by pid + start time), and all of them are stopped on exit.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+PY=/usr/bin/python3
+HELPER="$HERE/helper.py"
+
+# ------------------------------------------------------------------------------------------------
+# Scenarios. A scenario is a function `scenario_<name> TARGET_PORT` that starts the gost processes
+# needed to reach 127.0.0.1:TARGET_PORT, registers them with `start_gost` (which appends to
+# SCEN_PIDS) and sets ENTRY_PORT to the port a plain TCP client must connect to. It returns
+# non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
+# function, add its name to SCENARIOS and a line to SCEN_DESC.
+# ------------------------------------------------------------------------------------------------
+SCENARIOS=(direct tcp http)
+declare -A SCEN_DESC=(
+  [direct]="direct loopback, no gost (physical limit)"
+  [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
+  [http]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F http://127.0.0.1:Q  ->  gost -L http://127.0.0.1:Q"
+)
+
+scenario_direct() {
+  ENTRY_PORT=$1
+}
+
+scenario_tcp() {
+  local target=$1 p
+  free_port p || return 1
+  start_gost fwd -L "tcp://127.0.0.1:$p/127.0.0.1:$target" || return 1
+  wait_listen "$p" || return 1
+  ENTRY_PORT=$p
+}
+
+scenario_http() {
+  local target=$1 p q
+  free_port q || return 1
+  start_gost http-server -L "http://127.0.0.1:$q" || return 1
+  wait_listen "$q" || return 1
+  free_port p || return 1
+  start_gost http-client -L "tcp://127.0.0.1:$p/127.0.0.1:$target" -F "http://127.0.0.1:$q" || return 1
+  wait_listen "$p" || return 1
+  ENTRY_PORT=$p
+}
+
+# ------------------------------------------------------------------------------------------------
+# Options
+# ------------------------------------------------------------------------------------------------
+QUICK=0
+NO_BUILD=0
+ONLY=""
+OUT="$HERE/results/latest.json"
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --no-build) NO_BUILD=1 ;;
+    --only) shift; ONLY=${1:-} ;;
+    --only=*) ONLY=${1#--only=} ;;
+    --out) shift; OUT=${1:-} ;;
+    --out=*) OUT=${1#--out=} ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -n "$ONLY" ]; then
+  IFS=, read -r -a SEL <<<"$ONLY"
+  for s in "${SEL[@]}"; do
+    declare -F "scenario_$s" >/dev/null || { echo "unknown scenario: $s (known: ${SCENARIOS[*]})" >&2; exit 2; }
+  done
+  SCENARIOS=("${SEL[@]}")
+fi
+
+if [ "$QUICK" = 1 ]; then DUR=2; IDLE_N=200; else DUR=5; IDLE_N=1000; fi
+WRK_THREADS=2
+WRK_CONNS=50
+IDLE_SETTLE=2
+
+# ------------------------------------------------------------------------------------------------
+# Process bookkeeping
+# ------------------------------------------------------------------------------------------------
+TMP=$(mktemp -d /tmp/gost-bench.XXXXXX) || { echo "FAILED: mktemp" >&2; exit 1; }
+chmod 755 "$TMP"
+RESULTS="$TMP/results.tsv"
+: >"$RESULTS"
+: >"$TMP/lasterr"
+declare -A PID_START=()   # pid -> start time (field 22 of /proc/pid/stat) of every process we started
+declare -A PID_NAME=()
+declare -A PID_LOG=()
+SCEN_PIDS=()
+ENTRY_PORT=""
+USED_PORTS=()
+FAILURES=0
+CUR_SCEN="setup"
+LAST_PID=""
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+fail_msg() { echo "$*" >"$TMP/lasterr"; }
+
+pid_starttime() {
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) }
+  # shellcheck disable=SC2086
+  set -- $s
+  echo "${20}"
+}
+
+is_ours_alive() {
+  local pid=$1 st
+  [ -n "${PID_START[$pid]:-}" ] || return 1
+  st=$(pid_starttime "$pid") || return 1
+  [ "$st" = "${PID_START[$pid]}" ] || return 1
+  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ]
+}
+
+register_pid() {   # pid name [log]
+  local st
+  st=$(pid_starttime "$1") || st="gone"
+  PID_START[$1]=$st
+  PID_NAME[$1]=$2
+  PID_LOG[$1]=${3:-}
+}
+
+# start_bg NAME LOGFILE CMD... ; sets LAST_PID
+start_bg() {
+  local name=$1 logf=$2
+  shift 2
+  "$@" >"$logf" 2>&1 </dev/null &
+  LAST_PID=$!
+  register_pid "$LAST_PID" "$name" "$logf"
+}
+
+# Register the children of one of our processes (e.g. nginx workers) so they are cleaned up too.
+register_children() {
+  local parent=$1 f pid ppid
+  for f in /proc/[0-9]*/stat; do
+    pid=${f#/proc/}; pid=${pid%/stat}
+    ppid=$(awk '{s=$0; sub(/.*\) /,"",s); split(s,a," "); print a[2]}' "$f" 2>/dev/null) || continue
+    [ "$ppid" = "$parent" ] && [ -z "${PID_START[$pid]:-}" ] && register_pid "$pid" "${PID_NAME[$parent]}-child"
+  done
+  return 0
+}
+
+stop_pid() {
+  local pid=$1 i
+  if is_ours_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 1 50); do
+      is_ours_alive "$pid" || break
+      sleep 0.1
+    done
+    if is_ours_alive "$pid"; then
+      log "process ${PID_NAME[$pid]} ($pid) ignored SIGTERM, sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null
+    fi
+  fi
+  wait "$pid" 2>/dev/null
+  unset "PID_START[$pid]" "PID_NAME[$pid]" "PID_LOG[$pid]"
+  return 0
+}
+
+cleanup() {
+  local pid
+  trap - EXIT INT TERM
+  for pid in "${!PID_START[@]}"; do
+    is_ours_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${!PID_START[@]}"; do stop_pid "$pid"; done
+  if [ "${KEEP_TMP:-0}" = 1 ]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# free_port VAR: store a free port in VAR (not in a $(...) subshell, so USED_PORTS is kept)
+free_port() {
+  local _fp_port
+  _fp_port=$("$PY" "$HELPER" freeport "${USED_PORTS[@]}" 2>"$TMP/fp.err") || { fail_msg "free_port: $(cat "$TMP/fp.err")"; return 1; }
+  USED_PORTS+=("$_fp_port")
+  printf -v "$1" '%s' "$_fp_port"
+}
+
+# wait_listen PORT [PIDS...]  (defaults to the current scenario's pids)
+wait_listen() {
+  local port=$1; shift
+  local pids=("$@")
+  [ ${#pids[@]} -gt 0 ] || pids=("${SCEN_PIDS[@]}")
+  local pid msg
+  if ! "$PY" "$HELPER" waitlisten "$port" 10 "${pids[@]}" 2>"$TMP/wl.err"; then
+    msg=$(sed 's/^helper: //' "$TMP/wl.err")
+    for pid in "${pids[@]}"; do msg=${msg//"process $pid "/"${PID_NAME[$pid]:-process} (pid $pid) "}; done
+    fail_msg "$msg"
+    return 1
+  fi
+}
+
+GOST_N=0
+start_gost() {   # label args...
+  local label=$1; shift
+  GOST_N=$((GOST_N + 1))
+  start_bg "gost-$label" "$TMP/gost-$GOST_N-$label.log" "$GOST" "$@"
+  SCEN_PIDS+=("$LAST_PID")
+  echo "gost $*" >>"$TMP/gost-cmds.txt"
+}
+
+start_scenario() {   # name target_port
+  SCEN_PIDS=()
+  ENTRY_PORT=""
+  : >"$TMP/lasterr"
+  if ! "scenario_$1" "$2"; then
+    [ -s "$TMP/lasterr" ] || fail_msg "scenario_$1 returned an error"
+    return 1
+  fi
+  [ -n "$ENTRY_PORT" ] || { fail_msg "scenario_$1 did not set ENTRY_PORT"; return 1; }
+}
+
+stop_scenario() {
+  local pid
+  for pid in "${SCEN_PIDS[@]}"; do stop_pid "$pid"; done
+  SCEN_PIDS=()
+}
+
+scen_alive() {
+  local pid
+  for pid in "${SCEN_PIDS[@]}"; do
+    is_ours_alive "$pid" || { fail_msg "${PID_NAME[$pid]:-pid $pid} died"; return 1; }
+  done
+}
+
+show_logs() {
+  local pid f
+  for pid in "${SCEN_PIDS[@]}"; do
+    f=${PID_LOG[$pid]:-}
+    [ -n "$f" ] && [ -s "$f" ] || continue
+    echo "    --- last lines of ${PID_NAME[$pid]} log ($f):" >&2
+    tail -n 5 "$f" | sed 's/^/    /' >&2
+  done
+}
+
+record() { printf '%s\t%s\t%s\n' "$CUR_SCEN" "$1" "$2" >>"$RESULTS"; }
+
+step_failed() {   # step description
+  local msg
+  msg="$1: $(cat "$TMP/lasterr" 2>/dev/null)"
+  FAILURES=$((FAILURES + 1))
+  log "FAILED [$CUR_SCEN] $msg"
+  show_logs
+  printf 'error\t%s\t%s\n' "$CUR_SCEN" "$msg" | tr -d '\r' >>"$RESULTS"
+}
+
+cpu_of() { [ $# -gt 0 ] || { echo 0; return; }; "$PY" "$HELPER" cpu "$@"; }
+rss_of() { [ $# -gt 0 ] || { echo 0; return; }; "$PY" "$HELPER" rss "$@"; }
+
+# ------------------------------------------------------------------------------------------------
+# Shared targets: nginx (static file) and the echo sink. iperf3 -s is started per scenario.
+# ------------------------------------------------------------------------------------------------
+NGINX_PORT=""
+SINK_PORT=""
+
+start_nginx() {
+  local d="$TMP/nginx" pid
+  mkdir -p "$d/www" "$d/tmp" && chmod -R 755 "$d"
+  head -c 612 /dev/zero | tr '\0' 'x' >"$d/www/index.html"
+  free_port NGINX_PORT || return 1
+  cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $d/tmp/body;
+  proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi;
+  uwsgi_temp_path $d/tmp/uwsgi;
+  scgi_temp_path $d/tmp/scgi;
+  default_type text/html;
+  server {
+    listen 127.0.0.1:$NGINX_PORT backlog=4096;
+    root $d/www;
+    location / { index index.html; }
+  }
+}
+EOF
+  start_bg nginx "$d/stderr.log" nginx -p "$d" -c "$d/nginx.conf" -e "$d/error.log"
+  pid=$LAST_PID
+  if ! wait_listen "$NGINX_PORT" "$pid"; then
+    fail_msg "nginx: $(cat "$TMP/lasterr") $(tail -n 3 "$d/error.log" "$d/stderr.log" 2>/dev/null | tr '\n' ' ')"
+    return 1
+  fi
+  sleep 0.2
+  register_children "$pid"
+}
+
+start_sink() {
+  free_port SINK_PORT || return 1
+  start_bg sink "$TMP/sink.log" "$PY" "$HELPER" sink "$SINK_PORT"
+  wait_listen "$SINK_PORT" "$LAST_PID"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Measurements
+# ------------------------------------------------------------------------------------------------
+# iperf3 through the scenario: 1 and 8 streams; CPU of gost during the single-stream and 8-stream runs.
+measure_iperf() {
+  local port srv n out parsed bps bytes c0 c1 cpu gbit
+  free_port port || { step_failed "iperf3: pick port"; return 1; }
+  start_bg iperf3-server "$TMP/iperf3-server-$CUR_SCEN.log" iperf3 -s -B 127.0.0.1 -p "$port"
+  srv=$LAST_PID
+  if ! wait_listen "$port" "$srv"; then step_failed "iperf3: start server"; stop_pid "$srv"; return 1; fi
+  if ! start_scenario "$CUR_SCEN" "$port"; then step_failed "iperf3: start scenario"; stop_scenario; stop_pid "$srv"; return 1; fi
+  for n in 1 8; do
+    out="$TMP/iperf-$CUR_SCEN-P$n.json"
+    log "[$CUR_SCEN] iperf3 -P $n -t $DUR via port $ENTRY_PORT"
+    c0=$(cpu_of "${SCEN_PIDS[@]}") || { fail_msg "cannot read CPU time"; step_failed "iperf3 -P $n: cpu before"; continue; }
+    timeout -k 5 $((DUR + 20)) iperf3 -c 127.0.0.1 -p "$ENTRY_PORT" -t "$DUR" -P "$n" -J >"$out" 2>"$out.err"
+    local rc=$?
+    c1=$(cpu_of "${SCEN_PIDS[@]}") || { fail_msg "gost process died during the run"; step_failed "iperf3 -P $n: cpu after"; continue; }
+    if ! parsed=$("$PY" "$HELPER" iperf "$out" 2>"$TMP/ip.err"); then
+      [ $rc = 124 ] && fail_msg "iperf3 timed out after $((DUR + 20)) s" || fail_msg "rc=$rc $(cat "$TMP/ip.err") $(head -c 300 "$out.err")"
+      step_failed "iperf3 -P $n"
+      # the server may be wedged after a failed test: restart it
+      stop_pid "$srv"
+      start_bg iperf3-server "$TMP/iperf3-server-$CUR_SCEN.log" iperf3 -s -B 127.0.0.1 -p "$port"; srv=$LAST_PID
+      wait_listen "$port" "$srv" || true
+      continue
+    fi
+    read -r bps bytes <<<"$parsed"
+    gbit=$(awk -v b="$bps" 'BEGIN{printf "%.4f", b/1e9}')
+    record "gbps_$n" "$gbit"
+    record "bytes_$n" "$bytes"
+    if [ ${#SCEN_PIDS[@]} -gt 0 ]; then
+      cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.4f", b-a}')
+      record "cpu_s_$n" "$cpu"
+      local suffix=""; [ "$n" = 8 ] && suffix="_8"
+      awk -v c="$cpu" 'BEGIN{exit !(c>0)}' && record "gbit_per_cpu_s$suffix" "$(awk -v by="$bytes" -v c="$cpu" 'BEGIN{printf "%.4f", by*8/1e9/c}')"
+      log "[$CUR_SCEN]   $gbit Gbit/s, gost CPU ${cpu}s"
+    else
+      log "[$CUR_SCEN]   $gbit Gbit/s"
+    fi
+    sleep 0.5
+  done
+  stop_scenario
+  stop_pid "$srv"
+}
+
+measure_wrk() {
+  local out parsed rps errs code
+  if ! start_scenario "$CUR_SCEN" "$NGINX_PORT"; then step_failed "wrk: start scenario"; stop_scenario; return 1; fi
+  # one request first, so a broken tunnel is reported as such and not as "0 requests/s"
+  if command -v curl >/dev/null; then
+    code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ENTRY_PORT/" 2>/dev/null)
+    if [ "$code" != 200 ]; then
+      fail_msg "single GET through the tunnel returned '${code:-nothing}'"
+      step_failed "wrk: sanity request"; stop_scenario; return 1
+    fi
+  fi
+  out="$TMP/wrk-$CUR_SCEN.txt"
+  log "[$CUR_SCEN] wrk -t$WRK_THREADS -c$WRK_CONNS -d${DUR}s (Connection: close) via port $ENTRY_PORT"
+  timeout -k 5 $((DUR + 30)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --timeout 5s \
+    -H 'Connection: close' "http://127.0.0.1:$ENTRY_PORT/" >"$out" 2>&1
+  local rc=$?
+  if ! parsed=$("$PY" "$HELPER" wrk "$out" 2>"$TMP/wrk.err"); then
+    fail_msg "rc=$rc $(cat "$TMP/wrk.err") $(tail -n 3 "$out" | tr '\n' ' ')"
+    step_failed "wrk"; stop_scenario; return 1
+  fi
+  read -r rps errs <<<"$parsed"
+  record conn_per_s "$rps"
+  record wrk_errors "$errs"
+  scen_alive || step_failed "wrk: gost alive after run"
+  log "[$CUR_SCEN]   $rps req/s ($errs errors)"
+  [ "$errs" -gt 0 ] && log "[$CUR_SCEN]   WARNING: wrk reported $errs socket errors / non-2xx responses"
+  stop_scenario
+}
+
+measure_idle() {
+  local r0 r1 holder st i tmo kib
+  if ! start_scenario "$CUR_SCEN" "$SINK_PORT"; then step_failed "idle: start scenario"; stop_scenario; return 1; fi
+  sleep 0.3
+  r0=$(rss_of "${SCEN_PIDS[@]}") || { fail_msg "cannot read RSS"; step_failed "idle: rss before"; stop_scenario; return 1; }
+  log "[$CUR_SCEN] opening $IDLE_N idle connections via port $ENTRY_PORT (gost RSS before: $r0 KiB)"
+  start_bg holder "$TMP/hold-$CUR_SCEN.out" "$PY" "$HELPER" hold "$ENTRY_PORT" "$IDLE_N" 10
+  holder=$LAST_PID
+  tmo=$((60 + IDLE_N / 20))
+  st=""
+  for i in $(seq 1 $((tmo * 10))); do
+    if grep -q -E '^(READY|FAILED)' "$TMP/hold-$CUR_SCEN.out" 2>/dev/null; then st=$(grep -E '^(READY|FAILED)' "$TMP/hold-$CUR_SCEN.out" | head -n1); break; fi
+    is_ours_alive "$holder" || { st="holder exited: $(tail -n 3 "$TMP/hold-$CUR_SCEN.out" | tr '\n' ' ')"; break; }
+    sleep 0.1
+  done
+  case "$st" in
+    READY*) ;;
+    "") fail_msg "connections not established within $tmo s"; step_failed "idle: open connections"; stop_pid "$holder"; stop_scenario; return 1 ;;
+    *) fail_msg "$st"; step_failed "idle: open connections"; stop_pid "$holder"; stop_scenario; return 1 ;;
+  esac
+  sleep "$IDLE_SETTLE"
+  r1=$(rss_of "${SCEN_PIDS[@]}") || { fail_msg "gost process died while holding connections"; step_failed "idle: rss after"; stop_pid "$holder"; stop_scenario; return 1; }
+  if [ ${#SCEN_PIDS[@]} -gt 0 ]; then
+    kib=$(awk -v a="$r0" -v b="$r1" -v n="$IDLE_N" 'BEGIN{printf "%.2f", (b-a)/n}')
+    record kib_per_idle_conn "$kib"
+    record rss_before_kib "$r0"
+    record rss_after_kib "$r1"
+    log "[$CUR_SCEN]   RSS $r0 -> $r1 KiB = $kib KiB per connection"
+  else
+    log "[$CUR_SCEN]   $IDLE_N connections held (no gost process, nothing to measure)"
+  fi
+  record idle_conns "$IDLE_N"
+  stop_pid "$holder"
+  stop_scenario
+}
+
+# ------------------------------------------------------------------------------------------------
+# Setup
+# ------------------------------------------------------------------------------------------------
+die_step() { log "FAILED step: $*"; exit 1; }
+
+for t in iperf3 wrk nginx timeout awk; do
+  command -v "$t" >/dev/null || die_step "prerequisites: '$t' not found (scripts/setup.sh installs it)"
+done
+[ -x "$PY" ] || die_step "prerequisites: $PY not found"
+
+cur=$(ulimit -n)
+need=$((IDLE_N * 3 + 1024)); [ "$need" -lt 8192 ] && need=8192
+if [ "$cur" != unlimited ] && [ "$cur" -lt "$need" ]; then
+  ulimit -n "$need" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  log "ulimit -n raised from $cur to $(ulimit -n)"
+fi
+
+NEED_GOST=0
+for s in "${SCENARIOS[@]}"; do [ "$s" != direct ] && NEED_GOST=1; done
+GOST_VERSION=""
+BUILD_TYPE=""
+if [ "$NEED_GOST" = 1 ]; then
+  if [ -z "${GOST:-}" ]; then
+    GOST="$ROOT/build/gost"
+    if [ ! -x "$GOST" ] && [ "$NO_BUILD" = 0 ]; then
+      log "$GOST missing, building it (Release)"
+      { cmake -S "$ROOT" -B "$ROOT/build" -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C "$ROOT/build" gost; } >&2 \
+        || die_step "build gost (cmake/ninja)"
+    fi
+  fi
+  GOST=$(readlink -f "$GOST" 2>/dev/null || echo "$GOST")
+  [ -x "$GOST" ] || die_step "locate gost binary: '$GOST' is not an executable (set GOST=/path/to/gost)"
+  if ! GOST_VERSION=$(timeout 5 "$GOST" -V 2>/dev/null | head -n1) || [ -z "$GOST_VERSION" ]; then
+    log "warning: '$GOST -V' printed no version"; GOST_VERSION=""
+  fi
+  cache="$(dirname "$GOST")/CMakeCache.txt"
+  if [ -f "$cache" ]; then
+    BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$cache")
+    [ "$BUILD_TYPE" = Release ] || log "WARNING: CMAKE_BUILD_TYPE is '$BUILD_TYPE' in $cache; publish only numbers of a Release build"
+  fi
+  log "gost: $GOST (${GOST_VERSION:-?}${BUILD_TYPE:+, $BUILD_TYPE})"
+fi
+
+start_nginx || die_step "start nginx: $(cat "$TMP/lasterr")"
+start_sink || die_step "start echo sink: $(cat "$TMP/lasterr")"
+log "nginx on 127.0.0.1:$NGINX_PORT, echo sink on 127.0.0.1:$SINK_PORT, ${DUR}s runs, $IDLE_N idle connections"
+
+# ------------------------------------------------------------------------------------------------
+# Run
+# ------------------------------------------------------------------------------------------------
+for CUR_SCEN in "${SCENARIOS[@]}"; do
+  log "=== scenario $CUR_SCEN: ${SCEN_DESC[$CUR_SCEN]:-}"
+  measure_iperf
+  sleep 1
+  measure_wrk
+  sleep 1
+  measure_idle
+  sleep 1
+done
+CUR_SCEN="report"
+
+# ------------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------------
+mkdir -p "$(dirname "$OUT")"
+META="$TMP/meta.json"
+SCEN_LIST="${SCENARIOS[*]}" GOST_BIN="${GOST:-}" GOST_VERSION="$GOST_VERSION" BUILD_TYPE="$BUILD_TYPE" \
+DUR="$DUR" IDLE_N="$IDLE_N" QUICK="$QUICK" WRK_THREADS="$WRK_THREADS" WRK_CONNS="$WRK_CONNS" \
+GOST_CMDS="$(cat "$TMP/gost-cmds.txt" 2>/dev/null)" \
+"$PY" - "$META" <<'EOF'
+import json, os, platform, sys, time
+env = os.environ
+desc = {}
+cpu = ""
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip(); break
+except OSError:
+    pass
+meta = {
+    "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    "host": {"kernel": platform.release(), "cpus": os.cpu_count(), "cpu_model": cpu},
+    "gost": {"binary": env["GOST_BIN"] or None, "version": env["GOST_VERSION"] or None,
+             "build_type": env["BUILD_TYPE"] or None},
+    "quick": env["QUICK"] == "1",
+    "params": {"iperf3_seconds": int(env["DUR"]), "wrk": "-t%s -c%s -d%ss -H 'Connection: close'" % (
+        env["WRK_THREADS"], env["WRK_CONNS"], env["DUR"]), "idle_connections": int(env["IDLE_N"])},
+    "scenarios": env["SCEN_LIST"].split(),
+    "gost_command_lines": [l for l in env["GOST_CMDS"].splitlines() if l],
+    "units": {"gbps_1": "Gbit/s, iperf3 1 stream, sum_received",
+              "gbps_8": "Gbit/s, iperf3 -P 8, sum_received",
+              "gbit_per_cpu_s": "Gbit received per CPU-second of all gost processes (1-stream run); _8 = 8-stream run",
+              "conn_per_s": "wrk Requests/sec with Connection: close (= new tunnelled connections/s)",
+              "kib_per_idle_conn": "KiB of gost VmRSS growth per idle tunnelled connection"},
+    "reference_gost_3.2.6": {
+        "direct": {"gbps_1": 22},
+        "tcp": {"gbps_1": 11, "gbit_per_cpu_s": 14, "conn_per_s": 4200, "kib_per_idle_conn": 40},
+        "http": {"gbps_1": 8.5, "gbit_per_cpu_s": 7, "conn_per_s": 1750, "kib_per_idle_conn": 110},
+    },
+}
+json.dump(meta, open(sys.argv[1], "w"))
+EOF
+python_rc=$?
+[ $python_rc = 0 ] || die_step "report: write metadata"
+# descriptions are added here so that SCEN_DESC stays the single place to describe a scenario
+for s in "${SCENARIOS[@]}"; do printf '%s\t%s\n' "$s" "${SCEN_DESC[$s]:-}"; done >"$TMP/desc.tsv"
+"$PY" - "$META" "$TMP/desc.tsv" <<'EOF' || die_step "report: add descriptions"
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["descriptions"] = dict(l.rstrip("\n").split("\t", 1) for l in open(sys.argv[2]) if "\t" in l)
+json.dump(m, open(sys.argv[1], "w"))
+EOF
+
+echo
+"$PY" "$HELPER" report "$RESULTS" "$OUT" "$META" || die_step "report: print table"
+echo
+echo "JSON: $OUT"
+if [ "$FAILURES" -gt 0 ]; then
+  log "$FAILURES step(s) failed (see above)"
+  exit 1
+fi
+exit 0

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian 12 packages needed to build, test and benchmark gost. Idempotent; run as root
+# (or with sudo available).
+set -eu
+PKGS="build-essential cmake ninja-build ccache pkg-config
+libboost1.81-dev libboost-url1.81-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+libgtest-dev googletest curl iperf3 nginx-light wrk procps"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends $missing

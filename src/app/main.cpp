@@ -1,0 +1,134 @@
+// gost: command line → configuration → services (spec/cli.md §1.1).
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "app/flags.hpp"
+#include "app/program.hpp"
+#include "config/loader.hpp"
+#include "config/printer.hpp"
+#include "config/url_parser.hpp"
+#include "core/asio.hpp"
+#include "core/log.hpp"
+
+namespace {
+
+using namespace gost;
+
+[[noreturn]] void fatal(const std::string& msg) {
+  log::root().write(log::Level::fatal, msg);
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+// Go raises the soft descriptor limit to the hard one at start; so do we (many idle tunnels).
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+unsigned worker_count() {
+  if (const char* env = std::getenv("GOST_WORKERS")) {
+    int n = std::atoi(env);
+    if (n > 0 && n <= 256) return static_cast<unsigned>(n);
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+config::Config build_config(const app::Flags& flags) {
+  config::Config cfg;
+  for (const auto& src : flags.configs) cfg.merge(config::load_source(src));
+  cfg.merge(config::parse_command_line(flags.services, flags.nodes));
+  if (cfg.services.empty() && flags.configs.empty()) {
+    auto path = config::find_default_config();
+    if (!path) {
+      const char* home = std::getenv("HOME");
+      char cwd[4096] = ".";
+      if (!getcwd(cwd, sizeof cwd)) cwd[0] = '.', cwd[1] = 0;
+      throw config::ConfigError(fmt::format(
+          "Config File \"gost\" Not Found in \"[/etc/gost {}/.gost {}]\"", home ? home : "", cwd));
+    }
+    cfg = config::load_source(*path);
+  }
+  if (const char* lvl = std::getenv("GOST_LOGGER_LEVEL")) {
+    if (!cfg.log) cfg.log = config::Log{};
+    cfg.log->level = lvl;
+  }
+  if (flags.debug || flags.trace) {
+    if (!cfg.log) cfg.log = config::Log{};
+    cfg.log->level = flags.trace ? "trace" : "debug";
+  }
+  return cfg;
+}
+
+void reject_unsupported_flags(const app::Flags& flags, const std::vector<std::string>& args) {
+  if (!flags.api.empty() || std::getenv("GOST_API"))
+    throw config::ConfigError("-api (web API) is not supported by this implementation");
+  if (!flags.metrics.empty() || std::getenv("GOST_METRICS"))
+    throw config::ConfigError("-metrics is not supported by this implementation");
+  if (!flags.reload.empty() && flags.reload != "0" && flags.reload != "0s")
+    throw config::ConfigError("-R (periodic reload) is not supported by this implementation");
+  if (std::getenv("GOST_PROFILING"))
+    throw config::ConfigError("GOST_PROFILING is not supported by this implementation");
+  for (const auto& a : args)
+    if (a == "--")
+      throw config::ConfigError("multi-process mode (\" -- \") is not supported by this implementation");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread exists; Program::run() waits for them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = app::parse_flags(args);
+  if (auto* err = std::get_if<app::FlagError>(&parsed)) {
+    std::fprintf(stderr, "%s\n%s", err->message.c_str(), app::usage_text().c_str());
+    return 2;
+  }
+  const auto& flags = std::get<app::Flags>(parsed);
+  if (flags.help) {
+    std::fputs(app::usage_text().c_str(), stderr);
+    return 0;
+  }
+  if (flags.version) {
+    std::printf("gost %s (C++ g++%d linux/amd64)\n", GOST_VERSION, __GNUC__);
+    return 0;
+  }
+  try {
+    reject_unsupported_flags(flags, args);
+    auto cfg = build_config(flags);
+    if (!flags.output.empty()) {
+      std::string out = flags.output == "json" ? config::to_json(cfg) : config::to_yaml(cfg);
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      return 0;
+    }
+    if (cfg.log) {
+      log::set_level(cfg.log->level);
+      log::configure(cfg.log->format, cfg.log->output);
+    }
+    raise_fd_limit();
+    app::Program program(cfg, worker_count());
+    program.run();
+  } catch (const std::exception& e) {
+    fatal(e.what());
+  }
+  std::fflush(stderr);
+  std::_Exit(0);
+}

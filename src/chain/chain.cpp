@@ -1,0 +1,98 @@
+#include "chain/chain.hpp"
+
+#include <fmt/format.h>
+
+#include "core/address.hpp"
+#include "core/tcp_stream.hpp"
+#include "core/timeout.hpp"
+
+namespace gost {
+
+std::vector<std::shared_ptr<Node>> Chain::route(std::string_view hash_key) const {
+  std::vector<std::shared_ptr<Node>> nodes;
+  nodes.reserve(hops_.size());
+  for (const auto& hop : hops_) {
+    auto n = hop->select(hash_key);
+    if (!n) break;
+    nodes.push_back(std::move(n));
+  }
+  return nodes;
+}
+
+awaitable<StreamPtr> dial_tcp(std::string_view addr) {
+  auto hp = split_host_port(addr);
+  if (!hp) throw system_error(asio::error::invalid_argument, fmt::format("bad address {}", addr));
+  auto ex = co_await asio::this_coro::executor;
+  tcp::resolver resolver(ex);
+  std::string host = hp->host.empty() ? std::string("localhost") : hp->host;
+  auto [rec, results] = co_await resolver.async_resolve(host, hp->port, use_nothrow);
+  if (rec) throw system_error(rec, fmt::format("resolve {}", addr));
+  tcp::socket sock(ex);
+  auto [cec, ep] = co_await asio::async_connect(sock, results, use_nothrow);
+  if (cec) throw system_error(cec, fmt::format("dial tcp {}", addr));
+  co_return std::make_unique<TcpStream>(std::move(sock));
+}
+
+namespace {
+
+// Runs one step of the route; on failure marks `node` and rethrows with the node named.
+template <class F>
+awaitable<StreamPtr> node_step(Node& node, F step) {
+  try {
+    co_return co_await step();
+  } catch (const system_error& e) {
+    node.marker.mark();
+    throw system_error(e.code(), fmt::format("{}@{}: {}", node.name, node.addr, e.what()));
+  }
+}
+
+}  // namespace
+
+awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
+                                std::string_view network, std::string_view target,
+                                const log::Logger& log) {
+  Node& first = *route.front();
+  StreamPtr s = co_await node_step(first, [&]() -> awaitable<StreamPtr> {
+    auto st = co_await first.dialer->dial(first.addr, log);
+    st = co_await first.dialer->handshake(std::move(st), first.addr);
+    co_return co_await first.connector->handshake(std::move(st));
+  });
+  first.marker.reset();
+  for (std::size_t k = 1; k < route.size(); ++k) {
+    Node& prev = *route[k - 1];
+    Node& node = *route[k];
+    s = co_await node_step(node, [&]() -> awaitable<StreamPtr> {
+      auto st = co_await prev.connector->connect(std::move(s), "tcp", node.addr, log);
+      st = co_await node.dialer->handshake(std::move(st), node.addr);
+      co_return co_await node.connector->handshake(std::move(st));
+    });
+    node.marker.reset();
+  }
+  co_return co_await route.back()->connector->connect(std::move(s), network, target, log);
+}
+
+awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view address,
+                                  const ConnInfo& conn) {
+  std::string last_error;
+  for (int attempt = 0; attempt <= opts_.retries; ++attempt) {
+    std::vector<std::shared_ptr<Node>> route;
+    if (opts_.chain) route = opts_.chain->route(conn.client_id.empty() ? conn.remote : conn.client_id);
+    if (log::enabled(log::Level::debug)) {
+      std::string path;
+      for (auto& n : route) path += fmt::format("{}@{} > ", n->name, n->addr);
+      conn.log.debug(fmt::format("route(retry={}) {}{}", attempt, path, address));
+    }
+    try {
+      if (route.empty()) co_return co_await with_timeout(dial_tcp(address), opts_.dial_timeout);
+      co_return co_await with_timeout(dial_route(route, network, address, conn.log),
+                                      opts_.dial_timeout);
+    } catch (const system_error& e) {
+      last_error = e.what();
+      conn.log.error(fmt::format("route(retry={}) {}", attempt, last_error));
+    }
+  }
+  throw system_error(asio::error::host_unreachable, last_error);
+}
+
+}  // namespace gost
+

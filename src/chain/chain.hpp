@@ -1,0 +1,52 @@
+// A chain of hops and the router that dials targets through it (spec/core.md §4).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "chain/hop.hpp"
+
+namespace gost {
+
+class Chain {
+ public:
+  Chain(std::string name, std::vector<std::shared_ptr<Hop>> hops)
+      : name_(std::move(name)), hops_(std::move(hops)) {}
+  const std::string& name() const { return name_; }
+  // One node per hop, in order; stops at the first hop that selects nothing.
+  std::vector<std::shared_ptr<Node>> route(std::string_view hash_key) const;
+
+ private:
+  std::string name_;
+  std::vector<std::shared_ptr<Hop>> hops_;
+};
+
+// Opens a stream through `route` (dial the first node, connect through each next one, finally
+// ask the last node for `target`). Marks nodes failed/healthy as it goes.
+awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
+                                std::string_view network, std::string_view target,
+                                const log::Logger& log);
+
+// Direct TCP connection (host names resolved by the OS resolver).
+awaitable<StreamPtr> dial_tcp(std::string_view addr);
+
+struct RouterOptions {
+  std::shared_ptr<Chain> chain;  // null = direct
+  int retries = 0;
+  std::chrono::nanoseconds dial_timeout = std::chrono::seconds(15);
+};
+
+class Router {
+ public:
+  explicit Router(RouterOptions o) : opts_(std::move(o)) {}
+  // Dials `address` through the chain (or directly), with retries and a per-attempt timeout.
+  awaitable<StreamPtr> dial(std::string_view network, std::string_view address,
+                            const ConnInfo& conn);
+
+ private:
+  RouterOptions opts_;
+};
+
+}  // namespace gost

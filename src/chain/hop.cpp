@@ -1,0 +1,118 @@
+#include "chain/hop.hpp"
+
+#include <fmt/format.h>
+#include <boost/crc.hpp>
+
+#include <random>
+
+namespace gost {
+namespace {
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::uint32_t crc32_ieee(std::string_view s) {
+  boost::crc_32_type crc;
+  crc.process_bytes(s.data(), s.size());
+  return crc.checksum();
+}
+
+thread_local std::minstd_rand rng{std::random_device{}()};
+
+}  // namespace
+
+void FailMarker::mark() {
+  count_.fetch_add(1, std::memory_order_relaxed);
+  last_failure_sec_.store(now_seconds(), std::memory_order_relaxed);
+}
+
+bool FailMarker::failed(int max_fails, std::chrono::nanoseconds fail_timeout) const {
+  int count = count_.load(std::memory_order_relaxed);
+  if (count == 0 || count < max_fails) return false;
+  auto since = std::chrono::seconds(now_seconds() - last_failure_sec_.load(std::memory_order_relaxed));
+  return since < fail_timeout;
+}
+
+Strategy parse_strategy(std::string_view name) {
+  if (name == "random" || name == "rand") return Strategy::random;
+  if (name == "fifo" || name == "ha") return Strategy::fifo;
+  if (name == "hash") return Strategy::hash;
+  return Strategy::round;
+}
+
+SelectorOptions selector_options(const std::optional<config::Selector>& sel,
+                                 std::string_view where) {
+  SelectorOptions o;
+  if (!sel) return o;
+  auto s = sel->strategy;
+  if (s == "parallel" || s == "lowestlatency" || s == "lowest" || s == "ll")
+    throw config::ConfigError(
+        fmt::format("{}: selector strategy \"{}\" is not supported by this implementation", where, s));
+  o.strategy = parse_strategy(s);
+  o.max_fails = sel->maxFails > 0 ? sel->maxFails : 1;
+  o.fail_timeout = sel->failTimeout.count() > 0 ? sel->failTimeout : std::chrono::seconds(10);
+  return o;
+}
+
+Hop::Hop(std::string name, std::vector<std::shared_ptr<Node>> nodes, SelectorOptions opts)
+    : name_(std::move(name)), nodes_(std::move(nodes)), opts_(opts) {}
+
+bool Hop::is_failed(const Node& n) const {
+  int max_fails = n.max_fails > 0 ? n.max_fails : opts_.max_fails;
+  auto timeout = n.fail_timeout.count() > 0 ? n.fail_timeout : opts_.fail_timeout;
+  return n.marker.failed(max_fails, timeout);
+}
+
+std::shared_ptr<Node> Hop::select(std::string_view hash_key) {
+  if (nodes_.empty()) return nullptr;
+  if (nodes_.size() == 1) return nodes_.front();
+  std::vector<Node*> live;
+  live.reserve(nodes_.size());
+  for (auto& n : nodes_)
+    if (!is_failed(*n)) live.push_back(n.get());
+  // Last resort: every node failed → the first one, so a hop never goes dark.
+  if (live.empty()) return nodes_.front();
+  // Backup nodes only when no primary remains.
+  std::vector<Node*> primary;
+  for (auto* n : live)
+    if (!n->backup) primary.push_back(n);
+  auto& pool = primary.empty() ? live : primary;
+
+  Node* chosen = nullptr;
+  switch (opts_.strategy) {
+    case Strategy::fifo:
+      chosen = pool.front();
+      break;
+    case Strategy::random: {
+      int total = 0;
+      for (auto* n : pool) total += std::max(n->weight, 1);
+      int r = std::uniform_int_distribution<int>(0, total - 1)(rng);
+      for (auto* n : pool) {
+        r -= std::max(n->weight, 1);
+        if (r < 0) {
+          chosen = n;
+          break;
+        }
+      }
+      break;
+    }
+    case Strategy::hash:
+      if (!hash_key.empty()) {
+        chosen = pool[crc32_ieee(hash_key) % pool.size()];
+        break;
+      }
+      chosen = pool[std::uniform_int_distribution<std::size_t>(0, pool.size() - 1)(rng)];
+      break;
+    case Strategy::round:
+      chosen = pool[counter_.fetch_add(1, std::memory_order_relaxed) % pool.size()];
+      break;
+  }
+  for (auto& n : nodes_)
+    if (n.get() == chosen) return n;
+  return nodes_.front();
+}
+
+}  // namespace gost

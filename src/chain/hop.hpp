@@ -1,0 +1,67 @@
+// Nodes, hops and node selection with failure marking (spec/core.md §4–§5, config.md §8).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/component.hpp"
+
+namespace gost {
+
+// Failure bookkeeping of one node: failed while count >= maxFails and the last failure is more
+// recent than failTimeout.
+class FailMarker {
+ public:
+  void mark();
+  void reset() { count_.store(0, std::memory_order_relaxed); }
+  bool failed(int max_fails, std::chrono::nanoseconds fail_timeout) const;
+
+ private:
+  std::atomic<int> count_{0};
+  std::atomic<std::int64_t> last_failure_sec_{0};
+};
+
+struct Node {
+  std::string name;
+  std::string addr;
+  std::shared_ptr<Dialer> dialer;        // null for forward targets
+  std::shared_ptr<Connector> connector;  // null for forward targets
+  int max_fails = 0;                     // 0: the selector's
+  std::chrono::nanoseconds fail_timeout{0};
+  bool backup = false;
+  int weight = 1;
+  FailMarker marker;
+};
+
+enum class Strategy { round, random, fifo, hash };
+
+struct SelectorOptions {
+  Strategy strategy = Strategy::round;
+  int max_fails = 1;
+  std::chrono::nanoseconds fail_timeout = std::chrono::seconds(10);
+};
+// "round"/"rr", "random"/"rand", "fifo"/"ha", "hash"; unknown → round (as GOST).
+Strategy parse_strategy(std::string_view name);
+// Reads a config selector (nullopt → defaults) and rejects strategies we do not implement.
+SelectorOptions selector_options(const std::optional<config::Selector>& sel, std::string_view where);
+
+class Hop {
+ public:
+  Hop(std::string name, std::vector<std::shared_ptr<Node>> nodes, SelectorOptions opts);
+  // Picks a node (spec/core.md §5.1); `hash_key` feeds the hash strategy. Null when empty.
+  std::shared_ptr<Node> select(std::string_view hash_key = {});
+  bool is_failed(const Node& n) const;
+  const std::string& name() const { return name_; }
+  const std::vector<std::shared_ptr<Node>>& nodes() const { return nodes_; }
+
+ private:
+  std::string name_;
+  std::vector<std::shared_ptr<Node>> nodes_;
+  SelectorOptions opts_;
+  std::atomic<std::uint64_t> counter_{0};
+};
+
+}  // namespace gost

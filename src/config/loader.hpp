@@ -1,0 +1,30 @@
+// Loads configuration files (spec/config.md §1, spec/cli.md §1.2 and §1.4): YAML and JSON with
+// case-insensitive keys, weak typing and GOST's duration rules. Keys GOST knows but this
+// implementation does not support are rejected with a ConfigError naming the key path
+// (e.g. "services[0].bypass: not supported"); unknown keys are ignored as in GOST.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/model.hpp"
+
+namespace gost::config {
+
+// Configuration file text. Metadata keys are stored lowercased, as GOST's file loader does.
+Config load_yaml(std::string_view text);
+Config load_json(std::string_view text);
+// Inline JSON given as `-C '{...}'`: like load_json but metadata keys keep their case.
+Config load_inline_json(std::string_view text);
+
+// One -C value: "-" (stdin; JSON if it starts with '{', else YAML), inline "{...}" JSON, or a
+// file path whose extension (.yaml, .yml, .json) selects the format. http(s) URLs and other
+// extensions are rejected. Errors name the source.
+Config load_source(const std::string& source);
+
+// The default configuration file (gost.json, gost.yaml, gost.yml in /etc/gost, $HOME/.gost and
+// the current directory, in that order), if one exists.
+std::optional<std::string> find_default_config();
+
+}  // namespace gost::config

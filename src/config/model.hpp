@@ -1,0 +1,225 @@
+// The in-memory configuration model (spec/config.md). One model, three faces: built from -L/-F URLs
+// (url_parser), loaded from YAML/JSON (loader), printed with -O (printer). Field order in each struct
+// is the print order of spec/config.md §13; empty optional fields are not printed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace gost::config {
+
+// A metadata value keeps the type it was given (command-line values are always strings), so that
+// -O json prints "true" for a URL query value and true for a YAML boolean, as GOST does.
+struct Value;
+using ValueList = std::vector<Value>;
+using ValueMap = std::vector<std::pair<std::string, Value>>;  // insertion order; sorted when printed
+
+struct Value {
+  std::variant<std::monostate, std::string, bool, std::int64_t, double, ValueList, ValueMap> v;
+
+  Value() = default;
+  Value(std::string s) : v(std::move(s)) {}
+  Value(const char* s) : v(std::string(s)) {}
+  Value(bool b) : v(b) {}
+  Value(std::int64_t i) : v(i) {}
+  Value(int i) : v(static_cast<std::int64_t>(i)) {}
+  Value(double d) : v(d) {}
+  Value(ValueList l) : v(std::move(l)) {}
+  Value(ValueMap m) : v(std::move(m)) {}
+
+  bool is_null() const { return std::holds_alternative<std::monostate>(v); }
+  bool is_scalar() const { return !is_null() && !is_list() && !is_map(); }
+  bool is_list() const { return std::holds_alternative<ValueList>(v); }
+  bool is_map() const { return std::holds_alternative<ValueMap>(v); }
+  // Scalar rendered as text ("" for null/list/map): "true", "10", "1.5", "abc".
+  std::string as_string() const;
+  bool operator==(const Value&) const = default;
+};
+
+// Metadata: a map with case-insensitive lookup; keys keep their spelling for printing.
+class Metadata {
+ public:
+  std::vector<std::pair<std::string, Value>> entries;
+
+  bool empty() const { return entries.empty(); }
+  const Value* find(std::string_view key) const;  // case-insensitive
+  bool contains(std::string_view key) const { return find(key) != nullptr; }
+  // Sets (replacing a case-insensitively equal key, keeping its position) or appends.
+  void set(std::string key, Value value);
+  bool erase(std::string_view key);  // case-insensitive; true if something was removed
+
+  // Typed getters, following GOST's metadata conversion rules (spec/config.md §1):
+  // bool from true/false/1/0/t/f (any case) or non-zero int; int from decimal strings or numbers;
+  // durations from Go duration strings ("1m30s") or integers/numeric strings meaning seconds.
+  std::optional<std::string> get_string(std::string_view key) const;
+  std::optional<bool> get_bool(std::string_view key) const;
+  std::optional<std::int64_t> get_int(std::string_view key) const;
+  std::optional<std::chrono::nanoseconds> get_duration(std::string_view key) const;
+  // A list value, or a comma-separated string split into elements (whitespace trimmed).
+  std::optional<std::vector<std::string>> get_strings(std::string_view key) const;
+  bool operator==(const Metadata&) const = default;
+};
+
+struct Auth {
+  std::string username;
+  std::string password;
+  std::string file;
+  bool empty() const { return username.empty() && password.empty() && file.empty(); }
+  bool operator==(const Auth&) const = default;
+};
+
+struct TLSOptions {
+  std::string minVersion, maxVersion;
+  std::vector<std::string> cipherSuites, alpn;
+  bool empty() const {
+    return minVersion.empty() && maxVersion.empty() && cipherSuites.empty() && alpn.empty();
+  }
+  bool operator==(const TLSOptions&) const = default;
+};
+
+struct TLS {
+  std::string certFile, keyFile, caFile;
+  bool secure = false;
+  std::string serverName;
+  TLSOptions options;
+  std::chrono::nanoseconds validity{0};
+  std::string commonName, organization;
+  bool rejectUnknownSNI = false;
+  std::vector<std::string> serverNames;
+  bool operator==(const TLS&) const = default;
+};
+
+struct Selector {
+  std::string strategy;  // printed always (when the selector exists)
+  int maxFails = 0;
+  std::chrono::nanoseconds failTimeout{0};
+  bool operator==(const Selector&) const = default;
+};
+
+struct Handler {
+  std::string type;  // printed always
+  int retries = 0;
+  std::string chain;
+  std::string auther;
+  std::vector<std::string> authers;
+  std::optional<Auth> auth;
+  std::optional<TLS> tls;
+  Metadata metadata;
+  bool operator==(const Handler&) const = default;
+};
+
+struct Listener {
+  std::string type;  // printed always
+  std::string chain;
+  std::string auther;
+  std::vector<std::string> authers;
+  std::optional<Auth> auth;
+  std::optional<TLS> tls;
+  Metadata metadata;
+  bool operator==(const Listener&) const = default;
+};
+
+struct ForwardNode {
+  std::string name;
+  std::string addr;
+  std::string network;
+  Metadata metadata;
+  bool operator==(const ForwardNode&) const = default;
+};
+
+struct Forwarder {
+  std::string name;
+  std::string hop;
+  std::optional<Selector> selector;
+  std::vector<ForwardNode> nodes;  // printed always
+  bool operator==(const Forwarder&) const = default;
+};
+
+struct Service {
+  std::string name;  // printed always
+  std::string addr;
+  Handler handler;     // printed always (type defaults to "auto" when loaded without one)
+  Listener listener;   // printed always (type defaults to "tcp")
+  std::optional<Forwarder> forwarder;
+  Metadata metadata;
+  bool operator==(const Service&) const = default;
+};
+
+struct Connector {  // also used for dialer
+  std::string type;  // printed always
+  std::optional<Auth> auth;
+  std::optional<TLS> tls;
+  Metadata metadata;
+  bool operator==(const Connector&) const = default;
+};
+using Dialer = Connector;
+
+struct Node {
+  std::string name;  // printed always
+  std::string addr;
+  std::string network;
+  Connector connector;  // printed when the node is inline (not a reference)
+  Dialer dialer;
+  Metadata metadata;
+  bool operator==(const Node&) const = default;
+};
+
+struct Hop {
+  std::string name;  // printed always
+  std::optional<Selector> selector;
+  std::vector<Node> nodes;  // empty = reference to a top-level hop of the same name
+  Metadata metadata;
+  bool operator==(const Hop&) const = default;
+};
+
+struct Chain {
+  std::string name;       // printed always
+  std::vector<Hop> hops;  // printed always
+  Metadata metadata;
+  bool operator==(const Chain&) const = default;
+};
+
+struct Auther {
+  std::string name;  // printed always
+  std::vector<Auth> auths;
+  bool operator==(const Auther&) const = default;
+};
+
+struct Log {
+  std::string output;
+  std::string level;
+  std::string format;
+  bool empty() const { return output.empty() && level.empty() && format.empty(); }
+  bool operator==(const Log&) const = default;
+};
+
+struct Config {
+  std::vector<Service> services;  // printed always ("services: []" / "services": null)
+  std::vector<Chain> chains;
+  std::vector<Hop> hops;
+  std::vector<Auther> authers;
+  std::optional<TLS> tls;
+  std::optional<Log> log;
+  bool operator==(const Config&) const = default;
+
+  // Appends list sections, replaces single sections present in `other` (spec/cli.md §1.1 step 1).
+  void merge(Config other);
+};
+
+// A configuration error: one line naming the offending key, URL or value.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Go duration syntax: parse "1m30s", "300ms", "-1.5h"; format like Go's Duration.String() ("1m0s").
+std::optional<std::chrono::nanoseconds> parse_go_duration(std::string_view text);
+std::string format_go_duration(std::chrono::nanoseconds d);
+
+}  // namespace gost::config

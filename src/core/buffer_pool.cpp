@@ -1,0 +1,61 @@
+#include "core/buffer_pool.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace gost {
+namespace {
+
+constexpr std::size_t kMaxPooled = 32;
+constexpr int kPipeSize = 256 * 1024;
+
+struct ThreadPools {
+  std::vector<std::unique_ptr<char[]>> buffers;
+  std::vector<std::unique_ptr<Pipe>> pipes;
+};
+thread_local ThreadPools pools;
+
+}  // namespace
+
+RelayBuffer::RelayBuffer() {
+  if (!pools.buffers.empty()) {
+    data_ = std::move(pools.buffers.back());
+    pools.buffers.pop_back();
+  } else {
+    data_.reset(new char[kRelayBufferSize]);
+  }
+}
+
+RelayBuffer::~RelayBuffer() {
+  if (pools.buffers.size() < kMaxPooled) pools.buffers.push_back(std::move(data_));
+}
+
+Pipe::Pipe() {
+  if (::pipe2(fds_, O_NONBLOCK | O_CLOEXEC) != 0) {
+    fds_[0] = fds_[1] = -1;
+    return;
+  }
+  ::fcntl(fds_[1], F_SETPIPE_SZ, kPipeSize);  // best effort: larger pipes mean fewer syscalls
+}
+
+Pipe::~Pipe() {
+  if (fds_[0] >= 0) ::close(fds_[0]);
+  if (fds_[1] >= 0) ::close(fds_[1]);
+}
+
+std::unique_ptr<Pipe> acquire_pipe() {
+  if (!pools.pipes.empty()) {
+    auto p = std::move(pools.pipes.back());
+    pools.pipes.pop_back();
+    return p;
+  }
+  auto p = std::make_unique<Pipe>();
+  if (!p->ok()) return nullptr;
+  return p;
+}
+
+void release_pipe(std::unique_ptr<Pipe> p) {
+  if (p && p->pending == 0 && pools.pipes.size() < kMaxPooled) pools.pipes.push_back(std::move(p));
+}
+
+}  // namespace gost

@@ -1,0 +1,138 @@
+// The four component kinds of DESIGN.md §1 and their registries (name → factory, filled by static
+// registration so that adding a transport or protocol touches one folder and one line).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "config/model.hpp"
+#include "core/auth.hpp"
+#include "core/log.hpp"
+#include "core/stream.hpp"
+
+namespace gost {
+
+class Router;
+class Hop;
+
+// Per accepted stream: identity for logs and authentication results.
+struct ConnInfo {
+  std::string sid;
+  std::string remote;  // client address
+  std::string local;   // address the client connected to
+  std::string client_id;
+  log::Logger log;
+  std::uint64_t input_bytes = 0;   // from the client
+  std::uint64_t output_bytes = 0;  // to the client
+};
+
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  virtual awaitable<StreamPtr> accept(error_code& ec) = 0;
+  virtual void close() = 0;
+  virtual std::string bound_address() const = 0;  // e.g. "[::]:8080"
+  virtual std::string network() const { return "tcp"; }
+};
+
+struct ListenerOptions {
+  std::string addr;  // listen address as configured (":8080", "127.0.0.1:0", "[::1]:80")
+  config::Listener config;
+  const config::Metadata* service_metadata = nullptr;
+  log::Logger log;
+};
+// Called once per worker io_context; every worker's listener shares the address (SO_REUSEPORT).
+using ListenerFactory =
+    std::function<std::unique_ptr<Listener>(asio::io_context&, const ListenerOptions&)>;
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // Speaks the protocol on `stream` until done; closes it. Errors are reported by throwing.
+  virtual awaitable<void> handle(StreamPtr stream, ConnInfo& conn) = 0;
+};
+
+struct HandlerOptions {
+  std::string service;
+  config::Handler config;
+  config::Metadata service_metadata;
+  std::shared_ptr<Router> router;
+  std::shared_ptr<const Authenticator> auth;  // null = no authentication
+  std::shared_ptr<Hop> forwarder;             // fixed targets (port forwarding), may be null
+  log::Logger log;
+};
+using HandlerFactory = std::function<std::shared_ptr<Handler>(const HandlerOptions&)>;
+
+class Dialer {
+ public:
+  virtual ~Dialer() = default;
+  // Opens the transport to a node (only the first node of a route is dialed).
+  virtual awaitable<StreamPtr> dial(std::string_view addr, const log::Logger& log) = 0;
+  // Transport handshake over an existing stream (tls, ws ...); identity for plain transports.
+  virtual awaitable<StreamPtr> handshake(StreamPtr s, std::string_view addr) { co_return s; }
+};
+
+struct DialerOptions {
+  config::Dialer config;
+  std::string node_addr;
+};
+using DialerFactory = std::function<std::shared_ptr<Dialer>(const DialerOptions&)>;
+
+class Connector {
+ public:
+  virtual ~Connector() = default;
+  virtual awaitable<StreamPtr> handshake(StreamPtr s) { co_return s; }
+  // Asks the node at the other end of `s` to connect to `address`; returns the tunnel stream.
+  virtual awaitable<StreamPtr> connect(StreamPtr s, std::string_view network,
+                                       std::string_view address, const log::Logger& log) = 0;
+};
+
+struct ConnectorOptions {
+  config::Connector config;
+  std::string node_addr;
+};
+using ConnectorFactory = std::function<std::shared_ptr<Connector>(const ConnectorOptions&)>;
+
+template <class Factory>
+class Registry {
+ public:
+  static bool add(std::string name, Factory f) {
+    table().insert_or_assign(std::move(name), std::move(f));
+    return true;
+  }
+  static const Factory* find(std::string_view name) {
+    auto it = table().find(name);
+    return it == table().end() ? nullptr : &it->second;
+  }
+  static std::vector<std::string> names() {
+    std::vector<std::string> out;
+    for (auto& [k, v] : table()) out.push_back(k);
+    return out;
+  }
+
+ private:
+  static std::map<std::string, Factory, std::less<>>& table() {
+    static std::map<std::string, Factory, std::less<>> t;
+    return t;
+  }
+};
+
+using ListenerRegistry = Registry<ListenerFactory>;
+using HandlerRegistry = Registry<HandlerFactory>;
+using DialerRegistry = Registry<DialerFactory>;
+using ConnectorRegistry = Registry<ConnectorFactory>;
+
+#define GOST_CONCAT_INNER(a, b) a##b
+#define GOST_CONCAT(a, b) GOST_CONCAT_INNER(a, b)
+#define GOST_REGISTER(REGISTRY, NAME, FACTORY) \
+  static const bool GOST_CONCAT(gost_registered_, __COUNTER__) = REGISTRY::add(NAME, FACTORY)
+
+// Rejects metadata keys that GOST understands but this implementation does not (no option is
+// ever silently ignored). Throws config::ConfigError naming the key and `where`.
+void reject_unsupported(const config::Metadata& md, std::initializer_list<std::string_view> keys,
+                        std::string_view where);
+
+}  // namespace gost

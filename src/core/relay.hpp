@@ -1,0 +1,27 @@
+// Bidirectional relay between two Streams (DESIGN.md §3, spec/core.md §8): both directions run
+// concurrently; EOF on one side half-closes the other and gives the reverse direction a grace
+// period; an optional idle timeout ends a silent relay. Raw TCP on both sides moves data with
+// splice(2); otherwise a copy loop that holds a buffer only while bytes are in flight.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "core/stream.hpp"
+
+namespace gost {
+
+struct RelayOptions {
+  std::chrono::nanoseconds idle_timeout{0};  // 0 = none (GOST's default)
+  std::chrono::nanoseconds half_close_grace = std::chrono::seconds(10);
+};
+
+struct RelayStats {
+  std::uint64_t a_to_b = 0;  // bytes read from a and written to b
+  std::uint64_t b_to_a = 0;
+  bool spliced = false;
+};
+
+awaitable<RelayStats> relay(Stream& a, Stream& b, RelayOptions options = {});
+
+}  // namespace gost

@@ -1,0 +1,41 @@
+// Stream: one reliable, ordered, bidirectional byte stream with half-close (DESIGN.md §1). Handlers
+// and connectors only ever see Streams, never the transport under them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/asio.hpp"
+
+namespace gost {
+
+class Stream {
+ public:
+  virtual ~Stream() = default;
+  virtual asio::any_io_executor executor() = 0;
+
+  // Reads at least one byte; returns 0 with ec = asio::error::eof at the end of the stream.
+  virtual awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) = 0;
+  virtual awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) = 0;
+  // Resolves once a read would not block, without a buffer: an idle connection holds no memory
+  // for its data path. Streams without such a notion return at once.
+  virtual awaitable<void> wait_readable(error_code& ec) { co_return; }
+  // Half-close: no more writes (TCP FIN, TLS close_notify, END_STREAM ...); reading continues.
+  virtual awaitable<void> shutdown_write(error_code& ec) = 0;
+  // Aborts the stream: pending operations complete with an error.
+  virtual void close() = 0;
+
+  // The raw TCP socket when this stream is exactly one (enables the splice(2) relay path).
+  virtual tcp::socket* raw_tcp() { return nullptr; }
+  virtual std::string remote_address() const { return {}; }
+  virtual std::string local_address() const { return {}; }
+};
+using StreamPtr = std::unique_ptr<Stream>;
+
+// Writes the whole buffer (loops over write_some).
+awaitable<void> write_all(Stream& s, asio::const_buffer buf, error_code& ec);
+// Throwing variants for handshake code, where an error ends the connection anyway.
+awaitable<void> write_all(Stream& s, asio::const_buffer buf);
+awaitable<std::size_t> read_some(Stream& s, asio::mutable_buffer buf);
+
+}  // namespace gost

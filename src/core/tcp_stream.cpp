@@ -1,0 +1,59 @@
+#include "core/tcp_stream.hpp"
+
+#include <fmt/format.h>
+
+namespace gost {
+
+TcpStream::TcpStream(tcp::socket socket) : socket_(std::move(socket)) {
+  error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);
+}
+
+awaitable<std::size_t> TcpStream::read_some(asio::mutable_buffer buf, error_code& ec) {
+  auto [e, n] = co_await socket_.async_read_some(buf, use_nothrow);
+  ec = e;
+  co_return n;
+}
+
+awaitable<std::size_t> TcpStream::write_some(asio::const_buffer buf, error_code& ec) {
+  auto [e, n] = co_await socket_.async_write_some(buf, use_nothrow);
+  ec = e;
+  co_return n;
+}
+
+awaitable<void> TcpStream::wait_readable(error_code& ec) {
+  auto [e] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
+  ec = e;
+}
+
+awaitable<void> TcpStream::shutdown_write(error_code& ec) {
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  co_return;
+}
+
+void TcpStream::close() {
+  error_code ec;
+  socket_.close(ec);
+}
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+  auto addr = ep.address();
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+    addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+  if (addr.is_v6()) return fmt::format("[{}]:{}", addr.to_string(), ep.port());
+  return fmt::format("{}:{}", addr.to_string(), ep.port());
+}
+
+std::string TcpStream::remote_address() const {
+  error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  return ec ? std::string() : endpoint_text(ep);
+}
+
+std::string TcpStream::local_address() const {
+  error_code ec;
+  auto ep = socket_.local_endpoint(ec);
+  return ec ? std::string() : endpoint_text(ep);
+}
+
+}  // namespace gost

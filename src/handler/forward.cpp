@@ -1,0 +1,54 @@
+// Handlers "tcp" and "forward": port forwarding to the service's fixed targets (spec/cli.md §6),
+// directly or through the chain.
+#include <fmt/format.h>
+
+#include "chain/chain.hpp"
+#include "core/relay.hpp"
+
+namespace gost {
+namespace {
+
+class ForwardHandler final : public Handler {
+ public:
+  explicit ForwardHandler(const HandlerOptions& o) : opts_(o) {
+    if (!o.forwarder || o.forwarder->nodes().empty())
+      throw config::ConfigError(
+          fmt::format("{}: handler {} needs a forward target (e.g. tcp://:8080/host:port)",
+                      o.service, o.config.type));
+    idle_timeout_ = o.config.metadata.get_duration("idleTimeout").value_or(std::chrono::nanoseconds(0));
+  }
+
+  awaitable<void> handle(StreamPtr client, ConnInfo& conn) override {
+    auto node = opts_.forwarder->select(conn.remote);
+    conn.log = conn.log.with("dst", node->addr);
+    StreamPtr upstream;
+    try {
+      upstream = co_await opts_.router->dial("tcp", node->addr, conn);
+    } catch (const system_error&) {
+      node->marker.mark();
+      throw;
+    }
+    node->marker.reset();
+    auto start = std::chrono::steady_clock::now();
+    conn.log.info(fmt::format("{} <-> {}", conn.remote, node->addr));
+    auto stats = co_await relay(*client, *upstream, {.idle_timeout = idle_timeout_});
+    conn.input_bytes += stats.a_to_b;
+    conn.output_bytes += stats.b_to_a;
+    conn.log.info(fmt::format("{} >-< {}", conn.remote, node->addr),
+                  {{"duration", (std::chrono::steady_clock::now() - start).count()}});
+  }
+
+ private:
+  HandlerOptions opts_;
+  std::chrono::nanoseconds idle_timeout_{0};
+};
+
+HandlerFactory forward_factory() {
+  return [](const HandlerOptions& o) { return std::shared_ptr<Handler>(new ForwardHandler(o)); };
+}
+
+GOST_REGISTER(HandlerRegistry, "tcp", forward_factory());
+GOST_REGISTER(HandlerRegistry, "forward", forward_factory());
+
+}  // namespace
+}  // namespace gost

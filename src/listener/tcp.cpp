@@ -1,0 +1,103 @@
+// Listener "tcp": one SO_REUSEPORT acceptor per worker, so a connection stays on the worker that
+// accepted it (DESIGN.md §3).
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "core/address.hpp"
+#include "core/component.hpp"
+#include "core/tcp_stream.hpp"
+
+namespace gost {
+namespace {
+
+// ":8080" → all interfaces, dual stack; an IPv4 literal → IPv4 only; a name → its first address.
+tcp::endpoint listen_endpoint(const std::string& addr) {
+  auto hp = split_host_port(addr);
+  if (!hp) throw config::ConfigError(fmt::format("invalid listen address \"{}\"", addr));
+  unsigned port = 0;
+  if (!hp->port.empty()) {
+    auto [p, ec] = std::from_chars(hp->port.data(), hp->port.data() + hp->port.size(), port);
+    if (ec != std::errc() || p != hp->port.data() + hp->port.size() || port > 65535)
+      throw config::ConfigError(fmt::format("invalid port in listen address \"{}\"", addr));
+  }
+  if (hp->host.empty()) return {asio::ip::address_v6::any(), static_cast<unsigned short>(port)};
+  error_code ec;
+  auto ip = asio::ip::make_address(hp->host, ec);
+  if (!ec) return {ip, static_cast<unsigned short>(port)};
+  asio::io_context tmp;
+  tcp::resolver resolver(tmp);
+  auto results = resolver.resolve(hp->host, hp->port, ec);
+  if (ec || results.empty())
+    throw config::ConfigError(fmt::format("listen address \"{}\": cannot resolve host", addr));
+  return results.begin()->endpoint();
+}
+
+class TcpListener final : public Listener {
+ public:
+  TcpListener(asio::io_context& ctx, const ListenerOptions& o) : acceptor_(ctx) {
+    reject_unsupported(o.config.metadata, {"mptcp", "proxyProtocol"}, "listener tcp");
+    auto ep = listen_endpoint(o.addr);
+    acceptor_.open(ep.protocol());
+    if (ep.address().is_v6() && ep.address().is_unspecified())
+      acceptor_.set_option(asio::ip::v6_only(false));
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    int one = 1;
+    ::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    error_code ec;
+    acceptor_.bind(ep, ec);
+    if (ec) throw system_error(ec, fmt::format("listen tcp {}", o.addr));
+    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw system_error(ec, fmt::format("listen tcp {}", o.addr));
+    keepalive_ = o.config.metadata.get_bool("keepalive").value_or(false);
+  }
+
+  awaitable<StreamPtr> accept(error_code& ec) override {
+    auto [e, sock] = co_await acceptor_.async_accept(use_nothrow);
+    ec = e;
+    if (e) co_return nullptr;
+    if (keepalive_) sock.set_option(asio::socket_base::keep_alive(true), e);
+    co_return std::make_unique<TcpStream>(std::move(sock));
+  }
+
+  void close() override {
+    error_code ec;
+    acceptor_.close(ec);
+  }
+
+  std::string bound_address() const override {
+    error_code ec;
+    auto ep = acceptor_.local_endpoint(ec);
+    if (ec) return {};
+    if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
+    return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  }
+
+ private:
+  tcp::acceptor acceptor_;
+  bool keepalive_ = false;
+};
+
+GOST_REGISTER(ListenerRegistry, "tcp", [](asio::io_context& ctx, const ListenerOptions& o) {
+  return std::unique_ptr<Listener>(new TcpListener(ctx, o));
+});
+
+}  // namespace
+
+// Fails with EADDRINUSE when another socket (of any process) holds the address, which a bare
+// SO_REUSEPORT bind would not detect for sockets of the same user that also set it.
+void check_tcp_address_free(const std::string& addr) {
+  auto ep = listen_endpoint(addr);
+  if (ep.port() == 0) return;
+  asio::io_context tmp;
+  tcp::acceptor probe(tmp);
+  probe.open(ep.protocol());
+  if (ep.address().is_v6() && ep.address().is_unspecified())
+    probe.set_option(asio::ip::v6_only(false));
+  probe.set_option(tcp::acceptor::reuse_address(true));
+  error_code ec;
+  probe.bind(ep, ec);
+  if (ec) throw system_error(ec, fmt::format("listen tcp {}", addr));
+}
+
+}  // namespace gost

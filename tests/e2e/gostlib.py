@@ -1,0 +1,971 @@
+"""Shared helpers for the gost end-to-end tests.
+
+Every test file is run as ``/usr/bin/python3 tests/e2e/test_<topic>.py <gost-binary>``
+and calls :func:`main` which takes the binary path from ``sys.argv[1]``.
+
+Only the Python standard library is used.  Everything listens on / connects to
+127.0.0.1; every blocking operation is bounded by a timeout.
+"""
+
+import hashlib
+import http.server
+import os
+import shutil
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+GOST_BIN = None
+CURL = shutil.which("curl") or "/usr/bin/curl"
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT = 10.0
+STOP_GRACE = 5.0
+
+# Exact wire strings from the specification (http.md).
+RESP_407 = (b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+            b"Connection: close\r\n"
+            b"Proxy-Authenticate: Basic realm=\"gost\"\r\n"
+            b"\r\n")
+RESP_407_PC = (b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+               b"Connection: close\r\n"
+               b"Proxy-Authenticate: Basic realm=\"gost\"\r\n"
+               b"Proxy-Connection: close\r\n"
+               b"\r\n")
+RESP_200_CONNECT = b"HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\n"
+RESP_503_CONNECT = (b"HTTP/1.1 503 Service Unavailable\r\n"
+                    b"Connection: close\r\n"
+                    b"Proxy-Agent: gost/3.0\r\n"
+                    b"\r\n")
+RESP_503_FORWARD = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+
+CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE,
+                 signal.SIGILL, signal.SIGTRAP}
+
+
+def clean_env():
+    """Environment without proxy variables (curl would honour them)."""
+    env = dict(os.environ)
+    for k in list(env):
+        if k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                         "ftp_proxy", "socks_proxy"):
+            del env[k]
+    return env
+
+
+# --------------------------------------------------------------------------
+# ports
+# --------------------------------------------------------------------------
+
+def free_port():
+    """A currently free TCP port on 127.0.0.1 (bind port 0, read it, close)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def free_ports(n):
+    """n distinct free ports (all held open while picking so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((LOOPBACK, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def free_consecutive_ports(n, attempts=200):
+    """n consecutive free ports [p, p+n)."""
+    for _ in range(attempts):
+        base = free_port()
+        if base + n > 65535:
+            continue
+        held = []
+        ok = True
+        try:
+            for p in range(base, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    s.bind((LOOPBACK, p))
+                except OSError:
+                    s.close()
+                    ok = False
+                    break
+                held.append(s)
+        finally:
+            for s in held:
+                s.close()
+        if ok:
+            return list(range(base, base + n))
+    raise RuntimeError("could not find %d consecutive free ports" % n)
+
+
+def wait_port(port, timeout=START_TIMEOUT, proc=None, host=LOOPBACK):
+    """Wait until host:port accepts a TCP connection. Returns True/False."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            s = socket.create_connection((host, port), timeout=0.5)
+            s.close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def port_closed_for_connect(port, host=LOOPBACK):
+    try:
+        s = socket.create_connection((host, port), timeout=1)
+        s.close()
+        return False
+    except OSError:
+        return True
+
+
+# --------------------------------------------------------------------------
+# the gost process
+# --------------------------------------------------------------------------
+
+class GostProcess:
+    """A gost subprocess with stdout/stderr captured to temp files."""
+
+    def __init__(self, args, name="gost"):
+        if GOST_BIN is None:
+            raise RuntimeError("gost binary path not set (call gostlib.main())")
+        self.args = [GOST_BIN] + list(args)
+        self.name = name
+        self.tmpdir = tempfile.mkdtemp(prefix="gost-e2e-")
+        self.out_path = os.path.join(self.tmpdir, "stdout")
+        self.err_path = os.path.join(self.tmpdir, "stderr")
+        self._out = open(self.out_path, "wb")
+        self._err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=self._err,
+                                     env=clean_env(), cwd=self.tmpdir)
+        self.exit_before_stop = None  # returncode if it died on its own
+        self.expected_exit = False    # set by tests that make it exit on purpose
+        self.stopped = False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def poll(self):
+        return self.proc.poll()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait_exit(self, timeout):
+        """Wait for the process to exit on its own; returns returncode or None."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after STOP_GRACE seconds. Returns returncode."""
+        if self.stopped:
+            return self.proc.returncode
+        self.stopped = True
+        rc = self.proc.poll()
+        if rc is not None:
+            self.exit_before_stop = rc
+        else:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                try:
+                    self.proc.kill()
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=STOP_GRACE)
+        self._out.close()
+        self._err.close()
+        return self.proc.returncode
+
+    def stderr_text(self):
+        try:
+            self._err.flush()
+        except ValueError:
+            pass
+        with open(self.err_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stdout_text(self):
+        try:
+            self._out.flush()
+        except ValueError:
+            pass
+        with open(self.out_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def diagnostics(self, limit=6000):
+        err = self.stderr_text()
+        out = self.stdout_text()
+        if len(err) > limit:
+            err = "...(truncated)...\n" + err[-limit:]
+        if len(out) > limit:
+            out = "...(truncated)...\n" + out[-limit:]
+        return ("---- %s pid=%s rc=%s args=%r\n---- stdout:\n%s\n---- stderr:\n%s\n"
+                % (self.name, self.proc.pid, self.proc.returncode, self.args, out, err))
+
+    def cleanup_files(self):
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def run_gost(args, timeout=15, input_bytes=None):
+    """Run gost to completion (e.g. -O yaml, -V). Returns CompletedProcess (bytes)."""
+    return subprocess.run([GOST_BIN] + list(args), input=input_bytes,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout, env=clean_env(),
+                          stdin=None if input_bytes is not None else subprocess.DEVNULL)
+
+
+def describe_rc(rc):
+    if rc is None:
+        return "still running"
+    if rc < 0:
+        try:
+            return "killed by signal %s" % signal.Signals(-rc).name
+        except ValueError:
+            return "killed by signal %d" % -rc
+    return "exit status %d" % rc
+
+
+# --------------------------------------------------------------------------
+# test base class
+# --------------------------------------------------------------------------
+
+class GostTestCase(unittest.TestCase):
+    """Starts gost processes, always stops them, prints their logs on failure."""
+
+    def run(self, result=None):
+        if result is None:
+            result = self.defaultTestResult()
+        self._gost_procs = []
+        before = len(result.failures) + len(result.errors)
+        try:
+            return super().run(result)
+        finally:
+            after = len(result.failures) + len(result.errors)
+            for p in self._gost_procs:
+                p.stop()
+                if after > before:
+                    sys.stderr.write(p.diagnostics())
+                p.cleanup_files()
+
+    def start_gost(self, *args, port=None, ports=None, name="gost", wait=True,
+                   expect_running=True):
+        """Start gost with the given arguments; wait until port(s) accept."""
+        p = GostProcess(args, name=name)
+        self._gost_procs.append(p)
+        self.addCleanup(self._stop_gost, p, expect_running)
+        waits = []
+        if port is not None:
+            waits.append(port)
+        if ports:
+            waits.extend(ports)
+        if wait:
+            for prt in waits:
+                if not wait_port(prt, START_TIMEOUT, proc=p.proc):
+                    rc = p.poll()
+                    p.expected_exit = True  # already reported here
+                    self.fail("%s did not start listening on 127.0.0.1:%d within %.0fs (%s)\n%s"
+                              % (name, prt, START_TIMEOUT, describe_rc(rc), p.diagnostics()))
+        return p
+
+    def _stop_gost(self, p, expect_running):
+        if p.stopped:  # stopped on purpose by the test itself
+            expect_running = False
+        was = p.poll()
+        rc = p.stop()
+        if expect_running and not p.expected_exit and was is not None:
+            raise AssertionError("%s died during the test (%s) — it must keep running\n%s"
+                                 % (p.name, describe_rc(was), p.diagnostics()))
+        if rc is not None and rc < 0 and -rc in CRASH_SIGNALS:
+            raise AssertionError("%s crashed (%s)\n%s" % (p.name, describe_rc(rc), p.diagnostics()))
+
+    def assertAlive(self, p):
+        rc = p.poll()
+        if rc is not None:
+            self.fail("%s is no longer running (%s)\n%s" % (p.name, describe_rc(rc), p.diagnostics()))
+
+    def write_file(self, name, text):
+        d = tempfile.mkdtemp(prefix="gost-e2e-cfg-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start_server(self, server):
+        """Register a helper server for shutdown at cleanup; returns it."""
+        self.addCleanup(server.close)
+        return server
+
+
+# --------------------------------------------------------------------------
+# curl
+# --------------------------------------------------------------------------
+
+class CurlResult:
+    def __init__(self, rc, body, meta, stderr):
+        self.rc = rc
+        self.body = body
+        self.meta = meta          # dict from -w
+        self.stderr = stderr
+
+    @property
+    def http_code(self):
+        return self.meta.get("http_code")
+
+    @property
+    def http_connect(self):
+        return self.meta.get("http_connect")
+
+    def __repr__(self):
+        return ("CurlResult(rc=%r, meta=%r, body=%r, stderr=%r)"
+                % (self.rc, self.meta, self.body[:300], self.stderr[-600:]))
+
+
+def curl(url, proxy=None, tunnel=False, timeout=10, extra=()):
+    """Run curl; returns CurlResult with exact body bytes."""
+    tmpd = tempfile.mkdtemp(prefix="gost-e2e-curl-")
+    body_path = os.path.join(tmpd, "body")
+    try:
+        cmd = [CURL, "-sS", "--max-time", str(timeout), "--connect-timeout", "5",
+               "-o", body_path,
+               "-w", "http_code=%{http_code}\\nhttp_connect=%{http_connect}\\n"]
+        if proxy:
+            cmd += ["-x", proxy]
+        if tunnel:
+            cmd += ["-p"]
+        cmd += list(extra)
+        cmd.append(url)
+        cp = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, timeout=timeout + 10, env=clean_env())
+        meta = {}
+        for line in cp.stdout.decode("utf-8", "replace").splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                meta[k] = v
+        body = b""
+        if os.path.exists(body_path):
+            with open(body_path, "rb") as f:
+                body = f.read()
+        return CurlResult(cp.returncode, body, meta, cp.stderr.decode("utf-8", "replace"))
+    finally:
+        shutil.rmtree(tmpd, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# raw socket helpers
+# --------------------------------------------------------------------------
+
+def connect(port, timeout=10.0, host=LOOPBACK):
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def recv_exact(sock, n, timeout=10.0):
+    """Read exactly n bytes (or fewer if the peer closes). Bounded by timeout."""
+    deadline = time.monotonic() + timeout
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(min(65536, n - len(buf)))
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_until_close(sock, timeout=10.0, limit=64 * 1024 * 1024):
+    """Read until EOF. Returns (data, closed, elapsed).
+
+    closed is True if EOF or a reset was seen within timeout, False on timeout.
+    """
+    start = time.monotonic()
+    deadline = start + timeout
+    buf = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return bytes(buf), False, time.monotonic() - start
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return bytes(buf), False, time.monotonic() - start
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+            return bytes(buf), True, time.monotonic() - start
+        if not chunk:
+            return bytes(buf), True, time.monotonic() - start
+        buf += chunk
+        if len(buf) > limit:
+            return bytes(buf), False, time.monotonic() - start
+
+
+def recv_http_head(sock, timeout=10.0, limit=1 << 20):
+    """Read up to and including CRLFCRLF. Returns (head, rest)."""
+    deadline = time.monotonic() + timeout
+    buf = bytearray()
+    while b"\r\n\r\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timeout reading HTTP head; got %r" % bytes(buf[:500]))
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EOFError("EOF while reading HTTP head; got %r" % bytes(buf[:500]))
+        buf += chunk
+        if len(buf) > limit:
+            raise ValueError("HTTP head too large")
+    i = buf.index(b"\r\n\r\n") + 4
+    return bytes(buf[:i]), bytes(buf[i:])
+
+
+class HTTPResponseReader:
+    """Minimal HTTP/1.1 response reader over a raw socket (keeps extra bytes)."""
+
+    def __init__(self, sock, timeout=10.0):
+        self.sock = sock
+        self.timeout = timeout
+        self.buf = bytearray()
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timeout; buffered %r" % bytes(self.buf[:300]))
+        self.sock.settimeout(left)
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("EOF; buffered %r" % bytes(self.buf[:300]))
+        self.buf += chunk
+
+    def _read_line(self, deadline):
+        while b"\r\n" not in self.buf:
+            self._fill(deadline)
+        i = self.buf.index(b"\r\n")
+        line = bytes(self.buf[:i])
+        del self.buf[:i + 2]
+        return line
+
+    def _read_n(self, n, deadline):
+        while len(self.buf) < n:
+            self._fill(deadline)
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def read_response(self):
+        """Returns (status_code, status_line, headers(list of (k,v)), body, raw_body, chunked)."""
+        deadline = time.monotonic() + self.timeout
+        while b"\r\n\r\n" not in self.buf:
+            self._fill(deadline)
+        status_line = self._read_line(deadline).decode("latin-1")
+        headers = []
+        while True:
+            line = self._read_line(deadline)
+            if line == b"":
+                break
+            k, _, v = line.decode("latin-1").partition(":")
+            headers.append((k.strip(), v.strip()))
+        hmap = {k.lower(): v for k, v in headers}
+        code = int(status_line.split(" ")[1])
+        body = b""
+        raw = b""
+        chunked = "chunked" in hmap.get("transfer-encoding", "").lower()
+        if chunked:
+            parts = []
+            rawparts = []
+            while True:
+                szline = self._read_line(deadline)
+                rawparts.append(szline + b"\r\n")
+                size = int(szline.split(b";")[0].strip(), 16)
+                if size == 0:
+                    # trailers until empty line
+                    while True:
+                        t = self._read_line(deadline)
+                        rawparts.append(t + b"\r\n")
+                        if t == b"":
+                            break
+                    break
+                data = self._read_n(size, deadline)
+                crlf = self._read_n(2, deadline)
+                rawparts.append(data + crlf)
+                parts.append(data)
+            body = b"".join(parts)
+            raw = b"".join(rawparts)
+        elif "content-length" in hmap:
+            body = self._read_n(int(hmap["content-length"]), deadline)
+            raw = body
+        elif code in (204, 304) or 100 <= code < 200:
+            body = b""
+        else:
+            # close-delimited
+            while True:
+                try:
+                    self._fill(deadline)
+                except EOFError:
+                    break
+            body = bytes(self.buf)
+            raw = body
+            self.buf.clear()
+        return code, status_line, headers, body, raw, chunked
+
+
+def http_connect(proxy_port, target, auth_header=None, timeout=10.0, extra=b""):
+    """Open a CONNECT tunnel; returns (sock, response_bytes_of_expected_len_or_head)."""
+    s = connect(proxy_port, timeout)
+    req = "CONNECT %s HTTP/1.1\r\nHost: %s\r\n" % (target, target)
+    if auth_header:
+        req += "Proxy-Authorization: %s\r\n" % auth_header
+    req += "\r\n"
+    s.sendall(req.encode() + extra)
+    return s
+
+
+def basic(user, password):
+    import base64
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+# --------------------------------------------------------------------------
+# helper servers
+# --------------------------------------------------------------------------
+
+class _ThreadingTCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+
+class _BaseServer:
+    def __init__(self, handler_cls, port=0):
+        self.server = _ThreadingTCPServer((LOOPBACK, port), handler_cls)
+        self.server.owner = self
+        self.port = self.server.server_address[1]
+        self.addr = "%s:%d" % (LOOPBACK, self.port)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        try:
+            self.server.shutdown()
+        finally:
+            self.server.server_close()
+
+
+class _EchoHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        s = self.request
+        s.settimeout(60)
+        owner = self.server.owner
+        with owner.lock:
+            owner.connections += 1
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                s.sendall(data)
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        except OSError:
+            pass
+
+
+class EchoServer(_BaseServer):
+    """Echoes everything; on EOF shuts down its write side."""
+
+    def __init__(self, port=0):
+        self.lock = threading.Lock()
+        self.connections = 0
+        super().__init__(_EchoHandler, port)
+
+
+class _DuplexHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        owner = self.server.owner
+        s = self.request
+        s.settimeout(120)
+        payload = os.urandom(owner.send_size)
+        sent_hash = hashlib.sha256(payload).hexdigest()
+        rec = {"sent_sha": sent_hash, "sent_len": len(payload), "recv_sha": None,
+               "recv_len": 0, "error": None}
+        err = []
+
+        def sender():
+            try:
+                view = memoryview(payload)
+                off = 0
+                while off < len(view):
+                    n = s.send(view[off:off + 65536])
+                    off += n
+            except OSError as e:
+                err.append("send: %r" % e)
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        h = hashlib.sha256()
+        total = 0
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                h.update(d)
+                total += len(d)
+        except OSError as e:
+            err.append("recv: %r" % e)
+        t.join(120)
+        rec["recv_sha"] = h.hexdigest()
+        rec["recv_len"] = total
+        rec["error"] = "; ".join(err) or None
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        with owner.lock:
+            owner.records.append(rec)
+            owner.cond.notify_all()
+
+
+class DuplexServer(_BaseServer):
+    """On each connection: sends send_size random bytes while reading until EOF.
+
+    Records sha256 of sent and received data per connection.
+    """
+
+    def __init__(self, send_size):
+        self.send_size = send_size
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.records = []
+        super().__init__(_DuplexHandler)
+
+    def wait_record(self, pred, timeout=30):
+        """First record satisfying pred (or None after timeout)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for r in self.records:
+                    if pred(r):
+                        return r
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+
+    def wait_records(self, n, timeout=30):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.records) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(left)
+            return list(self.records)
+
+
+class _ReplyAfterEOFHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        owner = self.server.owner
+        s = self.request
+        s.settimeout(60)
+        h = hashlib.sha256()
+        total = 0
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                h.update(d)
+                total += len(d)
+            digest = h.digest()
+            with owner.lock:
+                owner.received.append((total, h.hexdigest()))
+            reply = owner.reply
+            s.sendall(digest + reply)
+            s.shutdown(socket.SHUT_WR)
+            # drain anything (nothing expected) until the peer closes
+            try:
+                s.settimeout(5)
+                while s.recv(65536):
+                    pass
+            except OSError:
+                pass
+        except OSError:
+            pass
+
+
+class ReplyAfterEOFServer(_BaseServer):
+    """Reads until EOF, then sends sha256(received) (32 bytes) + reply and closes."""
+
+    def __init__(self, reply, port=0):
+        self.reply = reply
+        self.lock = threading.Lock()
+        self.received = []
+        super().__init__(_ReplyAfterEOFHandler, port)
+
+
+class _OriginHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "origin/1.0"
+    sys_version = ""
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _record(self):
+        owner = self.server.owner
+        with owner.lock:
+            owner.requests.append({
+                "method": self.command,
+                "path": self.path,
+                "headers": list(self.headers.items()),
+                "client": self.client_address,
+            })
+
+    def do_GET(self):
+        self._record()
+        owner = self.server.owner
+        if self.path.startswith("/chunked"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "keep-alive")
+            self.end_headers()
+            for part in owner.chunks:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+                time.sleep(0.02)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            return
+        if self.path.startswith("/big"):
+            body = owner.big
+        elif self.path.startswith("/path"):
+            body = ("path=%s" % self.path).encode()
+        else:
+            body = owner.body
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "keep-alive")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_HEAD(self):
+        self._record()
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class _ThreadingHTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+
+class OriginServer:
+    """Threaded HTTP/1.1 origin on 127.0.0.1:0.
+
+    /            -> 200, body = self.body, Content-Length, Connection: keep-alive
+    /path...     -> 200, body = b"path=<request path>"
+    /chunked     -> 200, Transfer-Encoding: chunked, body = b"".join(self.chunks)
+    /big         -> 200, body = self.big (1 MiB random)
+    """
+
+    BODY = b"Hello from the origin server!\n"
+    CHUNKS = [b"first chunk|", b"second, somewhat longer chunk|" * 3, b"x" * 5000, b"|end\n"]
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = []
+        self.body = self.BODY
+        self.chunks = list(self.CHUNKS)
+        self.big = os.urandom(1 << 20)
+        self.server = _ThreadingHTTPServer((LOOPBACK, 0), _OriginHandler)
+        self.server.owner = self
+        self.port = self.server.server_address[1]
+        self.addr = "%s:%d" % (LOOPBACK, self.port)
+        self.url = "http://%s/" % self.addr
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    @property
+    def chunked_body(self):
+        return b"".join(self.chunks)
+
+    def close(self):
+        try:
+            self.server.shutdown()
+        finally:
+            self.server.server_close()
+
+
+class TapProxy:
+    """A TCP relay 127.0.0.1:port -> 127.0.0.1:target that records the first
+    bytes sent by each client (to check what a hop sends to the next)."""
+
+    def __init__(self, target_port, record_limit=4096):
+        self.target_port = target_port
+        self.record_limit = record_limit
+        self.lock = threading.Lock()
+        self.captures = []
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((LOOPBACK, 0))
+        self.lsock.listen(128)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self._stop = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        cap = bytearray()
+        with self.lock:
+            self.captures.append(cap)
+        try:
+            u = socket.create_connection((LOOPBACK, self.target_port), timeout=10)
+        except OSError:
+            c.close()
+            return
+        c.settimeout(60)
+        u.settimeout(60)
+
+        def pump(src, dst, record):
+            try:
+                while True:
+                    d = src.recv(65536)
+                    if not d:
+                        break
+                    if record and len(cap) < self.record_limit:
+                        with self.lock:
+                            cap.extend(d[: self.record_limit - len(cap)])
+                    dst.sendall(d)
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+            except OSError:
+                try:
+                    dst.close()
+                    src.close()
+                except OSError:
+                    pass
+
+        t = threading.Thread(target=pump, args=(u, c, False), daemon=True)
+        t.start()
+        pump(c, u, True)
+        t.join(60)
+        for x in (c, u):
+            try:
+                x.close()
+            except OSError:
+                pass
+
+    def wait_capture(self, min_len, index=0, timeout=5):
+        """Bytes captured on connection #index once at least min_len arrived."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.captures) > index and len(self.captures[index]) >= min_len:
+                    return bytes(self.captures[index])
+            time.sleep(0.02)
+        with self.lock:
+            return bytes(self.captures[index]) if len(self.captures) > index else b""
+
+    def wait_capture_prefix(self, prefix, timeout=5):
+        """Bytes captured on the first connection whose data starts with prefix
+        (or, after timeout, the longest capture seen, for the error message)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                for c in self.captures:
+                    if bytes(c[:len(prefix)]) == prefix:
+                        return bytes(c)
+                if time.monotonic() >= deadline:
+                    return max((bytes(c) for c in self.captures), key=len, default=b"")
+            time.sleep(0.02)
+
+    def first_capture(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.captures and b"\r\n\r\n" in self.captures[0]:
+                    return bytes(self.captures[0])
+            time.sleep(0.02)
+        with self.lock:
+            return bytes(self.captures[0]) if self.captures else b""
+
+    def close(self):
+        self._stop = True
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+
+
+def sha256(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------
+
+def main():
+    global GOST_BIN
+    if len(sys.argv) < 2:
+        sys.stderr.write("usage: %s <path-to-gost-binary> [unittest args]\n" % sys.argv[0])
+        sys.exit(2)
+    GOST_BIN = os.path.abspath(sys.argv[1])
+    if not (os.path.isfile(GOST_BIN) and os.access(GOST_BIN, os.X_OK)):
+        sys.stderr.write("gost binary not found or not executable: %s\n" % GOST_BIN)
+        sys.exit(1)
+    unittest.main(module="__main__", argv=[sys.argv[0]] + sys.argv[2:])
