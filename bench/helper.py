@@ -20,6 +20,7 @@ import os
 import random
 import re
 import signal
+import statistics
 import socket
 import sys
 import time
@@ -246,6 +247,7 @@ def cmd_report(args):
         meta = json.load(f)
     order = meta.get("scenarios", [])
     res = {s: {} for s in order}
+    samples = {}
     errors = []
     with open(tsv) as f:
         for line in f:
@@ -258,15 +260,25 @@ def cmd_report(args):
                 continue
             res.setdefault(scen, {})
             try:
-                res[scen][key] = float(val)
+                samples.setdefault(scen, {}).setdefault(key, []).append(float(val))
             except ValueError:
                 res[scen][key] = val
+    # A key recorded several times (--repeat N) is reported as the median of its samples;
+    # wrk_errors is summed. All samples go to the JSON.
+    for scen, keys in samples.items():
+        for key, vals in keys.items():
+            if key == "wrk_errors":
+                res[scen][key] = float(sum(vals))
+            else:
+                res[scen][key] = statistics.median(vals)
+            if len(vals) > 1:
+                res[scen].setdefault("samples", {})[key] = vals
     for s, r in res.items():
         for k, _, _ in METRICS:
             r.setdefault(k, None)
     # ratios vs direct
     direct = res.get("direct", {})
-    for s, r in res.items():
+    for s, r in list(res.items()):
         for k in ("gbps_1", "gbps_8"):
             d = direct.get(k)
             v = r.get(k)

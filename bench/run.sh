@@ -2,7 +2,7 @@
 # Loopback benchmark for gost: throughput (iperf3), CPU efficiency, new connections per second
 # (wrk + nginx) and memory per idle tunnelled connection. See bench/README.md.
 #
-#   bench/run.sh [--quick] [--only direct,tcp,...] [--no-build] [--out FILE]
+#   bench/run.sh [--quick] [--repeat N] [--only direct,tcp,...] [--no-build] [--out FILE]
 #   GOST=/path/to/gost bench/run.sh
 #
 # Everything listens on 127.0.0.1 on ports picked at run time; only processes started by this
@@ -55,6 +55,7 @@ scenario_http() {
 # Options
 # ------------------------------------------------------------------------------------------------
 QUICK=0
+REPEAT=1
 NO_BUILD=0
 ONLY=""
 OUT="$HERE/results/latest.json"
@@ -62,6 +63,8 @@ usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
+    --repeat) shift; REPEAT=${1:-} ;;
+    --repeat=*) REPEAT=${1#--repeat=} ;;
     --no-build) NO_BUILD=1 ;;
     --only) shift; ONLY=${1:-} ;;
     --only=*) ONLY=${1#--only=} ;;
@@ -80,6 +83,7 @@ if [ -n "$ONLY" ]; then
   SCENARIOS=("${SEL[@]}")
 fi
 
+case "$REPEAT" in ''|*[!0-9]*|0) echo "--repeat needs a positive integer" >&2; exit 2 ;; esac
 if [ "$QUICK" = 1 ]; then DUR=2; IDLE_N=200; else DUR=5; IDLE_N=1000; fi
 WRK_THREADS=2
 WRK_CONNS=50
@@ -320,8 +324,10 @@ measure_iperf() {
   srv=$LAST_PID
   if ! wait_listen "$port" "$srv"; then step_failed "iperf3: start server"; stop_pid "$srv"; return 1; fi
   if ! start_scenario "$CUR_SCEN" "$port"; then step_failed "iperf3: start scenario"; stop_scenario; stop_pid "$srv"; return 1; fi
+  local rep
   for n in 1 8; do
-    out="$TMP/iperf-$CUR_SCEN-P$n.json"
+   for rep in $(seq 1 "$REPEAT"); do
+    out="$TMP/iperf-$CUR_SCEN-P$n-$rep.json"
     log "[$CUR_SCEN] iperf3 -P $n -t $DUR via port $ENTRY_PORT"
     c0=$(cpu_of "${SCEN_PIDS[@]}") || { fail_msg "cannot read CPU time"; step_failed "iperf3 -P $n: cpu before"; continue; }
     timeout -k 5 $((DUR + 20)) iperf3 -c 127.0.0.1 -p "$ENTRY_PORT" -t "$DUR" -P "$n" -J >"$out" 2>"$out.err"
@@ -350,6 +356,7 @@ measure_iperf() {
       log "[$CUR_SCEN]   $gbit Gbit/s"
     fi
     sleep 0.5
+   done
   done
   stop_scenario
   stop_pid "$srv"
@@ -366,21 +373,25 @@ measure_wrk() {
       step_failed "wrk: sanity request"; stop_scenario; return 1
     fi
   fi
-  out="$TMP/wrk-$CUR_SCEN.txt"
-  log "[$CUR_SCEN] wrk -t$WRK_THREADS -c$WRK_CONNS -d${DUR}s (Connection: close) via port $ENTRY_PORT"
-  timeout -k 5 $((DUR + 30)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --timeout 5s \
-    -H 'Connection: close' "http://127.0.0.1:$ENTRY_PORT/" >"$out" 2>&1
-  local rc=$?
-  if ! parsed=$("$PY" "$HELPER" wrk "$out" 2>"$TMP/wrk.err"); then
-    fail_msg "rc=$rc $(cat "$TMP/wrk.err") $(tail -n 3 "$out" | tr '\n' ' ')"
-    step_failed "wrk"; stop_scenario; return 1
-  fi
-  read -r rps errs <<<"$parsed"
-  record conn_per_s "$rps"
-  record wrk_errors "$errs"
-  scen_alive || step_failed "wrk: gost alive after run"
-  log "[$CUR_SCEN]   $rps req/s ($errs errors)"
-  [ "$errs" -gt 0 ] && log "[$CUR_SCEN]   WARNING: wrk reported $errs socket errors / non-2xx responses"
+  local rep rc
+  for rep in $(seq 1 "$REPEAT"); do
+    out="$TMP/wrk-$CUR_SCEN-$rep.txt"
+    log "[$CUR_SCEN] wrk -t$WRK_THREADS -c$WRK_CONNS -d${DUR}s (Connection: close) via port $ENTRY_PORT"
+    timeout -k 5 $((DUR + 30)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --timeout 5s \
+      -H 'Connection: close' "http://127.0.0.1:$ENTRY_PORT/" >"$out" 2>&1
+    rc=$?
+    if ! parsed=$("$PY" "$HELPER" wrk "$out" 2>"$TMP/wrk.err"); then
+      fail_msg "rc=$rc $(cat "$TMP/wrk.err") $(tail -n 3 "$out" | tr '\n' ' ')"
+      step_failed "wrk"; stop_scenario; return 1
+    fi
+    read -r rps errs <<<"$parsed"
+    record conn_per_s "$rps"
+    record wrk_errors "$errs"
+    if ! scen_alive; then step_failed "wrk: gost alive after run"; stop_scenario; return 1; fi
+    log "[$CUR_SCEN]   $rps req/s ($errs errors)"
+    [ "$errs" -gt 0 ] && log "[$CUR_SCEN]   WARNING: wrk reported $errs socket errors / non-2xx responses"
+    [ "$rep" -lt "$REPEAT" ] && sleep 1
+  done
   stop_scenario
 }
 
@@ -487,7 +498,7 @@ CUR_SCEN="report"
 mkdir -p "$(dirname "$OUT")"
 META="$TMP/meta.json"
 SCEN_LIST="${SCENARIOS[*]}" GOST_BIN="${GOST:-}" GOST_VERSION="$GOST_VERSION" BUILD_TYPE="$BUILD_TYPE" \
-DUR="$DUR" IDLE_N="$IDLE_N" QUICK="$QUICK" WRK_THREADS="$WRK_THREADS" WRK_CONNS="$WRK_CONNS" \
+DUR="$DUR" IDLE_N="$IDLE_N" QUICK="$QUICK" REPEAT="$REPEAT" WRK_THREADS="$WRK_THREADS" WRK_CONNS="$WRK_CONNS" \
 GOST_CMDS="$(cat "$TMP/gost-cmds.txt" 2>/dev/null)" \
 "$PY" - "$META" <<'EOF'
 import json, os, platform, sys, time
@@ -506,6 +517,7 @@ meta = {
     "gost": {"binary": env["GOST_BIN"] or None, "version": env["GOST_VERSION"] or None,
              "build_type": env["BUILD_TYPE"] or None},
     "quick": env["QUICK"] == "1",
+    "repeat": int(env["REPEAT"]),
     "params": {"iperf3_seconds": int(env["DUR"]), "wrk": "-t%s -c%s -d%ss -H 'Connection: close'" % (
         env["WRK_THREADS"], env["WRK_CONNS"], env["DUR"]), "idle_connections": int(env["IDLE_N"])},
     "scenarios": env["SCEN_LIST"].split(),

@@ -126,6 +126,8 @@ int main(int argc, char** argv) {
     raise_fd_limit();
     app::Program program(cfg, worker_count());
     program.run();
+    std::fflush(stderr);
+    std::_Exit(0);  // connections still open are dropped by the kernel; no teardown races
   } catch (const std::exception& e) {
     fatal(e.what());
   }

@@ -58,11 +58,16 @@ std::string to_string(const YAML::Node& n, const std::string& path) {
   if (!n.IsScalar()) fail(path, "expected a string");
   const Scalar s = scalar_of(n);
   switch (s.kind) {
-    case PlainKind::Null: return {};
-    case PlainKind::Bool: return s.value.b ? "1" : "0";
-    case PlainKind::Int: return std::to_string(s.value.i);
-    case PlainKind::Float: return detail::go_format_float(s.value.f, 'f');
-    default: return s.text;
+    case PlainKind::Null:
+      return {};
+    case PlainKind::Bool:
+      return s.value.b ? "1" : "0";
+    case PlainKind::Int:
+      return std::to_string(s.value.i);
+    case PlainKind::Float:
+      return detail::go_format_float(s.value.f, 'f');
+    default:
+      return s.text;
   }
 }
 
@@ -71,11 +76,16 @@ std::int64_t to_int(const YAML::Node& n, const std::string& path) {
   if (!n.IsScalar()) fail(path, "expected an integer");
   const Scalar s = scalar_of(n);
   switch (s.kind) {
-    case PlainKind::Null: return 0;
-    case PlainKind::Bool: return s.value.b ? 1 : 0;
-    case PlainKind::Int: return s.value.i;
-    case PlainKind::Float: return static_cast<std::int64_t>(s.value.f);
-    default: break;
+    case PlainKind::Null:
+      return 0;
+    case PlainKind::Bool:
+      return s.value.b ? 1 : 0;
+    case PlainKind::Int:
+      return s.value.i;
+    case PlainKind::Float:
+      return static_cast<std::int64_t>(s.value.f);
+    default:
+      break;
   }
   if (s.text.empty()) return 0;
   if (auto v = detail::go_parse_int_base0(s.text)) return *v;
@@ -87,11 +97,16 @@ bool to_bool(const YAML::Node& n, const std::string& path) {
   if (!n.IsScalar()) fail(path, "expected a boolean");
   const Scalar s = scalar_of(n);
   switch (s.kind) {
-    case PlainKind::Null: return false;
-    case PlainKind::Bool: return s.value.b;
-    case PlainKind::Int: return s.value.i != 0;
-    case PlainKind::Float: return s.value.f != 0;
-    default: break;
+    case PlainKind::Null:
+      return false;
+    case PlainKind::Bool:
+      return s.value.b;
+    case PlainKind::Int:
+      return s.value.i != 0;
+    case PlainKind::Float:
+      return s.value.f != 0;
+    default:
+      break;
   }
   if (s.text.empty()) return false;
   if (auto v = detail::go_parse_bool(s.text)) return *v;
@@ -104,10 +119,14 @@ std::chrono::nanoseconds to_duration(const YAML::Node& n, const std::string& pat
   if (!n.IsScalar()) fail(path, "expected a duration");
   const Scalar s = scalar_of(n);
   switch (s.kind) {
-    case PlainKind::Null: return {};
-    case PlainKind::Int: return std::chrono::nanoseconds(s.value.i);
-    case PlainKind::Float: return std::chrono::nanoseconds(static_cast<std::int64_t>(s.value.f));
-    default: break;
+    case PlainKind::Null:
+      return {};
+    case PlainKind::Int:
+      return std::chrono::nanoseconds(s.value.i);
+    case PlainKind::Float:
+      return std::chrono::nanoseconds(static_cast<std::int64_t>(s.value.f));
+    default:
+      break;
   }
   if (auto d = parse_go_duration(s.text)) return *d;
   fail(path, "invalid duration \"" + s.text + "\"");
@@ -154,12 +173,12 @@ class Obj {
     return found;
   }
   bool has(std::string_view key) const { return !is_null(get(key)); }
-  std::string path(std::string_view key) const { return path_ + "." + std::string(key); }
+  std::string path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
 
   std::string str(std::string_view key) const { return to_string(get(key), path(key)); }
-  int integer(std::string_view key) const {
-    return static_cast<int>(to_int(get(key), path(key)));
-  }
+  int integer(std::string_view key) const { return static_cast<int>(to_int(get(key), path(key))); }
   bool boolean(std::string_view key) const { return to_bool(get(key), path(key)); }
   std::chrono::nanoseconds duration(std::string_view key) const {
     return to_duration(get(key), path(key));
@@ -205,8 +224,8 @@ class Loader {
     if (!root.IsMap()) throw ConfigError("configuration: expected a mapping at the top level");
     const Obj top(root, "");
     top.reject({"admissions", "bypasses", "resolvers", "hosts", "ingresses", "routers", "sds",
-                "recorders", "rewriters", "caches", "limiters", "quotas", "climiters",
-                "rlimiters", "observers", "loggers", "profiling", "api", "metrics"});
+                "recorders", "rewriters", "caches", "limiters", "quotas", "climiters", "rlimiters",
+                "observers", "loggers", "profiling", "api", "metrics"});
     Config cfg;
     top.each("services", [&](const Obj& o) { cfg.services.push_back(service(o)); });
     top.each("chains", [&](const Obj& o) { cfg.chains.push_back(chain(o)); });
@@ -234,16 +253,22 @@ class Loader {
     }
     if (n.IsMap()) {
       Metadata map;
-      for (auto it = n.begin(); it != n.end(); ++it) map.set(key_text(it->first), value(it->second));
+      for (auto it = n.begin(); it != n.end(); ++it)
+        map.set(key_text(it->first), value(it->second));
       return ValueMap(std::move(map.entries));
     }
     const Scalar s = scalar_of(n);
     switch (s.kind) {
-      case PlainKind::Null: return {};
-      case PlainKind::Bool: return s.value.b;
-      case PlainKind::Int: return s.value.i;
-      case PlainKind::Float: return s.value.f;
-      default: return s.text;
+      case PlainKind::Null:
+        return {};
+      case PlainKind::Bool:
+        return s.value.b;
+      case PlainKind::Int:
+        return s.value.i;
+      case PlainKind::Float:
+        return s.value.f;
+      default:
+        return s.text;
     }
   }
 
@@ -258,7 +283,10 @@ class Loader {
 
   static Auth auth(const Obj& o) {
     o.reject({"file"});
-    return Auth{.username = o.str("username"), .password = o.str("password")};
+    Auth a;
+    a.username = o.str("username");
+    a.password = o.str("password");
+    return a;
   }
 
   static std::optional<Auth> optional_auth(const Obj& o) {
@@ -330,14 +358,18 @@ class Loader {
   ForwardNode forward_node(const Obj& o) const {
     o.reject({"bypass", "bypasses", "protocol", "host", "path", "filter", "matcher", "auth", "http",
               "tls", "probe"});
-    return ForwardNode{
-        .name = o.str("name"), .addr = o.str("addr"), .network = o.str("network"),
-        .metadata = metadata(o)};
+    return ForwardNode{.name = o.str("name"),
+                       .addr = o.str("addr"),
+                       .network = o.str("network"),
+                       .metadata = metadata(o)};
   }
 
   Forwarder forwarder(const Obj& o) const {
     o.reject({"hopGroup"});
-    Forwarder f{.name = o.str("name"), .hop = o.str("hop"), .selector = selector(o)};
+    Forwarder f;
+    f.name = o.str("name");
+    f.hop = o.str("hop");
+    f.selector = selector(o);
     o.each("nodes", [&](const Obj& n) { f.nodes.push_back(forward_node(n)); });
     return f;
   }
@@ -366,8 +398,8 @@ class Loader {
   }
 
   Node node(const Obj& o) const {
-    o.reject({"bypass", "bypasses", "resolver", "hosts", "interface", "netns", "sockopts",
-              "filter", "matcher", "http", "tls", "probe"});
+    o.reject({"bypass", "bypasses", "resolver", "hosts", "interface", "netns", "sockopts", "filter",
+              "matcher", "http", "tls", "probe"});
     Node n;
     n.name = o.str("name");
     n.addr = o.str("addr");

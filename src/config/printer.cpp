@@ -142,7 +142,10 @@ Fields& metadata(Fields& f, const Metadata& md) {
 }
 
 Doc auth_doc(const Auth& a) {
-  return Fields().str("username", a.username, true).str("password", a.password).str("file", a.file)
+  return Fields()
+      .str("username", a.username, true)
+      .str("password", a.password)
+      .str("file", a.file)
       .done();
 }
 
@@ -176,7 +179,8 @@ Doc selector_doc(const Selector& s) {
 }
 
 template <typename T>
-Fields& optional_doc(Fields& f, std::string key, const std::optional<T>& v, Doc (*convert)(const T&)) {
+Fields& optional_doc(Fields& f, std::string key, const std::optional<T>& v,
+                     Doc (*convert)(const T&)) {
   return v ? f.doc(std::move(key), convert(*v)) : f;
 }
 
@@ -432,24 +436,55 @@ std::string yaml_double_quoted(std::string_view s) {
     }
     const std::uint32_t v = utf8_decode(s, i, w);
     switch (v) {
-      case 0x00: out += "\\0"; break;
-      case 0x07: out += "\\a"; break;
-      case 0x08: out += "\\b"; break;
-      case 0x09: out += "\\t"; break;
-      case 0x0A: out += "\\n"; break;
-      case 0x0B: out += "\\v"; break;
-      case 0x0C: out += "\\f"; break;
-      case 0x0D: out += "\\r"; break;
-      case 0x1B: out += "\\e"; break;
-      case 0x22: out += "\\\""; break;
-      case 0x5C: out += "\\\\"; break;
-      case 0x85: out += "\\N"; break;
-      case 0xA0: out += "\\_"; break;
-      case 0x2028: out += "\\L"; break;
-      case 0x2029: out += "\\P"; break;
+      case 0x00:
+        out += "\\0";
+        break;
+      case 0x07:
+        out += "\\a";
+        break;
+      case 0x08:
+        out += "\\b";
+        break;
+      case 0x09:
+        out += "\\t";
+        break;
+      case 0x0A:
+        out += "\\n";
+        break;
+      case 0x0B:
+        out += "\\v";
+        break;
+      case 0x0C:
+        out += "\\f";
+        break;
+      case 0x0D:
+        out += "\\r";
+        break;
+      case 0x1B:
+        out += "\\e";
+        break;
+      case 0x22:
+        out += "\\\"";
+        break;
+      case 0x5C:
+        out += "\\\\";
+        break;
+      case 0x85:
+        out += "\\N";
+        break;
+      case 0xA0:
+        out += "\\_";
+        break;
+      case 0x2028:
+        out += "\\L";
+        break;
+      case 0x2029:
+        out += "\\P";
+        break;
       default:
-        out += v <= 0xFF ? hex_escape('x', v, 2) : v <= 0xFFFF ? hex_escape('u', v, 4)
-                                                               : hex_escape('U', v, 8);
+        out += v <= 0xFF     ? hex_escape('x', v, 2)
+               : v <= 0xFFFF ? hex_escape('u', v, 4)
+                             : hex_escape('U', v, 8);
     }
   }
   return out + "\"";
@@ -474,9 +509,11 @@ std::string yaml_literal(std::string_view s, int indent) {
   std::size_t start = 0;
   while (true) {
     const auto nl = body.find('\n', start);
-    const std::string_view line = body.substr(start, nl == std::string_view::npos ? nl : nl - start);
+    const std::string_view line =
+        body.substr(start, nl == std::string_view::npos ? nl : nl - start);
     out += "\n";
-    if (!line.empty()) out += std::string(static_cast<std::size_t>(indent), ' ') + std::string(line);
+    if (!line.empty())
+      out += std::string(static_cast<std::size_t>(indent), ' ') + std::string(line);
     if (nl == std::string_view::npos) break;
     start = nl + 1;
   }
@@ -507,13 +544,18 @@ std::string yaml_float(double f) {
 
 std::string yaml_scalar(const Doc& d, int indent) {
   switch (d.kind) {
-    case Doc::Kind::Str: return yaml_string(d.str, false, indent);
-    case Doc::Kind::Bool: return d.b ? "true" : "false";
-    case Doc::Kind::Int: return std::to_string(d.i);
-    case Doc::Kind::Float: return yaml_float(d.f);
+    case Doc::Kind::Str:
+      return yaml_string(d.str, false, indent);
+    case Doc::Kind::Bool:
+      return d.b ? "true" : "false";
+    case Doc::Kind::Int:
+      return std::to_string(d.i);
+    case Doc::Kind::Float:
+      return yaml_float(d.f);
     case Doc::Kind::Duration:
       return yaml_string(format_go_duration(std::chrono::nanoseconds(d.i)), false, indent);
-    default: return "null";
+    default:
+      return "null";
   }
 }
 
@@ -648,14 +690,29 @@ std::string json_string(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out += "\\\""; continue;
-      case '\\': out += "\\\\"; continue;
-      case '\n': out += "\\n"; continue;
-      case '\r': out += "\\r"; continue;
-      case '\t': out += "\\t"; continue;
-      case '\b': out += "\\b"; continue;
-      case '\f': out += "\\f"; continue;
-      default: break;
+      case '"':
+        out += "\\\"";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      case '\b':
+        out += "\\b";
+        continue;
+      case '\f':
+        out += "\\f";
+        continue;
+      default:
+        break;
     }
     if (c < 0x20 || c == '<' || c == '>' || c == '&') {
       out += "\\u00";
@@ -676,14 +733,22 @@ void json_value(std::string& out, const Doc& d, int indent) {
   const std::string pad(static_cast<std::size_t>(indent), ' ');
   const std::string inner(static_cast<std::size_t>(indent + 2), ' ');
   switch (d.kind) {
-    case Doc::Kind::Str: out += json_string(d.str); return;
-    case Doc::Kind::Bool: out += d.b ? "true" : "false"; return;
+    case Doc::Kind::Str:
+      out += json_string(d.str);
+      return;
+    case Doc::Kind::Bool:
+      out += d.b ? "true" : "false";
+      return;
     case Doc::Kind::Int:
-    case Doc::Kind::Duration: out += std::to_string(d.i); return;
+    case Doc::Kind::Duration:
+      out += std::to_string(d.i);
+      return;
     case Doc::Kind::Float:
       out += std::isfinite(d.f) ? detail::go_json_float(d.f) : "null";
       return;
-    case Doc::Kind::Null: out += "null"; return;
+    case Doc::Kind::Null:
+      out += "null";
+      return;
     case Doc::Kind::List:
       if (d.items.empty()) {
         out += d.nil_if_empty ? "null" : "[]";

@@ -21,37 +21,37 @@ bool contains(std::initializer_list<std::string_view> names, std::string_view na
 }
 
 bool is_registered_handler(std::string_view n) {
-  return contains({"api", "auto", "dns", "file", "forward", "tcp", "udp", "rtcp", "rudp", "runix",
-                   "http", "http2", "http3", "masque", "metrics", "red", "redir", "redirect",
-                   "redu", "relay", "router", "serial", "sni", "socks", "socks5", "socks4",
-                   "socks4a", "ss", "ssu", "sshd", "tap", "tun", "tungo", "tunnel", "unix"},
-                  n);
+  return contains(
+      {"api",   "auto",  "dns",    "file",   "forward", "tcp",     "udp",    "rtcp",   "rudp",
+       "runix", "http",  "http2",  "http3",  "masque",  "metrics", "red",    "redir",  "redirect",
+       "redu",  "relay", "router", "serial", "sni",     "socks",   "socks5", "socks4", "socks4a",
+       "ss",    "ssu",   "sshd",   "tap",    "tun",     "tungo",   "tunnel", "unix"},
+      n);
 }
 
 bool is_registered_listener(std::string_view n) {
-  return contains({"dns",  "dtls",  "ftcp", "grpc",  "h2",    "h2c",  "h3",     "http2",
-                   "http3", "icmp", "icmp6", "kcp",  "mtcp",  "mtls", "mws",    "mwss",
-                   "ohttp", "otls", "pht",   "phts", "quic",  "red",  "redir",  "redirect",
-                   "redu",  "rtcp", "rudp",  "runix", "serial", "ssh", "sshd",  "stdio",
-                   "tap",   "tcp",  "tls",   "tun",  "tungo", "udp",  "unix",   "ws",
-                   "wss",   "wt"},
+  return contains({"dns",   "dtls",   "ftcp", "grpc", "h2",    "h2c",      "h3",   "http2", "http3",
+                   "icmp",  "icmp6",  "kcp",  "mtcp", "mtls",  "mws",      "mwss", "ohttp", "otls",
+                   "pht",   "phts",   "quic", "red",  "redir", "redirect", "redu", "rtcp",  "rudp",
+                   "runix", "serial", "ssh",  "sshd", "stdio", "tap",      "tcp",  "tls",   "tun",
+                   "tungo", "udp",    "unix", "ws",   "wss",   "wt"},
                   n);
 }
 
 bool is_registered_connector(std::string_view n) {
-  return contains({"direct", "virtual", "forward", "http", "http2", "masque", "relay", "router",
-                   "serial", "sni", "socks", "socks5", "socks4", "socks4a", "ss", "ssu", "sshd",
-                   "tcp", "tunnel", "unix"},
+  return contains({"direct", "virtual", "forward", "http",  "http2",  "masque", "relay",
+                   "router", "serial",  "sni",     "socks", "socks5", "socks4", "socks4a",
+                   "ss",     "ssu",     "sshd",    "tcp",   "tunnel", "unix"},
                   n);
 }
 
 bool is_registered_dialer(std::string_view n) {
-  return contains({"direct", "virtual", "dtls",  "ftcp", "grpc", "h2",     "h2c",  "h3",
-                   "http3",  "h3-masque", "http2", "icmp", "icmp6", "kcp",  "mtcp", "mtls",
-                   "mws",    "mwss",   "ohttp", "ohttps", "otls", "pht",   "phts", "quic",
-                   "serial", "ssh",    "sshd",  "tcp",  "tls",  "udp",    "unix", "utls",
-                   "wg",     "ws",     "wss",   "wt"},
-                  n);
+  return contains(
+      {"direct",    "virtual", "dtls", "ftcp",  "grpc", "h2",   "h2c",    "h3",  "http3",
+       "h3-masque", "http2",   "icmp", "icmp6", "kcp",  "mtcp", "mtls",   "mws", "mwss",
+       "ohttp",     "ohttps",  "otls", "pht",   "phts", "quic", "serial", "ssh", "sshd",
+       "tcp",       "tls",     "udp",  "unix",  "utls", "wg",   "ws",     "wss", "wt"},
+      n);
 }
 
 // ---- small string helpers -----------------------------------------------------------------
@@ -254,7 +254,8 @@ std::string escaped_path(std::string_view raw) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   for (char c : raw) {
-    if (is_alnum(c) || std::string_view("-_.~!$&'()*+,;=:@[]/%").find(c) != std::string_view::npos) {
+    if (is_alnum(c) ||
+        std::string_view("-_.~!$&'()*+,;=:@[]/%").find(c) != std::string_view::npos) {
       out.push_back(c);
     } else {
       const auto b = static_cast<unsigned char>(c);
@@ -349,7 +350,8 @@ Pairs parse_query(std::string_view query) {
     auto key = percent_decode(pair.substr(0, eq), true);
     auto value = percent_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
     if (!key || !value) continue;
-    const bool seen = std::any_of(m.begin(), m.end(), [&](const auto& e) { return e.first == *key; });
+    const bool seen =
+        std::any_of(m.begin(), m.end(), [&](const auto& e) { return e.first == *key; });
     if (!seen) m.emplace_back(std::move(*key), Value(std::move(*value)));
   }
   return m;
@@ -445,7 +447,8 @@ std::optional<std::string> cut_prefix(std::string_view key, std::string_view pre
 std::optional<Auth> auth_from_url(const Url& url) {
   if (!url.has_user) return std::nullopt;
   if (starts_with(url.scheme, "ss") && !url.password && !url.username.empty()) {
-    if (auto decoded = go_base64(url.username); decoded && decoded->find(':') != std::string::npos) {
+    if (auto decoded = go_base64(url.username);
+        decoded && decoded->find(':') != std::string::npos) {
       return split_user_pass(*decoded);
     }
   }
@@ -549,9 +552,9 @@ void attach_forwarders(std::vector<Service>& services, const std::vector<Forward
   if (nodes.empty()) return;
   for (std::size_t i = 0; i < services.size(); ++i) {
     if (services.size() == 1 || nodes.size() == 1) {
-      services[i].forwarder = Forwarder{.nodes = nodes};
+      services[i].forwarder.emplace().nodes = nodes;
     } else if (i < nodes.size()) {
-      services[i].forwarder = Forwarder{.nodes = {nodes[i]}};
+      services[i].forwarder.emplace().nodes = {nodes[i]};
     }
   }
 }
@@ -584,8 +587,8 @@ std::optional<TLS> listener_tls(Pairs& m, const Snapshot& md) {
   tls.certFile = md.get_string({"tls.certFile", "certFile", "cert"});
   tls.keyFile = md.get_string({"tls.keyFile", "keyFile", "key"});
   tls.caFile = md.get_string({"tls.caFile", "caFile", "ca"});
-  erase_exact(m, {"tls.certFile", "certFile", "cert", "tls.keyFile", "keyFile", "key",
-                  "tls.caFile", "caFile", "ca"});
+  erase_exact(m, {"tls.certFile", "certFile", "cert", "tls.keyFile", "keyFile", "key", "tls.caFile",
+                  "caFile", "ca"});
   if (tls.certFile.empty()) return std::nullopt;
   return tls;
 }
@@ -636,7 +639,9 @@ std::vector<Service> build_services(const Url& url, std::string_view arg) {
     handler = keeps_handler_name(listener) ? listener : "forward";
   }
   if (listener == "stdio" && nodes.empty() && !url.host.empty()) {
-    nodes.push_back(ForwardNode{.name = "target-0", .addr = url.host});
+    ForwardNode& node = nodes.emplace_back();
+    node.name = "target-0";
+    node.addr = url.host;
     if (handler == "auto") handler = "tcp";
   }
   attach_forwarders(services, nodes);
@@ -656,8 +661,14 @@ std::vector<Service> build_services(const Url& url, std::string_view arg) {
   const std::optional<Selector> selector = parse_selector(m);
   ServiceScopes scopes = split_service_scopes(m);
 
-  Handler handler_cfg{.type = handler, .auth = auth, .metadata = to_metadata(scopes.handler)};
-  Listener listener_cfg{.type = listener, .tls = tls, .metadata = to_metadata(scopes.listener)};
+  Handler handler_cfg;
+  handler_cfg.type = handler;
+  handler_cfg.auth = auth;
+  handler_cfg.metadata = to_metadata(scopes.handler);
+  Listener listener_cfg;
+  listener_cfg.type = listener;
+  listener_cfg.tls = tls;
+  listener_cfg.metadata = to_metadata(scopes.listener);
   if (listener == "ssh" || listener == "sshd") {
     handler_cfg.auth.reset();
     listener_cfg.auth = auth;
@@ -733,9 +744,8 @@ std::optional<TLS> dialer_tls(Pairs& m, const Snapshot& md, const Url& url) {
   tls.secure = md.get_bool({"tls.secure", "secure"});
   tls.serverName = md.get_string({"tls.servername", "servername"});
   if (tls.serverName.empty()) tls.serverName = url.hostname();
-  erase_exact(m, {"tls.certFile", "certFile", "cert", "tls.keyFile", "keyFile", "key",
-                  "tls.caFile", "caFile", "ca", "tls.secure", "secure", "tls.servername",
-                  "serverName"});
+  erase_exact(m, {"tls.certFile", "certFile", "cert", "tls.keyFile", "keyFile", "key", "tls.caFile",
+                  "caFile", "ca", "tls.secure", "secure", "tls.servername", "serverName"});
   if (!tls.secure && tls.certFile.empty() && tls.caFile.empty() && tls.serverName.empty()) {
     return std::nullopt;
   }
@@ -772,8 +782,12 @@ Node build_node(const Url& url, Pairs m, std::string_view arg) {
   Node node;
   node.addr = path_based && url.host.empty() ? url.path : url.host;
   node.metadata = to_metadata(std::move(node_md));
-  node.connector = Connector{.type = connector, .auth = auth, .metadata = to_metadata(connector_md)};
-  node.dialer = Dialer{.type = dialer, .tls = tls, .metadata = to_metadata(dialer_md)};
+  node.connector.type = connector;
+  node.connector.auth = auth;
+  node.connector.metadata = to_metadata(std::move(connector_md));
+  node.dialer.type = dialer;
+  node.dialer.tls = tls;
+  node.dialer.metadata = to_metadata(std::move(dialer_md));
   if (dialer == "ssh" || dialer == "sshd") {
     node.connector.auth.reset();
     node.dialer.auth = auth;
@@ -824,7 +838,7 @@ std::vector<Service> services_of(const std::string& arg) {
 Config parse_command_line(const std::vector<std::string>& services,
                           const std::vector<std::string>& nodes) {
   Config cfg;
-  if (!nodes.empty()) cfg.chains.push_back(Chain{.name = "chain-0"});
+  if (!nodes.empty()) cfg.chains.emplace_back().name = "chain-0";
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (trim_space(nodes[i]).empty()) throw ConfigError("invalid cmd");
     try {

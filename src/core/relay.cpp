@@ -2,28 +2,29 @@
 
 #include <fcntl.h>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
-
 #include "core/buffer_pool.hpp"
 
 namespace gost {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using namespace asio::experimental::awaitable_operators;
 
+// Shared by both directions. The relay coroutine waits on `signal`: it doubles as the watchdog
+// (half-close grace, idle timeout) and as the completion event (cancel() wakes the coroutine,
+// which then re-reads the state). An idle relay holds this object and two pending waits, nothing
+// more.
 struct RelayState {
   Stream& a;
   Stream& b;
   RelayOptions options;
-  asio::steady_timer watchdog;
+  asio::steady_timer signal;
   int finished = 0;
   bool aborted = false;
   Clock::time_point first_eof{};
   Clock::time_point last_activity = Clock::now();
 
   RelayState(Stream& sa, Stream& sb, RelayOptions o)
-      : a(sa), b(sb), options(o), watchdog(sa.executor()) {}
+      : a(sa), b(sb), options(o), signal(sa.executor()) {}
 
   void touch() {
     if (options.idle_timeout.count() > 0) last_activity = Clock::now();
@@ -33,16 +34,31 @@ struct RelayState {
     aborted = true;
     a.close();
     b.close();
-    watchdog.cancel();
   }
-  // One direction ended: on EOF the destination was half-closed; on error everything stops.
+  // One direction ended: after EOF the destination was half-closed; an error stops everything.
   void direction_done(bool clean) {
     ++finished;
-    if (!clean) return abort();
-    if (finished == 1) first_eof = Clock::now();
-    watchdog.cancel();  // let the watchdog recompute its deadline (or exit)
+    if (!clean) abort();
+    else if (finished == 1) first_eof = Clock::now();
+    signal.cancel();
+  }
+  Clock::time_point deadline() const {
+    auto d = Clock::time_point::max();
+    if (options.idle_timeout.count() > 0) d = last_activity + options.idle_timeout;
+    if (finished == 1) d = std::min(d, first_eof + options.half_close_grace);
+    return d;
   }
 };
+
+// Waits until both directions are done, aborting the relay when a deadline passes.
+awaitable<void> supervise(RelayState& st) {
+  while (st.finished < 2) {
+    auto deadline = st.aborted ? Clock::time_point::max() : st.deadline();
+    st.signal.expires_at(deadline);
+    co_await st.signal.async_wait(use_nothrow);
+    if (st.finished < 2 && !st.aborted && Clock::now() >= st.deadline()) st.abort();
+  }
+}
 
 awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::uint64_t& count) {
   error_code ec;
@@ -52,7 +68,7 @@ awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::ui
       co_await src.wait_readable(ec);
       if (ec) break;
     }
-    RelayBuffer buf;
+    RelayBuffer buf;  // held only while bytes are in flight
     std::size_t n = co_await src.read_some(asio::buffer(buf.data(), buf.size()), ec);
     if (ec) break;
     st.touch();
@@ -69,89 +85,83 @@ awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::ui
   st.direction_done(clean);
 }
 
-// Moves bytes socket → pipe → socket without copying them through user space.
-awaitable<void> splice_direction(tcp::socket& src, tcp::socket& dst, RelayState& st,
-                                 std::uint64_t& count) {
-  constexpr std::size_t kChunk = 1 << 20;
-  const int in = src.native_handle(), out = dst.native_handle();
-  error_code ec;
-  for (;;) {
-    auto pipe = acquire_pipe();
-    if (!pipe) {
-      ec = asio::error::no_descriptors;
-      break;
-    }
-    ssize_t n = ::splice(in, nullptr, pipe->write_fd(), nullptr, kChunk,
-                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n == 0) {
-      ec = asio::error::eof;
-      release_pipe(std::move(pipe));
-      break;
-    }
-    if (n < 0) {
-      int err = errno;
-      release_pipe(std::move(pipe));
-      if (err == EINTR) continue;
-      if (err != EAGAIN) {
-        ec = error_code(err, boost::system::system_category());
-        break;
+// One direction of a TCP→TCP relay: socket → pipe → socket with splice(2), no user-space copy.
+// Callback-driven (no coroutine frame): each wait is a small reactor operation.
+class SpliceDirection {
+ public:
+  SpliceDirection(tcp::socket& src, tcp::socket& dst, RelayState& st, std::uint64_t& count)
+      : src_(src), dst_(dst), st_(st), count_(count) {}
+
+  void start() { wait_readable(); }
+
+ private:
+  static constexpr std::size_t kChunk = 1 << 20;
+
+  void wait_readable() {
+    src_.async_wait(tcp::socket::wait_read, [this](error_code ec) {
+      if (ec) return finish(ec);
+      pump();
+    });
+  }
+  void wait_writable() {
+    dst_.async_wait(tcp::socket::wait_write, [this](error_code ec) {
+      if (ec) return finish(ec);
+      pump();
+    });
+  }
+
+  // Moves as much as possible now; returns to the reactor only when a side would block.
+  void pump() {
+    for (;;) {
+      if (pipe_ && pipe_->pending > 0) {
+        ssize_t m = ::splice(pipe_->read_fd(), nullptr, dst_.native_handle(), nullptr,
+                             pipe_->pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (m > 0) {
+          pipe_->pending -= static_cast<std::size_t>(m);
+          count_ += static_cast<std::uint64_t>(m);
+          continue;
+        }
+        if (m < 0 && errno == EINTR) continue;
+        if (m < 0 && errno == EAGAIN) return wait_writable();
+        return finish(errno_code());
       }
-      auto [e] = co_await src.async_wait(tcp::socket::wait_read, use_nothrow);
-      if (e) {
-        ec = e;
-        break;
-      }
-      continue;
-    }
-    st.touch();
-    pipe->pending = static_cast<std::size_t>(n);
-    while (pipe->pending > 0) {
-      ssize_t m = ::splice(pipe->read_fd(), nullptr, out, nullptr, pipe->pending,
+      if (pipe_) release_pipe(std::move(pipe_));  // empty: back to the per-thread pool
+      pipe_ = acquire_pipe();
+      if (!pipe_) return finish(asio::error::no_descriptors);
+      ssize_t n = ::splice(src_.native_handle(), nullptr, pipe_->write_fd(), nullptr, kChunk,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (m > 0) {
-        pipe->pending -= static_cast<std::size_t>(m);
-        count += static_cast<std::uint64_t>(m);
+      if (n > 0) {
+        pipe_->pending = static_cast<std::size_t>(n);
+        st_.touch();
         continue;
       }
-      if (m < 0 && errno == EINTR) continue;
-      if (m < 0 && errno != EAGAIN) {
-        ec = error_code(errno, boost::system::system_category());
-        break;
-      }
-      auto [e] = co_await dst.async_wait(tcp::socket::wait_write, use_nothrow);
-      if (e) {
-        ec = e;
-        break;
-      }
+      if (n == 0) return finish(asio::error::eof);
+      if (errno == EINTR) continue;
+      int err = errno;
+      release_pipe(std::move(pipe_));
+      if (err == EAGAIN) return wait_readable();
+      return finish(error_code(err, boost::system::system_category()));
     }
-    if (ec) break;  // the pipe still holds bytes: it is destroyed, not pooled
-    release_pipe(std::move(pipe));
   }
-  bool clean = ec == asio::error::eof;
-  if (clean && !st.aborted) {
-    error_code ignored;
-    dst.shutdown(tcp::socket::shutdown_send, ignored);
-  }
-  st.direction_done(clean);
-}
 
-// Ends the relay when the half-close grace period or the idle timeout runs out.
-awaitable<void> watchdog(RelayState& st) {
-  while (st.finished < 2 && !st.aborted) {
-    auto deadline = Clock::time_point::max();
-    if (st.options.idle_timeout.count() > 0)
-      deadline = st.last_activity + st.options.idle_timeout;
-    if (st.finished == 1) deadline = std::min(deadline, st.first_eof + st.options.half_close_grace);
-    st.watchdog.expires_at(deadline);
-    co_await st.watchdog.async_wait(use_nothrow);
-    if (st.finished >= 2 || st.aborted) break;
-    auto now = Clock::now();
-    bool idle = st.options.idle_timeout.count() > 0 &&
-                now >= st.last_activity + st.options.idle_timeout;
-    bool grace_over = st.finished == 1 && now >= st.first_eof + st.options.half_close_grace;
-    if (idle || grace_over) st.abort();
+  static error_code errno_code() { return error_code(errno, boost::system::system_category()); }
+
+  void finish(error_code ec) {
+    release_pipe(std::move(pipe_));  // destroyed instead when it still holds bytes
+    bool clean = ec == asio::error::eof;
+    if (clean && !st_.aborted) {
+      error_code ignored;
+      dst_.shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    st_.direction_done(clean);
   }
-}
+
+  tcp::socket& src_;
+  tcp::socket& dst_;
+  RelayState& st_;
+  std::uint64_t& count_;
+  std::unique_ptr<Pipe> pipe_;
+};
 
 bool prepare_for_splice(tcp::socket* s) {
   error_code ec;
@@ -168,11 +178,16 @@ awaitable<RelayStats> relay(Stream& a, Stream& b, RelayOptions options) {
   tcp::socket* tb = b.raw_tcp();
   if (ta && tb && prepare_for_splice(ta) && prepare_for_splice(tb)) {
     stats.spliced = true;
-    co_await (splice_direction(*ta, *tb, st, stats.a_to_b) &&
-              splice_direction(*tb, *ta, st, stats.b_to_a) && watchdog(st));
+    SpliceDirection forward(*ta, *tb, st, stats.a_to_b);
+    SpliceDirection backward(*tb, *ta, st, stats.b_to_a);
+    forward.start();
+    backward.start();
+    co_await supervise(st);
   } else {
-    co_await (copy_direction(a, b, st, stats.a_to_b) && copy_direction(b, a, st, stats.b_to_a) &&
-              watchdog(st));
+    auto ex = co_await asio::this_coro::executor;
+    asio::co_spawn(ex, copy_direction(a, b, st, stats.a_to_b), asio::detached);
+    asio::co_spawn(ex, copy_direction(b, a, st, stats.b_to_a), asio::detached);
+    co_await supervise(st);
   }
   co_return stats;
 }

@@ -6,7 +6,6 @@
 #include <memory>
 #include <variant>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "core/asio.hpp"
 
@@ -40,11 +39,24 @@ class Deadline {
 template <class T>
 awaitable<T> with_timeout(awaitable<T> op, std::chrono::nanoseconds d) {
   if (d.count() <= 0) co_return co_await std::move(op);
-  using namespace asio::experimental::awaitable_operators;
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  auto result = co_await (std::move(op) || timer.async_wait(asio::use_awaitable));
-  if (result.index() == 1) throw system_error(asio::error::timed_out);
-  co_return std::move(std::get<0>(result));
+  auto ex = co_await asio::this_coro::executor;
+  asio::cancellation_signal cancel;
+  auto fired = std::make_shared<bool>(false);
+  asio::steady_timer timer(ex, d);
+  timer.async_wait([&cancel, fired](error_code ec) {
+    if (ec) return;
+    *fired = true;
+    cancel.emit(asio::cancellation_type::terminal);
+  });
+  try {
+    T result = co_await asio::co_spawn(
+        ex, std::move(op), asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
+    timer.cancel();
+    co_return result;
+  } catch (const system_error&) {
+    if (!*fired) throw;
+  }
+  throw system_error(asio::error::timed_out);
 }
 
 }  // namespace gost

@@ -176,7 +176,11 @@ awaitable<void> HttpHandler::handle(StreamPtr client, ConnInfo& conn) {
     co_return;
   }
   if (is_connect) {
-    co_await tunnel(std::move(client), buf.substr(head_len), addr, conn);
+    // Nothing of the request is kept while the tunnel lives (memory per idle tunnel).
+    std::string pending = buf.substr(head_len);
+    std::string().swap(buf);
+    req = {};
+    co_await tunnel(std::move(client), std::move(pending), addr, conn);
   } else {
     co_await forward(std::move(client), std::move(buf), std::move(req), head_len, conn);
   }
