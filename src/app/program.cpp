@@ -10,6 +10,7 @@
 #include "chain/chain.hpp"
 #include "core/component.hpp"
 #include "core/xid.hpp"
+#include "net/tls.hpp"
 
 namespace gost {
 void check_tcp_address_free(const std::string& addr);  // listener/tcp.cpp
@@ -146,8 +147,8 @@ class Builder {
   std::map<std::string, std::shared_ptr<Chain>> chains_;
 };
 
-awaitable<void> serve_connection(std::shared_ptr<Handler> handler, StreamPtr stream,
-                                 log::Logger base) {
+awaitable<void> serve_connection(Listener& listener, std::shared_ptr<Handler> handler,
+                                 StreamPtr stream, log::Logger base) {
   ConnInfo conn;
   conn.sid = new_xid();
   conn.remote = stream->remote_address();
@@ -156,6 +157,7 @@ awaitable<void> serve_connection(std::shared_ptr<Handler> handler, StreamPtr str
   auto start = std::chrono::steady_clock::now();
   conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));
   try {
+    stream = co_await listener.handshake(std::move(stream));
     co_await handler->handle(std::move(stream), conn);
   } catch (const system_error& e) {
     auto code = e.code();
@@ -189,7 +191,8 @@ awaitable<void> accept_loop(Listener& listener, std::shared_ptr<Handler> handler
       continue;
     }
     backoff = std::chrono::seconds(1);
-    asio::co_spawn(ex, serve_connection(handler, std::move(stream), log), asio::detached);
+    asio::co_spawn(ex, serve_connection(listener, handler, std::move(stream), log),
+                   asio::detached);
   }
 }
 
@@ -201,6 +204,7 @@ struct Program::Impl {
 };
 
 Program::Program(const config::Config& cfg, unsigned worker_count) : impl_(new Impl) {
+  net::init_default_certificate(cfg.tls);
   for (unsigned i = 0; i < worker_count; ++i)
     impl_->workers.push_back(std::make_unique<asio::io_context>(1));
   Builder builder(cfg);

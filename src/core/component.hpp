@@ -33,6 +33,9 @@ class Listener {
  public:
   virtual ~Listener() = default;
   virtual awaitable<StreamPtr> accept(error_code& ec) = 0;
+  // Per-connection transport handshake (TLS, WebSocket upgrade ...), run in the connection's own
+  // coroutine so that a slow client never holds up accept(). Throws on failure.
+  virtual awaitable<StreamPtr> handshake(StreamPtr s) { co_return s; }
   virtual void close() = 0;
   virtual std::string bound_address() const = 0;  // e.g. "[::]:8080"
   virtual std::string network() const { return "tcp"; }

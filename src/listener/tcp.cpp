@@ -1,4 +1,4 @@
-// Listener "tcp": one SO_REUSEPORT acceptor per worker, so a connection stays on the worker that
+// Listeners "tcp" and "tls": one SO_REUSEPORT acceptor per worker, so a connection stays on the worker that
 // accepted it (DESIGN.md §3).
 #include <fmt/format.h>
 
@@ -7,6 +7,8 @@
 #include "core/address.hpp"
 #include "core/component.hpp"
 #include "core/tcp_stream.hpp"
+#include "core/timeout.hpp"
+#include "net/tls.hpp"
 
 namespace gost {
 namespace {
@@ -33,7 +35,7 @@ tcp::endpoint listen_endpoint(const std::string& addr) {
   return results.begin()->endpoint();
 }
 
-class TcpListener final : public Listener {
+class TcpListener : public Listener {
  public:
   TcpListener(asio::io_context& ctx, const ListenerOptions& o) : acceptor_(ctx) {
     reject_unsupported(o.config.metadata, {"mptcp", "proxyProtocol"}, "listener tcp");
@@ -80,6 +82,28 @@ class TcpListener final : public Listener {
 
 GOST_REGISTER(ListenerRegistry, "tcp", [](asio::io_context& ctx, const ListenerOptions& o) {
   return std::unique_ptr<Listener>(new TcpListener(ctx, o));
+});
+
+// Listener "tls": TCP, then a TLS server handshake per connection (spec/tls.md).
+class TlsListener final : public TcpListener {
+ public:
+  TlsListener(asio::io_context& ctx, const ListenerOptions& o)
+      : TcpListener(ctx, o), tls_(net::server_context(o.config.tls)) {}
+
+  awaitable<StreamPtr> handshake(StreamPtr s) override {
+    Stream& raw = *s;
+    Deadline deadline(raw.executor(), kHandshakeTimeout, [&raw] { raw.close(); });
+    co_return co_await net::tls_accept(std::move(s), tls_);
+  }
+  std::string network() const override { return "tcp"; }
+
+ private:
+  static constexpr auto kHandshakeTimeout = std::chrono::seconds(30);
+  net::TlsContextPtr tls_;
+};
+
+GOST_REGISTER(ListenerRegistry, "tls", [](asio::io_context& ctx, const ListenerOptions& o) {
+  return std::unique_ptr<Listener>(new TlsListener(ctx, o));
 });
 
 }  // namespace

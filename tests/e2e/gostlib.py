@@ -268,10 +268,18 @@ class GostTestCase(unittest.TestCase):
         finally:
             after = len(result.failures) + len(result.errors)
             for p in self._gost_procs:
-                p.stop()
-                if after > before:
-                    sys.stderr.write(p.diagnostics())
-                p.cleanup_files()
+                try:
+                    p.stop()
+                    if after > before:
+                        sys.stderr.write(p.diagnostics())
+                except Exception as e:  # noqa: BLE001 - never leak processes/files
+                    sys.stderr.write("cleanup of %s failed: %r\n" % (p.name, e))
+                    try:
+                        p.proc.kill()
+                    except OSError:
+                        pass
+                finally:
+                    p.cleanup_files()
 
     def start_gost(self, *args, port=None, ports=None, name="gost", wait=True,
                    expect_running=True):

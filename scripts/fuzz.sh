@@ -1,0 +1,25 @@
+#!/bin/sh
+# Builds every libFuzzer target in tests/fuzz (clang, ASan+UBSan) and runs each for SECONDS
+# (default 60). Usage: scripts/fuzz.sh [SECONDS] [TARGET...]   e.g. scripts/fuzz.sh 600 http
+# Crashes are written to build-fuzz/<target>/crash-*; the corpus grows in build-fuzz/<target>/corpus.
+set -eu
+cd "$(dirname "$0")/.."
+SECONDS_PER_TARGET="${1:-60}"
+[ $# -gt 0 ] && shift
+CXX="${FUZZ_CXX:-clang++-14}"
+command -v "$CXX" >/dev/null || CXX=clang++
+OUT=build-fuzz
+mkdir -p "$OUT"
+targets="$*"
+[ -z "$targets" ] && targets=$(ls tests/fuzz/fuzz_*.cpp | sed 's|.*/fuzz_||; s|\.cpp$||')
+for t in $targets; do
+  src="tests/fuzz/fuzz_$t.cpp"
+  # proto/ holds only pure codecs (no I/O, no dependencies beyond the standard library and Boost
+  # headers), so every target links all of them.
+  mkdir -p "$OUT/$t/corpus"
+  "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -Isrc "$src" src/proto/*.cpp -o "$OUT/$t/fuzz"
+  echo "fuzz $t: ${SECONDS_PER_TARGET}s"
+  (cd "$OUT/$t" && ./fuzz -max_total_time="$SECONDS_PER_TARGET" -max_len=70000 -print_final_stats=0 \
+     -close_fd_mask=3 corpus)
+done

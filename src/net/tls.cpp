@@ -1,0 +1,541 @@
+#include "net/tls.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <boost/asio/ssl/error.hpp>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "core/address.hpp"
+#include "core/log.hpp"
+
+namespace gost::net {
+namespace {
+
+using config::ConfigError;
+
+std::string ssl_error_text() {
+  unsigned long e = ERR_get_error();
+  if (e == 0) return "unknown TLS error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+// ---- the default certificate (spec/tls.md §2–§3) ----------------------------------------------
+
+struct CertKey {
+  X509* cert = nullptr;
+  EVP_PKEY* key = nullptr;
+  STACK_OF(X509)* chain = nullptr;
+  X509_STORE* client_ca = nullptr;  // set when the global section has caFile
+  ~CertKey() {
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    sk_X509_pop_free(chain, X509_free);
+    X509_STORE_free(client_ca);
+  }
+};
+
+std::mutex g_default_mu;
+std::optional<config::TLS> g_global;
+std::shared_ptr<CertKey> g_default;
+
+std::shared_ptr<CertKey> load_pair(const std::string& cert_file, const std::string& key_file) {
+  auto ck = std::make_shared<CertKey>();
+  FILE* f = std::fopen(cert_file.c_str(), "r");
+  if (!f) return nullptr;
+  ck->cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  if (ck->cert) {
+    ck->chain = sk_X509_new_null();
+    while (X509* extra = PEM_read_X509(f, nullptr, nullptr, nullptr)) sk_X509_push(ck->chain, extra);
+  }
+  std::fclose(f);
+  ERR_clear_error();
+  f = std::fopen(key_file.c_str(), "r");
+  if (!f) return nullptr;
+  ck->key = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!ck->cert || !ck->key || X509_check_private_key(ck->cert, ck->key) != 1) {
+    ERR_clear_error();
+    return nullptr;
+  }
+  return ck;
+}
+
+X509_STORE* load_ca_store(const std::string& ca_file) {
+  X509_STORE* store = X509_STORE_new();
+  if (X509_STORE_load_file(store, ca_file.c_str()) != 1) {
+    X509_STORE_free(store);
+    throw ConfigError(fmt::format("tls: cannot load CA file \"{}\": {}", ca_file, ssl_error_text()));
+  }
+  return store;
+}
+
+bool add_ext(X509* cert, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+  if (!ext) return false;
+  X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+  return true;
+}
+
+std::shared_ptr<CertKey> generate(const std::optional<config::TLS>& g) {
+  std::string cn = g && !g->commonName.empty() ? g->commonName : "gost.run";
+  std::string org = g && !g->organization.empty() ? g->organization : "GOST";
+  auto validity = g && g->validity.count() > 0
+                      ? std::chrono::duration_cast<std::chrono::seconds>(g->validity)
+                      : std::chrono::seconds(8760 * 3600);
+  auto ck = std::make_shared<CertKey>();
+  ck->key = EVP_EC_gen("P-256");
+  ck->cert = X509_new();
+  if (!ck->key || !ck->cert) throw std::runtime_error("tls: cannot generate a certificate");
+  X509_set_version(ck->cert, 2);
+  BIGNUM* serial = BN_new();
+  BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY);
+  BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(ck->cert));
+  BN_free(serial);
+  X509_gmtime_adj(X509_getm_notBefore(ck->cert), 0);
+  X509_gmtime_adj(X509_getm_notAfter(ck->cert), static_cast<long>(validity.count()));
+  X509_set_pubkey(ck->cert, ck->key);
+  X509_NAME* name = X509_get_subject_name(ck->cert);
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(org.c_str()), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_set_issuer_name(ck->cert, name);
+  add_ext(ck->cert, NID_basic_constraints, "critical,CA:TRUE");
+  add_ext(ck->cert, NID_key_usage, "critical,digitalSignature,keyCertSign");
+  add_ext(ck->cert, NID_ext_key_usage, "serverAuth,clientAuth");
+  add_ext(ck->cert, NID_subject_alt_name, ("DNS:" + cn).c_str());
+  if (X509_sign(ck->cert, ck->key, EVP_sha256()) == 0)
+    throw std::runtime_error("tls: cannot sign the generated certificate: " + ssl_error_text());
+  return ck;
+}
+
+void persist(const CertKey& ck, const std::string& dir) {
+  std::error_code fec;
+  std::filesystem::create_directories(dir, fec);
+  ::chmod(dir.c_str(), 0700);
+  if (FILE* f = std::fopen((dir + "/auto-ca-cert.pem").c_str(), "w")) {
+    PEM_write_X509(f, ck.cert);
+    std::fclose(f);
+    ::chmod((dir + "/auto-ca-cert.pem").c_str(), 0644);
+  }
+  mode_t old = ::umask(077);
+  if (FILE* f = std::fopen((dir + "/auto-ca-key.pem").c_str(), "w")) {
+    PEM_write_PrivateKey(f, ck.key, nullptr, nullptr, 0, nullptr, nullptr);
+    std::fclose(f);
+  }
+  ::umask(old);
+}
+
+// Built on first use, so that a plain HTTP proxy never touches certificates.
+std::shared_ptr<CertKey> default_cert() {
+  std::lock_guard lk(g_default_mu);
+  if (g_default) return g_default;
+  const auto& g = g_global;
+  if (g && (!g->certFile.empty() || !g->keyFile.empty() || !g->caFile.empty())) {
+    g_default = load_pair(g->certFile, g->keyFile);
+    if (!g_default)
+      throw ConfigError(fmt::format("tls: cannot load certFile \"{}\" / keyFile \"{}\"",
+                                    g->certFile, g->keyFile));
+    if (!g->caFile.empty()) g_default->client_ca = load_ca_store(g->caFile);
+    return g_default;
+  }
+  if ((g_default = load_pair("cert.pem", "key.pem"))) return g_default;
+  const char* home = std::getenv("HOME");
+  std::string dir = std::string(home ? home : ".") + "/.gost";
+  if ((g_default = load_pair(dir + "/auto-ca-cert.pem", dir + "/auto-ca-key.pem"))) return g_default;
+  g_default = generate(g);
+  persist(*g_default, dir);
+  log::root().info("tls: generated a self-signed certificate (CN=" +
+                   std::string(g && !g->commonName.empty() ? g->commonName : "gost.run") + ")");
+  return g_default;
+}
+
+int parse_tls_version(const std::string& v, int fallback) {
+  std::string l;
+  for (char c : v) l += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (l.empty()) return fallback;
+  if (l == "versiontls10") return TLS1_VERSION;
+  if (l == "versiontls11") return TLS1_1_VERSION;
+  if (l == "versiontls12") return TLS1_2_VERSION;
+  if (l == "versiontls13") return TLS1_3_VERSION;
+  throw ConfigError(fmt::format("tls: unknown TLS version \"{}\"", v));
+}
+
+void apply_options(SSL_CTX* ctx, const std::optional<config::TLS>& tls) {
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE);
+  if (!tls) return;
+  const auto& o = tls->options;
+  SSL_CTX_set_min_proto_version(ctx, parse_tls_version(o.minVersion, TLS1_2_VERSION));
+  SSL_CTX_set_max_proto_version(ctx, parse_tls_version(o.maxVersion, 0));
+  if (!o.cipherSuites.empty())
+    throw ConfigError("tls: options.cipherSuites is not supported by this implementation");
+}
+
+std::string alpn_wire(const std::vector<std::string>& protos) {
+  std::string w;
+  for (const auto& p : protos) {
+    if (p.empty() || p.size() > 255) continue;
+    w += static_cast<char>(p.size());
+    w += p;
+  }
+  return w;
+}
+
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void* arg) {
+  // Go picks the first of the server's list that the client offers.
+  const auto& w = *static_cast<const std::string*>(arg);
+  for (std::size_t i = 0; i < w.size(); i += 1 + static_cast<unsigned char>(w[i])) {
+    unsigned char len = static_cast<unsigned char>(w[i]);
+    for (unsigned int j = 0; j < inlen; j += 1 + in[j]) {
+      if (in[j] == len && j + 1 + len <= inlen && std::memcmp(in + j + 1, w.data() + i + 1, len) == 0) {
+        *out = in + j + 1;
+        *outlen = len;
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+bool is_ip_literal(const std::string& host) {
+  error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// ---- TLS over a Stream --------------------------------------------------------------------------
+
+BIO_METHOD* stream_bio_method();
+
+class TlsStream final : public Stream {
+ public:
+  TlsStream(StreamPtr inner, TlsContextPtr ctx)
+      : inner_(std::move(inner)), ctx_(std::move(ctx)), write_done_(inner_->executor()) {
+    ssl_ = SSL_new(ctx_->native());
+    BIO* bio = BIO_new(stream_bio_method());
+    BIO_set_data(bio, this);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ssl_, bio, bio);
+    if (ctx_->is_server) {
+      SSL_set_accept_state(ssl_);
+    } else {
+      SSL_set_connect_state(ssl_);
+      if (!ctx_->server_name.empty()) {
+        SSL_set_tlsext_host_name(ssl_, ctx_->server_name.c_str());
+        if (ctx_->server_name_verify) SSL_set1_host(ssl_, ctx_->server_name.c_str());
+      }
+    }
+  }
+  ~TlsStream() override { SSL_free(ssl_); }
+
+  awaitable<void> handshake() {
+    error_code ec;
+    for (;;) {
+      ERR_clear_error();
+      int r = SSL_do_handshake(ssl_);
+      co_await flush(ec);
+      if (ec) throw system_error(ec, "tls handshake");
+      if (r == 1) co_return;
+      int err = SSL_get_error(ssl_, r);
+      if (err != SSL_ERROR_WANT_READ)
+        throw system_error(asio::error::connection_aborted, "tls handshake: " + ssl_error_text());
+      co_await fill(ec);
+      if (ec) throw system_error(ec, "tls handshake");
+    }
+  }
+
+  asio::any_io_executor executor() override { return inner_->executor(); }
+
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
+    for (;;) {
+      ERR_clear_error();
+      std::size_t n = 0;
+      int r = SSL_read_ex(ssl_, buf.data(), buf.size(), &n);
+      if (!out_.empty()) {
+        co_await flush(ec);
+        if (ec) co_return 0;
+      }
+      if (r == 1) {
+        ec = {};
+        co_return n;
+      }
+      int err = SSL_get_error(ssl_, r);
+      if (err == SSL_ERROR_ZERO_RETURN) {
+        ec = asio::error::eof;
+        co_return 0;
+      }
+      if (err != SSL_ERROR_WANT_READ) {
+        ec = asio::ssl::error::stream_truncated;
+        if (err == SSL_ERROR_SSL) ERR_clear_error();
+        co_return 0;
+      }
+      co_await fill(ec);
+      if (ec) co_return 0;
+    }
+  }
+
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
+    constexpr std::size_t kMaxWrite = 64 * 1024;  // bounds the ciphertext held at once
+    ERR_clear_error();
+    std::size_t n = 0;
+    int r = SSL_write_ex(ssl_, buf.data(), std::min(buf.size(), kMaxWrite), &n);
+    if (r != 1) {
+      ec = asio::error::broken_pipe;
+      co_return 0;
+    }
+    co_await flush(ec);
+    co_return ec ? 0 : n;
+  }
+
+  awaitable<void> wait_readable(error_code& ec) override {
+    ec = {};
+    if (SSL_pending(ssl_) > 0 || in_off_ < in_.size()) co_return;
+    co_await inner_->wait_readable(ec);
+  }
+
+  awaitable<void> shutdown_write(error_code& ec) override {
+    ERR_clear_error();
+    SSL_shutdown(ssl_);  // close_notify
+    co_await flush(ec);
+    if (!ec) co_await inner_->shutdown_write(ec);
+  }
+
+  void close() override { inner_->close(); }
+  std::string remote_address() const override { return inner_->remote_address(); }
+  std::string local_address() const override { return inner_->local_address(); }
+
+  std::string alpn() const {
+    const unsigned char* p = nullptr;
+    unsigned int len = 0;
+    SSL_get0_alpn_selected(ssl_, &p, &len);
+    return p ? std::string(reinterpret_cast<const char*>(p), len) : std::string();
+  }
+
+  // BIO callbacks: ciphertext in from in_, out to out_.
+  int bio_read(char* data, std::size_t len, std::size_t* done) {
+    if (in_off_ >= in_.size()) return 0;
+    std::size_t n = std::min(len, in_.size() - in_off_);
+    std::memcpy(data, in_.data() + in_off_, n);
+    in_off_ += n;
+    if (in_off_ == in_.size()) {
+      std::string().swap(in_);  // nothing held while idle
+      in_off_ = 0;
+    }
+    *done = n;
+    return 1;
+  }
+  void bio_write(const char* data, std::size_t len) { out_.append(data, len); }
+
+ private:
+  // Reads more ciphertext from the inner stream.
+  awaitable<void> fill(error_code& ec) {
+    constexpr std::size_t kChunk = 17 * 1024;  // one full TLS record
+    if (in_off_ > 0) {
+      in_.erase(0, in_off_);
+      in_off_ = 0;
+    }
+    std::size_t old = in_.size();
+    in_.resize(old + kChunk);
+    std::size_t n = co_await inner_->read_some(asio::buffer(in_.data() + old, kChunk), ec);
+    in_.resize(old + n);
+  }
+
+  // Writes pending ciphertext; one writer at a time (the relay reads and writes concurrently).
+  awaitable<void> flush(error_code& ec) {
+    ec = {};
+    while (writing_) {
+      write_done_.expires_at(asio::steady_timer::time_point::max());
+      co_await write_done_.async_wait(use_nothrow);
+    }
+    if (out_.empty()) co_return;
+    writing_ = true;
+    while (!out_.empty() && !ec) {
+      std::string chunk;
+      chunk.swap(out_);
+      co_await write_all(*inner_, asio::buffer(chunk), ec);
+    }
+    writing_ = false;
+    write_done_.cancel();
+  }
+
+  StreamPtr inner_;
+  TlsContextPtr ctx_;
+  SSL* ssl_ = nullptr;
+  std::string in_;
+  std::size_t in_off_ = 0;
+  std::string out_;
+  bool writing_ = false;
+  asio::steady_timer write_done_;
+};
+
+int bio_read_ex(BIO* b, char* data, std::size_t len, std::size_t* done) {
+  BIO_clear_retry_flags(b);
+  auto* s = static_cast<TlsStream*>(BIO_get_data(b));
+  if (s->bio_read(data, len, done) == 1) return 1;
+  BIO_set_retry_read(b);
+  *done = 0;
+  return 0;
+}
+
+int bio_write_ex(BIO* b, const char* data, std::size_t len, std::size_t* done) {
+  BIO_clear_retry_flags(b);
+  static_cast<TlsStream*>(BIO_get_data(b))->bio_write(data, len);
+  *done = len;
+  return 1;
+}
+
+long bio_ctrl(BIO*, int cmd, long, void*) {
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+    case BIO_CTRL_PUSH:
+    case BIO_CTRL_POP:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+BIO_METHOD* stream_bio_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gost-stream");
+    BIO_meth_set_read_ex(method, bio_read_ex);
+    BIO_meth_set_write_ex(method, bio_write_ex);
+    BIO_meth_set_ctrl(method, bio_ctrl);
+    return method;
+  }();
+  return m;
+}
+
+}  // namespace
+
+TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+
+void init_default_certificate(const std::optional<config::TLS>& global) {
+  std::lock_guard lk(g_default_mu);
+  g_global = global;
+  g_default.reset();
+}
+
+TlsContextPtr server_context(const std::optional<config::TLS>& tls,
+                             const std::vector<std::string>& alpn) {
+  SSL_CTX* raw = SSL_CTX_new(TLS_server_method());
+  if (!raw) throw std::runtime_error("tls: " + ssl_error_text());
+  auto ctx = std::make_shared<TlsContext>(raw);
+  ctx->is_server = true;
+  apply_options(raw, tls);
+
+  std::shared_ptr<CertKey> ck;
+  X509_STORE* client_ca = nullptr;
+  if (tls && !tls->certFile.empty() && !tls->keyFile.empty()) {
+    ck = load_pair(tls->certFile, tls->keyFile);
+    if (!ck)
+      throw ConfigError(fmt::format("tls: cannot load certFile \"{}\" / keyFile \"{}\"",
+                                    tls->certFile, tls->keyFile));
+    if (!tls->caFile.empty()) client_ca = load_ca_store(tls->caFile);
+  } else {
+    ck = default_cert();
+    if (ck->client_ca) {
+      X509_STORE_up_ref(ck->client_ca);
+      client_ca = ck->client_ca;
+    }
+  }
+  if (SSL_CTX_use_certificate(raw, ck->cert) != 1 || SSL_CTX_use_PrivateKey(raw, ck->key) != 1)
+    throw ConfigError("tls: " + ssl_error_text());
+  for (int i = 0; ck->chain && i < sk_X509_num(ck->chain); ++i)
+    SSL_CTX_add1_chain_cert(raw, sk_X509_value(ck->chain, i));
+  if (client_ca) {
+    SSL_CTX_set_cert_store(raw, client_ca);
+    SSL_CTX_set_verify(raw, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  if (tls && (tls->rejectUnknownSNI || !tls->serverNames.empty()))
+    throw ConfigError("tls: rejectUnknownSNI/serverNames are not supported by this implementation");
+
+  std::vector<std::string> protos;
+  if (tls) protos = tls->options.alpn;
+  for (const auto& p : alpn)
+    if (std::find(protos.begin(), protos.end(), p) == protos.end()) protos.push_back(p);
+  if (!protos.empty()) {
+    ctx->server_alpn = alpn_wire(protos);
+    SSL_CTX_set_alpn_select_cb(raw, select_alpn, &ctx->server_alpn);
+  }
+  return ctx;
+}
+
+TlsContextPtr client_context(const std::optional<config::TLS>& tls, const std::string& node_addr,
+                             const std::vector<std::string>& alpn) {
+  SSL_CTX* raw = SSL_CTX_new(TLS_client_method());
+  if (!raw) throw std::runtime_error("tls: " + ssl_error_text());
+  auto ctx = std::make_shared<TlsContext>(raw);
+  apply_options(raw, tls);
+  bool secure = tls && tls->secure;
+  std::string ca = tls ? tls->caFile : "";
+  if (!ca.empty()) {
+    SSL_CTX_set_cert_store(raw, load_ca_store(ca));
+    SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
+  } else if (secure) {
+    SSL_CTX_set_default_verify_paths(raw);
+    SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(raw, SSL_VERIFY_NONE, nullptr);
+  }
+  if (tls && !tls->certFile.empty() && !tls->keyFile.empty()) {
+    auto ck = load_pair(tls->certFile, tls->keyFile);
+    if (!ck)
+      throw ConfigError(fmt::format("tls: cannot load client certFile \"{}\" / keyFile \"{}\"",
+                                    tls->certFile, tls->keyFile));
+    SSL_CTX_use_certificate(raw, ck->cert);
+    SSL_CTX_use_PrivateKey(raw, ck->key);
+  }
+  std::vector<std::string> protos = alpn;
+  if (tls && !tls->options.alpn.empty()) protos = tls->options.alpn;
+  if (!protos.empty()) {
+    auto w = alpn_wire(protos);
+    SSL_CTX_set_alpn_protos(raw, reinterpret_cast<const unsigned char*>(w.data()),
+                            static_cast<unsigned>(w.size()));
+  }
+  std::string name = tls ? tls->serverName : "";
+  if (name.empty())
+    if (auto hp = split_host_port(node_addr)) name = hp->host;
+  if (!is_ip_literal(name)) ctx->server_name = name;
+  // Hostname verification only with secure=true; caFile alone pins the chain, not the name.
+  if (!secure) ctx->server_name_verify = false;
+  return ctx;
+}
+
+awaitable<StreamPtr> tls_accept(StreamPtr inner, TlsContextPtr ctx) {
+  auto s = std::make_unique<TlsStream>(std::move(inner), std::move(ctx));
+  co_await s->handshake();
+  co_return s;
+}
+
+awaitable<StreamPtr> tls_connect(StreamPtr inner, TlsContextPtr ctx) {
+  auto s = std::make_unique<TlsStream>(std::move(inner), std::move(ctx));
+  co_await s->handshake();
+  co_return s;
+}
+
+std::string negotiated_alpn(Stream& s) {
+  if (auto* t = dynamic_cast<TlsStream*>(&s)) return t->alpn();
+  return {};
+}
+
+}  // namespace gost::net
