@@ -224,10 +224,10 @@ awaitable<void> HttpHandler::forward(StreamPtr client, std::string buf, http::Re
     auto uri = http::split_absolute_uri(req.target);
     if (!uri || uri->scheme != "http" || req.method == "CONNECT") {
       // Origin-form (no URL host) is a transport error in GOST's forwarder: 503.
-      int status = uri && uri->scheme != "http" ? 400 : 503;
-      co_await write_all(*client, asio::buffer(status == 400 ? skeleton(400, false)
-                                                             : http::response_empty(503, client_minor)),
-                         ec);
+      // (No ?: inside co_await expressions: GCC 12 destroys such temporaries twice.)
+      std::string answer = http::response_empty(503, client_minor);
+      if (uri && uri->scheme != "http") answer = skeleton(400, false);
+      co_await write_all(*client, asio::buffer(answer), ec);
       co_return;
     }
     std::string addr = ensure_port(uri->authority, "80");

@@ -977,3 +977,249 @@ def main():
         sys.stderr.write("gost binary not found or not executable: %s\n" % GOST_BIN)
         sys.exit(1)
     unittest.main(module="__main__", argv=[sys.argv[0]] + sys.argv[2:])
+
+
+# --------------------------------------------------------------------------
+# gost with a chosen working directory / environment (TLS default certificate)
+# --------------------------------------------------------------------------
+
+class GostProcessIn(GostProcess):
+    """Like GostProcess, but with a chosen working directory and extra
+    environment variables (e.g. HOME, which decides where the default TLS
+    certificate is persisted: $HOME/.gost, tls.md §2)."""
+
+    def __init__(self, args, name="gost", cwd=None, env_extra=None):  # noqa: D401 - no super().__init__
+        if GOST_BIN is None:
+            raise RuntimeError("gost binary path not set (call gostlib.main())")
+        self.args = [GOST_BIN] + list(args)
+        self.name = name
+        self.tmpdir = tempfile.mkdtemp(prefix="gost-e2e-")
+        self.out_path = os.path.join(self.tmpdir, "stdout")
+        self.err_path = os.path.join(self.tmpdir, "stderr")
+        self._out = open(self.out_path, "wb")
+        self._err = open(self.err_path, "wb")
+        env = clean_env()
+        env.update(env_extra or {})
+        self.cwd = cwd or self.tmpdir
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=self._err,
+                                     env=env, cwd=self.cwd)
+        self.exit_before_stop = None
+        self.expected_exit = False
+        self.stopped = False
+
+
+def start_gost_in(testcase, *args, cwd=None, env_extra=None, port=None, ports=None,
+                  name="gost", wait=True, expect_running=True):
+    """GostTestCase.start_gost with a working directory and extra environment.
+
+    The process is registered with the test case exactly like start_gost does
+    (stopped at cleanup, logs printed on failure)."""
+    p = GostProcessIn(args, name=name, cwd=cwd, env_extra=env_extra)
+    testcase._gost_procs.append(p)
+    testcase.addCleanup(testcase._stop_gost, p, expect_running)
+    waits = ([port] if port is not None else []) + list(ports or [])
+    if wait:
+        for prt in waits:
+            if not wait_port(prt, START_TIMEOUT, proc=p.proc):
+                rc = p.poll()
+                p.expected_exit = True
+                testcase.fail("%s did not start listening on 127.0.0.1:%d within %.0fs (%s)\n%s"
+                              % (name, prt, START_TIMEOUT, describe_rc(rc), p.diagnostics()))
+    return p
+
+
+def temp_dir(testcase, prefix="gost-e2e-dir-"):
+    """A temporary directory removed at cleanup."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    testcase.addCleanup(shutil.rmtree, d, True)
+    return d
+
+
+# --------------------------------------------------------------------------
+# TLS helpers (openssl CLI certificates, a recording TLS server)
+# --------------------------------------------------------------------------
+
+import ssl  # noqa: E402
+
+
+def openssl_cmd(*args, cwd=None, input_bytes=None, timeout=60):
+    """Run the openssl CLI; raises RuntimeError with its output on failure."""
+    cp = subprocess.run(["openssl"] + list(args), cwd=cwd, input=input_bytes,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                        stdin=None if input_bytes is not None else subprocess.DEVNULL)
+    if cp.returncode != 0:
+        raise RuntimeError("openssl %s failed (rc=%d): %s" % (" ".join(args), cp.returncode,
+                                                              cp.stderr.decode("utf-8", "replace")))
+    return cp.stdout
+
+
+def make_self_signed(directory, name, cn, key="rsa:2048"):
+    """Self-signed certificate (openssl req -x509, CA:TRUE). Returns (cert, key) paths."""
+    cert = os.path.join(directory, name + ".crt")
+    keyf = os.path.join(directory, name + ".key")
+    openssl_cmd("req", "-x509", "-newkey", key, "-nodes", "-subj", "/CN=%s" % cn,
+                "-days", "2", "-keyout", keyf, "-out", cert)
+    return cert, keyf
+
+
+def make_signed(directory, name, cn, ca_cert, ca_key, usage="clientAuth,serverAuth", san=None):
+    """Leaf certificate for cn (SAN = san or DNS:cn) signed by the given CA. Returns (cert, key)."""
+    cert = os.path.join(directory, name + ".crt")
+    keyf = os.path.join(directory, name + ".key")
+    csr = os.path.join(directory, name + ".csr")
+    ext = os.path.join(directory, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=%s\nsubjectAltName=%s\n" % (usage, san or ("DNS:" + cn)))
+    openssl_cmd("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=%s" % cn,
+                "-keyout", keyf, "-out", csr)
+    openssl_cmd("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-set_serial",
+                str(int.from_bytes(os.urandom(8), "big")), "-days", "2", "-extfile", ext, "-out", cert)
+    return cert, keyf
+
+
+def client_hello(server_hostname=None):
+    """The bytes of a real TLS ClientHello (Python ssl), with SNI = server_hostname or none."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=server_hostname)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def insecure_client_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def tls_connect(port, server_hostname=None, timeout=10.0, host=LOOPBACK, ctx=None):
+    """TLS client connection (no verification) to host:port; returns the SSLSocket."""
+    raw = socket.create_connection((host, port), timeout=timeout)
+    try:
+        s = (ctx or insecure_client_context()).wrap_socket(raw, server_hostname=server_hostname)
+    except BaseException:
+        raw.close()
+        raise
+    s.settimeout(timeout)
+    return s
+
+
+def wait_until(pred, timeout=5.0, interval=0.02):
+    """Poll pred() until true (returns True) or timeout (returns False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+class TLSRecordingServer:
+    """TLS server on host:port (certificate given) that records, per connection,
+    the SNI of the ClientHello (None = no SNI), and then either echoes
+    (mode "echo") or acts as a minimal HTTP CONNECT proxy target (mode
+    "connect": reads one request head, records it, answers 200, then echoes).
+
+    accepted   - TCP connections accepted
+    snis       - one entry per ClientHello seen (sni_callback)
+    handshakes - completed TLS handshakes
+    heads      - request heads received in "connect" mode
+    """
+
+    def __init__(self, certfile, keyfile, port=0, mode="echo", host=LOOPBACK):
+        self.mode = mode
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(certfile, keyfile)
+        self.ctx.sni_callback = self._on_sni
+        self.lock = threading.Lock()
+        self.accepted = 0
+        self.snis = []
+        self.handshakes = 0
+        self.heads = []
+        self.errors = []
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.lsock.bind((host, port))
+            self.lsock.listen(64)
+        except OSError:
+            self.lsock.close()
+            raise
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.addr = "%s:%d" % (host, self.port)
+        self._stop = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _on_sni(self, sslobj, name, ctx):
+        with self.lock:
+            self.snis.append(name)
+        return None
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        c.settimeout(30)
+        try:
+            s = self.ctx.wrap_socket(c, server_side=True)
+        except (OSError, ssl.SSLError) as e:
+            with self.lock:
+                self.errors.append(repr(e))
+            c.close()
+            return
+        with self.lock:
+            self.handshakes += 1
+        try:
+            buf = b""
+            if self.mode == "connect":
+                while b"\r\n\r\n" not in buf:
+                    d = s.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                i = buf.index(b"\r\n\r\n") + 4
+                with self.lock:
+                    self.heads.append(buf[:i])
+                buf = buf[i:]
+                s.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            if buf:
+                s.sendall(buf)
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                s.sendall(d)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self._stop = True
+        try:
+            self.lsock.close()
+        except OSError:
+            pass

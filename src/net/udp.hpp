@@ -1,0 +1,98 @@
+// Datagrams for proxy handlers and connectors: the PacketConn interface (one datagram per call,
+// each with its peer address), a PacketConn over a plain UDP socket, and UDP-TUN — datagrams framed
+// on a Stream (spec/socks5.md §7.2; also relay.md §5). Plus exact-size reads for handshakes, which
+// must never consume bytes beyond the message they read.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/stream.hpp"
+#include "proto/socks5.hpp"
+
+namespace gost::net {
+
+using udp = asio::ip::udp;
+
+// One datagram per call. `addr` is "host:port" (IPv6 bracketed): on read the peer the datagram
+// came from (or, for a client-facing proxy conn, the destination the client asked for); on write
+// where it goes.
+class PacketConn {
+ public:
+  virtual ~PacketConn() = default;
+  // Payloads larger than `buf` are truncated.
+  virtual awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
+                                           error_code& ec) = 0;
+  virtual awaitable<void> write_to(asio::const_buffer buf, std::string_view addr,
+                                   error_code& ec) = 0;
+  virtual void close() = 0;
+};
+
+// Host for a UDP destination: an IP literal as is; a name resolved by the system resolver, the
+// first IPv4 answer preferred (GOST's rule). Throws on failure.
+awaitable<asio::ip::address> resolve_udp_host(std::string_view host);
+
+// "ip:port" of an endpoint, IPv4-mapped IPv6 shown as IPv4.
+std::string endpoint_text(const udp::endpoint& ep);
+// Parses an IP literal, unwrapping IPv4-mapped IPv6 (so it can be bound to an IPv4 socket).
+std::optional<asio::ip::address> parse_ip(std::string_view text);
+
+// An unconnected UDP socket as a PacketConn (a direct UDP "dial" with an empty address).
+class UdpSocketConn final : public PacketConn {
+ public:
+  explicit UdpSocketConn(udp::socket s) : socket_(std::move(s)) {}
+  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
+                                   error_code& ec) override;
+  awaitable<void> write_to(asio::const_buffer buf, std::string_view addr, error_code& ec) override;
+  void close() override;
+  udp::socket& socket() { return socket_; }
+
+ private:
+  udp::socket socket_;
+};
+
+// A UDP socket bound to `ip`:`port` (port 0 = ephemeral). Without `ip`: a dual-stack [::] socket,
+// or 0.0.0.0 where IPv6 is unavailable. Throws system_error.
+udp::socket open_udp(asio::any_io_executor ex, std::optional<asio::ip::address> ip,
+                     unsigned short port);
+
+// UDP-TUN: each datagram is one frame `LEN(2) FF ATYP ADDR PORT DATA` on the inner stream. The
+// object is also the inner Stream itself (raw bytes), so a connector can return it from connect()
+// and a handler can recover the datagram view with dynamic_cast<PacketConn*>.
+class UdpTunStream final : public Stream, public PacketConn {
+ public:
+  explicit UdpTunStream(StreamPtr inner) : inner_(std::move(inner)) {}
+
+  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
+                                   error_code& ec) override;
+  // Zero-length datagrams cannot be framed (LEN 0 means something else to GOST): dropped.
+  awaitable<void> write_to(asio::const_buffer buf, std::string_view addr, error_code& ec) override;
+  void close() override { inner_->close(); }
+
+  asio::any_io_executor executor() override { return inner_->executor(); }
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override;
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
+    return inner_->write_some(buf, ec);
+  }
+  awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
+  std::string remote_address() const override { return inner_->remote_address(); }
+  std::string local_address() const override { return inner_->local_address(); }
+
+ private:
+  StreamPtr inner_;
+  std::string rbuf_;  // bytes read but not yet returned (a partial frame)
+};
+
+// Reads exactly `n` bytes (ec = eof when the stream ends first).
+awaitable<void> read_exact(Stream& s, char* p, std::size_t n, error_code& ec);
+
+// Reads one message with exact reads, guided by `parse` (a proto::socks5-style parser), appending
+// to `buf`. Returns the final parse result: complete (buf holds the message), or bad; on an I/O
+// error `ec` is set and the status is incomplete.
+awaitable<proto::socks5::Parsed> read_message(
+    Stream& s, std::string& buf,
+    const std::function<proto::socks5::Parsed(std::string_view)>& parse, error_code& ec);
+
+}  // namespace gost::net
