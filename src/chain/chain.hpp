@@ -44,6 +44,7 @@ class Router {
   // Dials `address` through the chain (or directly), with retries and a per-attempt timeout.
   awaitable<StreamPtr> dial(std::string_view network, std::string_view address,
                             const ConnInfo& conn);
+  bool has_chain() const { return opts_.chain != nullptr; }
 
  private:
   RouterOptions opts_;

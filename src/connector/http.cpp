@@ -1,10 +1,12 @@
-// Connector "http": asks an HTTP proxy node for a tunnel with CONNECT (spec/http.md §10).
+// Connector "http": asks an HTTP proxy node for a tunnel with CONNECT (spec/http.md §10), or for
+// a UDP relay (X-Gost-Protocol: udp, §8).
 #include <fmt/format.h>
 
 #include "core/buffered_stream.hpp"
 #include "core/component.hpp"
 #include "core/timeout.hpp"
 #include "net/http_io.hpp"
+#include "net/udp.hpp"
 
 namespace gost {
 namespace {
@@ -27,15 +29,16 @@ class HttpConnector final : public Connector {
 
   awaitable<StreamPtr> connect(StreamPtr s, std::string_view network, std::string_view address,
                                const log::Logger& log) override {
-    if (network.substr(0, 3) == "udp")
-      throw system_error(asio::error::operation_not_supported,
-                         "connector http: UDP over HTTP is not supported by this implementation");
-    if (network.substr(0, 3) != "tcp")
+    const bool udp = network.substr(0, 3) == "udp";
+    if (!udp && network.substr(0, 3) != "tcp")
       throw system_error(asio::error::operation_not_supported,
                          fmt::format("connector http: network {} unsupported", network));
     Stream& stream = *s;
     Deadline deadline(stream.executor(), timeout_, [&stream] { stream.close(); });
-    auto req = http::connect_request(address, auth_, headers_);
+    // A UDP relay names each datagram's destination itself; an unset target still needs a
+    // well-formed request line.
+    std::string target(address.empty() ? std::string_view("0.0.0.0:0") : address);
+    auto req = http::connect_request(target, auth_, headers_, udp);
     if (log::enabled(log::Level::trace)) log.trace(req);
     co_await write_all(stream, asio::buffer(req));
 
@@ -52,7 +55,10 @@ class HttpConnector final : public Connector {
       throw system_error(asio::error::connection_refused,
                          fmt::format("{} {}", resp.status, resp.reason));
     // Unlike GOST's client, keep bytes that arrived together with the 200 (http.md §12 item 10).
-    co_return with_prefix(std::move(s), buf.substr(head_len));
+    auto tunnel = with_prefix(std::move(s), buf.substr(head_len));
+    // UDP: datagrams travel as UDP-TUN frames (spec/http.md §8); the handler uses the PacketConn.
+    if (udp) co_return std::make_unique<net::UdpTunStream>(std::move(tunnel));
+    co_return tunnel;
   }
 
  private:

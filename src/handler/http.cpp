@@ -8,6 +8,7 @@
 #include "core/relay.hpp"
 #include "core/timeout.hpp"
 #include "net/http_io.hpp"
+#include "net/udp_relay.hpp"
 
 namespace gost {
 namespace {
@@ -49,9 +50,10 @@ class HttpHandler final : public Handler {
                         "mitm.caCertFile", "mitm.keyFile", "mitm.caKeyFile", "skipauth",
                         "compression", "http.compression", "hash"},
                        "handler http");
-    if (md.get_bool("udp").value_or(false))
-      throw config::ConfigError(
-          "handler http: option \"udp\" (UDP over HTTP) is not supported by this implementation");
+    udp_ = md.get_bool("udp").value_or(false);
+    auto bs = md.get_int("udp.bufferSize");
+    if (!bs) bs = md.get_int("udpBufferSize");
+    if (bs && *bs > 0) udp_buffer_ = static_cast<std::size_t>(std::min<std::int64_t>(*bs, 65535));
     realm_ = md.get_string("authBasicRealm").value_or("gost");
     proxy_agent_ = md.get_string("http.proxyAgent")
                        .value_or(md.get_string("proxyAgent").value_or("gost/3.0"));
@@ -77,6 +79,8 @@ class HttpHandler final : public Handler {
                                std::size_t& head_len, ConnInfo& conn);
   awaitable<void> tunnel(StreamPtr client, std::string pending, const std::string& addr,
                          ConnInfo& conn);
+  // UDP over HTTP (spec/http.md §8): after the 200 the stream carries UDP-TUN frames.
+  awaitable<void> udp_tunnel(StreamPtr client, ConnInfo& conn);
   awaitable<void> forward(StreamPtr client, std::string buf, http::Request req,
                           std::size_t head_len, ConnInfo& conn);
   // Null when every attempt failed (logged by the router).
@@ -100,6 +104,8 @@ class HttpHandler final : public Handler {
   nanoseconds read_timeout_{0};
   nanoseconds idle_timeout_{0};
   bool keepalive_ = false;
+  bool udp_ = false;
+  std::size_t udp_buffer_ = 4096;
 };
 
 awaitable<bool> HttpHandler::read_request(Stream& client, std::string& buf, http::Request& req,
@@ -172,7 +178,7 @@ awaitable<void> HttpHandler::handle(StreamPtr client, ConnInfo& conn) {
     co_return;
   }
   if (network == "udp") {
-    co_await write_all(*client, asio::buffer(http::response_empty(403)), ignored);
+    co_await udp_tunnel(std::move(client), conn);
     co_return;
   }
   if (is_connect) {
@@ -208,6 +214,34 @@ awaitable<void> HttpHandler::tunnel(StreamPtr client, std::string pending, const
   conn.output_bytes += stats.b_to_a;
   conn.log.info(fmt::format("{} >-< {}", conn.remote, addr),
                 {{"duration", (std::chrono::steady_clock::now() - start).count()}});
+}
+
+awaitable<void> HttpHandler::udp_tunnel(StreamPtr client, ConnInfo& conn) {
+  error_code ec;
+  if (!udp_) {
+    std::string forbidden = http::response_empty(403, 1, headers_);
+    co_await write_all(*client, asio::buffer(forbidden), ec);
+    co_return;
+  }
+  net::UdpUpstream up;
+  try {
+    up = co_await net::open_udp_upstream(*opts_.router, conn);
+  } catch (const system_error& e) {
+    conn.log.error(fmt::format("http: udp: {}", e.what()));
+  }
+  if (!up.conn) {
+    std::string unavailable = skeleton(503, true);
+    co_await write_all(*client, asio::buffer(unavailable), ec);
+    co_return;
+  }
+  std::string ok = http::response_empty(200, 1, headers_);
+  co_await write_all(*client, asio::buffer(ok), ec);
+  if (ec) co_return;
+  net::UdpTunStream tun(std::move(client));
+  conn.log.info(fmt::format("{} <-> udp", conn.remote));
+  co_await net::relay_datagrams(tun, *up.conn, nullptr, conn,
+                                {.buffer_size = udp_buffer_, .resolve_domain = false, .tag = "http"});
+  conn.log.info(fmt::format("{} >-< udp", conn.remote));
 }
 
 awaitable<void> HttpHandler::forward(StreamPtr client, std::string buf, http::Request req,

@@ -13,6 +13,7 @@
 #include "core/timeout.hpp"
 #include "net/tls.hpp"
 #include "net/udp.hpp"
+#include "net/udp_relay.hpp"
 
 namespace gost {
 namespace {
@@ -91,13 +92,6 @@ class AssociateConn final : public net::PacketConn {
   log::Logger log_;
 };
 
-// The upstream of a UDP relay: a local socket, or the datagram view of a chain stream.
-struct UdpUpstream {
-  StreamPtr stream;
-  std::unique_ptr<net::UdpSocketConn> socket;
-  net::PacketConn* conn = nullptr;
-};
-
 class Socks5Handler final : public Handler {
  public:
   explicit Socks5Handler(const HandlerOptions& o) : opts_(o) {
@@ -150,8 +144,6 @@ class Socks5Handler final : public Handler {
       bind_range_ = {static_cast<unsigned short>(*pmin), static_cast<unsigned short>(*pmax)};
     public_addr_ =
         md.get_string("socks.publicAddr").value_or(md.get_string("publicAddr").value_or(""));
-    uses_chain_ =
-        !o.config.chain.empty() && !o.service_metadata.get_bool("ignoreChain").value_or(false);
     if (!notls_) tls_ = net::server_context(o.config.tls);
   }
 
@@ -172,11 +164,9 @@ class Socks5Handler final : public Handler {
   awaitable<void> bind(StreamPtr client, const socks5::Address& dst, ConnInfo& conn);
   awaitable<void> udp_associate(StreamPtr client, ConnInfo& conn);
   awaitable<void> udp_tun(StreamPtr client, const socks5::Address& dst, ConnInfo& conn);
-  awaitable<UdpUpstream> udp_upstream(ConnInfo& conn);
-  // Moves datagrams both ways until one side fails; `control` (if any) is drained meanwhile and
-  // its end ends the relay too.
-  awaitable<void> relay_datagrams(net::PacketConn& client, net::PacketConn& upstream,
-                                  Stream* control, ConnInfo& conn);
+  net::DatagramRelayOptions datagram_options() const {
+    return {.buffer_size = udp_buffer_, .resolve_domain = udp_resolve_domain_, .tag = "socks5"};
+  }
   udp::socket open_associate_socket(asio::any_io_executor ex, std::optional<asio::ip::address> ip);
 
   HandlerOptions opts_;
@@ -186,7 +176,6 @@ class Socks5Handler final : public Handler {
   bool bind_ = false;
   bool udp_ = false;
   bool udp_resolve_domain_ = false;
-  bool uses_chain_ = false;
   std::size_t udp_buffer_ = 4096;
   std::optional<std::pair<unsigned short, unsigned short>> bind_range_;
   std::string public_addr_;
@@ -446,28 +435,11 @@ udp::socket Socks5Handler::open_associate_socket(asio::any_io_executor ex,
   }
 }
 
-awaitable<UdpUpstream> Socks5Handler::udp_upstream(ConnInfo& conn) {
-  UdpUpstream u;
-  if (uses_chain_) {
-    u.stream = co_await opts_.router->dial("udp", "", conn);
-    u.conn = dynamic_cast<net::PacketConn*>(u.stream.get());
-    if (!u.conn)
-      throw system_error(asio::error::operation_not_supported,
-                         "socks5: UDP through this chain is not supported: the last node's "
-                         "connector does not carry datagrams");
-  } else {
-    u.socket = std::make_unique<net::UdpSocketConn>(
-        net::open_udp(co_await asio::this_coro::executor, std::nullopt, 0));
-    u.conn = u.socket.get();
-  }
-  co_return u;
-}
-
 awaitable<void> Socks5Handler::udp_associate(StreamPtr client, ConnInfo& conn) {
   auto ex = client->executor();
   auto local_ip = net::parse_ip(host_of(client->local_address()));
   std::unique_ptr<AssociateConn> assoc;
-  UdpUpstream up;
+  net::UdpUpstream up;
   socks5::Address bnd{socks5::atyp::ipv4, "0.0.0.0", 0};
   try {
     auto sock = open_associate_socket(ex, local_ip);
@@ -480,7 +452,7 @@ awaitable<void> Socks5Handler::udp_associate(StreamPtr client, ConnInfo& conn) {
     if (a) bnd = *a;
     assoc = std::make_unique<AssociateConn>(std::move(sock), net::parse_ip(host_of(conn.remote)),
                                             udp_buffer_, conn.log);
-    up = co_await udp_upstream(conn);
+    up = co_await net::open_udp_upstream(*opts_.router, conn);
   } catch (const system_error& e) {
     conn.log.error(fmt::format("socks5: udp associate: {}", e.what()));
     up.conn = nullptr;
@@ -495,17 +467,17 @@ awaitable<void> Socks5Handler::udp_associate(StreamPtr client, ConnInfo& conn) {
   if (ec) co_return;
   conn.log = conn.log.with("bind", bnd.to_string());
   conn.log.info(fmt::format("{} <-> {} (udp associate)", conn.remote, bnd.to_string()));
-  co_await relay_datagrams(*assoc, *up.conn, client.get(), conn);
+  co_await net::relay_datagrams(*assoc, *up.conn, client.get(), conn, datagram_options());
   conn.log.info(fmt::format("{} >-< {} (udp associate)", conn.remote, bnd.to_string()));
 }
 
 awaitable<void> Socks5Handler::udp_tun(StreamPtr client, const socks5::Address& dst,
                                        ConnInfo& conn) {
-  UdpUpstream up;
+  net::UdpUpstream up;
   std::string bnd_text;
   if (dst.port == 0) {  // relay mode
     try {
-      up = co_await udp_upstream(conn);
+      up = co_await net::open_udp_upstream(*opts_.router, conn);
     } catch (const system_error& e) {
       conn.log.error(fmt::format("socks5: udp tun: {}", e.what()));
       co_return;  // GOST closes without a reply here
@@ -538,94 +510,8 @@ awaitable<void> Socks5Handler::udp_tun(StreamPtr client, const socks5::Address& 
   if (ec) co_return;
   net::UdpTunStream tun(std::move(client));
   conn.log.info(fmt::format("{} <-> {} (udp tun)", conn.remote, bnd_text));
-  co_await relay_datagrams(tun, *up.conn, nullptr, conn);
+  co_await net::relay_datagrams(tun, *up.conn, nullptr, conn, datagram_options());
   conn.log.info(fmt::format("{} >-< {} (udp tun)", conn.remote, bnd_text));
-}
-
-awaitable<void> Socks5Handler::relay_datagrams(net::PacketConn& client, net::PacketConn& upstream,
-                                               Stream* control, ConnInfo& conn) {
-  auto ex = co_await asio::this_coro::executor;
-  int running = 0;
-  asio::steady_timer wake(ex);
-  auto stop_all = [&] {
-    client.close();
-    upstream.close();
-    if (control) control->close();
-  };
-  auto on_done = [&](std::exception_ptr) {
-    --running;
-    stop_all();
-    wake.cancel();
-  };
-  const std::size_t bufsize = udp_buffer_;
-  const log::Logger& log = conn.log;
-  // client → upstream
-  ++running;
-  asio::co_spawn(
-      ex,
-      [&]() -> awaitable<void> {
-        std::vector<char> buf(bufsize);
-        std::string dst;
-        for (;;) {
-          error_code ec;
-          std::size_t n = co_await client.read_from(asio::buffer(buf), dst, ec);
-          if (ec) co_return;
-          co_await upstream.write_to(asio::buffer(buf.data(), n), dst, ec);
-          if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
-          if (ec) {
-            log.warn(fmt::format("socks5: udp to {}: {}", dst, ec.message()));
-            if (!dynamic_cast<net::UdpSocketConn*>(&upstream)) co_return;  // a broken stream
-            continue;
-          }
-          conn.input_bytes += n;
-          if (log::enabled(log::Level::trace))
-            log.trace(fmt::format("socks5: udp {} bytes to {}", n, dst));
-        }
-      },
-      on_done);
-  // upstream → client
-  ++running;
-  asio::co_spawn(
-      ex,
-      [&]() -> awaitable<void> {
-        std::vector<char> buf(bufsize);
-        std::string src;
-        for (;;) {
-          error_code ec;
-          std::size_t n = co_await upstream.read_from(asio::buffer(buf), src, ec);
-          if (ec) co_return;
-          if (udp_resolve_domain_ && !net::parse_ip(host_of(src))) {
-            try {
-              auto ip = co_await net::resolve_udp_host(host_of(src));
-              src = join_host_port(ip.to_string(), split_host_port(src)->port);
-            } catch (const system_error&) {
-              continue;
-            }
-          }
-          co_await client.write_to(asio::buffer(buf.data(), n), src, ec);
-          if (ec) co_return;
-          conn.output_bytes += n;
-        }
-      },
-      on_done);
-  if (control) {
-    ++running;
-    asio::co_spawn(
-        ex,
-        [control]() -> awaitable<void> {
-          char b[512];
-          for (;;) {
-            error_code ec;
-            co_await control->read_some(asio::buffer(b), ec);
-            if (ec) co_return;
-          }
-        },
-        on_done);
-  }
-  while (running > 0) {
-    wake.expires_at(asio::steady_timer::time_point::max());
-    co_await wake.async_wait(use_nothrow);
-  }
 }
 
 HandlerFactory socks5_factory() {

@@ -382,8 +382,11 @@ std::string response_skeleton(int status, const std::vector<Header>& headers) {
   return out;
 }
 
-std::string response_empty(int status, int version_minor) {
-  return status_line(version_minor, status) + "Content-Length: 0\r\n\r\n";
+std::string response_empty(int status, int version_minor, const std::vector<Header>& headers) {
+  std::string out = status_line(version_minor, status) + "Content-Length: 0\r\n";
+  for (const auto& h : sorted_canonical(headers, {"Content-Length"})) append_header(out, h.name, h.value);
+  out += "\r\n";
+  return out;
 }
 
 std::string serialize_upstream_request(const Request& r, std::string_view origin_target,

@@ -93,8 +93,9 @@ std::string response_407(std::string_view realm, bool proxy_connection_keepalive
 std::string response_connect_established(std::string_view proxy_agent);
 // The §4 skeleton (400/403/503): Connection: close first, then `headers` sorted by name.
 std::string response_skeleton(int status, const std::vector<Header>& headers);
-// Forward-proxy errors of §7.3: "HTTP/1.x <status>\r\nContent-Length: 0\r\n\r\n".
-std::string response_empty(int status, int version_minor = 1);
+// Forward-proxy errors of §7.3 and the UDP answers of §8: "HTTP/1.x <status>\r\nContent-Length:
+// 0\r\n" then `headers` sorted by name.
+std::string response_empty(int status, int version_minor = 1, const std::vector<Header>& headers = {});
 
 // ---- forwarding -------------------------------------------------------------------------------
 // The upstream request of §7.1: origin-form request line, Host, User-Agent, framing, other headers

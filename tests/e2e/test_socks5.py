@@ -377,7 +377,25 @@ class UdpTest(Socks5Base):
         u.close()
         s.close()
 
-    def test_udp_through_http_chain_fails_cleanly(self):
+    def test_udp_through_http_chain(self):
+        """client → gost A (socks5, udp=true, -F http://H) → gost H (http, udp=true: UDP over HTTP,
+        http.md §8) → UDP echo."""
+        hp = free_port()
+        self.start_gost("-L", "http://127.0.0.1:%d?udp=true" % hp, port=hp, name="http-hop")
+        a_port = free_port()
+        self.start_gost("-L", "socks5://127.0.0.1:%d?udp=true" % a_port,
+                        "-F", "http://127.0.0.1:%d" % hp, port=a_port, name="A")
+        s, u, uport = self.udp_associate_raw(a_port)
+        dst = socks5_addr("127.0.0.1", self.uecho.port)
+        for i in range(3):
+            u.sendto(b"\x00\x00\x00" + dst + b"http%d" % i, ("127.0.0.1", uport))
+            d, _ = u.recvfrom(4096)
+            self.assertEqual(d, b"\x00\x00\x00" + dst + b"echo:http%d" % i)
+        u.close()
+        s.close()
+
+    def test_udp_through_http_chain_without_udp_fails_cleanly(self):
+        """The http hop refuses UDP (403, udp not enabled): the SOCKS5 client gets REP 0x01."""
         hp = free_port()
         self.start_gost("-L", "http://127.0.0.1:%d" % hp, port=hp, name="http-hop")
         a_port = free_port()
@@ -388,7 +406,7 @@ class UdpTest(Socks5Base):
         data, closed, _ = recv_until_close(s, timeout=20)
         s.close()
         self.assertEqual((data, closed), (b"\x05\x01\x00" + ZERO_ADDR, True))
-        self.assertIn("UDP", a.stderr_text())
+        self.assertIn("403 Forbidden", a.stderr_text())
         self.assertAlive(a)
 
 

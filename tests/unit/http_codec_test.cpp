@@ -32,6 +32,10 @@ TEST(HttpGolden, SkeletonResponses) {
             "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nA-First: one\r\nX-Foo: bar\r\n\r\n");
   EXPECT_EQ(http::response_empty(503), "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(http::response_empty(403), "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+  // UDP over HTTP answers (§8) carry the configured headers, sorted.
+  EXPECT_EQ(http::response_empty(200), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(http::response_empty(200, 1, {{"x-b", "2"}, {"A", "1"}}),
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nA: 1\r\nX-B: 2\r\n\r\n");
 }
 
 TEST(HttpGolden, ConnectRequestNoAuth) {
