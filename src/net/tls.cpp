@@ -239,9 +239,11 @@ class TlsStream final : public Stream {
       SSL_set_accept_state(ssl_);
     } else {
       SSL_set_connect_state(ssl_);
-      if (!ctx_->server_name.empty()) {
-        SSL_set_tlsext_host_name(ssl_, ctx_->server_name.c_str());
-        if (ctx_->server_name_verify) SSL_set1_host(ssl_, ctx_->server_name.c_str());
+      if (!ctx_->server_name.empty()) SSL_set_tlsext_host_name(ssl_, ctx_->server_name.c_str());
+      const std::string& v = ctx_->verify_name;
+      if (!v.empty()) {
+        if (is_ip_literal(v)) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), v.c_str());
+        else SSL_set1_host(ssl_, v.c_str());
       }
     }
   }
@@ -516,8 +518,9 @@ TlsContextPtr client_context(const std::optional<config::TLS>& tls, const std::s
   if (name.empty())
     if (auto hp = split_host_port(node_addr)) name = hp->host;
   if (!is_ip_literal(name)) ctx->server_name = name;
-  // Hostname verification only with secure=true; caFile alone pins the chain, not the name.
-  if (!secure) ctx->server_name_verify = false;
+  // Name verification only with secure=true (IP literals against IP SANs, as Go); caFile alone
+  // pins the chain, not the name.
+  if (secure) ctx->verify_name = name;
   return ctx;
 }
 

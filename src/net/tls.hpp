@@ -24,8 +24,8 @@ class TlsContext {
   TlsContext& operator=(const TlsContext&) = delete;
   SSL_CTX* native() const { return ctx_; }
   bool is_server = false;
-  std::string server_name;  // client side: SNI / verification name ("" = none)
-  bool server_name_verify = true;  // client side: check the certificate's name (secure=true)
+  std::string server_name;  // client side: SNI ("" = none, e.g. for an IP literal)
+  std::string verify_name;  // client side: name or IP the certificate must match ("" = no check)
   std::string server_alpn;  // server side: ALPN preference list in wire format
 
  private:

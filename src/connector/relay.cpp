@@ -1,0 +1,256 @@
+// Connector "relay": asks a GOST relay node to connect (spec/relay.md §7). By default nothing is
+// sent at connect time: the request travels in the same write as the first payload bytes and the
+// response is consumed by the first read (GOST's combined first write); `nodelay=true` exchanges
+// request and response up front.
+#include "proto/relay.hpp"
+
+#include <fmt/format.h>
+
+#include "core/component.hpp"
+#include "core/timeout.hpp"
+#include "net/udp.hpp"
+
+namespace gost {
+namespace {
+
+namespace rp = proto::relay;
+
+awaitable<void> read_exact(Stream& s, asio::mutable_buffer buf, error_code& ec) {
+  return net::read_exact(s, static_cast<char*>(buf.data()), buf.size(), ec);
+}
+
+// Reads one response exactly (4 + FEALEN bytes, nothing more); a non-zero status becomes an
+// error logged as "<code> <text>".
+awaitable<void> read_response(Stream& s, const log::Logger& log, error_code& ec) {
+  char head[rp::kHeaderSize];
+  co_await read_exact(s, asio::buffer(head), ec);
+  if (ec) co_return;
+  auto h = rp::parse_header(std::string_view(head, sizeof head));
+  if (h->version != rp::kVersion) {
+    log.error(fmt::format("connector relay: bad response version 0x{:02x}", h->version));
+    ec = asio::error::invalid_argument;
+    co_return;
+  }
+  std::string features(h->features_length, '\0');
+  co_await read_exact(s, asio::buffer(features), ec);
+  if (ec) co_return;
+  if (!rp::parse_features(features)) {
+    log.error("connector relay: malformed response features");
+    ec = asio::error::invalid_argument;
+    co_return;
+  }
+  if (h->code != static_cast<std::uint8_t>(rp::Status::ok)) {
+    log.error(fmt::format("connector relay: {} {}", h->code, rp::status_text(h->code)));
+    ec = h->code == static_cast<std::uint8_t>(rp::Status::unauthorized)
+             ? asio::error::access_denied
+             : asio::error::connection_refused;
+  }
+}
+
+// The TCP tunnel. `request` non-empty: still to be sent with the first write; `awaiting_reply`:
+// the first read consumes the response first.
+class RelayTunnel final : public Stream {
+ public:
+  RelayTunnel(StreamPtr inner, std::string request, log::Logger log)
+      : inner_(std::move(inner)), request_(std::move(request)), log_(std::move(log)) {}
+
+  asio::any_io_executor executor() override { return inner_->executor(); }
+
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
+    if (awaiting_reply_) {
+      co_await read_response(*inner_, log_, ec);
+      if (ec) co_return 0;
+      awaiting_reply_ = false;
+    }
+    co_return co_await inner_->read_some(buf, ec);
+  }
+
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
+    if (request_.empty()) co_return co_await inner_->write_some(buf, ec);
+    std::string out = std::move(request_);
+    request_.clear();
+    out.append(static_cast<const char*>(buf.data()), buf.size());
+    co_await write_all(*inner_, asio::buffer(out), ec);
+    co_return ec ? 0 : buf.size();
+  }
+
+  awaitable<void> wait_readable(error_code& ec) override { return inner_->wait_readable(ec); }
+
+  awaitable<void> shutdown_write(error_code& ec) override {
+    if (!request_.empty()) {  // half-closed before any data: the request still has to go out
+      std::string out = std::move(request_);
+      request_.clear();
+      co_await write_all(*inner_, asio::buffer(out), ec);
+      if (ec) co_return;
+    }
+    co_await inner_->shutdown_write(ec);
+  }
+
+  void close() override { inner_->close(); }
+  tcp::socket* raw_tcp() override {
+    return request_.empty() && !awaiting_reply_ ? inner_->raw_tcp() : nullptr;
+  }
+  std::string remote_address() const override { return inner_->remote_address(); }
+  std::string local_address() const override { return inner_->local_address(); }
+
+ private:
+  StreamPtr inner_;
+  std::string request_;
+  bool awaiting_reply_ = true;
+  log::Logger log_;
+};
+
+// UDP CONNECT: datagrams to one destination framed LEN(2)+DATA. A PacketConn (every datagram goes
+// to the connect address whatever it names; reads report that address) and, as a Stream, one
+// datagram per read_some/write_some. The request rides on the first datagram unless already sent.
+class RelayUdpTunnel final : public Stream, public net::PacketConn {
+ public:
+  RelayUdpTunnel(StreamPtr inner, std::string request, bool awaiting_reply, std::string target,
+                 log::Logger log)
+      : inner_(std::move(inner)),
+        request_(std::move(request)),
+        awaiting_reply_(awaiting_reply),
+        target_(std::move(target)),
+        log_(std::move(log)) {}
+
+  asio::any_io_executor executor() override { return inner_->executor(); }
+
+  // Datagrams larger than the buffer are truncated (the rest of the frame is discarded).
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
+    if (awaiting_reply_) {
+      co_await read_response(*inner_, log_, ec);
+      if (ec) co_return 0;
+      awaiting_reply_ = false;
+    }
+    unsigned char len[2];
+    co_await read_exact(*inner_, asio::buffer(len), ec);
+    if (ec) co_return 0;
+    std::size_t size = (std::size_t{len[0]} << 8) | len[1];
+    std::size_t keep = std::min(size, buf.size());
+    co_await read_exact(*inner_, asio::buffer(buf.data(), keep), ec);
+    if (ec) co_return 0;
+    if (size > keep) {
+      std::string rest(size - keep, '\0');
+      co_await read_exact(*inner_, asio::buffer(rest), ec);
+      if (ec) co_return 0;
+    }
+    co_return keep;
+  }
+
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
+    auto frame =
+        rp::encode_datagram(std::string_view(static_cast<const char*>(buf.data()), buf.size()));
+    if (!frame) {
+      ec = asio::error::message_size;
+      co_return 0;
+    }
+    std::string out = std::move(request_);
+    request_.clear();
+    out += *frame;
+    co_await write_all(*inner_, asio::buffer(out), ec);
+    co_return ec ? 0 : buf.size();
+  }
+
+  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
+                                   error_code& ec) override {
+    std::size_t n = co_await read_some(buf, ec);
+    if (!ec) addr = target_;
+    co_return n;
+  }
+  awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override {
+    co_await write_some(buf, ec);
+  }
+
+  awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
+  void close() override { inner_->close(); }
+  std::string remote_address() const override { return inner_->remote_address(); }
+  std::string local_address() const override { return inner_->local_address(); }
+
+ private:
+  StreamPtr inner_;
+  std::string request_;
+  bool awaiting_reply_;
+  std::string target_;
+  log::Logger log_;
+};
+
+class RelayConnector final : public Connector {
+ public:
+  explicit RelayConnector(const ConnectorOptions& o) {
+    const auto& md = o.config.metadata;
+    if (o.config.auth && !o.config.auth->username.empty())
+      auth_ = rp::UserAuth{o.config.auth->username, o.config.auth->password};
+    nodelay_ = md.get_bool("nodelay").value_or(false);
+    connect_timeout_ = md.get_duration("connectTimeout").value_or(std::chrono::nanoseconds(0));
+  }
+
+  awaitable<StreamPtr> connect(StreamPtr s, std::string_view network, std::string_view address,
+                               const log::Logger& log) override {
+    rp::Request req;
+    enum class Mode { tcp, udp, association } mode = Mode::tcp;
+    std::string addr(address);
+    if (network == "tcp" || network == "tcp4" || network == "tcp6") {
+      req.cmd = rp::kCmdConnect;
+    } else if (network == "udp" || network == "udp4" || network == "udp6") {
+      // With a destination: UDP CONNECT; without one: the UDP association (a UDP BIND on
+      // 0.0.0.0:0 at the node, spec/relay.md §7.3), each datagram carrying its own address.
+      mode = addr.empty() ? Mode::association : Mode::udp;
+      req.cmd = (mode == Mode::udp ? rp::kCmdConnect : rp::kCmdBind) | rp::kFlagUdp;
+      req.features.network = static_cast<std::uint16_t>(rp::Network::udp);
+      if (addr.empty()) addr = "0.0.0.0:0";
+    } else if (network == "unix") {
+      req.cmd = rp::kCmdConnect;
+      req.features.network = static_cast<std::uint16_t>(rp::Network::unix_socket);
+    } else if (network == "serial") {
+      req.cmd = rp::kCmdConnect;
+      req.features.network = static_cast<std::uint16_t>(rp::Network::serial);
+    } else {
+      throw system_error(asio::error::operation_not_supported,
+                         fmt::format("connector relay: network {} is unsupported", network));
+    }
+    if (mode == Mode::tcp && dynamic_cast<net::PacketConn*>(s.get()))
+      throw system_error(asio::error::operation_not_supported,
+                         "connector relay: tcp over a datagram stream is not supported");
+    req.features.auth = auth_;
+    if (!addr.empty()) {
+      req.features.address = rp::parse_address(addr);
+      if (!req.features.address)
+        throw system_error(asio::error::invalid_argument,
+                           fmt::format("connector relay: address {} cannot be encoded", addr));
+    }
+    auto bytes = rp::encode_request(req);
+    if (!bytes)
+      throw system_error(asio::error::invalid_argument,
+                         "connector relay: user name or password longer than 255 bytes");
+    if (log::enabled(log::Level::trace))
+      log.trace(fmt::format("relay: request cmd {:#04x} {} {}", req.cmd, network, addr));
+
+    if (!nodelay_ && mode == Mode::tcp)
+      co_return std::make_unique<RelayTunnel>(std::move(s), std::move(*bytes), log);
+    if (!nodelay_ && mode == Mode::udp)
+      co_return std::make_unique<RelayUdpTunnel>(std::move(s), std::move(*bytes), true, addr, log);
+
+    Stream& stream = *s;
+    Deadline deadline(stream.executor(), connect_timeout_, [&stream] { stream.close(); });
+    error_code ec;
+    co_await write_all(stream, asio::buffer(*bytes), ec);
+    if (!ec) co_await read_response(stream, log, ec);
+    if (ec) throw system_error(ec, fmt::format("connector relay: {} {}", network, addr));
+    if (mode == Mode::udp)
+      co_return std::make_unique<RelayUdpTunnel>(std::move(s), std::string(), false, addr, log);
+    if (mode == Mode::association) co_return std::make_unique<net::UdpTunStream>(std::move(s));
+    co_return s;
+  }
+
+ private:
+  std::optional<rp::UserAuth> auth_;
+  bool nodelay_ = false;
+  std::chrono::nanoseconds connect_timeout_{0};
+};
+
+GOST_REGISTER(ConnectorRegistry, "relay", [](const ConnectorOptions& o) {
+  return std::shared_ptr<Connector>(new RelayConnector(o));
+});
+
+}  // namespace
+}  // namespace gost

@@ -1,0 +1,620 @@
+// Handler "relay": GOST's relay protocol server (spec/relay.md §6) — CONNECT over tcp and udp,
+// UDP BIND (the UDP association GOST clients use), and forward mode for services with targets.
+#include "core/relay.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstring>
+
+#include "chain/chain.hpp"
+#include "chain/hop.hpp"
+#include "core/address.hpp"
+#include "core/buffer_pool.hpp"
+#include "core/buffered_stream.hpp"
+#include "core/timeout.hpp"
+#include "net/udp.hpp"
+#include "net/udp_relay.hpp"
+#include "proto/relay.hpp"
+
+namespace gost {
+namespace {
+
+namespace rp = proto::relay;
+using udp = asio::ip::udp;
+using std::chrono::nanoseconds;
+using Clock = std::chrono::steady_clock;
+
+// ---- datagram plumbing ------------------------------------------------------------------------
+
+// The connected UDP socket of a direct UDP CONNECT: a PacketConn bound to one peer (every datagram
+// goes there whatever address it names), also usable as a Stream of whole datagrams.
+class ConnectedUdp final : public Stream, public net::PacketConn {
+ public:
+  explicit ConnectedUdp(udp::socket s) : socket_(std::move(s)) {}
+  asio::any_io_executor executor() override { return socket_.get_executor(); }
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
+    auto [e, n] = co_await socket_.async_receive(buf, use_nothrow);
+    ec = e;
+    co_return n;
+  }
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
+    auto [e, n] = co_await socket_.async_send(buf, use_nothrow);
+    ec = e;
+    co_return n;
+  }
+  awaitable<void> shutdown_write(error_code& ec) override {
+    ec = {};
+    co_return;
+  }
+  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
+                                   error_code& ec) override {
+    std::size_t n = co_await read_some(buf, ec);
+    error_code ignored;
+    if (!ec) addr = net::endpoint_text(socket_.remote_endpoint(ignored));
+    co_return n;
+  }
+  awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override {
+    co_await write_some(buf, ec);
+  }
+  void close() override {
+    error_code ec;
+    socket_.close(ec);
+  }
+
+ private:
+  udp::socket socket_;
+};
+
+// A direct connected UDP socket to `addr` (domains: system resolver, IPv4 preferred).
+awaitable<StreamPtr> dial_udp(std::string addr) {
+  auto hp = split_host_port(addr);
+  unsigned port = 0;
+  bool ok = hp.has_value();
+  if (ok) {
+    const char* end = hp->port.data() + hp->port.size();
+    auto [ptr, pec] = std::from_chars(hp->port.data(), end, port);
+    ok = pec == std::errc() && ptr == end && port <= 65535;
+  }
+  if (!ok) throw system_error(asio::error::invalid_argument, fmt::format("bad address {}", addr));
+  std::string host = hp->host.empty() ? std::string("localhost") : hp->host;
+  asio::ip::address ip = co_await net::resolve_udp_host(host);
+  udp::endpoint ep(ip, static_cast<unsigned short>(port));
+  udp::socket sock(co_await asio::this_coro::executor);
+  error_code ec;
+  sock.open(ep.protocol(), ec);
+  if (!ec) sock.connect(ep, ec);
+  if (ec) throw system_error(ec, fmt::format("dial udp {}", addr));
+  co_return std::make_unique<ConnectedUdp>(std::move(sock));
+}
+
+// Runs two directions of a session; when the first one ends both streams are closed, which ends
+// the other one too. Returns once both are done.
+struct PairState {
+  explicit PairState(asio::any_io_executor ex) : signal(ex) {}
+  asio::steady_timer signal;
+  int done = 0;
+};
+
+awaitable<void> pair_member(awaitable<void> op, PairState& st, std::function<void()> stop) {
+  try {
+    co_await std::move(op);
+  } catch (const std::exception&) {
+  }
+  if (st.done++ == 0) stop();
+  st.signal.cancel();
+}
+
+awaitable<void> run_pair(awaitable<void> x, awaitable<void> y, std::function<void()> stop) {
+  auto ex = co_await asio::this_coro::executor;
+  PairState st(ex);
+  asio::co_spawn(ex, pair_member(std::move(x), st, stop), asio::detached);
+  asio::co_spawn(ex, pair_member(std::move(y), st, stop), asio::detached);
+  while (st.done < 2) {
+    st.signal.expires_at(Clock::time_point::max());
+    co_await st.signal.async_wait(use_nothrow);
+  }
+}
+
+// ---- the first response piggy-backed on the first target bytes (spec/relay.md §6.2) ----------
+
+// Wraps the client stream for streams without splice: the first write carries the response too.
+class ReplyOnFirstWrite final : public Stream {
+ public:
+  ReplyOnFirstWrite(Stream& inner, std::string reply) : inner_(inner), reply_(std::move(reply)) {}
+  asio::any_io_executor executor() override { return inner_.executor(); }
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
+    co_return co_await inner_.read_some(buf, ec);
+  }
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
+    if (reply_.empty()) co_return co_await inner_.write_some(buf, ec);
+    std::string joined = std::move(reply_);
+    reply_.clear();
+    joined.append(static_cast<const char*>(buf.data()), buf.size());
+    co_await write_all(inner_, asio::buffer(joined), ec);
+    co_return ec ? 0 : buf.size();
+  }
+  awaitable<void> wait_readable(error_code& ec) override { return inner_.wait_readable(ec); }
+  awaitable<void> shutdown_write(error_code& ec) override { return inner_.shutdown_write(ec); }
+  void close() override { inner_.close(); }
+
+ private:
+  Stream& inner_;
+  std::string reply_;
+};
+
+struct FirstReplyPhase {
+  explicit FirstReplyPhase(asio::any_io_executor ex) : signal(ex) {}
+  asio::steady_timer signal;
+  bool stop = false;
+  bool waiting = false;
+  bool done = false;
+  bool failed = false;
+  std::uint64_t bytes = 0;
+};
+
+// client → target until the target has answered; leaves unread client bytes in the socket.
+awaitable<void> forward_until_reply(Stream& client, Stream& target, FirstReplyPhase& ph) {
+  error_code ec;
+  while (!ph.stop) {
+    ph.waiting = true;
+    co_await client.wait_readable(ec);
+    ph.waiting = false;
+    if (ph.stop) break;
+    if (ec) {
+      ph.failed = true;
+      break;
+    }
+    RelayBuffer buf;
+    std::size_t n = co_await client.read_some(asio::buffer(buf.data(), buf.size()), ec);
+    if (ec == asio::error::eof) {
+      error_code ignored;
+      co_await target.shutdown_write(ignored);
+      break;
+    }
+    if (!ec) co_await write_all(target, asio::buffer(buf.data(), n), ec);
+    if (ec) {
+      ph.failed = true;
+      break;
+    }
+    ph.bytes += n;
+  }
+  if (ph.failed) {
+    client.close();
+    target.close();
+  }
+  ph.done = true;
+  ph.signal.cancel();
+}
+
+// Raw TCP on both sides: forwards client bytes while waiting for the target's first bytes, sends
+// the response together with them, then hands both sockets to the splice relay untouched.
+// False when the target closed (or failed) before answering: no response is ever sent.
+awaitable<bool> reply_with_first_bytes(Stream& client, Stream& target, const std::string& reply,
+                                       ConnInfo& conn) {
+  auto ex = co_await asio::this_coro::executor;
+  FirstReplyPhase ph(ex);
+  asio::co_spawn(ex, forward_until_reply(client, target, ph), asio::detached);
+  error_code ec;
+  {
+    co_await target.wait_readable(ec);
+    RelayBuffer buf;
+    std::size_t n = 0;
+    if (!ec)
+      n = co_await target.read_some(
+          asio::buffer(buf.data() + reply.size(), buf.size() - reply.size()), ec);
+    if (!ec) {
+      std::memcpy(buf.data(), reply.data(), reply.size());
+      co_await write_all(client, asio::buffer(buf.data(), reply.size() + n), ec);
+      if (!ec) conn.output_bytes += n;
+    }
+  }
+  ph.stop = true;
+  if (ec) {
+    client.close();
+    target.close();
+  } else if (ph.waiting) {
+    error_code ignored;
+    client.raw_tcp()->cancel(ignored);  // wakes the forwarder; no data is lost by a wait
+  }
+  while (!ph.done) {
+    ph.signal.expires_at(Clock::time_point::max());
+    co_await ph.signal.async_wait(use_nothrow);
+  }
+  conn.input_bytes += ph.bytes;
+  co_return !ec && !ph.failed;
+}
+
+// ---- the handler ------------------------------------------------------------------------------
+
+struct ParsedRequest {
+  std::uint8_t cmd = 0;
+  rp::Features features;
+  std::string pending;  // bytes that followed the request in the same reads
+};
+
+class RelayHandler final : public Handler {
+ public:
+  explicit RelayHandler(const HandlerOptions& o) : opts_(o) {
+    const auto& md = o.config.metadata;
+    reject_unsupported(md,
+                       {"sniffing",
+                        "sniffing.timeout",
+                        "sniffing.websocket",
+                        "sniffing.websocket.sampleRate",
+                        "mitm.certFile",
+                        "mitm.keyFile",
+                        "mitm.caCertFile",
+                        "mitm.caKeyFile",
+                        "mitm.alpn",
+                        "mitm.bypass",
+                        "hash",
+                        "skipauth",
+                        "limiter.in",
+                        "limiter.out",
+                        "limiter.conn.in",
+                        "limiter.conn.out",
+                        "mux.type",
+                        "mux.version",
+                        "mux.keepaliveInterval",
+                        "mux.keepaliveDisabled",
+                        "mux.keepaliveTimeout",
+                        "mux.maxFrameSize",
+                        "mux.maxReceiveBuffer",
+                        "mux.maxStreamBuffer",
+                        "mux.maxStreamWindow"},
+                       "handler relay");
+    auto rt = md.get_duration("readTimeout").value_or(nanoseconds(0));
+    read_timeout_ = rt.count() <= 0 ? std::chrono::seconds(15) : rt;
+    bind_ = md.get_bool("bind").value_or(false);
+    nodelay_ = md.get_bool("nodelay").value_or(false);
+    auto bs = md.get_int("udp.bufferSize");
+    if (!bs) bs = md.get_int("udpBufferSize");
+    udp_buffer_ = static_cast<std::size_t>(std::clamp<std::int64_t>(bs.value_or(4096), 512, 65535));
+  }
+
+  awaitable<void> handle(StreamPtr client, ConnInfo& conn) override;
+
+ private:
+  awaitable<std::optional<ParsedRequest>> read_request(Stream& client, ConnInfo& conn);
+  awaitable<void> connect(StreamPtr client, ParsedRequest req, const std::string& network,
+                          const std::string& addr, ConnInfo& conn);
+  awaitable<void> forward(StreamPtr client, ParsedRequest req, const std::string& network,
+                          ConnInfo& conn);
+  awaitable<void> bind(StreamPtr client, ParsedRequest req, const std::string& network,
+                       const rp::Address& addr, ConnInfo& conn);
+  awaitable<StreamPtr> dial(const std::string& network, const std::string& addr, ConnInfo& conn);
+  awaitable<void> serve(StreamPtr client, StreamPtr target, std::string pending,
+                        const std::string& network, const std::string& addr, ConnInfo& conn);
+  awaitable<void> serve_tcp(Stream& client, Stream& target, std::string pending, ConnInfo& conn);
+  awaitable<void> serve_udp(Stream& client, Stream& target, const std::string& addr,
+                            std::string pending, ConnInfo& conn);
+
+  HandlerOptions opts_;
+  nanoseconds read_timeout_{0};
+  bool bind_ = false;
+  bool nodelay_ = false;
+  std::size_t udp_buffer_ = 4096;
+};
+
+awaitable<void> reply(Stream& client, rp::Status s) {
+  error_code ignored;
+  auto bytes = rp::encode_status(s);
+  co_await write_all(client, asio::buffer(bytes), ignored);
+}
+
+awaitable<std::optional<ParsedRequest>> RelayHandler::read_request(Stream& client, ConnInfo& conn) {
+  // Reads in chunks: header and features usually arrive with the first payload bytes (GOST's
+  // combined first write); what follows the request is kept for the target.
+  std::string buf;
+  std::size_t need = rp::kHeaderSize;
+  error_code ec;
+  {
+    Deadline deadline(client.executor(), read_timeout_, [&client] { client.close(); });
+    while (buf.size() < need) {
+      std::size_t old = buf.size();
+      buf.resize(std::max(need, old + 4096));
+      std::size_t n =
+          co_await client.read_some(asio::buffer(buf.data() + old, buf.size() - old), ec);
+      buf.resize(old + n);
+      if (ec) break;
+      if (auto h = rp::parse_header(buf)) {
+        if (h->version != rp::kVersion) break;
+        need = rp::kHeaderSize + h->features_length;
+      }
+    }
+  }
+  if (auto h = rp::parse_header(buf); h && h->version != rp::kVersion) {
+    conn.log.warn(fmt::format("bad relay version 0x{:02x}", h->version));
+    co_return std::nullopt;
+  }
+  if (buf.size() < need) {
+    if (ec == asio::error::eof || ec == asio::error::operation_aborted ||
+        ec == asio::error::bad_descriptor)
+      conn.log.debug(buf.empty() ? "connection closed before a request"
+                                 : "truncated relay request (closed or readTimeout)");
+    else
+      conn.log.debug(fmt::format("read request: {}", ec.message()));
+    co_return std::nullopt;
+  }
+  auto h = rp::parse_header(buf);
+  auto f = rp::parse_features(std::string_view(buf).substr(rp::kHeaderSize, h->features_length));
+  if (!f) {
+    conn.log.warn("malformed relay request features");
+    co_return std::nullopt;
+  }
+  co_return ParsedRequest{h->code, std::move(*f), buf.substr(need)};
+}
+
+awaitable<void> RelayHandler::handle(StreamPtr client, ConnInfo& conn) {
+  auto parsed = co_await read_request(*client, conn);
+  if (!parsed) co_return;
+  ParsedRequest req = std::move(*parsed);
+  const auto& f = req.features;
+
+  if (opts_.auth) {
+    std::string user = f.auth ? f.auth->user : "";
+    std::string pass = f.auth ? f.auth->password : "";
+    auto id = opts_.auth->authenticate(user, pass);
+    if (!id) {
+      conn.log.warn(fmt::format("{}: authentication failed", conn.remote), {{"user", user}});
+      co_await reply(*client, rp::Status::unauthorized);
+      co_return;
+    }
+    conn.client_id = *id;
+    conn.log = conn.log.with("user", *id);
+  }
+
+  std::string network(rp::network_name(f.network.value_or(0)));
+  if (req.cmd & rp::kFlagUdp) network = "udp";
+  std::string addr;
+  if (f.address) {
+    addr = f.address->to_string();
+    if (network == "unix" || network == "serial") addr = f.address->host;
+  }
+
+  if (opts_.forwarder) co_return co_await forward(std::move(client), std::move(req), network, conn);
+
+  switch (req.cmd & rp::kCmdMask) {
+    case 0x00:
+    case rp::kCmdConnect:
+      co_return co_await connect(std::move(client), std::move(req), network, addr, conn);
+    case rp::kCmdBind: {
+      auto a = f.address.value_or(rp::Address{});
+      co_return co_await bind(std::move(client), std::move(req), network, a, conn);
+    }
+    default:
+      conn.log.warn(fmt::format("unknown relay command 0x{:02x}", req.cmd & rp::kCmdMask));
+      co_await reply(*client, rp::Status::bad_request);
+  }
+}
+
+awaitable<StreamPtr> RelayHandler::dial(const std::string& network, const std::string& addr,
+                                        ConnInfo& conn) {
+  if (network == "unix" || network == "serial" || network == "ip")
+    throw system_error(
+        asio::error::operation_not_supported,
+        fmt::format("relay: network {} is not supported by this implementation", network));
+  if (network == "udp") {
+    // Through a chain the last connector returns a datagram stream; directly, a UDP socket.
+    if (opts_.router->has_chain()) co_return co_await opts_.router->dial("udp", addr, conn);
+    try {
+      co_return co_await dial_udp(addr);
+    } catch (const system_error& e) {
+      conn.log.error(e.what());
+      throw;
+    }
+  }
+  co_return co_await opts_.router->dial("tcp", addr, conn);
+}
+
+awaitable<void> RelayHandler::connect(StreamPtr client, ParsedRequest req,
+                                      const std::string& network, const std::string& addr,
+                                      ConnInfo& conn) {
+  if (addr.empty()) {
+    conn.log.warn("relay CONNECT without an address");
+    co_await reply(*client, rp::Status::bad_request);
+    co_return;
+  }
+  conn.log = conn.log.with("dst", addr);
+  StreamPtr target;
+  try {
+    target = co_await dial(network, addr, conn);
+  } catch (const system_error& e) {
+    if (e.code() == asio::error::operation_not_supported) conn.log.error(e.what());
+  }
+  if (!target) {
+    co_await reply(*client, rp::Status::network_unreachable);
+    co_return;
+  }
+  co_await serve(std::move(client), std::move(target), std::move(req.pending), network, addr, conn);
+}
+
+awaitable<void> RelayHandler::forward(StreamPtr client, ParsedRequest req,
+                                      const std::string& network, ConnInfo& conn) {
+  auto node = opts_.forwarder->select(conn.remote);
+  if (!node) {
+    conn.log.warn("relay forward: no target available");
+    co_await reply(*client, rp::Status::service_unavailable);
+    co_return;
+  }
+  conn.log = conn.log.with("dst", node->addr);
+  std::string net = network == "udp" ? "udp" : "tcp";
+  StreamPtr target;
+  try {
+    target = co_await dial(net, node->addr, conn);
+  } catch (const system_error&) {
+  }
+  if (!target) {
+    node->marker.mark();
+    co_await reply(*client, rp::Status::host_unreachable);
+    co_return;
+  }
+  node->marker.reset();
+  co_await serve(std::move(client), std::move(target), std::move(req.pending), net, node->addr,
+                 conn);
+}
+
+awaitable<void> RelayHandler::serve(StreamPtr client, StreamPtr target, std::string pending,
+                                    const std::string& network, const std::string& addr,
+                                    ConnInfo& conn) {
+  auto start = Clock::now();
+  conn.log.info(fmt::format("{} <-> {}", conn.remote, addr), {{"network", network}});
+  if (network == "udp")
+    co_await serve_udp(*client, *target, addr, std::move(pending), conn);
+  else
+    co_await serve_tcp(*client, *target, std::move(pending), conn);
+  conn.log.info(fmt::format("{} >-< {}", conn.remote, addr),
+                {{"duration", (Clock::now() - start).count()}});
+}
+
+awaitable<void> RelayHandler::serve_tcp(Stream& client, Stream& target, std::string pending,
+                                        ConnInfo& conn) {
+  error_code ec;
+  if (!pending.empty()) {
+    co_await write_all(target, asio::buffer(pending), ec);
+    if (ec) co_return;
+    conn.input_bytes += pending.size();
+    std::string().swap(pending);
+  }
+  const std::string ok = rp::encode_status(rp::Status::ok);
+  RelayStats stats;
+  if (nodelay_) {
+    co_await write_all(client, asio::buffer(ok), ec);
+    if (ec) co_return;
+    stats = co_await relay(client, target);
+  } else if (client.raw_tcp() && target.raw_tcp()) {
+    if (!co_await reply_with_first_bytes(client, target, ok, conn)) {
+      conn.log.debug("target closed before sending anything: no response sent");
+      co_return;
+    }
+    stats = co_await relay(client, target);
+  } else {
+    ReplyOnFirstWrite wrapped(client, ok);
+    stats = co_await relay(wrapped, target);
+  }
+  conn.input_bytes += stats.a_to_b;
+  conn.output_bytes += stats.b_to_a;
+}
+
+// client frames LEN(2)+DATA → one datagram each, to `addr`.
+awaitable<void> frames_to_datagrams(Stream& client, net::PacketConn& target, std::string addr,
+                                    std::string in, std::uint64_t& count) {
+  error_code ec;
+  for (;;) {
+    while (auto size = rp::datagram_frame_size(in)) {
+      if (in.size() < *size) break;
+      co_await target.write_to(asio::buffer(in.data() + 2, *size - 2), addr, ec);
+      if (ec) co_return;
+      count += *size - 2;
+      in.erase(0, *size);
+    }
+    if (in.empty()) std::string().swap(in);  // nothing held while idle
+    co_await client.wait_readable(ec);
+    if (ec) co_return;
+    RelayBuffer buf;
+    std::size_t n = co_await client.read_some(asio::buffer(buf.data(), buf.size()), ec);
+    if (ec) co_return;
+    in.append(buf.data(), n);
+  }
+}
+
+// target datagrams → LEN(2)+DATA frames; the first one carries `reply` (when not yet sent).
+awaitable<void> datagrams_to_frames(net::PacketConn& target, Stream& client, std::string reply,
+                                    std::uint64_t& count) {
+  error_code ec;
+  std::string from;
+  for (;;) {
+    RelayBuffer buf;
+    std::size_t n = co_await target.read_from(
+        asio::buffer(buf.data(), std::min(buf.size(), rp::kMaxDatagram)), from, ec);
+    if (ec) co_return;
+    std::string out = std::move(reply);
+    reply.clear();
+    out += *rp::encode_datagram(std::string_view(buf.data(), n));
+    co_await write_all(client, asio::buffer(out), ec);
+    if (ec) co_return;
+    count += n;
+  }
+}
+
+awaitable<void> RelayHandler::serve_udp(Stream& client, Stream& target, const std::string& addr,
+                                        std::string pending, ConnInfo& conn) {
+  auto* packets = dynamic_cast<net::PacketConn*>(&target);
+  if (!packets) {
+    conn.log.error(
+        "relay: UDP through this chain is not supported: the last node's connector "
+        "does not carry datagrams");
+    co_return;
+  }
+  std::string ok = rp::encode_status(rp::Status::ok);
+  if (nodelay_) {
+    error_code ec;
+    co_await write_all(client, asio::buffer(ok), ec);
+    if (ec) co_return;
+    ok.clear();
+  }
+  co_await run_pair(
+      frames_to_datagrams(client, *packets, addr, std::move(pending), conn.input_bytes),
+      datagrams_to_frames(*packets, client, std::move(ok), conn.output_bytes), [&client, packets] {
+        client.close();
+        packets->close();
+      });
+}
+
+// ---- UDP BIND: UDP-TUN frames ⇄ a local UDP socket (spec/relay.md §5, §6.3) -------------------
+
+awaitable<void> RelayHandler::bind(StreamPtr client, ParsedRequest req, const std::string& network,
+                                   const rp::Address& addr, ConnInfo& conn) {
+  if (!bind_) {
+    conn.log.debug("relay BIND is disabled (bind=false)");
+    co_await reply(*client, rp::Status::forbidden);
+    co_return;
+  }
+  if (network == "tcp" || network == "unix") {
+    conn.log.error(
+        "relay TCP BIND needs a multiplexed (smux) session, which this implementation does not "
+        "support");
+    co_await reply(*client, rp::Status::service_unavailable);
+    co_return;
+  }
+  if (network != "udp") {
+    co_await reply(*client, rp::Status::bad_request);
+    co_return;
+  }
+  // An empty host or 0.0.0.0 is GOST's dual-stack wildcard, reported as [::]:port.
+  std::optional<udp::socket> sock;
+  try {
+    std::optional<asio::ip::address> ip;
+    if (!addr.host.empty() && addr.host != "0.0.0.0" && addr.host != "::")
+      ip = co_await net::resolve_udp_host(addr.host);
+    sock.emplace(net::open_udp(client->executor(), ip, addr.port));
+  } catch (const system_error& e) {
+    conn.log.error(fmt::format("relay UDP BIND {}: {}", addr.to_string(), e.what()));
+    co_return;  // GOST closes without a response here
+  }
+  error_code ec;
+  auto local = sock->local_endpoint(ec);
+  rp::Response resp;
+  resp.features.address = rp::parse_address(net::endpoint_text(local));
+  auto bytes = rp::encode_response(resp);
+  if (!ec) co_await write_all(*client, asio::buffer(*bytes), ec);
+  if (ec) co_return;
+  auto bound = resp.features.address->to_string();
+  conn.log = conn.log.with("bind", bound);
+  auto start = Clock::now();
+  conn.log.info(fmt::format("{} <-> {} (udp bind)", conn.remote, bound));
+  net::UdpSocketConn socket_conn(std::move(*sock));
+  net::UdpTunStream tun(with_prefix(std::move(client), std::move(req.pending)));
+  co_await net::relay_datagrams(tun, socket_conn, nullptr, conn,
+                                {.buffer_size = udp_buffer_, .tag = "relay"});
+  conn.log.info(fmt::format("{} >-< {} (udp bind)", conn.remote, bound),
+                {{"duration", (Clock::now() - start).count()}});
+}
+
+GOST_REGISTER(HandlerRegistry, "relay", [](const HandlerOptions& o) {
+  return std::shared_ptr<Handler>(new RelayHandler(o));
+});
+
+}  // namespace
+}  // namespace gost
