@@ -82,6 +82,9 @@ awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view add
       for (auto& n : route) path += fmt::format("{}@{} > ", n->name, n->addr);
       conn.log.debug(fmt::format("route(retry={}) {}{}", attempt, path, address));
     }
+    if (route.empty() && network.substr(0, 3) == "udp")
+      throw system_error(asio::error::operation_not_supported,
+                         "direct UDP is opened by the handler itself, not dialed by the router");
     try {
       if (route.empty()) co_return co_await with_timeout(dial_tcp(address), opts_.dial_timeout);
       co_return co_await with_timeout(dial_route(route, network, address, conn.log),

@@ -4,7 +4,7 @@
 
 #include "chain/chain.hpp"
 #include "core/buffered_stream.hpp"
-#include "core/relay.hpp"
+#include "core/tunnel.hpp"
 #include "core/timeout.hpp"
 #include "proto/tls_hello.hpp"
 
@@ -82,10 +82,8 @@ class AutoHandler final : public Handler {
     conn.log = conn.log.with("dst", addr);
     auto upstream = co_await opts_.router->dial("tcp", addr, conn);
     co_await write_all(*upstream, asio::buffer(record));
-    conn.log.info(fmt::format("{} <-> {}", conn.remote, addr));
-    auto stats = co_await relay(*s, *upstream);
-    conn.input_bytes += record.size() + stats.a_to_b;
-    conn.output_bytes += stats.b_to_a;
+    conn.input_bytes += record.size();
+    co_await relay_logged(*s, *upstream, addr, conn, {});
   }
 
   HandlerOptions opts_;

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "chain/chain.hpp"
-#include "core/relay.hpp"
+#include "core/tunnel.hpp"
 
 namespace gost {
 namespace {
@@ -29,13 +29,7 @@ class ForwardHandler final : public Handler {
       throw;
     }
     node->marker.reset();
-    auto start = std::chrono::steady_clock::now();
-    conn.log.info(fmt::format("{} <-> {}", conn.remote, node->addr));
-    auto stats = co_await relay(*client, *upstream, {.idle_timeout = idle_timeout_});
-    conn.input_bytes += stats.a_to_b;
-    conn.output_bytes += stats.b_to_a;
-    conn.log.info(fmt::format("{} >-< {}", conn.remote, node->addr),
-                  {{"duration", (std::chrono::steady_clock::now() - start).count()}});
+    co_await relay_logged(*client, *upstream, node->addr, conn, {.idle_timeout = idle_timeout_});
   }
 
  private:

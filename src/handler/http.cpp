@@ -5,7 +5,7 @@
 
 #include "chain/chain.hpp"
 #include "core/address.hpp"
-#include "core/relay.hpp"
+#include "core/tunnel.hpp"
 #include "core/timeout.hpp"
 #include "net/http_io.hpp"
 #include "net/udp_relay.hpp"
@@ -207,13 +207,7 @@ awaitable<void> HttpHandler::tunnel(StreamPtr client, std::string pending, const
     if (ec) co_return;
     conn.input_bytes += pending.size();
   }
-  auto start = std::chrono::steady_clock::now();
-  conn.log.info(fmt::format("{} <-> {}", conn.remote, addr));
-  auto stats = co_await relay(*client, *upstream, {.idle_timeout = idle_timeout_});
-  conn.input_bytes += stats.a_to_b;
-  conn.output_bytes += stats.b_to_a;
-  conn.log.info(fmt::format("{} >-< {}", conn.remote, addr),
-                {{"duration", (std::chrono::steady_clock::now() - start).count()}});
+  co_await relay_logged(*client, *upstream, addr, conn, {.idle_timeout = idle_timeout_});
 }
 
 awaitable<void> HttpHandler::udp_tunnel(StreamPtr client, ConnInfo& conn) {
@@ -320,9 +314,7 @@ awaitable<void> HttpHandler::forward(StreamPtr client, std::string buf, http::Re
       if (ec) co_return;
       if (!buf.empty()) co_await write_all(*upstream, asio::buffer(buf), ec);
       if (ec) co_return;
-      auto stats = co_await relay(*client, *upstream, {.idle_timeout = idle_timeout_});
-      conn.input_bytes += stats.a_to_b;
-      conn.output_bytes += stats.b_to_a;
+      co_await relay_logged(*client, *upstream, addr, conn, {.idle_timeout = idle_timeout_});
       co_return;
     }
 

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "chain/chain.hpp"
-#include "core/relay.hpp"
+#include "core/tunnel.hpp"
 #include "core/timeout.hpp"
 #include "net/udp.hpp"
 
@@ -74,13 +74,7 @@ class Socks4Handler final : public Handler {
     }
     co_await write_all(*client, asio::buffer(socks4::reply(socks4::code::granted)), ec);
     if (ec) co_return;
-    auto start = std::chrono::steady_clock::now();
-    conn.log.info(fmt::format("{} <-> {}", conn.remote, addr));
-    auto stats = co_await relay(*client, *upstream, {.idle_timeout = idle_timeout_});
-    conn.input_bytes += stats.a_to_b;
-    conn.output_bytes += stats.b_to_a;
-    conn.log.info(fmt::format("{} >-< {}", conn.remote, addr),
-                  {{"duration", (std::chrono::steady_clock::now() - start).count()}});
+    co_await relay_logged(*client, *upstream, addr, conn, {.idle_timeout = idle_timeout_});
   }
 
  private:

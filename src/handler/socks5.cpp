@@ -8,7 +8,7 @@
 
 #include "chain/chain.hpp"
 #include "core/address.hpp"
-#include "core/relay.hpp"
+#include "core/tunnel.hpp"
 #include "core/tcp_stream.hpp"
 #include "core/timeout.hpp"
 #include "net/tls.hpp"
@@ -299,13 +299,7 @@ awaitable<void> Socks5Handler::connect(StreamPtr client, const socks5::Address& 
   error_code ec;
   co_await write_all(*client, asio::buffer(ok), ec);
   if (ec) co_return;
-  auto start = std::chrono::steady_clock::now();
-  conn.log.info(fmt::format("{} <-> {}", conn.remote, addr));
-  auto stats = co_await relay(*client, *upstream, {.idle_timeout = idle_timeout_});
-  conn.input_bytes += stats.a_to_b;
-  conn.output_bytes += stats.b_to_a;
-  conn.log.info(fmt::format("{} >-< {}", conn.remote, addr),
-                {{"duration", (std::chrono::steady_clock::now() - start).count()}});
+  co_await relay_logged(*client, *upstream, addr, conn, {.idle_timeout = idle_timeout_});
 }
 
 // ---- BIND -------------------------------------------------------------------------------------
@@ -409,11 +403,7 @@ awaitable<void> Socks5Handler::bind(StreamPtr client, const socks5::Address& dst
     if (ec) co_return;
     conn.input_bytes += pending.size();
   }
-  conn.log.info(fmt::format("{} <-> {}", conn.remote, peer_addr));
-  auto stats = co_await relay(*client, *upstream, {.idle_timeout = idle_timeout_});
-  conn.input_bytes += stats.a_to_b;
-  conn.output_bytes += stats.b_to_a;
-  conn.log.info(fmt::format("{} >-< {}", conn.remote, peer_addr));
+  co_await relay_logged(*client, *upstream, peer_addr, conn, {.idle_timeout = idle_timeout_});
 }
 
 // ---- UDP --------------------------------------------------------------------------------------

@@ -1,0 +1,18 @@
+#include "core/tunnel.hpp"
+
+#include <fmt/format.h>
+
+namespace gost {
+
+awaitable<void> relay_logged(Stream& client, Stream& upstream, std::string_view target,
+                             ConnInfo& conn, RelayOptions options) {
+  auto start = std::chrono::steady_clock::now();
+  conn.log.info(fmt::format("{} <-> {}", conn.remote, target));
+  auto stats = co_await relay(client, upstream, options);
+  conn.input_bytes += stats.a_to_b;
+  conn.output_bytes += stats.b_to_a;
+  conn.log.info(fmt::format("{} >-< {}", conn.remote, target),
+                {{"duration", (std::chrono::steady_clock::now() - start).count()}});
+}
+
+}  // namespace gost
