@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
 #include "core/address.hpp"
 #include "core/tcp_stream.hpp"
 #include "core/timeout.hpp"
@@ -23,11 +25,22 @@ awaitable<StreamPtr> dial_tcp(std::string_view addr) {
   auto hp = split_host_port(addr);
   if (!hp) throw system_error(asio::error::invalid_argument, fmt::format("bad address {}", addr));
   auto ex = co_await asio::this_coro::executor;
+  tcp::socket sock(ex);
+  // An IP literal needs no resolver (whose lookups run on a helper thread).
+  error_code iec;
+  auto ip = asio::ip::make_address(hp->host, iec);
+  unsigned port = 0;
+  auto [pend, pec] = std::from_chars(hp->port.data(), hp->port.data() + hp->port.size(), port);
+  if (!iec && pec == std::errc() && pend == hp->port.data() + hp->port.size() && port <= 65535) {
+    auto [cec] = co_await sock.async_connect(tcp::endpoint(ip, static_cast<unsigned short>(port)),
+                                             use_nothrow);
+    if (cec) throw system_error(cec, fmt::format("dial tcp {}", addr));
+    co_return std::make_unique<TcpStream>(std::move(sock));
+  }
   tcp::resolver resolver(ex);
   std::string host = hp->host.empty() ? std::string("localhost") : hp->host;
   auto [rec, results] = co_await resolver.async_resolve(host, hp->port, use_nothrow);
   if (rec) throw system_error(rec, fmt::format("resolve {}", addr));
-  tcp::socket sock(ex);
   auto [cec, ep] = co_await asio::async_connect(sock, results, use_nothrow);
   if (cec) throw system_error(cec, fmt::format("dial tcp {}", addr));
   co_return std::make_unique<TcpStream>(std::move(sock));
