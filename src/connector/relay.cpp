@@ -90,6 +90,11 @@ class RelayTunnel final : public Stream {
   tcp::socket* raw_tcp() override {
     return request_.empty() && !awaiting_reply_ ? inner_->raw_tcp() : nullptr;
   }
+  // Writes may bypass the wrapper as soon as the request is out, even while the reply is awaited
+  // (a target that never speaks first never sends it).
+  tcp::socket* raw_tcp_write() override {
+    return request_.empty() ? inner_->raw_tcp_write() : nullptr;
+  }
   std::string remote_address() const override { return inner_->remote_address(); }
   std::string local_address() const override { return inner_->local_address(); }
 

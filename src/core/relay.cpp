@@ -8,6 +8,7 @@ namespace gost {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr std::size_t kFullRead = 16 * 1024;
 
 // Shared by both directions. The relay coroutine waits on `signal`: it doubles as the watchdog
 // (half-close grace, idle timeout) and as the completion event (cancel() wakes the coroutine,
@@ -60,37 +61,20 @@ awaitable<void> supervise(RelayState& st) {
   }
 }
 
-awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::uint64_t& count) {
+bool prepare_for_splice(tcp::socket* s) {
   error_code ec;
-  bool may_have_more = false;
-  for (;;) {
-    if (!may_have_more) {
-      co_await src.wait_readable(ec);
-      if (ec) break;
-    }
-    RelayBuffer buf;  // held only while bytes are in flight
-    std::size_t n = co_await src.read_some(asio::buffer(buf.data(), buf.size()), ec);
-    if (ec) break;
-    st.touch();
-    co_await write_all(dst, asio::buffer(buf.data(), n), ec);
-    if (ec) break;
-    count += n;
-    may_have_more = n == buf.size();
-  }
-  bool clean = ec == asio::error::eof;
-  if (clean && !st.aborted) {
-    error_code ignored;
-    co_await dst.shutdown_write(ignored);
-  }
-  st.direction_done(clean);
+  s->native_non_blocking(true, ec);
+  return !ec;
 }
 
 // One direction of a TCP→TCP relay: socket → pipe → socket with splice(2), no user-space copy.
 // Callback-driven (no coroutine frame): each wait is a small reactor operation.
 class SpliceDirection {
  public:
-  SpliceDirection(tcp::socket& src, tcp::socket& dst, RelayState& st, std::uint64_t& count)
-      : src_(src), dst_(dst), st_(st), count_(count) {}
+  // `finished` (optional) is cancelled when the direction is done.
+  SpliceDirection(tcp::socket& src, tcp::socket& dst, RelayState& st, std::uint64_t& count,
+                  asio::steady_timer* finished = nullptr)
+      : src_(src), dst_(dst), st_(st), count_(count), finished_(finished) {}
 
   void start() { wait_readable(); }
 
@@ -154,6 +138,7 @@ class SpliceDirection {
       dst_.shutdown(tcp::socket::shutdown_send, ignored);
     }
     st_.direction_done(clean);
+    if (finished_) finished_->cancel();
   }
 
   tcp::socket& src_;
@@ -161,12 +146,45 @@ class SpliceDirection {
   RelayState& st_;
   std::uint64_t& count_;
   std::unique_ptr<Pipe> pipe_;
+  asio::steady_timer* finished_;
 };
 
-bool prepare_for_splice(tcp::socket* s) {
+awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::uint64_t& count) {
   error_code ec;
-  s->native_non_blocking(true, ec);
-  return !ec;
+  bool may_have_more = false;
+  for (;;) {
+    // Once both ends are plain TCP sockets (e.g. a protocol wrapper has finished its handshake),
+    // the rest of this direction moves with splice(2).
+    tcp::socket* s = src.raw_tcp();
+    tcp::socket* d = dst.raw_tcp_write();
+    if (s && d && !st.aborted && prepare_for_splice(s) && prepare_for_splice(d)) {
+      asio::steady_timer finished(src.executor(), asio::steady_timer::time_point::max());
+      SpliceDirection splice(*s, *d, st, count, &finished);
+      splice.start();
+      co_await finished.async_wait(use_nothrow);
+      co_return;
+    }
+    if (!may_have_more) {
+      co_await src.wait_readable(ec);
+      if (ec) break;
+    }
+    RelayBuffer buf;  // held only while bytes are in flight
+    std::size_t n = co_await src.read_some(asio::buffer(buf.data(), buf.size()), ec);
+    if (ec) break;
+    st.touch();
+    co_await write_all(dst, asio::buffer(buf.data(), n), ec);
+    if (ec) break;
+    count += n;
+    // A full read (a whole TLS record counts) suggests more is queued: read again without first
+    // waiting for readiness.
+    may_have_more = n >= kFullRead;
+  }
+  bool clean = ec == asio::error::eof;
+  if (clean && !st.aborted) {
+    error_code ignored;
+    co_await dst.shutdown_write(ignored);
+  }
+  st.direction_done(clean);
 }
 
 }  // namespace
@@ -176,7 +194,8 @@ awaitable<RelayStats> relay(Stream& a, Stream& b, RelayOptions options) {
   RelayStats stats;
   tcp::socket* ta = a.raw_tcp();
   tcp::socket* tb = b.raw_tcp();
-  if (ta && tb && prepare_for_splice(ta) && prepare_for_splice(tb)) {
+  if (ta && tb && a.raw_tcp_write() == ta && b.raw_tcp_write() == tb && prepare_for_splice(ta) &&
+      prepare_for_splice(tb)) {
     stats.spliced = true;
     SpliceDirection forward(*ta, *tb, st, stats.a_to_b);
     SpliceDirection backward(*tb, *ta, st, stats.b_to_a);

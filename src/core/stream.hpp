@@ -25,8 +25,11 @@ class Stream {
   // Aborts the stream: pending operations complete with an error.
   virtual void close() = 0;
 
-  // The raw TCP socket when this stream is exactly one (enables the splice(2) relay path).
+  // The raw TCP socket when reading this stream is exactly reading it (enables splice(2)).
   virtual tcp::socket* raw_tcp() { return nullptr; }
+  // The raw TCP socket when writing to this stream is exactly writing to it. Differs from
+  // raw_tcp() for wrappers with pending input only (e.g. a reply still to be consumed).
+  virtual tcp::socket* raw_tcp_write() { return raw_tcp(); }
   virtual std::string remote_address() const { return {}; }
   virtual std::string local_address() const { return {}; }
 };

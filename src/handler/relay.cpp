@@ -118,7 +118,7 @@ awaitable<void> run_pair(awaitable<void> x, awaitable<void> y, std::function<voi
 
 // ---- the first response piggy-backed on the first target bytes (spec/relay.md §6.2) ----------
 
-// Wraps the client stream for streams without splice: the first write carries the response too.
+// Wraps the client stream: the first write carries the response too.
 class ReplyOnFirstWrite final : public Stream {
  public:
   ReplyOnFirstWrite(Stream& inner, std::string reply) : inner_(inner), reply_(std::move(reply)) {}
@@ -137,93 +137,16 @@ class ReplyOnFirstWrite final : public Stream {
   awaitable<void> wait_readable(error_code& ec) override { return inner_.wait_readable(ec); }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_.shutdown_write(ec); }
   void close() override { inner_.close(); }
+  // Reads are the inner stream's; writes too once the reply is out. So the client → target
+  // direction splices from the start and the reverse one as soon as the target has spoken.
+  tcp::socket* raw_tcp() override { return inner_.raw_tcp(); }
+  tcp::socket* raw_tcp_write() override { return reply_.empty() ? inner_.raw_tcp_write() : nullptr; }
 
  private:
   Stream& inner_;
   std::string reply_;
 };
 
-struct FirstReplyPhase {
-  explicit FirstReplyPhase(asio::any_io_executor ex) : signal(ex) {}
-  asio::steady_timer signal;
-  bool stop = false;
-  bool waiting = false;
-  bool done = false;
-  bool failed = false;
-  std::uint64_t bytes = 0;
-};
-
-// client → target until the target has answered; leaves unread client bytes in the socket.
-awaitable<void> forward_until_reply(Stream& client, Stream& target, FirstReplyPhase& ph) {
-  error_code ec;
-  while (!ph.stop) {
-    ph.waiting = true;
-    co_await client.wait_readable(ec);
-    ph.waiting = false;
-    if (ph.stop) break;
-    if (ec) {
-      ph.failed = true;
-      break;
-    }
-    RelayBuffer buf;
-    std::size_t n = co_await client.read_some(asio::buffer(buf.data(), buf.size()), ec);
-    if (ec == asio::error::eof) {
-      error_code ignored;
-      co_await target.shutdown_write(ignored);
-      break;
-    }
-    if (!ec) co_await write_all(target, asio::buffer(buf.data(), n), ec);
-    if (ec) {
-      ph.failed = true;
-      break;
-    }
-    ph.bytes += n;
-  }
-  if (ph.failed) {
-    client.close();
-    target.close();
-  }
-  ph.done = true;
-  ph.signal.cancel();
-}
-
-// Raw TCP on both sides: forwards client bytes while waiting for the target's first bytes, sends
-// the response together with them, then hands both sockets to the splice relay untouched.
-// False when the target closed (or failed) before answering: no response is ever sent.
-awaitable<bool> reply_with_first_bytes(Stream& client, Stream& target, const std::string& reply,
-                                       ConnInfo& conn) {
-  auto ex = co_await asio::this_coro::executor;
-  FirstReplyPhase ph(ex);
-  asio::co_spawn(ex, forward_until_reply(client, target, ph), asio::detached);
-  error_code ec;
-  {
-    co_await target.wait_readable(ec);
-    RelayBuffer buf;
-    std::size_t n = 0;
-    if (!ec)
-      n = co_await target.read_some(
-          asio::buffer(buf.data() + reply.size(), buf.size() - reply.size()), ec);
-    if (!ec) {
-      std::memcpy(buf.data(), reply.data(), reply.size());
-      co_await write_all(client, asio::buffer(buf.data(), reply.size() + n), ec);
-      if (!ec) conn.output_bytes += n;
-    }
-  }
-  ph.stop = true;
-  if (ec) {
-    client.close();
-    target.close();
-  } else if (ph.waiting) {
-    error_code ignored;
-    client.raw_tcp()->cancel(ignored);  // wakes the forwarder; no data is lost by a wait
-  }
-  while (!ph.done) {
-    ph.signal.expires_at(Clock::time_point::max());
-    co_await ph.signal.async_wait(use_nothrow);
-  }
-  conn.input_bytes += ph.bytes;
-  co_return !ec && !ph.failed;
-}
 
 // ---- the handler ------------------------------------------------------------------------------
 
@@ -482,12 +405,6 @@ awaitable<void> RelayHandler::serve_tcp(Stream& client, Stream& target, std::str
   if (nodelay_) {
     co_await write_all(client, asio::buffer(ok), ec);
     if (ec) co_return;
-    stats = co_await relay(client, target);
-  } else if (client.raw_tcp() && target.raw_tcp()) {
-    if (!co_await reply_with_first_bytes(client, target, ok, conn)) {
-      conn.log.debug("target closed before sending anything: no response sent");
-      co_return;
-    }
     stats = co_await relay(client, target);
   } else {
     ReplyOnFirstWrite wrapped(client, ok);
