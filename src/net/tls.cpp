@@ -305,10 +305,31 @@ class TlsStream final : public Stream {
     co_return ec ? 0 : n;
   }
 
+  // Ready only when application data (or the end) is there: records that carry none (TLS 1.3
+  // session tickets, key updates) are processed here, so that a relay never holds a buffer in a
+  // read that then blocks.
   awaitable<void> wait_readable(error_code& ec) override {
     ec = {};
-    if (SSL_pending(ssl_) > 0 || in_off_ < in_.size()) co_return;
-    co_await inner_->wait_readable(ec);
+    for (;;) {
+      if (SSL_pending(ssl_) > 0) co_return;
+      if (socket_ || in_off_ < in_.size()) {
+        char c;
+        std::size_t n = 0;
+        ERR_clear_error();
+        int r = SSL_peek_ex(ssl_, &c, 1, &n);
+        if (!out_.empty()) {
+          co_await flush(ec);
+          if (ec) co_return;
+        }
+        if (r == 1 || SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ) co_return;
+      }
+      co_await inner_->wait_readable(ec);
+      if (ec) co_return;
+      if (!socket_) {
+        co_await fill(ec);
+        if (ec) co_return;
+      }
+    }
   }
 
   awaitable<void> shutdown_write(error_code& ec) override {
