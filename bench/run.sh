@@ -2,12 +2,15 @@
 # Loopback benchmark for gost: throughput (iperf3), CPU efficiency, new connections per second
 # (wrk + nginx) and memory per idle tunnelled connection. See bench/README.md.
 #
-#   bench/run.sh [--quick] [--repeat N] [--only direct,tcp,...] [--no-build] [--out FILE]
+#   bench/run.sh [--quick] [--repeat N] [--wait-quiet SECONDS] [--only a,b] [--no-build] [--out FILE]
 #   GOST=/path/to/gost bench/run.sh
 #
 # Everything listens on 127.0.0.1 on ports picked at run time; only processes started by this
 # script are ever signalled (checked by pid + start time), and all of them are stopped on exit.
 set -uo pipefail
+# The whole script is one { ... } block, so bash parses all of it before running anything and an
+# edit of this file during a run cannot break the run.
+{
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -21,11 +24,14 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp http)
+SCENARIOS=(direct tcp http socks5 relay relay_tls)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
   [http]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F http://127.0.0.1:Q  ->  gost -L http://127.0.0.1:Q"
+  [socks5]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F socks5://127.0.0.1:Q  ->  gost -L socks5://127.0.0.1:Q (GOST's TLS method 0x80 between the two)"
+  [relay]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F relay://127.0.0.1:Q  ->  gost -L relay://127.0.0.1:Q"
+  [relay_tls]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F relay+tls://127.0.0.1:Q  ->  gost -L relay+tls://127.0.0.1:Q"
 )
 
 scenario_direct() {
@@ -51,20 +57,38 @@ scenario_http() {
   ENTRY_PORT=$p
 }
 
+# A client gost forwarding to TARGET through one server gost of the given scheme.
+scenario_chain() {   # scheme target
+  local scheme=$1 target=$2 p q
+  free_port q || return 1
+  start_gost "$scheme-server" -L "$scheme://127.0.0.1:$q" || return 1
+  wait_listen "$q" || return 1
+  free_port p || return 1
+  start_gost "$scheme-client" -L "tcp://127.0.0.1:$p/127.0.0.1:$target" -F "$scheme://127.0.0.1:$q" || return 1
+  wait_listen "$p" || return 1
+  ENTRY_PORT=$p
+}
+scenario_socks5() { scenario_chain socks5 "$1"; }
+scenario_relay() { scenario_chain relay "$1"; }
+scenario_relay_tls() { scenario_chain relay+tls "$1"; }
+
 # ------------------------------------------------------------------------------------------------
 # Options
 # ------------------------------------------------------------------------------------------------
 QUICK=0
 REPEAT=1
+WAIT_QUIET=0
 NO_BUILD=0
 ONLY=""
 OUT="$HERE/results/latest.json"
-usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --repeat) shift; REPEAT=${1:-} ;;
     --repeat=*) REPEAT=${1#--repeat=} ;;
+    --wait-quiet) shift; WAIT_QUIET=${1:-} ;;
+    --wait-quiet=*) WAIT_QUIET=${1#--wait-quiet=} ;;
     --no-build) NO_BUILD=1 ;;
     --only) shift; ONLY=${1:-} ;;
     --only=*) ONLY=${1#--only=} ;;
@@ -84,6 +108,7 @@ if [ -n "$ONLY" ]; then
 fi
 
 case "$REPEAT" in ''|*[!0-9]*|0) echo "--repeat needs a positive integer" >&2; exit 2 ;; esac
+case "$WAIT_QUIET" in ''|*[!0-9]*) echo "--wait-quiet needs a number of seconds" >&2; exit 2 ;; esac
 if [ "$QUICK" = 1 ]; then DUR=2; IDLE_N=200; else DUR=5; IDLE_N=1000; fi
 WRK_THREADS=2
 WRK_CONNS=50
@@ -316,45 +341,91 @@ start_sink() {
 # ------------------------------------------------------------------------------------------------
 # Measurements
 # ------------------------------------------------------------------------------------------------
+# Before each measurement: how busy are the CPUs with other processes (nothing of ours is busy
+# now)? With --wait-quiet S, wait up to S seconds for a quiet machine (< 5 % busy over 2 s).
+# The maximum per scenario goes to the results as machine_busy_pct.
+settle() {
+  local busy waited=0
+  busy=$("$PY" "$HELPER" busy 1 2>/dev/null) || return 0
+  if [ "$WAIT_QUIET" -gt 0 ] && awk -v b="$busy" 'BEGIN{exit !(b>=5)}'; then
+    log "[$CUR_SCEN] machine ${busy}% busy, waiting up to ${WAIT_QUIET}s for it to become quiet"
+    while [ "$waited" -lt "$WAIT_QUIET" ]; do
+      busy=$("$PY" "$HELPER" busy 2 2>/dev/null) || return 0
+      waited=$((waited + 2))
+      awk -v b="$busy" 'BEGIN{exit !(b<5)}' && break
+    done
+  fi
+  record machine_busy_pct "$busy"
+  if awk -v b="$busy" 'BEGIN{exit !(b>10)}'; then
+    log "[$CUR_SCEN] WARNING: ${busy}% of the CPUs are busy with other processes; numbers will be off"
+  fi
+  return 0
+}
 # iperf3 through the scenario: 1 and 8 streams; CPU of gost during the single-stream and 8-stream runs.
+# Snapshot of CPU use: whole machine vs. this script and everything it started (see helper foreign).
+snap_now() { "$PY" "$HELPER" snap "$$" "${!PID_START[@]}" 2>/dev/null || echo "0:0:0"; }
+
+# after_sample SNAP_BEFORE: sets FOREIGN (% of the machine used by other processes during the
+# sample) and returns 1 if the sample must be thrown away and repeated (with --wait-quiet only,
+# at most 2 repeats per sample; ATTEMPT is the caller's counter).
+after_sample() {
+  FOREIGN=$("$PY" "$HELPER" foreign "$1" "$(snap_now)" 2>/dev/null) || FOREIGN=0
+  awk -v f="$FOREIGN" 'BEGIN{exit !(f>10)}' || return 0
+  if [ "$WAIT_QUIET" -gt 0 ] && [ "$ATTEMPT" -lt 3 ]; then
+    log "[$CUR_SCEN]   other processes used ${FOREIGN}% of the CPUs during this sample: repeating it"
+    settle
+    return 1
+  fi
+  log "[$CUR_SCEN]   WARNING: other processes used ${FOREIGN}% of the CPUs during this sample"
+  return 0
+}
+
+# iperf3 through the scenario: 1 and 8 streams; CPU of gost during each run.
 measure_iperf() {
-  local port srv n out parsed bps bytes c0 c1 cpu gbit
+  local port srv n out parsed bps bytes c0 c1 cpu gbit rep rc s0 suffix
   free_port port || { step_failed "iperf3: pick port"; return 1; }
   start_bg iperf3-server "$TMP/iperf3-server-$CUR_SCEN.log" iperf3 -s -B 127.0.0.1 -p "$port"
   srv=$LAST_PID
   if ! wait_listen "$port" "$srv"; then step_failed "iperf3: start server"; stop_pid "$srv"; return 1; fi
   if ! start_scenario "$CUR_SCEN" "$port"; then step_failed "iperf3: start scenario"; stop_scenario; stop_pid "$srv"; return 1; fi
-  local rep
   for n in 1 8; do
    for rep in $(seq 1 "$REPEAT"); do
-    out="$TMP/iperf-$CUR_SCEN-P$n-$rep.json"
-    log "[$CUR_SCEN] iperf3 -P $n -t $DUR via port $ENTRY_PORT"
-    c0=$(cpu_of "${SCEN_PIDS[@]}") || { fail_msg "cannot read CPU time"; step_failed "iperf3 -P $n: cpu before"; continue; }
-    timeout -k 5 $((DUR + 20)) iperf3 -c 127.0.0.1 -p "$ENTRY_PORT" -t "$DUR" -P "$n" -J >"$out" 2>"$out.err"
-    local rc=$?
-    c1=$(cpu_of "${SCEN_PIDS[@]}") || { fail_msg "gost process died during the run"; step_failed "iperf3 -P $n: cpu after"; continue; }
-    if ! parsed=$("$PY" "$HELPER" iperf "$out" 2>"$TMP/ip.err"); then
-      [ $rc = 124 ] && fail_msg "iperf3 timed out after $((DUR + 20)) s" || fail_msg "rc=$rc $(cat "$TMP/ip.err") $(head -c 300 "$out.err")"
-      step_failed "iperf3 -P $n"
-      # the server may be wedged after a failed test: restart it
-      stop_pid "$srv"
-      start_bg iperf3-server "$TMP/iperf3-server-$CUR_SCEN.log" iperf3 -s -B 127.0.0.1 -p "$port"; srv=$LAST_PID
-      wait_listen "$port" "$srv" || true
-      continue
-    fi
-    read -r bps bytes <<<"$parsed"
-    gbit=$(awk -v b="$bps" 'BEGIN{printf "%.4f", b/1e9}')
-    record "gbps_$n" "$gbit"
-    record "bytes_$n" "$bytes"
-    if [ ${#SCEN_PIDS[@]} -gt 0 ]; then
-      cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.4f", b-a}')
-      record "cpu_s_$n" "$cpu"
-      local suffix=""; [ "$n" = 8 ] && suffix="_8"
-      awk -v c="$cpu" 'BEGIN{exit !(c>0)}' && record "gbit_per_cpu_s$suffix" "$(awk -v by="$bytes" -v c="$cpu" 'BEGIN{printf "%.4f", by*8/1e9/c}')"
-      log "[$CUR_SCEN]   $gbit Gbit/s, gost CPU ${cpu}s"
-    else
-      log "[$CUR_SCEN]   $gbit Gbit/s"
-    fi
+    ATTEMPT=0
+    while :; do
+      ATTEMPT=$((ATTEMPT + 1))
+      out="$TMP/iperf-$CUR_SCEN-P$n-$rep-$ATTEMPT.json"
+      log "[$CUR_SCEN] iperf3 -P $n -t $DUR via port $ENTRY_PORT"
+      c0=$(cpu_of "${SCEN_PIDS[@]}") || { fail_msg "cannot read CPU time"; step_failed "iperf3 -P $n: cpu before"; break; }
+      s0=$(snap_now)
+      timeout -k 5 $((DUR + 20)) iperf3 -c 127.0.0.1 -p "$ENTRY_PORT" -t "$DUR" -P "$n" -J >"$out" 2>"$out.err"
+      rc=$?
+      c1=$(cpu_of "${SCEN_PIDS[@]}") || { fail_msg "gost process died during the run"; step_failed "iperf3 -P $n: cpu after"; break; }
+      if ! parsed=$("$PY" "$HELPER" iperf "$out" 2>"$TMP/ip.err"); then
+        if [ $rc = 124 ]; then fail_msg "iperf3 timed out after $((DUR + 20)) s"; else fail_msg "rc=$rc $(cat "$TMP/ip.err") $(head -c 300 "$out.err")"; fi
+        step_failed "iperf3 -P $n"
+        # the server may be wedged after a failed test: restart it
+        stop_pid "$srv"
+        start_bg iperf3-server "$TMP/iperf3-server-$CUR_SCEN.log" iperf3 -s -B 127.0.0.1 -p "$port"; srv=$LAST_PID
+        wait_listen "$port" "$srv" || true
+        break
+      fi
+      after_sample "$s0" || continue
+      read -r bps bytes <<<"$parsed"
+      gbit=$(awk -v b="$bps" 'BEGIN{printf "%.4f", b/1e9}')
+      record "gbps_$n" "$gbit"
+      record "bytes_$n" "$bytes"
+      record foreign_cpu_pct "$FOREIGN"
+      if [ ${#SCEN_PIDS[@]} -gt 0 ]; then
+        cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.4f", b-a}')
+        record "cpu_s_$n" "$cpu"
+        suffix=""; [ "$n" = 8 ] && suffix="_8"
+        awk -v c="$cpu" 'BEGIN{exit !(c>0)}' && record "gbit_per_cpu_s$suffix" "$(awk -v by="$bytes" -v c="$cpu" 'BEGIN{printf "%.4f", by*8/1e9/c}')"
+        log "[$CUR_SCEN]   $gbit Gbit/s, gost CPU ${cpu}s"
+      else
+        log "[$CUR_SCEN]   $gbit Gbit/s"
+      fi
+      break
+    done
     sleep 0.5
    done
   done
@@ -363,7 +434,7 @@ measure_iperf() {
 }
 
 measure_wrk() {
-  local out parsed rps errs code
+  local out parsed rps errs code rep rc s0
   if ! start_scenario "$CUR_SCEN" "$NGINX_PORT"; then step_failed "wrk: start scenario"; stop_scenario; return 1; fi
   # one request first, so a broken tunnel is reported as such and not as "0 requests/s"
   if command -v curl >/dev/null; then
@@ -373,23 +444,30 @@ measure_wrk() {
       step_failed "wrk: sanity request"; stop_scenario; return 1
     fi
   fi
-  local rep rc
   for rep in $(seq 1 "$REPEAT"); do
-    out="$TMP/wrk-$CUR_SCEN-$rep.txt"
-    log "[$CUR_SCEN] wrk -t$WRK_THREADS -c$WRK_CONNS -d${DUR}s (Connection: close) via port $ENTRY_PORT"
-    timeout -k 5 $((DUR + 30)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --timeout 5s \
-      -H 'Connection: close' "http://127.0.0.1:$ENTRY_PORT/" >"$out" 2>&1
-    rc=$?
-    if ! parsed=$("$PY" "$HELPER" wrk "$out" 2>"$TMP/wrk.err"); then
-      fail_msg "rc=$rc $(cat "$TMP/wrk.err") $(tail -n 3 "$out" | tr '\n' ' ')"
-      step_failed "wrk"; stop_scenario; return 1
-    fi
-    read -r rps errs <<<"$parsed"
-    record conn_per_s "$rps"
-    record wrk_errors "$errs"
-    if ! scen_alive; then step_failed "wrk: gost alive after run"; stop_scenario; return 1; fi
-    log "[$CUR_SCEN]   $rps req/s ($errs errors)"
-    [ "$errs" -gt 0 ] && log "[$CUR_SCEN]   WARNING: wrk reported $errs socket errors / non-2xx responses"
+    ATTEMPT=0
+    while :; do
+      ATTEMPT=$((ATTEMPT + 1))
+      out="$TMP/wrk-$CUR_SCEN-$rep-$ATTEMPT.txt"
+      log "[$CUR_SCEN] wrk -t$WRK_THREADS -c$WRK_CONNS -d${DUR}s (Connection: close) via port $ENTRY_PORT"
+      s0=$(snap_now)
+      timeout -k 5 $((DUR + 30)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --timeout 5s \
+        -H 'Connection: close' "http://127.0.0.1:$ENTRY_PORT/" >"$out" 2>&1
+      rc=$?
+      if ! parsed=$("$PY" "$HELPER" wrk "$out" 2>"$TMP/wrk.err"); then
+        fail_msg "rc=$rc $(cat "$TMP/wrk.err") $(tail -n 3 "$out" | tr '\n' ' ')"
+        step_failed "wrk"; stop_scenario; return 1
+      fi
+      if ! scen_alive; then step_failed "wrk: gost alive after run"; stop_scenario; return 1; fi
+      after_sample "$s0" || continue
+      read -r rps errs <<<"$parsed"
+      record conn_per_s "$rps"
+      record wrk_errors "$errs"
+      record foreign_cpu_pct "$FOREIGN"
+      log "[$CUR_SCEN]   $rps req/s ($errs errors)"
+      [ "$errs" -gt 0 ] && log "[$CUR_SCEN]   WARNING: wrk reported $errs socket errors / non-2xx responses"
+      break
+    done
     [ "$rep" -lt "$REPEAT" ] && sleep 1
   done
   stop_scenario
@@ -483,11 +561,11 @@ log "nginx on 127.0.0.1:$NGINX_PORT, echo sink on 127.0.0.1:$SINK_PORT, ${DUR}s 
 # ------------------------------------------------------------------------------------------------
 for CUR_SCEN in "${SCENARIOS[@]}"; do
   log "=== scenario $CUR_SCEN: ${SCEN_DESC[$CUR_SCEN]:-}"
-  measure_iperf
+  settle; measure_iperf
   sleep 1
-  measure_wrk
+  settle; measure_wrk
   sleep 1
-  measure_idle
+  settle; measure_idle
   sleep 1
 done
 CUR_SCEN="report"
@@ -498,7 +576,7 @@ CUR_SCEN="report"
 mkdir -p "$(dirname "$OUT")"
 META="$TMP/meta.json"
 SCEN_LIST="${SCENARIOS[*]}" GOST_BIN="${GOST:-}" GOST_VERSION="$GOST_VERSION" BUILD_TYPE="$BUILD_TYPE" \
-DUR="$DUR" IDLE_N="$IDLE_N" QUICK="$QUICK" REPEAT="$REPEAT" WRK_THREADS="$WRK_THREADS" WRK_CONNS="$WRK_CONNS" \
+DUR="$DUR" IDLE_N="$IDLE_N" QUICK="$QUICK" REPEAT="$REPEAT" WAIT_QUIET="$WAIT_QUIET" WRK_THREADS="$WRK_THREADS" WRK_CONNS="$WRK_CONNS" \
 GOST_CMDS="$(cat "$TMP/gost-cmds.txt" 2>/dev/null)" \
 "$PY" - "$META" <<'EOF'
 import json, os, platform, sys, time
@@ -518,6 +596,7 @@ meta = {
              "build_type": env["BUILD_TYPE"] or None},
     "quick": env["QUICK"] == "1",
     "repeat": int(env["REPEAT"]),
+    "wait_quiet_seconds": int(env["WAIT_QUIET"]),
     "params": {"iperf3_seconds": int(env["DUR"]), "wrk": "-t%s -c%s -d%ss -H 'Connection: close'" % (
         env["WRK_THREADS"], env["WRK_CONNS"], env["DUR"]), "idle_connections": int(env["IDLE_N"])},
     "scenarios": env["SCEN_LIST"].split(),
@@ -531,6 +610,9 @@ meta = {
         "direct": {"gbps_1": 22},
         "tcp": {"gbps_1": 11, "gbit_per_cpu_s": 14, "conn_per_s": 4200, "kib_per_idle_conn": 40},
         "http": {"gbps_1": 8.5, "gbit_per_cpu_s": 7, "conn_per_s": 1750, "kib_per_idle_conn": 110},
+        "socks5": {"gbps_1": 4.7, "gbit_per_cpu_s": 3.7, "conn_per_s": 860, "kib_per_idle_conn": 157},
+        "relay": {"gbps_1": 9.0, "gbit_per_cpu_s": 7.4, "conn_per_s": 2200, "kib_per_idle_conn": 98},
+        "relay_tls": {"gbps_1": 5.1, "gbit_per_cpu_s": 4.2, "conn_per_s": 1000, "kib_per_idle_conn": 161},
     },
 }
 json.dump(meta, open(sys.argv[1], "w"))
@@ -555,3 +637,4 @@ if [ "$FAILURES" -gt 0 ]; then
   exit 1
 fi
 exit 0
+}
