@@ -9,6 +9,9 @@ Sub-commands (all print to stdout, errors to stderr, non-zero exit on failure):
   rss PID...                      VmRSS of the PIDs in KiB (sum)
   iperf FILE                      "<bits_per_second> <bytes>" from end.sum_received of `iperf3 -J`
   wrk FILE                        "<requests_per_sec> <non2xx_or_socket_errors>" from wrk's text output
+  busy SECONDS                    % of all CPUs busy during SECONDS (load from other processes)
+  snap FILE SHELL_PID             CPU ticks of all processes not started by SHELL_PID, for `foreign`
+  foreign FILE0 FILE1             % of the CPUs those processes used between two snaps
   sink PORT                       echo server that holds every connection open (prints READY)
   hold PORT N TIMEOUT             open N connections, check an echo on each, print "READY <n>",
                                   then keep them open until killed or stdin closes
@@ -119,6 +122,93 @@ def cmd_rss(args):
         except OSError:
             die("process %s is gone (rss)" % a)
     print(total)
+
+
+def _cpu_totals():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    return sum(v[:8]), idle
+
+
+def cmd_busy(args):
+    """Percentage of all CPUs that was busy during the next ARGS[0] seconds (others' load)."""
+    t0, i0 = _cpu_totals()
+    time.sleep(float(args[0]))
+    t1, i1 = _cpu_totals()
+    dt = t1 - t0
+    print("%.1f" % (100.0 * (dt - (i1 - i0)) / dt if dt > 0 else 0.0))
+
+
+def _proc_ticks(pid, children=False):
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            x = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    t = int(x[11]) + int(x[12])
+    if children:
+        t += int(x[13]) + int(x[14])
+    return t
+
+
+def _all_procs():
+    procs = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                x = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # ppid, start time, own ticks, reaped children's ticks
+        procs[int(d)] = (int(x[1]), int(x[19]), int(x[11]) + int(x[12]), int(x[13]) + int(x[14]))
+    return procs
+
+
+def cmd_snap(args):
+    """Write to ARGS[0] the CPU ticks of every process that is neither the shell ARGS[1] nor one of
+    its descendants nor a kernel thread; `foreign` compares two such files."""
+    procs = _all_procs()
+    ours = {int(args[1]), 2}  # the shell and kthreadd: their descendants are skipped
+    children = {}
+    for pid, p in procs.items():
+        children.setdefault(p[0], []).append(pid)
+    stack = list(ours)
+    while stack:
+        for c in children.get(stack.pop(), []):
+            if c not in ours:
+                ours.add(c)
+                stack.append(c)
+    other = {str(pid): p[1:] for pid, p in procs.items() if pid not in ours}
+    with open(args[0], "w") as f:
+        json.dump({"t": time.monotonic(), "procs": other}, f)
+
+
+def cmd_foreign(args):
+    """% of the machine's CPU capacity used between two snaps by processes that are not ours
+    (a process that existed in both counts its growth incl. reaped children; a new one all of it)."""
+    with open(args[0]) as f:
+        s0 = json.load(f)
+    with open(args[1]) as f:
+        s1 = json.load(f)
+    ticks = 0
+    for pid, (start, own, ch) in s1["procs"].items():
+        old = s0["procs"].get(pid)
+        if old and old[0] == start:
+            ticks += max(0, own + ch - old[1] - old[2])
+        else:
+            ticks += own + ch
+    # A process that ended in between hands all its time (also from before the first snap) to its
+    # parent's children-time: take out the part that was already counted in the first snap.
+    for pid, (start, own, ch) in s0["procs"].items():
+        new = s1["procs"].get(pid)
+        if not new or new[0] != start:
+            ticks -= own + ch
+    ticks = max(0, ticks)
+    cap = (s1["t"] - s0["t"]) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+    print("%.1f" % (min(100.0, 100.0 * ticks / cap) if cap > 0 else 0.0))
 
 
 # ---------------------------------------------------------------- tool output
@@ -269,6 +359,8 @@ def cmd_report(args):
         for key, vals in keys.items():
             if key == "wrk_errors":
                 res[scen][key] = float(sum(vals))
+            elif key in ("machine_busy_pct", "foreign_cpu_pct"):
+                res[scen][key] = max(vals)
             else:
                 res[scen][key] = statistics.median(vals)
             if len(vals) > 1:
@@ -314,6 +406,18 @@ def cmd_report(args):
     print("Scenarios:")
     for s in order:
         print("  %-*s  %s" % (w0, s, descs.get(s, "")))
+    busy = []
+    for s, r in res.items():
+        b = r.get("foreign_cpu_pct")  # measured during the kept iperf3/wrk samples
+        if not isinstance(b, float):
+            continue
+        if b > 10:
+            busy.append((s, b))
+    if busy:
+        print()
+        print("WARNING: other processes used the CPUs during iperf3/wrk runs of these scenarios")
+        print("         (highest share shown); their numbers are not comparable: " +
+              ", ".join("%s %.0f%%" % (s, b) for s, b in busy))
     if errors:
         print()
         print("FAILED steps:")

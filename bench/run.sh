@@ -362,14 +362,21 @@ settle() {
   return 0
 }
 # iperf3 through the scenario: 1 and 8 streams; CPU of gost during the single-stream and 8-stream runs.
-# Snapshot of CPU use: whole machine vs. this script and everything it started (see helper foreign).
-snap_now() { "$PY" "$HELPER" snap "$$" "${!PID_START[@]}" 2>/dev/null || echo "0:0:0"; }
+# Snapshot of the CPU time of every process this script did not start (see helper foreign).
+snap_now() {   # prints the snapshot file name (called in $(...), so no counters here)
+  local f
+  f=$(mktemp "$TMP/snap.XXXXXX") && "$PY" "$HELPER" snap "$f" "$$" 2>/dev/null
+  echo "$f"
+}
 
 # after_sample SNAP_BEFORE: sets FOREIGN (% of the machine used by other processes during the
 # sample) and returns 1 if the sample must be thrown away and repeated (with --wait-quiet only,
 # at most 2 repeats per sample; ATTEMPT is the caller's counter).
 after_sample() {
-  FOREIGN=$("$PY" "$HELPER" foreign "$1" "$(snap_now)" 2>/dev/null) || FOREIGN=0
+  local s1
+  s1=$(snap_now)
+  FOREIGN=$("$PY" "$HELPER" foreign "$1" "$s1" 2>/dev/null) || FOREIGN=0
+  rm -f "$1" "$s1"
   awk -v f="$FOREIGN" 'BEGIN{exit !(f>10)}' || return 0
   if [ "$WAIT_QUIET" -gt 0 ] && [ "$ATTEMPT" -lt 3 ]; then
     log "[$CUR_SCEN]   other processes used ${FOREIGN}% of the CPUs during this sample: repeating it"
