@@ -186,6 +186,41 @@ class TLSChainTest(TLSTestBase):
                   port=a, name="front")
         return a, hop, tap
 
+    def test_back_to_back_records_are_delivered_without_more_input(self):
+        """A target that sends several small messages at once, then waits for an answer: every
+        TLS record the client side of the hop has already received (read-ahead) must reach the
+        client without further network input (a relay waiting on the socket would hang here)."""
+        a, p = free_ports(2)
+        self.gost("-L", "https://127.0.0.1:%d" % p, port=p, name="tls-hop")
+        self.gost("-L", "http://127.0.0.1:%d" % a, "-F", "https://127.0.0.1:%d" % p,
+                  port=a, name="front")
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        self.addCleanup(srv.close)
+        tport = srv.getsockname()[1]
+        def serve():
+            c, _ = srv.accept()
+            with c:
+                for round_ in range(20):
+                    for i in range(3):
+                        c.sendall(b"m%02d-%d;" % (round_, i))
+                    if recv_exact(c, 3, timeout=10) != b"ack":
+                        return
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        s = connect(a)
+        try:
+            s.sendall(("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % tport).encode())
+            self.assertEqual(recv_exact(s, len(RESP_200_CONNECT)), RESP_200_CONNECT)
+            for round_ in range(20):
+                want = b"".join(b"m%02d-%d;" % (round_, i) for i in range(3))
+                self.assertEqual(recv_exact(s, len(want), timeout=5), want, "round %d" % round_)
+                s.sendall(b"ack")
+        finally:
+            s.close()
+        t.join(5)
+
     def test_chain_get_and_connect_over_tls_hop(self):
         a, hop, tap = self._chain()
         self.assert_http_proxy_works(a, "front -> https hop")
