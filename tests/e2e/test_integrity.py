@@ -123,6 +123,40 @@ class IntegrityTest(gostlib.GostTestCase):
         finally:
             s.close()
 
+    # -- mixed chains: http -> socks5 -> relay -> target ------------------------
+
+    def mixed_chain(self, relay_scheme):
+        """front http proxy -F socks5://B -F <relay_scheme>://C: one client process reaches the
+        target through a SOCKS5 node (GOST's TLS method by default) and then a relay node."""
+        a, b, c = free_ports(3)
+        self.start_gost("-L", "socks5://user:pass@127.0.0.1:%d" % b, port=b, name="socks5-node")
+        self.start_gost("-L", "%s://u2:p2@127.0.0.1:%d" % (relay_scheme, c), port=c, name="relay-node")
+        self.start_gost("-L", "http://127.0.0.1:%d" % a,
+                        "-F", "socks5://user:pass@127.0.0.1:%d" % b,
+                        "-F", "%s://u2:p2@127.0.0.1:%d" % (relay_scheme, c), port=a, name="front")
+        return a
+
+    def test_mixed_chain_http_socks5_relay_8MiB_both_directions(self):
+        a = self.mixed_chain("relay")
+        s = open_connect_tunnel(self, a, self.duplex.addr)
+        try:
+            self.duplex_exchange(s, "http -> socks5 -> relay")
+        finally:
+            s.close()
+
+    def test_mixed_chain_http_socks5_relay_tls_8MiB_and_half_close(self):
+        a = self.mixed_chain("relay+tls")
+        s = open_connect_tunnel(self, a, self.duplex.addr)
+        try:
+            self.duplex_exchange(s, "http -> socks5 -> relay+tls")
+        finally:
+            s.close()
+        s = open_connect_tunnel(self, a, self.halfsrv.addr)
+        try:
+            self.half_close_exchange(s, "http -> socks5 -> relay+tls half-close")
+        finally:
+            s.close()
+
     # -- tcp port forwarding ------------------------------------------------
 
     def test_tcp_forward_8MiB_both_directions(self):
