@@ -1223,3 +1223,35 @@ class TLSRecordingServer:
             self.lsock.close()
         except OSError:
             pass
+
+
+class UdpEchoServer:
+    """UDP echo on 127.0.0.1: replies b"echo:" + datagram to the sender."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                data, peer = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.received.append((data, peer))
+            try:
+                self.sock.sendto(b"echo:" + data, peer)
+            except OSError:
+                pass
+
+    def close(self):
+        self._stop = True
+        self.sock.close()

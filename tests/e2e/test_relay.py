@@ -81,38 +81,6 @@ def read_response(sock, timeout=10):
     return head, recv_exact(sock, n, timeout=timeout)
 
 
-class UdpEcho:
-    """UDP echo on 127.0.0.1: replies b"echo:" + datagram to the sender."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((gostlib.LOOPBACK, 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.received = []
-        self._stop = False
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while not self._stop:
-            try:
-                data, peer = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.received.append((data, peer))
-            try:
-                self.sock.sendto(b"echo:" + data, peer)
-            except OSError:
-                pass
-
-    def close(self):
-        self._stop = True
-        self.sock.close()
-
-
 class RelayTest(gostlib.GostTestCase):
 
     def setUp(self):
@@ -374,7 +342,7 @@ class RelayTest(gostlib.GostTestCase):
     # -- UDP -------------------------------------------------------------------------------------
 
     def test_udp_connect(self):
-        udp = UdpEcho()
+        udp = gostlib.UdpEchoServer()
         self.addCleanup(udp.close)
         g, b = self.relay_server(auth="")
         for cmd, feats in ((0x81, [f_network(1)]), (0x01, [f_network(1)]), (0x81, [])):
@@ -388,7 +356,7 @@ class RelayTest(gostlib.GostTestCase):
         self.assertAlive(g)
 
     def test_udp_bind_association(self):
-        udp = UdpEcho()
+        udp = gostlib.UdpEchoServer()
         self.addCleanup(udp.close)
         g, b = self.relay_server(auth="", query="?bind=true")
         # GOST 3.2.6's form: empty domain, port 0 (relay.md example I ✗ row)
@@ -412,7 +380,7 @@ class RelayTest(gostlib.GostTestCase):
     def test_udp_connect_through_relay_chain(self):
         # relay server A with a chain to relay server B: A dials "udp" through our connector,
         # which sends UDP CONNECT (0x81) to B (relay.md §7.1, LEN-framed datagrams).
-        udp = UdpEcho()
+        udp = gostlib.UdpEchoServer()
         self.addCleanup(udp.close)
         g, b = self.relay_server()
         a = free_port()
@@ -431,7 +399,7 @@ class RelayTest(gostlib.GostTestCase):
     def test_socks5_udp_associate_through_relay_hop(self):
         # socks5 UDP ASSOCIATE on the entry node; the relay connector opens the UDP association
         # (01 82 ..., a UDP BIND on 0.0.0.0:0, relay.md §7.3) on a bind=true relay server.
-        udp = UdpEcho()
+        udp = gostlib.UdpEchoServer()
         self.addCleanup(udp.close)
         g, b = self.relay_server(query="?bind=true")
         sp = free_port()

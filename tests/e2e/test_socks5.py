@@ -28,36 +28,6 @@ except ImportError:  # pragma: no cover
 ZERO_ADDR = b"\x01\x00\x00\x00\x00\x00\x00"
 
 
-class UdpEchoServer:
-    """Answers every datagram with b"echo:" + payload."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while not self._stop:
-            try:
-                d, a = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                self.sock.sendto(b"echo:" + d, a)
-            except OSError:
-                pass
-
-    def close(self):
-        self._stop = True
-        self.sock.close()
-
-
 def socks5_addr(host, port):
     try:
         return b"\x01" + socket.inet_aton(host) + struct.pack(">H", port)
@@ -307,7 +277,7 @@ class UdpTest(Socks5Base):
 
     def setUp(self):
         super().setUp()
-        self.uecho = UdpEchoServer()
+        self.uecho = gostlib.UdpEchoServer()
         self.addCleanup(self.uecho.close)
 
     def udp_associate_raw(self, port):
