@@ -12,4 +12,16 @@ void reject_unsupported(const config::Metadata& md, std::initializer_list<std::s
           fmt::format("{}: option \"{}\" is not supported by this implementation", where, key));
 }
 
+void reject_unsupported_handler_options(const config::Metadata& md, std::string_view where) {
+  reject_unsupported(md,
+                     {"sniffing", "sniffing.timeout", "sniffing.websocket",
+                      "sniffing.websocket.sampleRate", "mitm.certFile", "mitm.caCertFile",
+                      "mitm.keyFile", "mitm.caKeyFile", "mitm.alpn", "mitm.bypass", "skipauth",
+                      "hash", "limiter.in", "limiter.out", "limiter.conn.in", "limiter.conn.out",
+                      "mux.type", "mux.version", "mux.keepaliveInterval", "mux.keepaliveDisabled",
+                      "mux.keepaliveTimeout", "mux.maxFrameSize", "mux.maxReceiveBuffer",
+                      "mux.maxStreamBuffer", "mux.maxStreamWindow"},
+                     where);
+}
+
 }  // namespace gost

@@ -137,5 +137,8 @@ using ConnectorRegistry = Registry<ConnectorFactory>;
 // ever silently ignored). Throws config::ConfigError naming the key and `where`.
 void reject_unsupported(const config::Metadata& md, std::initializer_list<std::string_view> keys,
                         std::string_view where);
+// The handler options GOST shares between its proxy handlers that we do not implement yet:
+// sniffing/MITM, skipauth, hash selection, limiters, multiplexing.
+void reject_unsupported_handler_options(const config::Metadata& md, std::string_view where);
 
 }  // namespace gost

@@ -45,10 +45,8 @@ class HttpHandler final : public Handler {
  public:
   explicit HttpHandler(const HandlerOptions& o) : opts_(o) {
     const auto& md = o.config.metadata;
-    reject_unsupported(md,
-                       {"probeResist", "probe_resist", "knock", "sniffing", "mitm.certFile",
-                        "mitm.caCertFile", "mitm.keyFile", "mitm.caKeyFile", "skipauth",
-                        "compression", "http.compression", "hash"},
+    reject_unsupported_handler_options(md, "handler http");
+    reject_unsupported(md, {"probeResist", "probe_resist", "knock", "compression", "http.compression"},
                        "handler http");
     udp_ = md.get_bool("udp").value_or(false);
     auto bs = md.get_int("udp.bufferSize");

@@ -160,33 +160,7 @@ class RelayHandler final : public Handler {
  public:
   explicit RelayHandler(const HandlerOptions& o) : opts_(o) {
     const auto& md = o.config.metadata;
-    reject_unsupported(md,
-                       {"sniffing",
-                        "sniffing.timeout",
-                        "sniffing.websocket",
-                        "sniffing.websocket.sampleRate",
-                        "mitm.certFile",
-                        "mitm.keyFile",
-                        "mitm.caCertFile",
-                        "mitm.caKeyFile",
-                        "mitm.alpn",
-                        "mitm.bypass",
-                        "hash",
-                        "skipauth",
-                        "limiter.in",
-                        "limiter.out",
-                        "limiter.conn.in",
-                        "limiter.conn.out",
-                        "mux.type",
-                        "mux.version",
-                        "mux.keepaliveInterval",
-                        "mux.keepaliveDisabled",
-                        "mux.keepaliveTimeout",
-                        "mux.maxFrameSize",
-                        "mux.maxReceiveBuffer",
-                        "mux.maxStreamBuffer",
-                        "mux.maxStreamWindow"},
-                       "handler relay");
+    reject_unsupported_handler_options(md, "handler relay");
     auto rt = md.get_duration("readTimeout").value_or(nanoseconds(0));
     read_timeout_ = rt.count() <= 0 ? std::chrono::seconds(15) : rt;
     bind_ = md.get_bool("bind").value_or(false);

@@ -20,11 +20,7 @@ class Socks4Handler final : public Handler {
  public:
   explicit Socks4Handler(const HandlerOptions& o) : opts_(o) {
     const auto& md = o.config.metadata;
-    reject_unsupported(
-        md,
-        {"sniffing", "sniffing.timeout", "sniffing.websocket", "mitm.certFile", "mitm.caCertFile",
-         "mitm.keyFile", "mitm.caKeyFile", "mitm.alpn", "mitm.bypass", "hash"},
-        fmt::format("handler {}", o.config.type));
+    reject_unsupported_handler_options(md, fmt::format("handler {}", o.config.type));
     // GOST 3.2.6 has no deadline here; a silent client must not hold a connection forever.
     auto rt = md.get_duration("readTimeout").value_or(nanoseconds(0));
     read_timeout_ = rt.count() <= 0 ? std::chrono::seconds(15) : rt;

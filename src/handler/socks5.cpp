@@ -97,29 +97,8 @@ class Socks5Handler final : public Handler {
   explicit Socks5Handler(const HandlerOptions& o) : opts_(o) {
     const auto& md = o.config.metadata;
     std::string where = fmt::format("handler {}", o.config.type);
-    reject_unsupported(md,
-                       {"sniffing",
-                        "sniffing.timeout",
-                        "sniffing.websocket",
-                        "mitm.certFile",
-                        "mitm.caCertFile",
-                        "mitm.keyFile",
-                        "mitm.caKeyFile",
-                        "mitm.alpn",
-                        "mitm.bypass",
-                        "skipauth",
-                        "hash",
-                        "comp",
-                        "mux.type",
-                        "mux.version",
-                        "mux.keepaliveInterval",
-                        "mux.keepaliveDisabled",
-                        "mux.keepaliveTimeout",
-                        "mux.maxFrameSize",
-                        "mux.maxReceiveBuffer",
-                        "mux.maxStreamBuffer",
-                        "mux.maxStreamWindow"},
-                       where);
+    reject_unsupported_handler_options(md, where);
+    reject_unsupported(md, {"comp"}, where);
     for (auto key : {"tor", "enableTor", "socks5.tor"})
       if (md.get_bool(key).value_or(false))
         throw config::ConfigError(fmt::format(
