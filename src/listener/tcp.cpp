@@ -87,8 +87,9 @@ GOST_REGISTER(ListenerRegistry, "tcp", [](asio::io_context& ctx, const ListenerO
 // Listener "tls": TCP, then a TLS server handshake per connection (spec/tls.md).
 class TlsListener final : public TcpListener {
  public:
+  // The certificate is ready (loaded or generated and persisted) before the port is bound.
   TlsListener(asio::io_context& ctx, const ListenerOptions& o)
-      : TcpListener(ctx, o), tls_(net::server_context(o.config.tls)) {}
+      : TlsListener(ctx, o, net::server_context(o.config.tls)) {}
 
   awaitable<StreamPtr> handshake(StreamPtr s) override {
     Stream& raw = *s;
@@ -98,6 +99,9 @@ class TlsListener final : public TcpListener {
   std::string network() const override { return "tcp"; }
 
  private:
+  TlsListener(asio::io_context& ctx, const ListenerOptions& o, net::TlsContextPtr tls)
+      : TcpListener(ctx, o), tls_(std::move(tls)) {}
+
   static constexpr auto kHandshakeTimeout = std::chrono::seconds(30);
   net::TlsContextPtr tls_;
 };
