@@ -440,6 +440,17 @@ def recv_until_close(sock, timeout=10.0, limit=64 * 1024 * 1024):
             return bytes(buf), False, time.monotonic() - start
 
 
+def request_until_close(port, request, timeout=10.0):
+    """Sends `request` on a new connection and reads until the peer closes: (data, closed)."""
+    s = connect(port)
+    try:
+        s.sendall(request)
+        data, closed, _ = recv_until_close(s, timeout=timeout)
+    finally:
+        s.close()
+    return data, closed
+
+
 def recv_http_head(sock, timeout=10.0, limit=1 << 20):
     """Read up to and including CRLFCRLF. Returns (head, rest)."""
     deadline = time.monotonic() + timeout

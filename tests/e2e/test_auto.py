@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
-from gostlib import (RESP_200_CONNECT, RESP_407, basic, client_hello, connect, curl, free_port,  # noqa: E402
+from gostlib import (request_until_close, RESP_200_CONNECT, RESP_407, basic, client_hello, connect, curl, free_port,  # noqa: E402
                      make_self_signed, recv_exact, recv_until_close, start_gost_in, temp_dir,
                      tls_connect, wait_until)
 
@@ -286,12 +286,7 @@ class AutoPasswordlessUserTest(AutoTestBase):
             self.assert_echo(s, msg="socks4 userid=user")
         finally:
             s.close()
-        s = connect(port)
-        try:
-            s.sendall(socks4_request(self.echo.port, userid=b"bob"))
-            data, closed, _ = recv_until_close(s, timeout=10)
-        finally:
-            s.close()
+        data, closed = request_until_close(port, socks4_request(self.echo.port, userid=b"bob"), timeout=10)
         self.assertEqual((len(data), data[:2]), (8, b"\x00\x5d"), data)
         self.assertTrue(closed)
         self.assert_curl_ok(curl(self.origin.url, proxy="http://%s:anything@127.0.0.1:%d" % (USER, port)),

@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
-from gostlib import (RESP_200_CONNECT, RESP_503_CONNECT, RESP_503_FORWARD, connect, curl,  # noqa: E402
+from gostlib import (request_until_close, RESP_200_CONNECT, RESP_503_CONNECT, RESP_503_FORWARD, connect, curl,  # noqa: E402
                      free_ports, recv_exact, recv_until_close)
 
 
@@ -55,20 +55,10 @@ class ChainTestBase(gostlib.GostTestCase):
         r = curl(self.origin.url, proxy=proxy, tunnel=True)
         self.assertEqual(r.http_connect, "503", "%s CONNECT: %r" % (msg, r))
         # exact bytes: forward-proxy 503 (http.md §7.3) and CONNECT 503 (http.md §6)
-        s = connect(port)
-        try:
-            s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.origin.url, self.origin.addr)).encode())
-            data, closed, _ = recv_until_close(s, timeout=20)
-        finally:
-            s.close()
+        data, closed = request_until_close(port, ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.origin.url, self.origin.addr)).encode(), timeout=20)
         self.assertEqual(data, RESP_503_FORWARD, msg)
         self.assertTrue(closed, msg)
-        s = connect(port)
-        try:
-            s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.echo.addr, self.echo.addr)).encode())
-            data, closed, _ = recv_until_close(s, timeout=20)
-        finally:
-            s.close()
+        data, closed = request_until_close(port, ("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.echo.addr, self.echo.addr)).encode(), timeout=20)
         self.assertEqual(data, RESP_503_CONNECT, msg)
         self.assertTrue(closed, msg)
 

@@ -10,7 +10,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
-from gostlib import connect, curl, free_port, free_ports, recv_exact, recv_until_close  # noqa: E402
+from gostlib import request_until_close, connect, curl, free_port, free_ports, recv_exact, recv_until_close  # noqa: E402
 
 
 class ForwardTest(gostlib.GostTestCase):
@@ -67,12 +67,7 @@ class ForwardTest(gostlib.GostTestCase):
         self.assert_echo(p, msg="through auth chain")
         node.stop()
         # chain node gone: the forwarded connection must be closed without data
-        s = connect(p)
-        try:
-            s.sendall(b"data")
-            data, closed, _ = recv_until_close(s, timeout=20)
-        finally:
-            s.close()
+        data, closed = request_until_close(p, b"data", timeout=20)
         self.assertEqual(data, b"")
         self.assertTrue(closed, "connection not closed although the chain node is down")
 
@@ -80,12 +75,7 @@ class ForwardTest(gostlib.GostTestCase):
         p = free_port()
         dead = free_port()
         g = self.start_gost("-L", "tcp://127.0.0.1:%d/127.0.0.1:%d" % (p, dead), port=p)
-        s = connect(p)
-        try:
-            s.sendall(b"hello")
-            data, closed, _ = recv_until_close(s, timeout=20)
-        finally:
-            s.close()
+        data, closed = request_until_close(p, b"hello", timeout=20)
         self.assertEqual(data, b"")
         self.assertTrue(closed)
         self.assertAlive(g)

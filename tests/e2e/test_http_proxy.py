@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
-from gostlib import (RESP_200_CONNECT, RESP_407, RESP_407_PC, RESP_503_CONNECT,  # noqa: E402
+from gostlib import (request_until_close, RESP_200_CONNECT, RESP_407, RESP_407_PC, RESP_503_CONNECT,  # noqa: E402
                      RESP_503_FORWARD, basic, connect, curl, free_port, recv_exact,
                      recv_until_close, run_gost, HTTPResponseReader)
 
@@ -388,12 +388,7 @@ class ConfigFileTest(gostlib.GostTestCase):
         self.assertEqual((r.rc, r.http_connect, r.body), (0, "200", self.origin.body), r)
         r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % port)
         self.assertEqual(r.http_code, "407", r)
-        s = connect(port)
-        try:
-            s.sendall(raw_get(self.origin))
-            data, closed, _ = recv_until_close(s, timeout=10)
-        finally:
-            s.close()
+        data, closed = request_until_close(port, raw_get(self.origin), timeout=10)
         self.assertEqual(data, RESP_407)
         self.assertTrue(closed)
 

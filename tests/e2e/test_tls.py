@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
-from gostlib import (RESP_200_CONNECT, RESP_503_CONNECT, RESP_503_FORWARD, client_hello, connect,  # noqa: E402
+from gostlib import (request_until_close, RESP_200_CONNECT, RESP_503_CONNECT, RESP_503_FORWARD, client_hello, connect,  # noqa: E402
                      curl, free_port, free_ports, make_self_signed, make_signed, openssl_cmd,
                      recv_exact, recv_until_close, start_gost_in, temp_dir, tls_connect, wait_until)
 
@@ -112,20 +112,10 @@ class TLSTestBase(gostlib.GostTestCase):
         proxy = "http://127.0.0.1:%d" % port
         r = curl(self.origin.url, proxy=proxy, timeout=20)
         self.assertEqual(r.http_code, "503", "%s GET: %r" % (msg, r))
-        s = connect(port)
-        try:
-            s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.echo.addr, self.echo.addr)).encode())
-            data, closed, _ = recv_until_close(s, timeout=20)
-        finally:
-            s.close()
+        data, closed = request_until_close(port, ("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.echo.addr, self.echo.addr)).encode(), timeout=20)
         self.assertEqual(data, RESP_503_CONNECT, msg)
         self.assertTrue(closed, msg)
-        s = connect(port)
-        try:
-            s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.origin.url, self.origin.addr)).encode())
-            data, closed, _ = recv_until_close(s, timeout=20)
-        finally:
-            s.close()
+        data, closed = request_until_close(port, ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.origin.url, self.origin.addr)).encode(), timeout=20)
         self.assertEqual(data, RESP_503_FORWARD, msg)
         self.assertTrue(closed, msg)
 
