@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
     std::fflush(stderr);
     std::_Exit(0);  // connections still open are dropped by the kernel; no teardown races
   } catch (const std::exception& e) {
-    fatal(e.what());
+    fatal(error_text(e));
   }
   std::fflush(stderr);
   std::_Exit(0);

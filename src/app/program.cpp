@@ -12,10 +12,6 @@
 #include "core/xid.hpp"
 #include "net/tls.hpp"
 
-namespace gost {
-void check_tcp_address_free(const std::string& addr);  // listener/tcp.cpp
-}
-
 namespace gost::app {
 namespace {
 
@@ -164,9 +160,9 @@ awaitable<void> serve_connection(Listener& listener, std::shared_ptr<Handler> ha
     bool quiet = code == asio::error::eof || code == asio::error::operation_aborted ||
                  code == asio::error::connection_reset || code == asio::error::timed_out ||
                  code == asio::error::broken_pipe || code == asio::error::bad_descriptor;
-    conn.log.write(quiet ? log::Level::debug : log::Level::error, e.what());
+    conn.log.write(quiet ? log::Level::debug : log::Level::error, error_text(e));
   } catch (const std::exception& e) {
-    conn.log.error(e.what());
+    conn.log.error(error_text(e));
   }
   conn.log.info(
       fmt::format("{} >< {}", conn.remote, conn.local),
@@ -255,8 +251,8 @@ Program::Program(const config::Config& cfg, unsigned worker_count) : impl_(new I
     lo.config = sc.listener;
     lo.service_metadata = &sc.metadata;
     lo.log = rt->log;
-    if (ltype == "tcp") check_tcp_address_free(lo.addr);
     for (auto& w : impl_->workers) {
+      lo.first = rt->listeners.empty();
       rt->listeners.push_back((*lf)(*w, lo));
       // An ephemeral port (":0") is chosen by the first bind; the others join it.
       if (rt->listeners.size() == 1 && lo.addr.ends_with(":0")) {

@@ -55,7 +55,9 @@ awaitable<StreamPtr> node_step(Node& node, F step) {
     co_return co_await step();
   } catch (const system_error& e) {
     node.marker.mark();
-    throw system_error(e.code(), fmt::format("{}@{}: {}", node.name, node.addr, e.what()));
+    auto context = error_context(e);
+    throw system_error(e.code(), context.empty() ? fmt::format("{}@{}", node.name, node.addr)
+                                                 : fmt::format("{}@{}: {}", node.name, node.addr, context));
   }
 }
 
@@ -87,6 +89,8 @@ awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
 awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view address,
                                   const ConnInfo& conn) {
   std::string last_error;
+  std::string last_context;
+  error_code last_code = asio::error::host_unreachable;
   for (int attempt = 0; attempt <= opts_.retries; ++attempt) {
     std::vector<std::shared_ptr<Node>> route;
     if (opts_.chain) route = opts_.chain->route(conn.client_id.empty() ? conn.remote : conn.client_id);
@@ -103,11 +107,13 @@ awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view add
       co_return co_await with_timeout(dial_route(route, network, address, conn.log),
                                       opts_.dial_timeout);
     } catch (const system_error& e) {
-      last_error = e.what();
+      last_error = error_text(e);
+      last_context = error_context(e);
+      last_code = e.code();
       conn.log.error(fmt::format("route(retry={}) {}", attempt, last_error));
     }
   }
-  throw system_error(asio::error::host_unreachable, last_error);
+  throw system_error(last_code, last_context);
 }
 
 }  // namespace gost

@@ -46,6 +46,9 @@ struct ListenerOptions {
   config::Listener config;
   const config::Metadata* service_metadata = nullptr;
   log::Logger log;
+  // Set for the first worker's listener: check that no other socket holds the address (a bare
+  // SO_REUSEPORT bind would join a group another process of the same user listens on).
+  bool first = false;
 };
 // Called once per worker io_context; every worker's listener shares the address (SO_REUSEPORT).
 using ListenerFactory =

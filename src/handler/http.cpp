@@ -219,7 +219,7 @@ awaitable<void> HttpHandler::udp_tunnel(StreamPtr client, ConnInfo& conn) {
   try {
     up = co_await net::open_udp_upstream(*opts_.router, conn);
   } catch (const system_error& e) {
-    conn.log.error(fmt::format("http: udp: {}", e.what()));
+    conn.log.error(fmt::format("http: udp: {}", error_text(e)));
   }
   if (!up.conn) {
     std::string unavailable = skeleton(503, true);

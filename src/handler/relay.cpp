@@ -298,7 +298,7 @@ awaitable<StreamPtr> RelayHandler::dial(const std::string& network, const std::s
     try {
       co_return co_await dial_udp(addr);
     } catch (const system_error& e) {
-      conn.log.error(e.what());
+      conn.log.error(error_text(e));
       throw;
     }
   }
@@ -318,7 +318,7 @@ awaitable<void> RelayHandler::connect(StreamPtr client, ParsedRequest req,
   try {
     target = co_await dial(network, addr, conn);
   } catch (const system_error& e) {
-    if (e.code() == asio::error::operation_not_supported) conn.log.error(e.what());
+    if (e.code() == asio::error::operation_not_supported) conn.log.error(error_text(e));
   }
   if (!target) {
     co_await reply(*client, rp::Status::network_unreachable);
@@ -481,7 +481,7 @@ awaitable<void> RelayHandler::bind(StreamPtr client, ParsedRequest req, const st
       ip = co_await net::resolve_udp_host(addr.host);
     sock.emplace(net::open_udp(client->executor(), ip, addr.port));
   } catch (const system_error& e) {
-    conn.log.error(fmt::format("relay UDP BIND {}: {}", addr.to_string(), e.what()));
+    conn.log.error(fmt::format("relay UDP BIND {}: {}", addr.to_string(), error_text(e)));
     co_return;  // GOST closes without a response here
   }
   error_code ec;

@@ -189,7 +189,7 @@ awaitable<bool> Socks5Handler::handshake(StreamPtr& client, socks5::Request& req
       client = co_await net::tls_accept(std::move(client), tls_);
     } catch (const system_error& e) {
       current = nullptr;
-      conn.log.debug(fmt::format("socks5: tls handshake: {}", e.what()));
+      conn.log.debug(fmt::format("socks5: tls handshake: {}", error_text(e)));
       co_return false;
     }
     current = client.get();
@@ -305,7 +305,7 @@ awaitable<void> Socks5Handler::bind(StreamPtr client, const socks5::Address& dst
     acceptor.bind(ep);
     acceptor.listen();
   } catch (const std::exception& e) {
-    conn.log.error(fmt::format("socks5: bind {}: {}", dst.to_string(), e.what()));
+    conn.log.error(fmt::format("socks5: bind {}: {}", dst.to_string(), error_text(e)));
     ec = asio::error::address_in_use;
   }
   if (ec) {
@@ -423,7 +423,7 @@ awaitable<void> Socks5Handler::udp_associate(StreamPtr client, ConnInfo& conn) {
                                             udp_buffer_, conn.log);
     up = co_await net::open_udp_upstream(*opts_.router, conn);
   } catch (const system_error& e) {
-    conn.log.error(fmt::format("socks5: udp associate: {}", e.what()));
+    conn.log.error(fmt::format("socks5: udp associate: {}", error_text(e)));
     up.conn = nullptr;
   }
   if (!assoc || !up.conn) {
@@ -448,7 +448,7 @@ awaitable<void> Socks5Handler::udp_tun(StreamPtr client, const socks5::Address& 
     try {
       up = co_await net::open_udp_upstream(*opts_.router, conn);
     } catch (const system_error& e) {
-      conn.log.error(fmt::format("socks5: udp tun: {}", e.what()));
+      conn.log.error(fmt::format("socks5: udp tun: {}", error_text(e)));
       co_return;  // GOST closes without a reply here
     }
     error_code lec;
@@ -462,7 +462,7 @@ awaitable<void> Socks5Handler::udp_tun(StreamPtr client, const socks5::Address& 
       up.conn = up.socket.get();
       bnd_text = net::endpoint_text(up.socket->socket().local_endpoint());
     } catch (const system_error& e) {
-      conn.log.error(fmt::format("socks5: udp tun bind {}: {}", dst.to_string(), e.what()));
+      conn.log.error(fmt::format("socks5: udp tun bind {}: {}", dst.to_string(), error_text(e)));
       up.conn = nullptr;
     }
     if (!up.conn) {

@@ -35,10 +35,27 @@ tcp::endpoint listen_endpoint(const std::string& addr) {
   return results.begin()->endpoint();
 }
 
+// Fails with EADDRINUSE when another socket (of any process) holds the address, which a bare
+// SO_REUSEPORT bind would not detect for sockets of the same user that also set it.
+void check_address_free(const std::string& addr) {
+  auto ep = listen_endpoint(addr);
+  if (ep.port() == 0) return;
+  asio::io_context tmp;
+  tcp::acceptor probe(tmp);
+  probe.open(ep.protocol());
+  if (ep.address().is_v6() && ep.address().is_unspecified())
+    probe.set_option(asio::ip::v6_only(false));
+  probe.set_option(tcp::acceptor::reuse_address(true));
+  error_code ec;
+  probe.bind(ep, ec);
+  if (ec) throw system_error(ec, fmt::format("listen tcp {}", addr));
+}
+
 class TcpListener : public Listener {
  public:
   TcpListener(asio::io_context& ctx, const ListenerOptions& o) : acceptor_(ctx) {
     reject_unsupported(o.config.metadata, {"mptcp", "proxyProtocol"}, "listener tcp");
+    if (o.first) check_address_free(o.addr);
     auto ep = listen_endpoint(o.addr);
     acceptor_.open(ep.protocol());
     if (ep.address().is_v6() && ep.address().is_unspecified())
@@ -111,21 +128,5 @@ GOST_REGISTER(ListenerRegistry, "tls", [](asio::io_context& ctx, const ListenerO
 });
 
 }  // namespace
-
-// Fails with EADDRINUSE when another socket (of any process) holds the address, which a bare
-// SO_REUSEPORT bind would not detect for sockets of the same user that also set it.
-void check_tcp_address_free(const std::string& addr) {
-  auto ep = listen_endpoint(addr);
-  if (ep.port() == 0) return;
-  asio::io_context tmp;
-  tcp::acceptor probe(tmp);
-  probe.open(ep.protocol());
-  if (ep.address().is_v6() && ep.address().is_unspecified())
-    probe.set_option(asio::ip::v6_only(false));
-  probe.set_option(tcp::acceptor::reuse_address(true));
-  error_code ec;
-  probe.bind(ep, ec);
-  if (ec) throw system_error(ec, fmt::format("listen tcp {}", addr));
-}
 
 }  // namespace gost
