@@ -48,13 +48,20 @@ std::variant<Flags, FlagError> parse_flags(const std::vector<std::string>& args)
                name == "metrics" || name == "R") {
       auto v = string_value();
       if (!v) return FlagError{fmt::format("flag needs an argument: -{}", name)};
-      if (name == "L") f.services.push_back(*v);
-      else if (name == "F") f.nodes.push_back(*v);
-      else if (name == "C") f.configs.push_back(*v);
-      else if (name == "O") f.output = *v;
-      else if (name == "api") f.api = *v;
-      else if (name == "metrics") f.metrics = *v;
-      else f.reload = *v;
+      if (name == "L")
+        f.services.push_back(*v);
+      else if (name == "F")
+        f.nodes.push_back(*v);
+      else if (name == "C")
+        f.configs.push_back(*v);
+      else if (name == "O")
+        f.output = *v;
+      else if (name == "api")
+        f.api = *v;
+      else if (name == "metrics")
+        f.metrics = *v;
+      else
+        f.reload = *v;
     } else {
       return FlagError{fmt::format("flag provided but not defined: -{}", name)};
     }

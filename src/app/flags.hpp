@@ -2,8 +2,8 @@
 #pragma once
 
 #include <optional>
-#include <variant>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace gost::app {

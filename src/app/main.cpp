@@ -1,4 +1,5 @@
 // gost: command line → configuration → services (spec/cli.md §1.1).
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -6,8 +7,6 @@
 #include <cstdlib>
 #include <iostream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "app/flags.hpp"
 #include "app/program.hpp"
@@ -81,7 +80,8 @@ void reject_unsupported_flags(const app::Flags& flags, const std::vector<std::st
     throw config::ConfigError("GOST_PROFILING is not supported by this implementation");
   for (const auto& a : args)
     if (a == "--")
-      throw config::ConfigError("multi-process mode (\" -- \") is not supported by this implementation");
+      throw config::ConfigError(
+          "multi-process mode (\" -- \") is not supported by this implementation");
 }
 
 }  // namespace

@@ -1,8 +1,7 @@
 #include "app/program.hpp"
 
-#include <signal.h>
-
 #include <fmt/format.h>
+#include <signal.h>
 
 #include <map>
 #include <thread>
@@ -16,7 +15,6 @@ namespace gost::app {
 namespace {
 
 using config::ConfigError;
-
 
 struct ServiceRuntime {
   std::string name;
@@ -76,8 +74,10 @@ class Builder {
     std::string ref = !f.hop.empty() ? f.hop : f.name;
     if (list->empty() && !ref.empty()) {
       auto it = hops_.find(ref);
-      if (it == hops_.end()) throw ConfigError(fmt::format("{}: hop \"{}\" is not defined", where, ref));
-      for (const auto& n : it->second->nodes) from_hop.push_back({n.name, n.addr, n.network, n.metadata});
+      if (it == hops_.end())
+        throw ConfigError(fmt::format("{}: hop \"{}\" is not defined", where, ref));
+      for (const auto& n : it->second->nodes)
+        from_hop.push_back({n.name, n.addr, n.network, n.metadata});
       list = &from_hop;
     }
     for (const auto& fn : *list) {
@@ -96,9 +96,10 @@ class Builder {
     if (!h.nodes.empty()) return h;
     auto it = hops_.find(h.name);
     if (it == hops_.end())
-      throw ConfigError(fmt::format("chain {}: hop \"{}\" has no nodes and no top-level hop of that "
-                                    "name exists",
-                                    chain_name, h.name));
+      throw ConfigError(
+          fmt::format("chain {}: hop \"{}\" has no nodes and no top-level hop of that "
+                      "name exists",
+                      chain_name, h.name));
     return *it->second;
   }
 
@@ -124,12 +125,12 @@ class Builder {
       std::string dtype = cn.dialer.type.empty() ? "tcp" : cn.dialer.type;
       auto* cf = ConnectorRegistry::find(ctype);
       if (!cf)
-        throw ConfigError(fmt::format("{}: connector \"{}\" is not supported by this implementation",
-                                      nwhere, ctype));
+        throw ConfigError(fmt::format(
+            "{}: connector \"{}\" is not supported by this implementation", nwhere, ctype));
       auto* df = DialerRegistry::find(dtype);
       if (!df)
-        throw ConfigError(
-            fmt::format("{}: dialer \"{}\" is not supported by this implementation", nwhere, dtype));
+        throw ConfigError(fmt::format("{}: dialer \"{}\" is not supported by this implementation",
+                                      nwhere, dtype));
       n->connector = (*cf)(ConnectorOptions{cn.connector, cn.addr});
       n->dialer = (*df)(DialerOptions{cn.dialer, cn.addr});
       nodes.push_back(std::move(n));
@@ -164,15 +165,13 @@ awaitable<void> serve_connection(Listener& listener, std::shared_ptr<Handler> ha
   } catch (const std::exception& e) {
     conn.log.error(error_text(e));
   }
-  conn.log.info(
-      fmt::format("{} >< {}", conn.remote, conn.local),
-      {{"duration", (std::chrono::steady_clock::now() - start).count()},
-       {"inputBytes", static_cast<std::int64_t>(conn.input_bytes)},
-       {"outputBytes", static_cast<std::int64_t>(conn.output_bytes)}});
+  conn.log.info(fmt::format("{} >< {}", conn.remote, conn.local),
+                {{"duration", (std::chrono::steady_clock::now() - start).count()},
+                 {"inputBytes", static_cast<std::int64_t>(conn.input_bytes)},
+                 {"outputBytes", static_cast<std::int64_t>(conn.output_bytes)}});
 }
 
-awaitable<void> accept_loop(Listener& listener, std::shared_ptr<Handler> handler,
-                            log::Logger log) {
+awaitable<void> accept_loop(Listener& listener, std::shared_ptr<Handler> handler, log::Logger log) {
   auto ex = co_await asio::this_coro::executor;
   auto backoff = std::chrono::seconds(1);
   for (;;) {
@@ -187,8 +186,7 @@ awaitable<void> accept_loop(Listener& listener, std::shared_ptr<Handler> handler
       continue;
     }
     backoff = std::chrono::seconds(1);
-    asio::co_spawn(ex, serve_connection(listener, handler, std::move(stream), log),
-                   asio::detached);
+    asio::co_spawn(ex, serve_connection(listener, handler, std::move(stream), log), asio::detached);
   }
 }
 
@@ -207,11 +205,11 @@ Program::Program(const config::Config& cfg, unsigned worker_count) : impl_(new I
   for (const auto& sc : cfg.services) {
     std::string where = fmt::format("service {}", sc.name);
     // Service metadata keys GOST reads that this implementation does not implement.
-    reject_unsupported(sc.metadata,
-                       {"interface", "so_mark", "proxyProtocol", "netns", "netns.out", "preUp",
-                        "postUp", "preDown", "postDown", "enableStats", "observer.period",
-                        "observePeriod", "labels"},
-                       where);
+    reject_unsupported(
+        sc.metadata,
+        {"interface", "so_mark", "proxyProtocol", "netns", "netns.out", "preUp", "postUp",
+         "preDown", "postDown", "enableStats", "observer.period", "observePeriod", "labels"},
+        where);
     std::string htype = sc.handler.type.empty() ? "auto" : sc.handler.type;
     std::string ltype = sc.listener.type.empty() ? "tcp" : sc.listener.type;
     auto* hf = HandlerRegistry::find(htype);
@@ -295,7 +293,8 @@ void Program::run() {
       log::root().warn("SIGHUP: configuration reload is not supported by this implementation");
       continue;
     }
-    log::root().info(fmt::format("received signal {}, shutting down", sig == SIGINT ? "interrupt" : "terminated"));
+    log::root().info(fmt::format("received signal {}, shutting down",
+                                 sig == SIGINT ? "interrupt" : "terminated"));
     break;
   }
   for (std::size_t i = 0; i < impl_->workers.size(); ++i) {

@@ -56,8 +56,9 @@ awaitable<StreamPtr> node_step(Node& node, F step) {
   } catch (const system_error& e) {
     node.marker.mark();
     auto context = error_context(e);
-    throw system_error(e.code(), context.empty() ? fmt::format("{}@{}", node.name, node.addr)
-                                                 : fmt::format("{}@{}: {}", node.name, node.addr, context));
+    throw system_error(e.code(), context.empty()
+                                     ? fmt::format("{}@{}", node.name, node.addr)
+                                     : fmt::format("{}@{}: {}", node.name, node.addr, context));
   }
 }
 
@@ -93,7 +94,8 @@ awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view add
   error_code last_code = asio::error::host_unreachable;
   for (int attempt = 0; attempt <= opts_.retries; ++attempt) {
     std::vector<std::shared_ptr<Node>> route;
-    if (opts_.chain) route = opts_.chain->route(conn.client_id.empty() ? conn.remote : conn.client_id);
+    if (opts_.chain)
+      route = opts_.chain->route(conn.client_id.empty() ? conn.remote : conn.client_id);
     if (log::enabled(log::Level::debug)) {
       std::string path;
       for (auto& n : route) path += fmt::format("{}@{} > ", n->name, n->addr);
@@ -117,4 +119,3 @@ awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view add
 }
 
 }  // namespace gost
-

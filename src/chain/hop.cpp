@@ -1,8 +1,8 @@
 #include "chain/hop.hpp"
 
 #include <fmt/format.h>
-#include <boost/crc.hpp>
 
+#include <boost/crc.hpp>
 #include <random>
 
 namespace gost {
@@ -32,7 +32,8 @@ void FailMarker::mark() {
 bool FailMarker::failed(int max_fails, std::chrono::nanoseconds fail_timeout) const {
   int count = count_.load(std::memory_order_relaxed);
   if (count == 0 || count < max_fails) return false;
-  auto since = std::chrono::seconds(now_seconds() - last_failure_sec_.load(std::memory_order_relaxed));
+  auto since =
+      std::chrono::seconds(now_seconds() - last_failure_sec_.load(std::memory_order_relaxed));
   return since < fail_timeout;
 }
 
@@ -49,8 +50,8 @@ SelectorOptions selector_options(const std::optional<config::Selector>& sel,
   if (!sel) return o;
   auto s = sel->strategy;
   if (s == "parallel" || s == "lowestlatency" || s == "lowest" || s == "ll")
-    throw config::ConfigError(
-        fmt::format("{}: selector strategy \"{}\" is not supported by this implementation", where, s));
+    throw config::ConfigError(fmt::format(
+        "{}: selector strategy \"{}\" is not supported by this implementation", where, s));
   o.strategy = parse_strategy(s);
   o.max_fails = sel->maxFails > 0 ? sel->maxFails : 1;
   o.fail_timeout = sel->failTimeout.count() > 0 ? sel->failTimeout : std::chrono::seconds(10);

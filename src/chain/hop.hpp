@@ -46,7 +46,8 @@ struct SelectorOptions {
 // "round"/"rr", "random"/"rand", "fifo"/"ha", "hash"; unknown → round (as GOST).
 Strategy parse_strategy(std::string_view name);
 // Reads a config selector (nullopt → defaults) and rejects strategies we do not implement.
-SelectorOptions selector_options(const std::optional<config::Selector>& sel, std::string_view where);
+SelectorOptions selector_options(const std::optional<config::Selector>& sel,
+                                 std::string_view where);
 
 class Hop {
  public:

@@ -1,6 +1,6 @@
 // The in-memory configuration model (spec/config.md). One model, three faces: built from -L/-F URLs
-// (url_parser), loaded from YAML/JSON (loader), printed with -O (printer). Field order in each struct
-// is the print order of spec/config.md §13; empty optional fields are not printed.
+// (url_parser), loaded from YAML/JSON (loader), printed with -O (printer). Field order in each
+// struct is the print order of spec/config.md §13; empty optional fields are not printed.
 #pragma once
 
 #include <chrono>
@@ -19,7 +19,8 @@ namespace gost::config {
 // -O json prints "true" for a URL query value and true for a YAML boolean, as GOST does.
 struct Value;
 using ValueList = std::vector<Value>;
-using ValueMap = std::vector<std::pair<std::string, Value>>;  // insertion order; sorted when printed
+using ValueMap =
+    std::vector<std::pair<std::string, Value>>;  // insertion order; sorted when printed
 
 struct Value {
   std::variant<std::monostate, std::string, bool, std::int64_t, double, ValueList, ValueMap> v;
@@ -145,14 +146,14 @@ struct Forwarder {
 struct Service {
   std::string name;  // printed always
   std::string addr;
-  Handler handler;     // printed always (type defaults to "auto" when loaded without one)
-  Listener listener;   // printed always (type defaults to "tcp")
+  Handler handler;    // printed always (type defaults to "auto" when loaded without one)
+  Listener listener;  // printed always (type defaults to "tcp")
   std::optional<Forwarder> forwarder;
   Metadata metadata;
   bool operator==(const Service&) const = default;
 };
 
-struct Connector {  // also used for dialer
+struct Connector {   // also used for dialer
   std::string type;  // printed always
   std::optional<Auth> auth;
   std::optional<TLS> tls;

@@ -4,7 +4,6 @@
 #include <boost/asio.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
-
 #include <string>
 
 namespace gost {
@@ -17,7 +16,9 @@ using system_error = boost::system::system_error;
 // Completion token: no exceptions, returns (error_code, results...) as a tuple.
 inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
-[[noreturn]] inline void throw_error(error_code ec, const char* what) { throw system_error(ec, what); }
+[[noreturn]] inline void throw_error(error_code ec, const char* what) {
+  throw system_error(ec, what);
+}
 
 // An exception's text for logs: a system_error without Boost's " [category:value]" suffix,
 // e.g. "dial tcp 127.0.0.1:1: Connection refused".

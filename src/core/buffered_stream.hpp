@@ -21,7 +21,9 @@ class BufferedStream final : public Stream {
   awaitable<void> wait_readable(error_code& ec) override;
   awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
   void close() override { inner_->close(); }
-  tcp::socket* raw_tcp() override { return offset_ == prefix_.size() ? inner_->raw_tcp() : nullptr; }
+  tcp::socket* raw_tcp() override {
+    return offset_ == prefix_.size() ? inner_->raw_tcp() : nullptr;
+  }
   tcp::socket* raw_tcp_write() override { return inner_->raw_tcp_write(); }
   std::string remote_address() const override { return inner_->remote_address(); }
   std::string local_address() const override { return inner_->local_address(); }

@@ -45,12 +45,18 @@ std::shared_ptr<spdlog::logger> sink() {
 
 const char* level_name(Level l) {
   switch (l) {
-    case Level::trace: return "trace";
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
-    case Level::fatal: return "fatal";
+    case Level::trace:
+      return "trace";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
+    case Level::fatal:
+      return "fatal";
   }
   return "info";
 }
@@ -59,14 +65,26 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out.push_back(static_cast<char>(c));
+        if (c < 0x20)
+          out += fmt::format("\\u{:04x}", c);
+        else
+          out.push_back(static_cast<char>(c));
     }
   }
   out.push_back('"');
@@ -86,8 +104,10 @@ void append_field(std::string& out, const Field& f, bool text) {
     out += fmt::format(" {}=", f.key);
     if (auto* s = std::get_if<std::string>(&f.value)) {
       bool quote = s->empty() || s->find_first_of(" \"=") != std::string::npos;
-      if (quote) append_json_string(out, *s);
-      else out += *s;
+      if (quote)
+        append_json_string(out, *s);
+      else
+        out += *s;
     } else {
       out += std::to_string(std::get<std::int64_t>(f.value));
     }
@@ -96,19 +116,26 @@ void append_field(std::string& out, const Field& f, bool text) {
   out.push_back(',');
   append_json_string(out, f.key);
   out.push_back(':');
-  if (auto* s = std::get_if<std::string>(&f.value)) append_json_string(out, *s);
-  else out += std::to_string(std::get<std::int64_t>(f.value));
+  if (auto* s = std::get_if<std::string>(&f.value))
+    append_json_string(out, *s);
+  else
+    out += std::to_string(std::get<std::int64_t>(f.value));
 }
 
 }  // namespace
 
 void set_level(std::string_view name) {
   Level l = Level::info;
-  if (name == "trace") l = Level::trace;
-  else if (name == "debug") l = Level::debug;
-  else if (name == "warn") l = Level::warn;
-  else if (name == "error") l = Level::error;
-  else if (name == "fatal") l = Level::fatal;
+  if (name == "trace")
+    l = Level::trace;
+  else if (name == "debug")
+    l = Level::debug;
+  else if (name == "warn")
+    l = Level::warn;
+  else if (name == "error")
+    l = Level::error;
+  else if (name == "fatal")
+    l = Level::fatal;
   g_level = l;
 }
 

@@ -33,11 +33,21 @@ class Logger {
   Logger with(std::initializer_list<std::pair<const char*, std::string>> fields) const;
 
   void write(Level l, std::string_view msg, std::vector<Field> extra = {}) const;
-  void trace(std::string_view msg, std::vector<Field> extra = {}) const { write(Level::trace, msg, std::move(extra)); }
-  void debug(std::string_view msg, std::vector<Field> extra = {}) const { write(Level::debug, msg, std::move(extra)); }
-  void info(std::string_view msg, std::vector<Field> extra = {}) const { write(Level::info, msg, std::move(extra)); }
-  void warn(std::string_view msg, std::vector<Field> extra = {}) const { write(Level::warn, msg, std::move(extra)); }
-  void error(std::string_view msg, std::vector<Field> extra = {}) const { write(Level::error, msg, std::move(extra)); }
+  void trace(std::string_view msg, std::vector<Field> extra = {}) const {
+    write(Level::trace, msg, std::move(extra));
+  }
+  void debug(std::string_view msg, std::vector<Field> extra = {}) const {
+    write(Level::debug, msg, std::move(extra));
+  }
+  void info(std::string_view msg, std::vector<Field> extra = {}) const {
+    write(Level::info, msg, std::move(extra));
+  }
+  void warn(std::string_view msg, std::vector<Field> extra = {}) const {
+    write(Level::warn, msg, std::move(extra));
+  }
+  void error(std::string_view msg, std::vector<Field> extra = {}) const {
+    write(Level::error, msg, std::move(extra));
+  }
 
  private:
   std::vector<Field> fields_;

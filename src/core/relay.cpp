@@ -39,8 +39,10 @@ struct RelayState {
   // One direction ended: after EOF the destination was half-closed; an error stops everything.
   void direction_done(bool clean) {
     ++finished;
-    if (!clean) abort();
-    else if (finished == 1) first_eof = Clock::now();
+    if (!clean)
+      abort();
+    else if (finished == 1)
+      first_eof = Clock::now();
     signal.cancel();
   }
   Clock::time_point deadline() const {

@@ -6,7 +6,6 @@
 #include <memory>
 #include <variant>
 
-
 #include "core/asio.hpp"
 
 namespace gost {

@@ -21,7 +21,8 @@ GOST_REGISTER(DialerRegistry, "tcp", [](const DialerOptions& o) {
 // Dialer "tls": TCP, then a TLS client handshake; over an existing stream for later chain nodes.
 class TlsDialer final : public Dialer {
  public:
-  explicit TlsDialer(const DialerOptions& o) : tls_(net::client_context(o.config.tls, o.node_addr)) {}
+  explicit TlsDialer(const DialerOptions& o)
+      : tls_(net::client_context(o.config.tls, o.node_addr)) {}
 
   awaitable<StreamPtr> dial(std::string_view addr, const log::Logger&) override {
     co_return co_await dial_tcp(addr);
@@ -34,9 +35,8 @@ class TlsDialer final : public Dialer {
   net::TlsContextPtr tls_;
 };
 
-GOST_REGISTER(DialerRegistry, "tls", [](const DialerOptions& o) {
-  return std::shared_ptr<Dialer>(new TlsDialer(o));
-});
+GOST_REGISTER(DialerRegistry, "tls",
+              [](const DialerOptions& o) { return std::shared_ptr<Dialer>(new TlsDialer(o)); });
 
 }  // namespace
 }  // namespace gost

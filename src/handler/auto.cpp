@@ -4,8 +4,8 @@
 
 #include "chain/chain.hpp"
 #include "core/buffered_stream.hpp"
-#include "core/tunnel.hpp"
 #include "core/timeout.hpp"
+#include "core/tunnel.hpp"
 #include "proto/tls_hello.hpp"
 
 namespace gost {
@@ -42,10 +42,12 @@ class AutoHandler final : public Handler {
     const unsigned char first = static_cast<unsigned char>(head[0]);
     if (first == 0x05 || first == 0x04) {
       auto& h = first == 0x05 ? socks5_ : socks4_;
-      if (!h) throw system_error(asio::error::operation_not_supported, "auto: SOCKS is not available");
+      if (!h)
+        throw system_error(asio::error::operation_not_supported, "auto: SOCKS is not available");
       co_return co_await h->handle(with_prefix(std::move(s), std::move(head)), conn);
     }
-    if (tls::is_handshake_record(head)) co_return co_await tls_passthrough(std::move(s), head, conn);
+    if (tls::is_handshake_record(head))
+      co_return co_await tls_passthrough(std::move(s), head, conn);
     co_await http_->handle(with_prefix(std::move(s), std::move(head)), conn);
   }
 
@@ -91,9 +93,8 @@ class AutoHandler final : public Handler {
   std::chrono::nanoseconds sniff_timeout_{0};
 };
 
-GOST_REGISTER(HandlerRegistry, "auto", [](const HandlerOptions& o) {
-  return std::shared_ptr<Handler>(new AutoHandler(o));
-});
+GOST_REGISTER(HandlerRegistry, "auto",
+              [](const HandlerOptions& o) { return std::shared_ptr<Handler>(new AutoHandler(o)); });
 
 }  // namespace
 }  // namespace gost

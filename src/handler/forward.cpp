@@ -15,7 +15,8 @@ class ForwardHandler final : public Handler {
       throw config::ConfigError(
           fmt::format("{}: handler {} needs a forward target (e.g. tcp://:8080/host:port)",
                       o.service, o.config.type));
-    idle_timeout_ = o.config.metadata.get_duration("idleTimeout").value_or(std::chrono::nanoseconds(0));
+    idle_timeout_ =
+        o.config.metadata.get_duration("idleTimeout").value_or(std::chrono::nanoseconds(0));
   }
 
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override {

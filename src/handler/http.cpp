@@ -5,8 +5,8 @@
 
 #include "chain/chain.hpp"
 #include "core/address.hpp"
-#include "core/tunnel.hpp"
 #include "core/timeout.hpp"
+#include "core/tunnel.hpp"
 #include "net/http_io.hpp"
 #include "net/udp_relay.hpp"
 
@@ -46,20 +46,23 @@ class HttpHandler final : public Handler {
   explicit HttpHandler(const HandlerOptions& o) : opts_(o) {
     const auto& md = o.config.metadata;
     reject_unsupported_handler_options(md, "handler http");
-    reject_unsupported(md, {"probeResist", "probe_resist", "knock", "compression", "http.compression"},
+    reject_unsupported(md,
+                       {"probeResist", "probe_resist", "knock", "compression", "http.compression"},
                        "handler http");
     udp_ = md.get_bool("udp").value_or(false);
     auto bs = md.get_int("udp.bufferSize");
     if (!bs) bs = md.get_int("udpBufferSize");
     if (bs && *bs > 0) udp_buffer_ = static_cast<std::size_t>(std::min<std::int64_t>(*bs, 65535));
     realm_ = md.get_string("authBasicRealm").value_or("gost");
-    proxy_agent_ = md.get_string("http.proxyAgent")
-                       .value_or(md.get_string("proxyAgent").value_or("gost/3.0"));
+    proxy_agent_ =
+        md.get_string("http.proxyAgent").value_or(md.get_string("proxyAgent").value_or("gost/3.0"));
     for (auto key : {"http.header", "header"}) {
       const auto* h = md.find(key);
       if (!h) continue;
-      if (!h->is_map()) throw config::ConfigError(fmt::format("handler http: \"{}\" must be a map", key));
-      for (const auto& [k, v] : std::get<config::ValueMap>(h->v)) headers_.push_back({k, v.as_string()});
+      if (!h->is_map())
+        throw config::ConfigError(fmt::format("handler http: \"{}\" must be a map", key));
+      for (const auto& [k, v] : std::get<config::ValueMap>(h->v))
+        headers_.push_back({k, v.as_string()});
       break;
     }
     auto rt = md.get_duration("readTimeout").value_or(nanoseconds(0));
@@ -143,10 +146,9 @@ awaitable<void> HttpHandler::handle(StreamPtr client, ConnInfo& conn) {
     origin_form_http = h && is_valid_host(host_without_port(*h));
     if (h) host = *h;
   }
-  std::string network = req.headers.get("X-Gost-Protocol") &&
-                                 *req.headers.get("X-Gost-Protocol") == "udp"
-                             ? "udp"
-                             : "tcp";
+  std::string network =
+      req.headers.get("X-Gost-Protocol") && *req.headers.get("X-Gost-Protocol") == "udp" ? "udp"
+                                                                                         : "tcp";
   for (auto name : {"Gost-Target", "X-Gost-Target"})
     if (auto* v = req.headers.get(name))
       if (auto t = http::decode_gost_target(*v)) host = *t;
@@ -171,7 +173,8 @@ awaitable<void> HttpHandler::handle(StreamPtr client, ConnInfo& conn) {
   }
 
   error_code ignored;
-  if (req.method == "PRI" || (!is_connect && !(uri && uri->scheme == "http") && !origin_form_http)) {
+  if (req.method == "PRI" ||
+      (!is_connect && !(uri && uri->scheme == "http") && !origin_form_http)) {
     co_await write_all(*client, asio::buffer(skeleton(400, false)), ignored);
     co_return;
   }
@@ -231,8 +234,9 @@ awaitable<void> HttpHandler::udp_tunnel(StreamPtr client, ConnInfo& conn) {
   if (ec) co_return;
   net::UdpTunStream tun(std::move(client));
   conn.log.info(fmt::format("{} <-> udp", conn.remote));
-  co_await net::relay_datagrams(tun, *up.conn, nullptr, conn,
-                                {.buffer_size = udp_buffer_, .resolve_domain = false, .tag = "http"});
+  co_await net::relay_datagrams(
+      tun, *up.conn, nullptr, conn,
+      {.buffer_size = udp_buffer_, .resolve_domain = false, .tag = "http"});
   conn.log.info(fmt::format("{} >-< udp", conn.remote));
 }
 
@@ -321,13 +325,15 @@ awaitable<void> HttpHandler::forward(StreamPtr client, std::string buf, http::Re
       co_await write_all(*client, asio::buffer(http::response_empty(503, client_minor)), ec);
       co_return;
     }
-    bool close_after = rframing->kind == http::Framing::until_close ||
-                       resp.headers.has_token("Connection", "close") ||
-                       (resp.version_minor == 0 && !resp.headers.has_token("Connection", "keep-alive")) ||
-                       req.headers.has_token("Connection", "close") ||
-                       (client_minor == 0 && !req.headers.has_token("Connection", "keep-alive"));
+    bool close_after =
+        rframing->kind == http::Framing::until_close ||
+        resp.headers.has_token("Connection", "close") ||
+        (resp.version_minor == 0 && !resp.headers.has_token("Connection", "keep-alive")) ||
+        req.headers.has_token("Connection", "close") ||
+        (client_minor == 0 && !req.headers.has_token("Connection", "keep-alive"));
     auto out_head = http::serialize_client_response(resp, *rframing, client_minor);
-    if (client_minor == 0 && !close_after) out_head.insert(out_head.size() - 2, "Connection: keep-alive\r\n");
+    if (client_minor == 0 && !close_after)
+      out_head.insert(out_head.size() - 2, "Connection: keep-alive\r\n");
     co_await write_all(*client, asio::buffer(out_head), ec);
     std::string rpending = rbuf.substr(rhead);
     if (!ec) co_await net::copy_body(*upstream, *client, rpending, *rframing, ec);

@@ -6,8 +6,8 @@
 #include <fmt/format.h>
 
 #include "chain/chain.hpp"
-#include "core/tunnel.hpp"
 #include "core/timeout.hpp"
+#include "core/tunnel.hpp"
 #include "net/udp.hpp"
 
 namespace gost {

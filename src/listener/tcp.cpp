@@ -1,5 +1,5 @@
-// Listeners "tcp" and "tls": one SO_REUSEPORT acceptor per worker, so a connection stays on the worker that
-// accepted it (DESIGN.md §3).
+// Listeners "tcp" and "tls": one SO_REUSEPORT acceptor per worker, so a connection stays on the
+// worker that accepted it (DESIGN.md §3).
 #include <fmt/format.h>
 
 #include <charconv>

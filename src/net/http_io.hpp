@@ -33,21 +33,23 @@ awaitable<proto::http::ParseStatus> read_head(Stream& s, std::string& buf, Messa
 inline awaitable<proto::http::ParseStatus> read_request(Stream& s, std::string& buf,
                                                         proto::http::Request& out,
                                                         std::size_t& head_len, error_code& ec) {
-  return read_head(s, buf, out, head_len,
-                   [](std::string_view d, proto::http::Request& r, std::size_t& n) {
-                     return proto::http::parse_request(d, r, n);
-                   },
-                   ec);
+  return read_head(
+      s, buf, out, head_len,
+      [](std::string_view d, proto::http::Request& r, std::size_t& n) {
+        return proto::http::parse_request(d, r, n);
+      },
+      ec);
 }
 
 inline awaitable<proto::http::ParseStatus> read_response(Stream& s, std::string& buf,
                                                          proto::http::Response& out,
                                                          std::size_t& head_len, error_code& ec) {
-  return read_head(s, buf, out, head_len,
-                   [](std::string_view d, proto::http::Response& r, std::size_t& n) {
-                     return proto::http::parse_response(d, r, n);
-                   },
-                   ec);
+  return read_head(
+      s, buf, out, head_len,
+      [](std::string_view d, proto::http::Response& r, std::size_t& n) {
+        return proto::http::parse_response(d, r, n);
+      },
+      ec);
 }
 
 // Copies one message body from `src` to `dst` according to `framing`. `pending` holds bytes

@@ -1,5 +1,6 @@
 #include "net/tls.hpp"
 
+#include <fmt/format.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -8,8 +9,6 @@
 #include <sys/stat.h>
 
 #include <boost/asio/ssl/error.hpp>
-#include <fmt/format.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -37,7 +36,7 @@ std::string ssl_error_text() {
 struct CertKey {
   X509* cert = nullptr;
   EVP_PKEY* key = nullptr;
-  STACK_OF(X509)* chain = nullptr;
+  STACK_OF(X509) * chain = nullptr;
   X509_STORE* client_ca = nullptr;  // set when the global section has caFile
   ~CertKey() {
     X509_free(cert);
@@ -58,7 +57,8 @@ std::shared_ptr<CertKey> load_pair(const std::string& cert_file, const std::stri
   ck->cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
   if (ck->cert) {
     ck->chain = sk_X509_new_null();
-    while (X509* extra = PEM_read_X509(f, nullptr, nullptr, nullptr)) sk_X509_push(ck->chain, extra);
+    while (X509* extra = PEM_read_X509(f, nullptr, nullptr, nullptr))
+      sk_X509_push(ck->chain, extra);
   }
   std::fclose(f);
   ERR_clear_error();
@@ -77,7 +77,8 @@ X509_STORE* load_ca_store(const std::string& ca_file) {
   X509_STORE* store = X509_STORE_new();
   if (X509_STORE_load_file(store, ca_file.c_str()) != 1) {
     X509_STORE_free(store);
-    throw ConfigError(fmt::format("tls: cannot load CA file \"{}\": {}", ca_file, ssl_error_text()));
+    throw ConfigError(
+        fmt::format("tls: cannot load CA file \"{}\": {}", ca_file, ssl_error_text()));
   }
   return store;
 }
@@ -159,7 +160,8 @@ std::shared_ptr<CertKey> default_cert() {
   if ((g_default = load_pair("cert.pem", "key.pem"))) return g_default;
   const char* home = std::getenv("HOME");
   std::string dir = std::string(home ? home : ".") + "/.gost";
-  if ((g_default = load_pair(dir + "/auto-ca-cert.pem", dir + "/auto-ca-key.pem"))) return g_default;
+  if ((g_default = load_pair(dir + "/auto-ca-cert.pem", dir + "/auto-ca-key.pem")))
+    return g_default;
   g_default = generate(g);
   persist(*g_default, dir);
   log::root().info("tls: generated a self-signed certificate (CN=" +
@@ -183,8 +185,9 @@ void apply_options(SSL_CTX* ctx, const std::optional<config::TLS>& tls) {
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE);
   // Go's TLS 1.3 preference on AES hardware: AES-128-GCM first (faster than OpenSSL's default
   // AES-256-GCM, same security level for this purpose).
-  SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
-                                "TLS_CHACHA20_POLY1305_SHA256");
+  SSL_CTX_set_ciphersuites(ctx,
+                           "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                           "TLS_CHACHA20_POLY1305_SHA256");
   if (!tls) return;
   const auto& o = tls->options;
   SSL_CTX_set_min_proto_version(ctx, parse_tls_version(o.minVersion, TLS1_2_VERSION));
@@ -210,7 +213,8 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   for (std::size_t i = 0; i < w.size(); i += 1 + static_cast<unsigned char>(w[i])) {
     unsigned char len = static_cast<unsigned char>(w[i]);
     for (unsigned int j = 0; j < inlen; j += 1 + in[j]) {
-      if (in[j] == len && j + 1 + len <= inlen && std::memcmp(in + j + 1, w.data() + i + 1, len) == 0) {
+      if (in[j] == len && j + 1 + len <= inlen &&
+          std::memcmp(in + j + 1, w.data() + i + 1, len) == 0) {
         *out = in + j + 1;
         *outlen = len;
         return SSL_TLSEXT_ERR_OK;
@@ -260,8 +264,10 @@ class TlsStream final : public Stream {
       if (!ctx_->server_name.empty()) SSL_set_tlsext_host_name(ssl_, ctx_->server_name.c_str());
       const std::string& v = ctx_->verify_name;
       if (!v.empty()) {
-        if (is_ip_literal(v)) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), v.c_str());
-        else SSL_set1_host(ssl_, v.c_str());
+        if (is_ip_literal(v))
+          X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), v.c_str());
+        else
+          SSL_set1_host(ssl_, v.c_str());
       }
     }
   }
@@ -367,8 +373,8 @@ class TlsStream final : public Stream {
 
  private:
   // Runs an OpenSSL call until it completes or fails, moving ciphertext / waiting for the socket
-  // as it asks (the write side never blocks inside OpenSSL: it fills out_). Returns the call's result; `last_error_` holds SSL_get_error on failure; `ec` is
-  // set only for transport errors.
+  // as it asks (the write side never blocks inside OpenSSL: it fills out_). Returns the call's
+  // result; `last_error_` holds SSL_get_error on failure; `ec` is set only for transport errors.
   template <class Op>
   awaitable<int> drive(Op op, error_code& ec) {
     ec = {};

@@ -11,8 +11,7 @@ namespace gost::proto::http {
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -76,9 +75,12 @@ bool parse_header_lines(const std::vector<std::string_view>& lines, Headers& out
 }
 
 bool parse_version(std::string_view v, int& minor) {
-  if (v == "HTTP/1.1") minor = 1;
-  else if (v == "HTTP/1.0") minor = 0;
-  else return false;
+  if (v == "HTTP/1.1")
+    minor = 1;
+  else if (v == "HTTP/1.0")
+    minor = 0;
+  else
+    return false;
   return true;
 }
 
@@ -216,34 +218,62 @@ std::string canonical_name(std::string_view name) {
 
 std::string_view reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Request Entity Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 407:
+      return "Proxy Authentication Required";
+    case 408:
+      return "Request Timeout";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Request Entity Too Large";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "";
   }
 }
 
@@ -280,10 +310,15 @@ std::size_t ChunkedScanner::feed(std::string_view data) {
     switch (state_) {
       case State::size: {
         int v = -1;
-        if (c >= '0' && c <= '9') v = c - '0';
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') v = (c | 0x20) - 'a' + 10;
+        if (c >= '0' && c <= '9')
+          v = c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+          v = (c | 0x20) - 'a' + 10;
         if (v >= 0) {
-          if (++size_digits_ > 15) { state_ = State::bad; break; }
+          if (++size_digits_ > 15) {
+            state_ = State::bad;
+            break;
+          }
           remaining_ = remaining_ * 16 + static_cast<unsigned>(v);
           ++i;
         } else if (size_digits_ == 0) {
@@ -304,13 +339,19 @@ std::size_t ChunkedScanner::feed(std::string_view data) {
         break;
       }
       case State::size_ext:
-        if (c == '\r') state_ = State::size_lf;
-        else if (c == '\n') state_ = remaining_ ? State::data : State::trailer_start;
-        else if (++line_len_ > kMaxLine) state_ = State::bad;
+        if (c == '\r')
+          state_ = State::size_lf;
+        else if (c == '\n')
+          state_ = remaining_ ? State::data : State::trailer_start;
+        else if (++line_len_ > kMaxLine)
+          state_ = State::bad;
         ++i;
         break;
       case State::size_lf:
-        if (c != '\n') { state_ = State::bad; break; }
+        if (c != '\n') {
+          state_ = State::bad;
+          break;
+        }
         state_ = remaining_ ? State::data : State::trailer_start;
         ++i;
         break;
@@ -322,28 +363,49 @@ std::size_t ChunkedScanner::feed(std::string_view data) {
         break;
       }
       case State::data_cr:
-        if (c == '\r') { state_ = State::data_lf; ++i; }
-        else if (c == '\n') { state_ = State::size; size_digits_ = 0; ++i; }
-        else state_ = State::bad;
+        if (c == '\r') {
+          state_ = State::data_lf;
+          ++i;
+        } else if (c == '\n') {
+          state_ = State::size;
+          size_digits_ = 0;
+          ++i;
+        } else
+          state_ = State::bad;
         break;
       case State::data_lf:
-        if (c != '\n') { state_ = State::bad; break; }
+        if (c != '\n') {
+          state_ = State::bad;
+          break;
+        }
         state_ = State::size;
         size_digits_ = 0;
         ++i;
         break;
       case State::trailer_start:
-        if (c == '\r') { state_ = State::final_lf; ++i; }
-        else if (c == '\n') { state_ = State::done; ++i; }
-        else { state_ = State::trailer_line; line_len_ = 0; }
+        if (c == '\r') {
+          state_ = State::final_lf;
+          ++i;
+        } else if (c == '\n') {
+          state_ = State::done;
+          ++i;
+        } else {
+          state_ = State::trailer_line;
+          line_len_ = 0;
+        }
         break;
       case State::trailer_line:
-        if (c == '\n') state_ = State::trailer_start;
-        else if (++line_len_ > kMaxLine) state_ = State::bad;
+        if (c == '\n')
+          state_ = State::trailer_start;
+        else if (++line_len_ > kMaxLine)
+          state_ = State::bad;
         ++i;
         break;
       case State::final_lf:
-        if (c != '\n') { state_ = State::bad; break; }
+        if (c != '\n') {
+          state_ = State::bad;
+          break;
+        }
         state_ = State::done;
         ++i;
         break;
@@ -384,7 +446,8 @@ std::string response_skeleton(int status, const std::vector<Header>& headers) {
 
 std::string response_empty(int status, int version_minor, const std::vector<Header>& headers) {
   std::string out = status_line(version_minor, status) + "Content-Length: 0\r\n";
-  for (const auto& h : sorted_canonical(headers, {"Content-Length"})) append_header(out, h.name, h.value);
+  for (const auto& h : sorted_canonical(headers, {"Content-Length"}))
+    append_header(out, h.name, h.value);
   out += "\r\n";
   return out;
 }
@@ -401,12 +464,13 @@ std::string serialize_upstream_request(const Request& r, std::string_view origin
   append_header(out, "Host", host);
   auto ua = r.headers.get("User-Agent");
   append_header(out, "User-Agent", ua ? std::string_view(*ua) : "Go-http-client/1.1");
-  if (framing.kind == Framing::sized) append_header(out, "Content-Length", std::to_string(framing.length));
+  if (framing.kind == Framing::sized)
+    append_header(out, "Content-Length", std::to_string(framing.length));
   if (framing.kind == Framing::chunked) append_header(out, "Transfer-Encoding", "chunked");
-  auto rest = sorted_canonical(
-      r.headers.list, {"Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer",
-                       "Proxy-Authorization", "Proxy-Connection", "Gost-Target", "X-Gost-Target",
-                       "Gost-Record"});
+  auto rest =
+      sorted_canonical(r.headers.list, {"Host", "User-Agent", "Content-Length", "Transfer-Encoding",
+                                        "Trailer", "Proxy-Authorization", "Proxy-Connection",
+                                        "Gost-Target", "X-Gost-Target", "Gost-Record"});
   bool http10_client = r.version_minor == 0;
   for (const auto& h : rest) {
     if (http10_client && iequals(h.name, "Connection") && iequals(h.value, "keep-alive")) continue;
@@ -428,7 +492,8 @@ std::string serialize_client_response(const Response& r, const Framing& framing,
     out += reason;
   }
   out += "\r\n";
-  if (framing.kind == Framing::sized) append_header(out, "Content-Length", std::to_string(framing.length));
+  if (framing.kind == Framing::sized)
+    append_header(out, "Content-Length", std::to_string(framing.length));
   if (framing.kind == Framing::chunked) append_header(out, "Transfer-Encoding", "chunked");
   if (framing.kind == Framing::until_close && !r.headers.has_token("Connection", "close"))
     append_header(out, "Connection", "close");
@@ -454,8 +519,8 @@ std::string connect_request(std::string_view target,
     headers.push_back(h);
   }
   if (auth)
-    headers.push_back({"Proxy-Authorization",
-                       "Basic " + base64_encode(auth->first + ":" + auth->second)});
+    headers.push_back(
+        {"Proxy-Authorization", "Basic " + base64_encode(auth->first + ":" + auth->second)});
   headers.push_back({"Proxy-Connection", "keep-alive"});
   if (udp) headers.push_back({"X-Gost-Protocol", "udp"});
   std::string out = "CONNECT ";
@@ -525,8 +590,10 @@ std::optional<AbsoluteUri> split_absolute_uri(std::string_view target) {
   u.authority = std::string(authority);
   std::string_view path = end == std::string_view::npos ? std::string_view() : rest.substr(end);
   if (auto hash = path.find('#'); hash != std::string_view::npos) path = path.substr(0, hash);
-  if (path.empty() || path.front() != '/') u.path = "/" + std::string(path);
-  else u.path = std::string(path);
+  if (path.empty() || path.front() != '/')
+    u.path = "/" + std::string(path);
+  else
+    u.path = std::string(path);
   return u;
 }
 

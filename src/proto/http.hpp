@@ -18,10 +18,10 @@ struct Header {
 };
 
 struct Headers {
-  std::vector<Header> list;  // wire order
+  std::vector<Header> list;                             // wire order
   const std::string* get(std::string_view name) const;  // case-insensitive, first match
   bool has(std::string_view name) const { return get(name) != nullptr; }
-  void remove(std::string_view name);  // all occurrences
+  void remove(std::string_view name);             // all occurrences
   void set(std::string name, std::string value);  // replace all occurrences or append
   // True when a comma-separated header (e.g. Connection) holds `token` (case-insensitive).
   bool has_token(std::string_view name, std::string_view token) const;
@@ -29,7 +29,7 @@ struct Headers {
 
 struct Request {
   std::string method;
-  std::string target;   // as sent: absolute URI, origin form or authority
+  std::string target;     // as sent: absolute URI, origin form or authority
   int version_minor = 1;  // HTTP/1.x
   Headers headers;
 };
@@ -78,8 +78,20 @@ class ChunkedScanner {
   bool bad() const { return state_ == State::bad; }
 
  private:
-  enum class State { size, size_ext, size_lf, data, data_cr, data_lf, trailer_start, trailer_line,
-                     trailer_lf, final_lf, done, bad };
+  enum class State {
+    size,
+    size_ext,
+    size_lf,
+    data,
+    data_cr,
+    data_lf,
+    trailer_start,
+    trailer_line,
+    trailer_lf,
+    final_lf,
+    done,
+    bad
+  };
   State state_ = State::size;
   std::uint64_t remaining_ = 0;
   int size_digits_ = 0;
@@ -95,7 +107,8 @@ std::string response_connect_established(std::string_view proxy_agent);
 std::string response_skeleton(int status, const std::vector<Header>& headers);
 // Forward-proxy errors of §7.3 and the UDP answers of §8: "HTTP/1.x <status>\r\nContent-Length:
 // 0\r\n" then `headers` sorted by name.
-std::string response_empty(int status, int version_minor = 1, const std::vector<Header>& headers = {});
+std::string response_empty(int status, int version_minor = 1,
+                           const std::vector<Header>& headers = {});
 
 // ---- forwarding -------------------------------------------------------------------------------
 // The upstream request of §7.1: origin-form request line, Host, User-Agent, framing, other headers
@@ -108,7 +121,8 @@ std::string serialize_client_response(const Response& r, const Framing& framing,
                                       int client_version_minor);
 
 // ---- client (connector) side: the CONNECT request of §10.1 -------------------------------------
-std::string connect_request(std::string_view target, std::optional<std::pair<std::string, std::string>> auth,
+std::string connect_request(std::string_view target,
+                            std::optional<std::pair<std::string, std::string>> auth,
                             const std::vector<Header>& extra_headers, bool udp = false);
 
 // ---- credentials and targets ------------------------------------------------------------------

@@ -49,11 +49,11 @@ HelloStatus parse_client_hello(std::string_view record, std::string& server_name
   if (record.size() - kRecordHeader != record_length(record)) return HelloStatus::bad;
   if (r.u(1) != 0x01) return HelloStatus::bad;  // ClientHello
   Reader hello = r.sub(3);
-  hello.u(2);         // legacy_version
-  hello.bytes(32);    // random
-  hello.sub(1);       // session id
-  hello.sub(2);       // cipher suites
-  hello.sub(1);       // compression methods
+  hello.u(2);       // legacy_version
+  hello.bytes(32);  // random
+  hello.sub(1);     // session id
+  hello.sub(2);     // cipher suites
+  hello.sub(1);     // compression methods
   if (!hello.ok) return HelloStatus::bad;
   if (hello.d.empty()) return HelloStatus::no_sni;
   Reader exts = hello.sub(2);

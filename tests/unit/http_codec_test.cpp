@@ -22,15 +22,18 @@ TEST(HttpGolden, ConnectEstablished) {
 }
 
 TEST(HttpGolden, SkeletonResponses) {
-  EXPECT_EQ(http::response_skeleton(503, {{"Proxy-Agent", "gost/3.0"}}),
-            "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nProxy-Agent: gost/3.0\r\n\r\n");
+  EXPECT_EQ(
+      http::response_skeleton(503, {{"Proxy-Agent", "gost/3.0"}}),
+      "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nProxy-Agent: gost/3.0\r\n\r\n");
   EXPECT_EQ(http::response_skeleton(403, {{"Proxy-Agent", "gost/3.0"}}),
             "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nProxy-Agent: gost/3.0\r\n\r\n");
-  EXPECT_EQ(http::response_skeleton(400, {}), "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(http::response_skeleton(400, {}),
+            "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
   // Custom headers are sorted by name.
   EXPECT_EQ(http::response_skeleton(403, {{"X-Foo", "bar"}, {"A-First", "one"}}),
             "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nA-First: one\r\nX-Foo: bar\r\n\r\n");
-  EXPECT_EQ(http::response_empty(503), "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(http::response_empty(503),
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(http::response_empty(403), "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
   // UDP over HTTP answers (§8) carry the configured headers, sorted.
   EXPECT_EQ(http::response_empty(200), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
@@ -56,10 +59,11 @@ TEST(HttpGolden, ConnectRequestAuthAndHeaders) {
   EXPECT_EQ(http::connect_request("[2001:db8::1]:443", std::nullopt, {}).substr(0, 61),
             "CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: [2001:db8::1]:443\r\n");
   // A custom User-Agent replaces the default; Host in the map is ignored; others sorted.
-  EXPECT_EQ(http::connect_request("a:1", std::nullopt,
-                                  {{"User-Agent", "x"}, {"Host", "evil"}, {"Zed", "1"}, {"Abc", "2"}}),
-            "CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\nUser-Agent: x\r\nAbc: 2\r\nProxy-Connection: "
-            "keep-alive\r\nZed: 1\r\n\r\n");
+  EXPECT_EQ(
+      http::connect_request("a:1", std::nullopt,
+                            {{"User-Agent", "x"}, {"Host", "evil"}, {"Zed", "1"}, {"Abc", "2"}}),
+      "CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\nUser-Agent: x\r\nAbc: 2\r\nProxy-Connection: "
+      "keep-alive\r\nZed: 1\r\n\r\n");
   EXPECT_EQ(http::connect_request("8.8.8.8:53", std::nullopt, {}, true),
             "CONNECT 8.8.8.8:53 HTTP/1.1\r\nHost: 8.8.8.8:53\r\nUser-Agent: "
             "Go-http-client/1.1\r\nProxy-Connection: keep-alive\r\nX-Gost-Protocol: udp\r\n\r\n");
@@ -74,12 +78,17 @@ TEST(HttpGolden, GostTarget) {
 }
 
 TEST(HttpAuth, BasicParsing) {
-  EXPECT_EQ(http::parse_basic_auth("Basic dXNlcjpwYXNz"), std::make_pair(std::string("user"), std::string("pass")));
-  EXPECT_EQ(http::parse_basic_auth("basic dXNlcjpwYXNz"), std::make_pair(std::string(), std::string()));
-  EXPECT_EQ(http::parse_basic_auth("Basic YWJj"), std::make_pair(std::string("abc"), std::string()));
-  EXPECT_EQ(http::parse_basic_auth("Basic YTpiOmM="), std::make_pair(std::string("a"), std::string("b:c")));
+  EXPECT_EQ(http::parse_basic_auth("Basic dXNlcjpwYXNz"),
+            std::make_pair(std::string("user"), std::string("pass")));
+  EXPECT_EQ(http::parse_basic_auth("basic dXNlcjpwYXNz"),
+            std::make_pair(std::string(), std::string()));
+  EXPECT_EQ(http::parse_basic_auth("Basic YWJj"),
+            std::make_pair(std::string("abc"), std::string()));
+  EXPECT_EQ(http::parse_basic_auth("Basic YTpiOmM="),
+            std::make_pair(std::string("a"), std::string("b:c")));
   EXPECT_EQ(http::parse_basic_auth("Basic !!"), std::make_pair(std::string(), std::string()));
-  EXPECT_EQ(http::parse_basic_auth("Basic dXNlcjpwYXNz\x01"), std::make_pair(std::string(), std::string()));
+  EXPECT_EQ(http::parse_basic_auth("Basic dXNlcjpwYXNz\x01"),
+            std::make_pair(std::string(), std::string()));
 }
 
 TEST(HttpParse, RequestForms) {
@@ -108,10 +117,12 @@ TEST(HttpParse, RequestForms) {
 TEST(HttpParse, RejectsMalformedAndOversized) {
   http::Request r;
   std::size_t n = 0;
-  EXPECT_EQ(http::parse_request("GET / HTTP/1.1\r\nHost: a\r\n", r, n), http::ParseStatus::incomplete);
+  EXPECT_EQ(http::parse_request("GET / HTTP/1.1\r\nHost: a\r\n", r, n),
+            http::ParseStatus::incomplete);
   EXPECT_EQ(http::parse_request("GARBAGE\r\n\r\n", r, n), http::ParseStatus::bad);
   EXPECT_EQ(http::parse_request("GET / HTTP/2.0\r\n\r\n", r, n), http::ParseStatus::bad);
-  EXPECT_EQ(http::parse_request("GET / HTTP/1.1\r\nBad Header\r\n\r\n", r, n), http::ParseStatus::bad);
+  EXPECT_EQ(http::parse_request("GET / HTTP/1.1\r\nBad Header\r\n\r\n", r, n),
+            http::ParseStatus::bad);
   EXPECT_EQ(http::parse_request("GET / HTTP/1.1\r\n folded\r\n\r\n", r, n), http::ParseStatus::bad);
   EXPECT_EQ(http::parse_request(std::string("\x16\x03\x01\x02\x00\x01\r\n\r\n", 10), r, n),
             http::ParseStatus::bad);
@@ -125,8 +136,8 @@ TEST(HttpParse, RejectsMalformedAndOversized) {
 TEST(HttpParse, Response) {
   http::Response r;
   std::size_t n = 0;
-  ASSERT_EQ(http::parse_response("HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\nX",
-                                 r, n),
+  ASSERT_EQ(http::parse_response(
+                "HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\nX", r, n),
             http::ParseStatus::complete);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.reason, "Connection established");
@@ -138,9 +149,10 @@ TEST(HttpParse, Response) {
 TEST(HttpForward, UpstreamRequestLikeGo) {
   http::Request r;
   std::size_t n = 0;
-  ASSERT_EQ(http::parse_request("GET http://o/p HTTP/1.1\r\nHost: o\r\nConnection: foo\r\nTE: trailers\r\n"
-                                "x-a: 1\r\nProxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\n\r\n",
-                                r, n),
+  ASSERT_EQ(http::parse_request(
+                "GET http://o/p HTTP/1.1\r\nHost: o\r\nConnection: foo\r\nTE: trailers\r\n"
+                "x-a: 1\r\nProxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\n\r\n",
+                r, n),
             http::ParseStatus::complete);
   EXPECT_EQ(http::serialize_upstream_request(r, "/p", "o", *http::request_framing(r), false),
             "GET /p HTTP/1.1\r\nHost: o\r\nUser-Agent: Go-http-client/1.1\r\nConnection: foo\r\n"
@@ -151,17 +163,20 @@ TEST(HttpForward, ClientResponseLikeGo) {
   http::Response r;
   std::size_t n = 0;
   ASSERT_EQ(http::parse_response("HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 3\r\n"
-                                 "Connection: keep-alive\r\n\r\n", r, n),
+                                 "Connection: keep-alive\r\n\r\n",
+                                 r, n),
             http::ParseStatus::complete);
   auto f = http::response_framing(r, "GET");
   ASSERT_TRUE(f);
-  EXPECT_EQ(http::serialize_client_response(r, *f, 1),
-            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\nServer: nginx\r\n\r\n");
+  EXPECT_EQ(
+      http::serialize_client_response(r, *f, 1),
+      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\nServer: nginx\r\n\r\n");
   http::Response c;
   ASSERT_EQ(http::parse_response("HTTP/1.1 200 OK\r\n\r\n", c, n), http::ParseStatus::complete);
   auto fc = http::response_framing(c, "GET");
   EXPECT_EQ(fc->kind, http::Framing::until_close);
-  EXPECT_EQ(http::serialize_client_response(c, *fc, 1), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(http::serialize_client_response(c, *fc, 1),
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(http::response_framing(c, "HEAD")->kind, http::Framing::none);
 }
 
@@ -185,7 +200,8 @@ TEST(HttpChunked, FindsEndAcrossPieces) {
 TEST(Base64, RoundTrip) {
   for (std::string s : {"", "a", "ab", "abc", "abcd", "user:pass"}) {
     EXPECT_EQ(gost::proto::base64_decode(gost::proto::base64_encode(s)), s);
-    EXPECT_EQ(gost::proto::base64_decode(gost::proto::base64_encode(s, true, false), true, false), s);
+    EXPECT_EQ(gost::proto::base64_decode(gost::proto::base64_encode(s, true, false), true, false),
+              s);
   }
   EXPECT_FALSE(gost::proto::base64_decode("abc"));
   EXPECT_FALSE(gost::proto::base64_decode("a+b/", true, false));

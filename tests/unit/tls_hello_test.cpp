@@ -1,14 +1,16 @@
 // The ClientHello SNI reader used by the auto handler's TLS pass-through.
-#include <gtest/gtest.h>
-
 #include "proto/tls_hello.hpp"
+
+#include <gtest/gtest.h>
 
 namespace tls = gost::proto::tls;
 
 namespace {
 
 std::string u16(std::size_t v) { return {static_cast<char>(v >> 8), static_cast<char>(v & 0xff)}; }
-std::string u24(std::size_t v) { return std::string(1, static_cast<char>(v >> 16)) + u16(v & 0xffff); }
+std::string u24(std::size_t v) {
+  return std::string(1, static_cast<char>(v >> 16)) + u16(v & 0xffff);
+}
 
 // A minimal but well-formed TLS 1.2-style ClientHello record, with an optional SNI.
 std::string client_hello(const std::string& sni, bool with_extensions = true) {
