@@ -29,16 +29,7 @@ void reject_unsupported_handler_options(const config::Metadata& md, std::string_
                       "limiter.in",
                       "limiter.out",
                       "limiter.conn.in",
-                      "limiter.conn.out",
-                      "mux.type",
-                      "mux.version",
-                      "mux.keepaliveInterval",
-                      "mux.keepaliveDisabled",
-                      "mux.keepaliveTimeout",
-                      "mux.maxFrameSize",
-                      "mux.maxReceiveBuffer",
-                      "mux.maxStreamBuffer",
-                      "mux.maxStreamWindow"},
+                      "limiter.conn.out"},
                      where);
 }
 

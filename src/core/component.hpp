@@ -141,7 +141,8 @@ using ConnectorRegistry = Registry<ConnectorFactory>;
 void reject_unsupported(const config::Metadata& md, std::initializer_list<std::string_view> keys,
                         std::string_view where);
 // The handler options GOST shares between its proxy handlers that we do not implement yet:
-// sniffing/MITM, skipauth, hash selection, limiters, multiplexing.
+// sniffing/MITM, skipauth, hash selection, limiters. (mux.* belongs to the handlers with a
+// multiplexed BIND: net/mux.hpp mux_config().)
 void reject_unsupported_handler_options(const config::Metadata& md, std::string_view where);
 
 }  // namespace gost

@@ -12,7 +12,9 @@
 #include "core/address.hpp"
 #include "core/buffer_pool.hpp"
 #include "core/buffered_stream.hpp"
+#include "core/tcp_stream.hpp"
 #include "core/timeout.hpp"
+#include "net/mux.hpp"
 #include "net/udp.hpp"
 #include "net/udp_relay.hpp"
 #include "proto/relay.hpp"
@@ -160,6 +162,7 @@ class RelayHandler final : public Handler {
  public:
   explicit RelayHandler(const HandlerOptions& o) : opts_(o) {
     const auto& md = o.config.metadata;
+    mux_ = net::mux_config(md, "handler relay");
     reject_unsupported_handler_options(md, "handler relay");
     auto rt = md.get_duration("readTimeout").value_or(nanoseconds(0));
     read_timeout_ = rt.count() <= 0 ? std::chrono::seconds(15) : rt;
@@ -180,6 +183,8 @@ class RelayHandler final : public Handler {
                           ConnInfo& conn);
   awaitable<void> bind(StreamPtr client, ParsedRequest req, const std::string& network,
                        const rp::Address& addr, ConnInfo& conn);
+  awaitable<void> tcp_bind(StreamPtr client, ParsedRequest req, const rp::Address& addr,
+                           ConnInfo& conn);
   awaitable<StreamPtr> dial(const std::string& network, const std::string& addr, ConnInfo& conn);
   awaitable<void> serve(StreamPtr client, StreamPtr target, std::string pending,
                         const std::string& network, const std::string& addr, ConnInfo& conn);
@@ -192,6 +197,7 @@ class RelayHandler final : public Handler {
   bool bind_ = false;
   bool nodelay_ = false;
   std::size_t udp_buffer_ = 4096;
+  net::MuxConfig mux_;
 };
 
 awaitable<void> reply(Stream& client, rp::Status s) {
@@ -462,10 +468,9 @@ awaitable<void> RelayHandler::bind(StreamPtr client, ParsedRequest req, const st
     co_await reply(*client, rp::Status::forbidden);
     co_return;
   }
-  if (network == "tcp" || network == "unix") {
-    conn.log.error(
-        "relay TCP BIND needs a multiplexed (smux) session, which this implementation does not "
-        "support");
+  if (network == "tcp") co_return co_await tcp_bind(std::move(client), std::move(req), addr, conn);
+  if (network == "unix") {
+    conn.log.error("relay: BIND on a unix socket is not supported by this implementation");
     co_await reply(*client, rp::Status::service_unavailable);
     co_return;
   }
@@ -500,6 +505,78 @@ awaitable<void> RelayHandler::bind(StreamPtr client, ParsedRequest req, const st
   co_await net::relay_datagrams(tun, socket_conn, nullptr, conn,
                                 {.buffer_size = udp_buffer_, .tag = "relay"});
   conn.log.info(fmt::format("{} >-< {} (udp bind)", conn.remote, bound),
+                {{"duration", (Clock::now() - start).count()}});
+}
+
+// ---- TCP BIND: a listener whose connections come back as smux streams (relay.md §5, §6.3) ----
+
+// Listens on `addr`: an empty host, 0.0.0.0 or :: is GOST's dual-stack wildcard ([::]:port).
+awaitable<std::shared_ptr<tcp::acceptor>> listen_tcp(asio::any_io_executor ex,
+                                                     const rp::Address& addr) {
+  auto acceptor = std::make_shared<tcp::acceptor>(ex);
+  std::vector<tcp::endpoint> eps;
+  if (addr.host.empty() || addr.host == "0.0.0.0" || addr.host == "::") {
+    eps.emplace_back(asio::ip::address_v6::any(), addr.port);
+    eps.emplace_back(asio::ip::address_v4::any(), addr.port);
+  } else if (auto ip = net::parse_ip(addr.host)) {
+    eps.emplace_back(*ip, addr.port);
+  } else {
+    tcp::resolver resolver(ex);
+    std::string port = std::to_string(addr.port);
+    auto [rec, results] = co_await resolver.async_resolve(addr.host, port, use_nothrow);
+    if (rec || results.empty())
+      throw system_error(rec ? rec : asio::error::host_not_found, "resolve " + addr.host);
+    eps.push_back(results.begin()->endpoint());
+  }
+  error_code ec;
+  for (const auto& ep : eps) {
+    acceptor->close(ec);
+    acceptor->open(ep.protocol(), ec);
+    if (ec) continue;
+    acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (ep.address().is_v6())
+      acceptor->set_option(asio::ip::v6_only(!ep.address().is_unspecified()), ec);
+    acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec) co_return acceptor;
+  }
+  throw system_error(ec, "listen tcp " + addr.to_string());
+}
+
+awaitable<void> RelayHandler::tcp_bind(StreamPtr client, ParsedRequest req, const rp::Address& addr,
+                                       ConnInfo& conn) {
+  std::shared_ptr<tcp::acceptor> acceptor;
+  try {
+    acceptor = co_await listen_tcp(client->executor(), addr);
+  } catch (const system_error& e) {
+    conn.log.error(fmt::format("relay TCP BIND {}: {}", addr.to_string(), error_text(e)));
+  }
+  if (!acceptor) {
+    co_await reply(*client, rp::Status::service_unavailable);
+    co_return;
+  }
+  error_code ec;
+  auto local = acceptor->local_endpoint(ec);
+  rp::Response resp;
+  resp.features.address = rp::parse_address(endpoint_text(local));
+  auto bytes = rp::encode_response(resp);
+  if (!ec) co_await write_all(*client, asio::buffer(*bytes), ec);
+  if (ec) co_return;
+  auto bound = resp.features.address->to_string();
+  conn.log = conn.log.with("bind", bound);
+  auto start = Clock::now();
+  conn.log.info(fmt::format("{} <-> {} (tcp bind)", conn.remote, bound));
+  auto session =
+      net::MuxSession::client(with_prefix(std::move(client), std::move(req.pending)), mux_);
+  // Each stream starts with "01 00 <FEALEN> <address feature: peer ip:port>".
+  std::function<std::string(const std::string&)> header = [](const std::string& peer) {
+    rp::Response r;
+    r.features.address = rp::parse_address(peer);
+    return rp::encode_response(r).value_or(rp::encode_status(rp::Status::ok));
+  };
+  RelayOptions options;
+  co_await net::serve_mux_bind(acceptor, session, header, conn, options);
+  conn.log.info(fmt::format("{} >-< {} (tcp bind)", conn.remote, bound),
                 {{"duration", (Clock::now() - start).count()}});
 }
 

@@ -11,6 +11,7 @@
 #include "core/tunnel.hpp"
 #include "core/tcp_stream.hpp"
 #include "core/timeout.hpp"
+#include "net/mux.hpp"
 #include "net/tls.hpp"
 #include "net/udp.hpp"
 #include "net/udp_relay.hpp"
@@ -97,6 +98,7 @@ class Socks5Handler final : public Handler {
   explicit Socks5Handler(const HandlerOptions& o) : opts_(o) {
     const auto& md = o.config.metadata;
     std::string where = fmt::format("handler {}", o.config.type);
+    mux_ = net::mux_config(md, where);
     reject_unsupported_handler_options(md, where);
     reject_unsupported(md, {"comp"}, where);
     for (auto key : {"tor", "enableTor", "socks5.tor"})
@@ -141,6 +143,7 @@ class Socks5Handler final : public Handler {
   }
   awaitable<void> connect(StreamPtr client, const socks5::Address& dst, ConnInfo& conn);
   awaitable<void> bind(StreamPtr client, const socks5::Address& dst, ConnInfo& conn);
+  awaitable<void> mbind(StreamPtr client, const socks5::Address& dst, ConnInfo& conn);
   awaitable<void> udp_associate(StreamPtr client, ConnInfo& conn);
   awaitable<void> udp_tun(StreamPtr client, const socks5::Address& dst, ConnInfo& conn);
   net::DatagramRelayOptions datagram_options() const {
@@ -159,6 +162,7 @@ class Socks5Handler final : public Handler {
   std::optional<std::pair<unsigned short, unsigned short>> bind_range_;
   std::string public_addr_;
   net::TlsContextPtr tls_;
+  net::MuxConfig mux_;
 };
 
 awaitable<bool> Socks5Handler::handshake(StreamPtr& client, socks5::Request& req, ConnInfo& conn) {
@@ -245,9 +249,7 @@ awaitable<void> Socks5Handler::handle(StreamPtr client, ConnInfo& conn) {
       co_return;
     case socks5::cmd::mbind:
       if (!bind_) break;
-      conn.log.error(
-          "socks5: MBIND (multiplexed BIND, command 0xF2) is not supported by this implementation");
-      co_await reply(*client, socks5::rep::general_failure);
+      co_await mbind(std::move(client), req.addr, conn);
       co_return;
     default:
       conn.log.debug(fmt::format("socks5: command {:#04x} not supported", req.cmd));
@@ -383,6 +385,66 @@ awaitable<void> Socks5Handler::bind(StreamPtr client, const socks5::Address& dst
     conn.input_bytes += pending.size();
   }
   co_await relay_logged(*client, *upstream, peer_addr, conn, {.idle_timeout = idle_timeout_});
+}
+
+// ---- MBIND: the control stream becomes an smux session, one stream per peer (socks5.md §6) ---
+
+awaitable<void> Socks5Handler::mbind(StreamPtr client, const socks5::Address& dst, ConnInfo& conn) {
+  auto ex = client->executor();
+  conn.log = conn.log.with("dst", dst.to_string());
+  auto acceptor = std::make_shared<tcp::acceptor>(ex);
+  bool ok = true;
+  try {
+    tcp::endpoint ep;
+    if (dst.type == socks5::atyp::domain) {
+      tcp::resolver resolver(ex);
+      std::string port = std::to_string(dst.port);
+      auto [rec, results] = co_await resolver.async_resolve(dst.host, port, use_nothrow);
+      if (rec || results.empty())
+        throw system_error(rec ? rec : asio::error::host_not_found, "resolve");
+      ep = results.begin()->endpoint();
+    } else {
+      ep = {*net::parse_ip(dst.host), dst.port};
+    }
+    acceptor->open(ep.protocol());
+    if (ep.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true));
+    acceptor->bind(ep);
+    acceptor->listen();
+  } catch (const std::exception& e) {
+    conn.log.error(fmt::format("socks5: mbind {}: {}", dst.to_string(), error_text(e)));
+    ok = false;
+  }
+  if (!ok) {
+    co_await reply(*client, socks5::rep::general_failure);
+    co_return;
+  }
+  error_code ec;
+  auto port = acceptor->local_endpoint(ec).port();
+  std::optional<socks5::Address> bnd;
+  if (!public_addr_.empty())
+    bnd = socks5::address_from_text(
+        join_host_port(host_of(public_addr_).empty() ? public_addr_ : host_of(public_addr_),
+                       std::to_string(port)));
+  if (!bnd)
+    bnd = socks5::address_from_text(
+        join_host_port(host_of(client->local_address()), std::to_string(port)));
+  std::string first = socks5::reply(socks5::rep::succeeded, *bnd);
+  co_await write_all(*client, asio::buffer(first), ec);
+  if (ec) co_return;
+  auto bound = bnd->to_string();
+  conn.log = conn.log.with("bind", bound);
+  auto start = std::chrono::steady_clock::now();
+  conn.log.info(fmt::format("{} <-> {} (mbind)", conn.remote, bound));
+  auto session = net::MuxSession::client(std::move(client), mux_);
+  // Each stream starts with "05 00 00 ATYP <peer ip> <peer port>".
+  std::function<std::string(const std::string&)> header = [](const std::string& peer) {
+    auto a = socks5::address_from_text(peer);
+    return a ? socks5::reply(socks5::rep::succeeded, *a) : socks5::reply(socks5::rep::succeeded);
+  };
+  RelayOptions options{.idle_timeout = idle_timeout_};
+  co_await net::serve_mux_bind(acceptor, session, header, conn, options);
+  conn.log.info(fmt::format("{} >-< {} (mbind)", conn.remote, bound),
+                {{"duration", (std::chrono::steady_clock::now() - start).count()}});
 }
 
 // ---- UDP --------------------------------------------------------------------------------------

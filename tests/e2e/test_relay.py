@@ -81,6 +81,53 @@ def read_response(sock, timeout=10):
     return head, recv_exact(sock, n, timeout=timeout)
 
 
+SMUX_SYN, SMUX_FIN, SMUX_PSH, SMUX_NOP = 0, 1, 2, 3
+
+
+class Smux:
+    """Minimal smux v1 peer (the mux server side, as a GOST relay/socks5 BIND client): frames are
+    VER(1) CMD(1) LEN(2, LE) SID(4, LE) DATA; PSH data is collected per stream."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.frames = []
+        self.data = {}
+        self.syn = []
+        self.fin = set()
+
+    def read_frame(self, timeout=10):
+        hdr = recv_exact(self.sock, 8, timeout)
+        if len(hdr) < 8:
+            raise EOFError("smux session closed: %r" % hdr)
+        ver, cmd, length, sid = struct.unpack("<BBHI", hdr)
+        data = recv_exact(self.sock, length, timeout) if length else b""
+        if len(data) < length:
+            raise EOFError("short smux frame")
+        return ver, cmd, sid, data
+
+    def pump_until(self, pred, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not pred():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("smux: condition not met; frames %r" % self.frames[-5:])
+            f = self.read_frame(left)
+            self.frames.append(f)
+            ver, cmd, sid, data = f
+            if ver != 1:
+                raise AssertionError("smux version %d" % ver)
+            if cmd == SMUX_SYN:
+                self.syn.append(sid)
+                self.data.setdefault(sid, b"")
+            elif cmd == SMUX_FIN:
+                self.fin.add(sid)
+            elif cmd == SMUX_PSH:
+                self.data[sid] = self.data.get(sid, b"") + data
+
+    def send(self, cmd, sid, data=b""):
+        self.sock.sendall(struct.pack("<BBHI", 1, cmd, len(data), sid) + data)
+
+
 class RelayTest(gostlib.GostTestCase):
 
     def setUp(self):
@@ -424,16 +471,119 @@ class RelayTest(gostlib.GostTestCase):
             c.close()
         self.assertAlive(g)
 
-    def test_tcp_bind_unsupported(self):
-        g, b = self.relay_server(auth="", query="?bind=true")
+    # -- TCP BIND: smux v1 session, the server opens the streams (relay.md §5, §6.3) ---------------
+
+    def tcp_bind(self, query="?bind=true"):
+        g, b = self.relay_server(auth="", query=query)
         s = self.raw(b, request(2, f_network(0), f_addr("127.0.0.1", 0)))
+        head, feats = read_response(s)
+        self.assertEqual(head[:2], b"\x01\x00")
+        self.assertEqual(feats[:4], bytes.fromhex("02000701"))  # address feature, IPv4
+        host, port = parse_addr_feature(feats)
+        self.assertEqual(host, "127.0.0.1")
+        return g, s, port
+
+    def test_tcp_bind_smux(self):
+        g, s, port = self.tcp_bind()
+        mux = Smux(s)
         try:
-            data, closed, _ = recv_until_close(s)
+            peer = connect(port)
+            peer.sendall(b"mux!")
+            # golden: SYN for stream 3, then the response with the peer address in its own PSH
+            self.assertEqual(mux.read_frame(), (1, SMUX_SYN, 3, b""))
+            pport = struct.pack("!H", peer.getsockname()[1])
+            self.assertEqual(mux.read_frame(),
+                             (1, SMUX_PSH, 3, bytes.fromhex("0100000a020007017f000001") + pport))
+            mux.pump_until(lambda: mux.data.get(3, b"") == b"mux!")
+            mux.send(SMUX_PSH, 3, b"back")
+            self.assertEqual(recv_exact(peer, 4), b"back")
+            # a second inbound connection gets stream 5
+            peer2 = connect(port)
+            mux.pump_until(lambda: 5 in mux.syn)
+            mux.pump_until(lambda: len(mux.data.get(5, b"")) >= 14)
+            pport2 = struct.pack("!H", peer2.getsockname()[1])
+            self.assertEqual(mux.data[5], bytes.fromhex("0100000a020007017f000001") + pport2)
+            # the inbound side closing → FIN on its stream
+            peer.close()
+            mux.pump_until(lambda: 3 in mux.fin)
+            # FIN from the client → the inbound connection sees EOF after the data
+            mux.send(SMUX_PSH, 5, b"last words")
+            mux.send(SMUX_FIN, 5)
+            data, closed, _ = recv_until_close(peer2)
+            self.assertEqual((data, closed), (b"last words", True))
+            peer2.close()
+            # a stream opened by the client is refused with a FIN
+            mux.send(SMUX_SYN, 2)
+            mux.pump_until(lambda: 2 in mux.fin)
+            # still serving
+            peer3 = connect(port)
+            mux.pump_until(lambda: 7 in mux.syn)
+            peer3.close()
         finally:
             s.close()
-        self.assertEqual(data, SERVICE_UNAVAILABLE)
-        self.assertTrue(closed)
+        # the end of the session closes the listener
+        deadline = time.time() + 10
+        while time.time() < deadline and not gostlib.port_closed_for_connect(port):
+            time.sleep(0.1)
+        self.assertTrue(gostlib.port_closed_for_connect(port))
         self.assertAlive(g)
+
+    def test_tcp_bind_smux_bulk(self):
+        g, s, port = self.tcp_bind("?bind=true&mux.maxReceiveBuffer=65536&mux.maxFrameSize=4096")
+        mux = Smux(s)
+        size = 2 * 1024 * 1024
+        up = os.urandom(size)
+        down = os.urandom(size)
+        try:
+            peer = connect(port, timeout=30)
+            mux.pump_until(lambda: len(mux.data.get(3, b"")) >= 14)
+            hlen = len(mux.data[3])
+            got = {}
+
+            def reader():
+                got["down"] = recv_exact(peer, size, timeout=TRANSFER_TIMEOUT)
+
+            t = threading.Thread(target=reader)
+            t.start()
+            for i in range(0, size, 30000):   # mux → inbound, frames bigger than the server's
+                mux.send(SMUX_PSH, 3, down[i:i + 30000])
+            peer.sendall(up)
+            mux.pump_until(lambda: len(mux.data[3]) >= hlen + size, timeout=TRANSFER_TIMEOUT)
+            t.join(TRANSFER_TIMEOUT)
+            self.assertEqual(hashlib.sha256(mux.data[3][hlen:]).hexdigest(),
+                             hashlib.sha256(up).hexdigest())
+            self.assertEqual(hashlib.sha256(got.get("down", b"")).hexdigest(),
+                             hashlib.sha256(down).hexdigest())
+            self.assertLessEqual(max(len(f[3]) for f in mux.frames if f[1] == SMUX_PSH), 4096)
+            peer.close()
+        finally:
+            s.close()
+        self.assertAlive(g)
+
+    def test_tcp_bind_listen_failure(self):
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        try:
+            g, b = self.relay_server(auth="", query="?bind=true")
+            s = self.raw(b, request(2, f_network(0), f_addr("127.0.0.1", busy.getsockname()[1])))
+            data, closed, _ = recv_until_close(s)
+            s.close()
+            self.assertEqual((data, closed), (SERVICE_UNAVAILABLE, True))
+        finally:
+            busy.close()
+        self.assertAlive(g)
+
+    def test_mux_options_rejected(self):
+        for q in ("?bind=true&mux.version=2", "?bind=true&mux.type=yamux"):
+            port = free_port()
+            p = self.start_gost("-L", "relay://127.0.0.1:%d%s" % (port, q), port=port,
+                                name="relay-mux", wait=False)
+            p.expected_exit = True
+            rc = p.wait_exit(10)
+            self.assertNotEqual(rc, 0)
+            self.assertIn("not supported by this implementation", p.stderr_text())
+            self.assertIn(q.split("&")[1].split("=")[0], p.stderr_text())
 
     # -- bad input ---------------------------------------------------------------------------------
 

@@ -61,6 +61,44 @@ def tls_client(sock):
     return ctx.wrap_socket(sock)
 
 
+SMUX_SYN, SMUX_FIN, SMUX_PSH = 0, 1, 2
+
+
+class Smux:
+    """Minimal smux v1 peer (the session server side, as GOST's MBIND client): frames are
+    VER(1) CMD(1) LEN(2, LE) SID(4, LE) DATA; PSH data is collected per stream."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.data = {}
+        self.fin = set()
+
+    def read_frame(self, timeout=10):
+        hdr = recv_exact(self.sock, 8, timeout)
+        if len(hdr) < 8:
+            raise EOFError("smux session closed: %r" % hdr)
+        ver, cmd, length, sid = struct.unpack("<BBHI", hdr)
+        data = recv_exact(self.sock, length, timeout) if length else b""
+        return ver, cmd, sid, data
+
+    def pump_until(self, pred, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not pred():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("smux: condition not met")
+            ver, cmd, sid, data = self.read_frame(left)
+            if cmd == SMUX_SYN:
+                self.data.setdefault(sid, b"")
+            elif cmd == SMUX_FIN:
+                self.fin.add(sid)
+            elif cmd == SMUX_PSH:
+                self.data[sid] = self.data.get(sid, b"") + data
+
+    def send(self, cmd, sid, data=b""):
+        self.sock.sendall(struct.pack("<BBHI", 1, cmd, len(data), sid) + data)
+
+
 class Socks5Base(gostlib.GostTestCase):
 
     def setUp(self):
@@ -263,14 +301,58 @@ class RequestTest(Socks5Base):
         peer.close()
         s.close()
 
-    def test_mbind_fails_cleanly(self):
+    def test_mbind(self):
+        # MBIND (0xF2): the control stream becomes an smux v1 session; the server opens stream 3,
+        # 5, ... per inbound connection, each starting with 05 00 00 ATYP <peer> (socks5.md §6).
         port, p = self.start_socks(query="bind=true")
+        s = self.handshake_noauth(port)
+        s.sendall(b"\x05\xf2\x00" + socks5_addr("127.0.0.1", 0))
+        rep, atyp, addr, lport = read_reply(s)
+        self.assertEqual((rep, atyp, addr), (0, 1, socket.inet_aton("127.0.0.1")))
+        mux = Smux(s)
+        try:
+            peer = socket.create_connection(("127.0.0.1", lport), timeout=5)
+            peer.sendall(b"mux!")
+            pport = struct.pack(">H", peer.getsockname()[1])
+            # golden (GOST 3.2.6): SYN 3, PSH 3 with the reply, PSH 3 with the peer's bytes
+            self.assertEqual(mux.read_frame(), (1, SMUX_SYN, 3, b""))
+            self.assertEqual(mux.read_frame(),
+                             (1, SMUX_PSH, 3, b"\x05\x00\x00\x01\x7f\x00\x00\x01" + pport))
+            mux.pump_until(lambda: mux.data.get(3) == b"mux!")
+            mux.send(SMUX_PSH, 3, b"from-client")
+            self.assertEqual(recv_exact(peer, 11), b"from-client")
+            peer2 = socket.create_connection(("127.0.0.1", lport), timeout=5)
+            peer2.sendall(b"two")
+            mux.pump_until(lambda: mux.data.get(5, b"").endswith(b"two"))
+            self.assertTrue(mux.data[5].startswith(b"\x05\x00\x00\x01\x7f\x00\x00\x01"))
+            peer.close()
+            mux.pump_until(lambda: 3 in mux.fin)
+            mux.send(SMUX_FIN, 5)
+            data, closed, _ = recv_until_close(peer2)
+            self.assertEqual((data, closed), (b"", True))
+            peer2.close()
+        finally:
+            s.close()
+        deadline = time.time() + 10
+        while time.time() < deadline and not gostlib.port_closed_for_connect(lport):
+            time.sleep(0.1)
+        self.assertTrue(gostlib.port_closed_for_connect(lport))
+        self.assertAlive(p)
+
+    def test_mbind_disabled_and_mux_options(self):
+        port, p = self.start_socks()
         s = self.handshake_noauth(port)
         s.sendall(b"\x05\xf2\x00" + socks5_addr("127.0.0.1", 0))
         data, closed, _ = recv_until_close(s, timeout=5)
         s.close()
-        self.assertEqual((data, closed), (b"\x05\x01\x00" + ZERO_ADDR, True))
-        self.assertIn("MBIND", p.stderr_text())
+        self.assertEqual((data, closed), (b"\x05\x02\x00" + ZERO_ADDR, True))
+        for q in ("bind=true&mux.type=yamux", "bind=true&mux.version=2"):
+            lport = free_port()
+            g = self.start_gost("-L", "socks5://127.0.0.1:%d?%s" % (lport, q), port=lport,
+                                name="socks5-mux", wait=False)
+            g.expected_exit = True
+            self.assertNotEqual(g.wait_exit(10), 0)
+            self.assertIn("not supported by this implementation", g.stderr_text())
 
 
 class UdpTest(Socks5Base):

@@ -1,0 +1,415 @@
+#include "net/mux.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/tcp_stream.hpp"
+#include "core/tunnel.hpp"
+
+namespace gost::net {
+
+namespace smux = proto::smux;
+using Cmd = smux::Cmd;
+using TimePoint = asio::steady_timer::time_point;
+
+MuxConfig mux_config(const config::Metadata& md, std::string_view where) {
+  MuxConfig c;
+  if (auto t = md.get_string("mux.type")) {
+    std::string type = *t;
+    std::transform(type.begin(), type.end(), type.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    if (!type.empty() && type != "smux")
+      throw config::ConfigError(fmt::format(
+          "{}: mux.type={} is not supported by this implementation (only smux)", where, *t));
+  }
+  if (auto v = md.get_int("mux.version"); v && *v != 0 && *v != 1)
+    throw config::ConfigError(fmt::format(
+        "{}: mux.version={} is not supported by this implementation (only smux version 1)", where,
+        *v));
+  if (auto d = md.get_duration("mux.keepaliveInterval"); d && d->count() > 0)
+    c.keepalive_interval = *d;
+  if (auto d = md.get_duration("mux.keepaliveTimeout"); d && d->count() > 0)
+    c.keepalive_timeout = *d;
+  c.keepalive_disabled = md.get_bool("mux.keepaliveDisabled").value_or(false);
+  if (auto n = md.get_int("mux.maxFrameSize"); n && *n > 0)
+    c.max_frame_size = static_cast<std::size_t>(std::min<std::int64_t>(*n, smux::kMaxPayload));
+  if (auto n = md.get_int("mux.maxReceiveBuffer"); n && *n > 0)
+    c.max_receive_buffer = static_cast<std::size_t>(*n);
+  // mux.maxStreamBuffer is a version-2 (per-stream window) setting: no effect with version 1.
+  // mux.maxStreamWindow has no smux v1 meaning here either, but GOST would apply it: refuse it.
+  reject_unsupported(md, {"mux.maxStreamWindow"}, where);
+  return c;
+}
+
+// ---- streams ----------------------------------------------------------------------------------
+
+struct MuxSession::StreamState {
+  StreamState(asio::any_io_executor ex, std::uint32_t sid)
+      : id(sid), readable(ex, TimePoint::max()) {}
+  std::uint32_t id;
+  std::deque<std::string> chunks;
+  std::size_t offset = 0;  // consumed bytes of chunks.front()
+  std::size_t buffered = 0;
+  bool fin_received = false;
+  bool fin_sent = false;
+  bool aborted = false;
+  asio::steady_timer readable;  // condition: data, FIN, abort or session end
+};
+
+class MuxStream final : public Stream {
+ public:
+  using State = MuxSession::StreamState;
+  MuxStream(std::shared_ptr<MuxSession> s, std::shared_ptr<State> st)
+      : session_(std::move(s)), st_(std::move(st)) {}
+  ~MuxStream() override { close(); }
+
+  asio::any_io_executor executor() override { return session_->conn_->executor(); }
+
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
+    ec = {};
+    for (;;) {
+      if (st_->aborted) {
+        ec = asio::error::operation_aborted;
+        co_return 0;
+      }
+      if (st_->buffered > 0) co_return take(buf);
+      if (st_->fin_received) {
+        ec = asio::error::eof;
+        co_return 0;
+      }
+      if (session_->closed_) {
+        ec = asio::error::connection_reset;
+        co_return 0;
+      }
+      co_await st_->readable.async_wait(use_nothrow);
+    }
+  }
+
+  awaitable<void> wait_readable(error_code& ec) override {
+    ec = {};
+    while (!st_->aborted && st_->buffered == 0 && !st_->fin_received && !session_->closed_)
+      co_await st_->readable.async_wait(use_nothrow);
+    if (st_->aborted) ec = asio::error::operation_aborted;
+  }
+
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
+    ec = {};
+    if (st_->aborted || st_->fin_sent || session_->closed_) {
+      ec = asio::error::broken_pipe;
+      co_return 0;
+    }
+    std::size_t n = std::min(buf.size(), session_->cfg_.max_frame_size);
+    std::string_view data(static_cast<const char*>(buf.data()), n);
+    co_await session_->write_frame(Cmd::psh, st_->id, data, ec);
+    co_return ec ? 0 : n;
+  }
+
+  awaitable<void> shutdown_write(error_code& ec) override {
+    ec = {};
+    if (st_->fin_sent || st_->aborted) co_return;
+    st_->fin_sent = true;
+    std::string_view none;
+    co_await session_->write_frame(Cmd::fin, st_->id, none, ec);
+  }
+
+  void close() override {
+    if (st_->aborted) return;
+    st_->aborted = true;
+    st_->readable.cancel();
+    session_->release(st_->buffered);
+    st_->buffered = 0;
+    st_->chunks.clear();
+    session_->streams_.erase(st_->id);
+    if (!st_->fin_sent && !session_->closed_) {
+      st_->fin_sent = true;
+      session_->send_fin_detached(st_->id);
+    }
+  }
+
+  std::string remote_address() const override { return session_->conn_->remote_address(); }
+  std::string local_address() const override { return session_->conn_->local_address(); }
+
+ private:
+  std::size_t take(asio::mutable_buffer buf) {
+    std::size_t n = 0;
+    auto* out = static_cast<char*>(buf.data());
+    while (n < buf.size() && !st_->chunks.empty()) {
+      const std::string& front = st_->chunks.front();
+      std::size_t k = std::min(buf.size() - n, front.size() - st_->offset);
+      std::memcpy(out + n, front.data() + st_->offset, k);
+      n += k;
+      st_->offset += k;
+      if (st_->offset == front.size()) {
+        st_->chunks.pop_front();
+        st_->offset = 0;
+      }
+    }
+    st_->buffered -= n;
+    session_->release(n);
+    return n;
+  }
+
+  std::shared_ptr<MuxSession> session_;
+  std::shared_ptr<State> st_;
+};
+
+// ---- the session ------------------------------------------------------------------------------
+
+namespace {
+
+awaitable<void> read_exact(Stream& s, char* p, std::size_t n, error_code& ec) {
+  while (n > 0) {
+    std::size_t k = co_await s.read_some(asio::buffer(p, n), ec);
+    if (ec) co_return;
+    p += k;
+    n -= k;
+  }
+}
+}  // namespace
+
+MuxSession::MuxSession(StreamPtr conn, MuxConfig cfg)
+    : conn_(std::move(conn)),
+      cfg_(cfg),
+      writers_(conn_->executor(), TimePoint::max()),
+      budget_(conn_->executor(), TimePoint::max()),
+      done_(conn_->executor(), TimePoint::max()),
+      keepalive_(conn_->executor()),
+      timeout_(conn_->executor()) {
+  cfg_.max_frame_size = std::clamp<std::size_t>(cfg_.max_frame_size, 1, smux::kMaxPayload);
+  if (cfg_.max_receive_buffer == 0) cfg_.max_receive_buffer = 1;
+}
+
+MuxSession::~MuxSession() { close(); }
+
+std::shared_ptr<MuxSession> MuxSession::client(StreamPtr conn, MuxConfig cfg) {
+  std::shared_ptr<MuxSession> s(new MuxSession(std::move(conn), cfg));
+  s->start();
+  return s;
+}
+
+void MuxSession::start() {
+  auto ex = conn_->executor();
+  auto keep = [self = shared_from_this()](std::exception_ptr) {};
+  asio::co_spawn(ex, read_loop(), keep);
+  if (!cfg_.keepalive_disabled) {
+    asio::co_spawn(ex, keepalive_loop(), keep);
+    asio::co_spawn(ex, timeout_loop(), keep);
+  }
+}
+
+void MuxSession::close() {
+  if (closed_) return;
+  closed_ = true;
+  if (conn_) conn_->close();
+  for (auto& [id, st] : streams_) st->readable.cancel();
+  writers_.cancel();
+  budget_.cancel();
+  done_.cancel();
+  keepalive_.cancel();
+  timeout_.cancel();
+}
+
+awaitable<void> MuxSession::wait_closed() {
+  while (!closed_) co_await done_.async_wait(use_nothrow);
+}
+
+awaitable<StreamPtr> MuxSession::open_stream(error_code& ec) {
+  ec = {};
+  if (closed_) {
+    ec = asio::error::broken_pipe;
+    co_return nullptr;
+  }
+  next_id_ += 2;
+  std::uint32_t sid = next_id_;
+  auto st = std::make_shared<StreamState>(conn_->executor(), sid);
+  streams_[sid] = st;
+  std::string_view none;
+  co_await write_frame(Cmd::syn, sid, none, ec);
+  if (ec) {
+    streams_.erase(sid);
+    co_return nullptr;
+  }
+  StreamPtr s = std::make_unique<MuxStream>(shared_from_this(), std::move(st));
+  co_return s;
+}
+
+awaitable<void> MuxSession::write_frame(Cmd cmd, std::uint32_t sid, std::string_view payload,
+                                        error_code& ec) {
+  ec = {};
+  auto frame = smux::encode_frame(cmd, sid, payload);
+  if (!frame) {
+    ec = asio::error::message_size;
+    co_return;
+  }
+  while (writing_ && !closed_) co_await writers_.async_wait(use_nothrow);
+  if (closed_) {
+    ec = asio::error::broken_pipe;
+    co_return;
+  }
+  writing_ = true;
+  co_await write_all(*conn_, asio::buffer(*frame), ec);
+  writing_ = false;
+  writers_.cancel();
+  if (ec) close();  // a partly written frame would corrupt the session
+}
+
+awaitable<void> MuxSession::fin_frame(std::uint32_t sid) {
+  error_code ec;
+  std::string_view none;
+  co_await write_frame(Cmd::fin, sid, none, ec);
+}
+
+void MuxSession::send_fin_detached(std::uint32_t sid) {
+  asio::co_spawn(conn_->executor(), fin_frame(sid),
+                 [self = shared_from_this()](std::exception_ptr) {});
+}
+
+void MuxSession::release(std::size_t n) {
+  buffered_ -= std::min(n, buffered_);
+  budget_.cancel();
+}
+
+awaitable<void> MuxSession::read_loop() {
+  char head[smux::kHeaderSize];
+  error_code ec;
+  while (!closed_) {
+    while (buffered_ >= cfg_.max_receive_buffer && !closed_)
+      co_await budget_.async_wait(use_nothrow);
+    if (closed_) break;
+    co_await read_exact(*conn_, head, sizeof head, ec);
+    if (ec) break;
+    auto h = smux::parse_header(std::string_view(head, sizeof head));
+    if (!h || !smux::valid_v1(*h)) break;  // smux: invalid protocol → the session ends
+    data_seen_ = true;
+    std::string payload(h->length, '\0');
+    if (h->length > 0) {
+      co_await read_exact(*conn_, payload.data(), payload.size(), ec);
+      if (ec) break;
+    }
+    auto it = streams_.find(h->stream_id);
+    switch (static_cast<Cmd>(h->cmd)) {
+      case Cmd::syn:  // a stream opened by the peer: accepted and closed at once
+        if (it == streams_.end()) send_fin_detached(h->stream_id);
+        break;
+      case Cmd::fin:
+        if (it != streams_.end()) {
+          it->second->fin_received = true;
+          it->second->readable.cancel();
+        }
+        break;
+      case Cmd::psh:
+        if (it != streams_.end() && !payload.empty() && !it->second->fin_received) {
+          it->second->buffered += payload.size();
+          buffered_ += payload.size();
+          it->second->chunks.push_back(std::move(payload));
+          it->second->readable.cancel();
+        }
+        break;
+      default:  // NOP
+        break;
+    }
+  }
+  close();
+}
+
+awaitable<void> MuxSession::keepalive_loop() {
+  error_code ec;
+  std::string_view none;
+  while (!closed_) {
+    keepalive_.expires_after(cfg_.keepalive_interval);
+    co_await keepalive_.async_wait(use_nothrow);
+    if (closed_) break;
+    co_await write_frame(Cmd::nop, 0, none, ec);
+    if (ec) break;
+  }
+}
+
+awaitable<void> MuxSession::timeout_loop() {
+  while (!closed_) {
+    timeout_.expires_after(cfg_.keepalive_timeout);
+    co_await timeout_.async_wait(use_nothrow);
+    if (closed_) break;
+    if (!data_seen_) {
+      close();
+      break;
+    }
+    data_seen_ = false;
+  }
+}
+
+// ---- multiplexed BIND -------------------------------------------------------------------------
+
+namespace {
+
+struct BindChildren {
+  explicit BindChildren(asio::any_io_executor ex) : idle(ex, TimePoint::max()) {}
+  int active = 0;
+  std::uint64_t input = 0;
+  std::uint64_t output = 0;
+  asio::steady_timer idle;  // condition: active dropped to 0
+};
+
+awaitable<void> watch_session(std::shared_ptr<MuxSession> session,
+                              std::shared_ptr<tcp::acceptor> acceptor) {
+  co_await session->wait_closed();
+  error_code ignored;
+  acceptor->close(ignored);
+}
+
+awaitable<void> bind_child(std::shared_ptr<MuxSession> session, StreamPtr peer,
+                           std::string peer_addr, std::string header, ConnInfo conn,
+                           std::shared_ptr<BindChildren> kids, RelayOptions options) {
+  error_code ec;
+  StreamPtr s = co_await session->open_stream(ec);
+  if (!s) co_return;
+  co_await write_all(*s, asio::buffer(header), ec);
+  if (ec) co_return;
+  conn.input_bytes = conn.output_bytes = 0;
+  try {
+    co_await relay_logged(*s, *peer, peer_addr, conn, options);
+  } catch (const std::exception& e) {
+    conn.log.debug(fmt::format("mux bind {}: {}", peer_addr, error_text(e)));
+  }
+  kids->input += conn.input_bytes;
+  kids->output += conn.output_bytes;
+}
+
+}  // namespace
+
+awaitable<void> serve_mux_bind(std::shared_ptr<tcp::acceptor> acceptor,
+                               std::shared_ptr<MuxSession> session,
+                               std::function<std::string(const std::string&)> header,
+                               ConnInfo& conn, RelayOptions options) {
+  auto ex = acceptor->get_executor();
+  auto kids = std::make_shared<BindChildren>(ex);
+  asio::co_spawn(ex, watch_session(session, acceptor), asio::detached);
+  for (;;) {
+    tcp::socket peer(ex);
+    auto [aec] = co_await acceptor->async_accept(peer, use_nothrow);
+    if (aec) {
+      if (!session->closed()) conn.log.error(fmt::format("bind accept: {}", aec.message()));
+      break;
+    }
+    error_code pec;
+    auto ep = peer.remote_endpoint(pec);
+    std::string peer_addr = pec ? std::string("0.0.0.0:0") : endpoint_text(ep);
+    std::string head = header(peer_addr);
+    ++kids->active;
+    auto stream = std::make_unique<TcpStream>(std::move(peer));
+    asio::co_spawn(
+        ex, bind_child(session, std::move(stream), peer_addr, std::move(head), conn, kids, options),
+        [kids](std::exception_ptr) {
+          if (--kids->active == 0) kids->idle.cancel();
+        });
+  }
+  session->close();
+  error_code ignored;
+  acceptor->close(ignored);
+  while (kids->active > 0) co_await kids->idle.async_wait(use_nothrow);
+  conn.input_bytes += kids->input;
+  conn.output_bytes += kids->output;
+}
+
+}  // namespace gost::net

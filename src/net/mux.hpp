@@ -1,0 +1,93 @@
+// A stream multiplexer session over one Stream: xtaci/smux protocol version 1 (proto/smux.hpp), the
+// session used by relay TCP BIND and SOCKS5 MBIND (spec/relay.md §5, spec/socks5.md §6). Only what
+// those need: this side opens streams (odd ids, the first one 3, as smux's client); streams the
+// peer opens are refused with a FIN. One read loop demultiplexes frames into per-stream queues;
+// the bytes buffered over all streams are bounded (mux.maxReceiveBuffer) and the read loop pauses
+// while the bound is reached (smux v1's session-wide back-pressure). A peer FIN is EOF for the
+// stream (half-close); the end of the session ends every stream. Single-threaded: everything runs
+// on the executor of the underlying stream.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "config/model.hpp"
+#include "core/component.hpp"
+#include "core/relay.hpp"
+#include "core/stream.hpp"
+#include "proto/smux.hpp"
+
+namespace gost::net {
+
+struct MuxConfig {
+  std::chrono::nanoseconds keepalive_interval = std::chrono::seconds(10);
+  std::chrono::nanoseconds keepalive_timeout = std::chrono::seconds(30);
+  bool keepalive_disabled = false;
+  std::size_t max_frame_size = 32768;
+  std::size_t max_receive_buffer = 4 * 1024 * 1024;
+};
+
+// The handler's mux.* options (GOST names). mux.type other than smux, mux.version other than 1
+// and mux.maxStreamWindow are rejected with a ConfigError naming `where`.
+MuxConfig mux_config(const config::Metadata& md, std::string_view where);
+
+class MuxSession : public std::enable_shared_from_this<MuxSession> {
+ public:
+  // The session client side (opens streams) over `conn`; starts the read loop and keepalive.
+  static std::shared_ptr<MuxSession> client(StreamPtr conn, MuxConfig cfg);
+  ~MuxSession();
+
+  // Opens a stream (sends SYN). Fails with ec when the session is closed.
+  awaitable<StreamPtr> open_stream(error_code& ec);
+  // Resolves once the session has ended.
+  awaitable<void> wait_closed();
+  void close();
+  bool closed() const { return closed_; }
+
+  struct StreamState;
+
+ private:
+  friend class MuxStream;
+  MuxSession(StreamPtr conn, MuxConfig cfg);
+  void start();
+  awaitable<void> read_loop();
+  awaitable<void> keepalive_loop();
+  awaitable<void> timeout_loop();
+  // Writes one whole frame; frames of concurrent writers never interleave.
+  awaitable<void> write_frame(proto::smux::Cmd cmd, std::uint32_t sid, std::string_view payload,
+                              error_code& ec);
+  awaitable<void> fin_frame(std::uint32_t sid);
+  void send_fin_detached(std::uint32_t sid);
+  void release(std::size_t n);  // consumed buffered bytes
+
+  StreamPtr conn_;
+  MuxConfig cfg_;
+  std::map<std::uint32_t, std::shared_ptr<StreamState>> streams_;
+  std::uint32_t next_id_ = 1;
+  std::size_t buffered_ = 0;
+  bool closed_ = false;
+  bool writing_ = false;
+  bool data_seen_ = false;
+  asio::steady_timer writers_;  // condition: the write lock was released
+  asio::steady_timer budget_;   // condition: buffered bytes were consumed
+  asio::steady_timer done_;     // condition: the session ended
+  asio::steady_timer keepalive_;
+  asio::steady_timer timeout_;
+};
+
+// The data phase of a multiplexed BIND (relay TCP BIND, SOCKS5 MBIND): for every connection
+// accepted on `acceptor` a new stream is opened, `header(peer address)` is written on it, then the
+// connection and the stream are relayed. Runs until the session or the listener fails; closes
+// both and returns once every relayed connection has ended (their bytes added to `conn`).
+awaitable<void> serve_mux_bind(std::shared_ptr<tcp::acceptor> acceptor,
+                               std::shared_ptr<MuxSession> session,
+                               std::function<std::string(const std::string&)> header,
+                               ConnInfo& conn, RelayOptions options);
+
+}  // namespace gost::net
