@@ -277,8 +277,7 @@ class TlsStream final : public Stream {
     error_code ec;
     int r = co_await drive([this] { return SSL_do_handshake(ssl_); }, ec);
     if (ec) throw system_error(ec, "tls handshake");
-    if (r != 1)
-      throw system_error(asio::error::connection_aborted, "tls handshake: " + ssl_error_text());
+    if (r != 1) throw system_error(asio::error::connection_aborted, "tls handshake: " + last_failure_);
   }
 
   asio::any_io_executor executor() override { return inner_->executor(); }
@@ -323,11 +322,12 @@ class TlsStream final : public Stream {
         std::size_t n = 0;
         ERR_clear_error();
         int r = SSL_peek_ex(ssl_, &c, 1, &n);
+        const bool ready = r == 1 || SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ;
         if (!out_.empty()) {
           co_await flush(ec);
           if (ec) co_return;
         }
-        if (r == 1 || SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ) co_return;
+        if (ready) co_return;
       }
       co_await inner_->wait_readable(ec);
       if (ec) co_return;
@@ -381,12 +381,16 @@ class TlsStream final : public Stream {
     for (;;) {
       ERR_clear_error();
       int r = op();
+      // Read the outcome now: OpenSSL's error queue is per thread, and other connections of this
+      // worker run while we wait below.
+      if (r <= 0) last_error_ = SSL_get_error(ssl_, r);
+      std::string failure;
+      if (r <= 0 && last_error_ != SSL_ERROR_WANT_READ) failure = ssl_error_text();
       if (!out_.empty()) {
         co_await flush(ec);
         if (ec) co_return r;
       }
       if (r > 0) co_return r;
-      last_error_ = SSL_get_error(ssl_, r);
       if (last_error_ == SSL_ERROR_WANT_READ) {
         if (socket_) {
           auto [e] = co_await socket_->async_wait(tcp::socket::wait_read, use_nothrow);
@@ -395,8 +399,9 @@ class TlsStream final : public Stream {
           co_await fill(ec);
         }
       } else {
-        if (last_error_ == SSL_ERROR_SYSCALL && r == 0 && ERR_peek_error() == 0)
+        if (last_error_ == SSL_ERROR_SYSCALL && r == 0 && failure == "unknown TLS error")
           last_error_ = SSL_ERROR_ZERO_RETURN;  // EOF without close_notify: treat as end
+        last_failure_ = std::move(failure);
         co_return r;
       }
       if (ec) co_return r;
@@ -440,6 +445,7 @@ class TlsStream final : public Stream {
   SSL* ssl_ = nullptr;
   tcp::socket* socket_ = nullptr;  // set: OpenSSL reads the socket itself
   int last_error_ = 0;
+  std::string last_failure_;  // OpenSSL's reason for the last failed call
   std::string in_;
   std::size_t in_off_ = 0;
   std::string out_;
