@@ -17,6 +17,7 @@ import socketserver
 import subprocess
 import sys
 import tempfile
+import struct
 import threading
 import time
 import unittest
@@ -1266,3 +1267,50 @@ class UdpEchoServer:
     def close(self):
         self._stop = True
         self.sock.close()
+
+
+SMUX_SYN, SMUX_FIN, SMUX_PSH, SMUX_NOP = 0, 1, 2, 3
+
+
+class Smux:
+    """Minimal smux v1 peer (the session server side, as GOST's relay TCP BIND / SOCKS5 MBIND client): frames are
+    VER(1) CMD(1) LEN(2, LE) SID(4, LE) DATA; PSH data is collected per stream."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.frames = []
+        self.data = {}
+        self.syn = []
+        self.fin = set()
+
+    def read_frame(self, timeout=10):
+        hdr = recv_exact(self.sock, 8, timeout)
+        if len(hdr) < 8:
+            raise EOFError("smux session closed: %r" % hdr)
+        ver, cmd, length, sid = struct.unpack("<BBHI", hdr)
+        data = recv_exact(self.sock, length, timeout) if length else b""
+        if len(data) < length:
+            raise EOFError("short smux frame")
+        return ver, cmd, sid, data
+
+    def pump_until(self, pred, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not pred():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("smux: condition not met; frames %r" % self.frames[-5:])
+            f = self.read_frame(left)
+            self.frames.append(f)
+            ver, cmd, sid, data = f
+            if ver != 1:
+                raise AssertionError("smux version %d" % ver)
+            if cmd == SMUX_SYN:
+                self.syn.append(sid)
+                self.data.setdefault(sid, b"")
+            elif cmd == SMUX_FIN:
+                self.fin.add(sid)
+            elif cmd == SMUX_PSH:
+                self.data[sid] = self.data.get(sid, b"") + data
+
+    def send(self, cmd, sid, data=b""):
+        self.sock.sendall(struct.pack("<BBHI", 1, cmd, len(data), sid) + data)

@@ -81,51 +81,7 @@ def read_response(sock, timeout=10):
     return head, recv_exact(sock, n, timeout=timeout)
 
 
-SMUX_SYN, SMUX_FIN, SMUX_PSH, SMUX_NOP = 0, 1, 2, 3
-
-
-class Smux:
-    """Minimal smux v1 peer (the mux server side, as a GOST relay/socks5 BIND client): frames are
-    VER(1) CMD(1) LEN(2, LE) SID(4, LE) DATA; PSH data is collected per stream."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.frames = []
-        self.data = {}
-        self.syn = []
-        self.fin = set()
-
-    def read_frame(self, timeout=10):
-        hdr = recv_exact(self.sock, 8, timeout)
-        if len(hdr) < 8:
-            raise EOFError("smux session closed: %r" % hdr)
-        ver, cmd, length, sid = struct.unpack("<BBHI", hdr)
-        data = recv_exact(self.sock, length, timeout) if length else b""
-        if len(data) < length:
-            raise EOFError("short smux frame")
-        return ver, cmd, sid, data
-
-    def pump_until(self, pred, timeout=10):
-        deadline = time.monotonic() + timeout
-        while not pred():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("smux: condition not met; frames %r" % self.frames[-5:])
-            f = self.read_frame(left)
-            self.frames.append(f)
-            ver, cmd, sid, data = f
-            if ver != 1:
-                raise AssertionError("smux version %d" % ver)
-            if cmd == SMUX_SYN:
-                self.syn.append(sid)
-                self.data.setdefault(sid, b"")
-            elif cmd == SMUX_FIN:
-                self.fin.add(sid)
-            elif cmd == SMUX_PSH:
-                self.data[sid] = self.data.get(sid, b"") + data
-
-    def send(self, cmd, sid, data=b""):
-        self.sock.sendall(struct.pack("<BBHI", 1, cmd, len(data), sid) + data)
+from gostlib import SMUX_FIN, SMUX_PSH, SMUX_SYN, Smux  # noqa: E402
 
 
 class RelayTest(gostlib.GostTestCase):
