@@ -14,6 +14,7 @@
 #include "config/printer.hpp"
 #include "config/url_parser.hpp"
 #include "core/asio.hpp"
+#include "core/component.hpp"
 #include "core/log.hpp"
 
 namespace {
@@ -128,6 +129,12 @@ int main(int argc, char** argv) {
     program.run();
     std::fflush(stderr);
     std::_Exit(0);  // connections still open are dropped by the kernel; no teardown races
+  } catch (const config::UnknownSchemeError& e) {
+    fatal(e.service
+              ? fmt::format("{} (handlers: {}; listeners: {})", e.what(),
+                            registry_names<HandlerRegistry>(), registry_names<ListenerRegistry>())
+              : fmt::format("{} (connectors: {}; dialers: {})", e.what(),
+                            registry_names<ConnectorRegistry>(), registry_names<DialerRegistry>()));
   } catch (const std::exception& e) {
     fatal(error_text(e));
   }

@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <map>
 #include <thread>
 
 #include "chain/chain.hpp"
 #include "core/component.hpp"
+#include "core/memory.hpp"
 #include "core/xid.hpp"
 #include "net/tls.hpp"
 
@@ -126,11 +128,13 @@ class Builder {
       auto* cf = ConnectorRegistry::find(ctype);
       if (!cf)
         throw ConfigError(fmt::format(
-            "{}: connector \"{}\" is not supported by this implementation", nwhere, ctype));
+            "{}: connector \"{}\" is not supported by this implementation (connectors: {})", nwhere,
+            ctype, registry_names<ConnectorRegistry>()));
       auto* df = DialerRegistry::find(dtype);
       if (!df)
-        throw ConfigError(fmt::format("{}: dialer \"{}\" is not supported by this implementation",
-                                      nwhere, dtype));
+        throw ConfigError(
+            fmt::format("{}: dialer \"{}\" is not supported by this implementation (dialers: {})",
+                        nwhere, dtype, registry_names<DialerRegistry>()));
       n->connector = (*cf)(ConnectorOptions{cn.connector, cn.addr});
       n->dialer = (*df)(DialerOptions{cn.dialer, cn.addr});
       nodes.push_back(std::move(n));
@@ -146,6 +150,7 @@ class Builder {
 
 awaitable<void> serve_connection(Listener& listener, std::shared_ptr<Handler> handler,
                                  StreamPtr stream, log::Logger base) {
+  memory::ConnectionScope counted;
   ConnInfo conn;
   conn.sid = new_xid();
   conn.remote = stream->remote_address();
@@ -190,6 +195,39 @@ awaitable<void> accept_loop(Listener& listener, std::shared_ptr<Handler> handler
   }
 }
 
+// GOST ignores option keys it does not know; so do we, but say so once per key: a typo
+// (`?keepAlive=ture` is fine, `?keeplive=true` is not) should not go unnoticed.
+void warn_unknown_keys(const config::Config& cfg, const config::MetadataKeyLog& seen) {
+  std::vector<std::string> warned;
+  auto check = [&](const config::Metadata& md, const std::string& where) {
+    for (const auto& [key, value] : md.entries) {
+      if (seen.seen(key) || std::find(warned.begin(), warned.end(), key) != warned.end()) continue;
+      warned.push_back(key);
+      log::root().warn(fmt::format("{}: unknown option \"{}\" ignored", where, key));
+    }
+  };
+  for (const auto& sc : cfg.services) {
+    std::string where = fmt::format("service {}", sc.name);
+    check(sc.metadata, where);
+    check(sc.handler.metadata, where);
+    check(sc.listener.metadata, where);
+  }
+  for (const auto& c : cfg.chains) {
+    // Only chains a service uses were built (and read their options).
+    bool used = std::any_of(cfg.services.begin(), cfg.services.end(),
+                            [&](const auto& sc) { return sc.handler.chain == c.name; });
+    if (!used) continue;
+    for (const auto& h : c.hops) {
+      for (const auto& n : h.nodes) {
+        std::string where = fmt::format("chain {} hop {} node {}", c.name, h.name, n.name);
+        check(n.metadata, where);
+        check(n.connector.metadata, where);
+        check(n.dialer.metadata, where);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 struct Program::Impl {
@@ -201,6 +239,7 @@ Program::Program(const config::Config& cfg, unsigned worker_count) : impl_(new I
   net::init_default_certificate(cfg.tls);
   for (unsigned i = 0; i < worker_count; ++i)
     impl_->workers.push_back(std::make_unique<asio::io_context>(1));
+  config::MetadataKeyLog key_log;
   Builder builder(cfg);
   for (const auto& sc : cfg.services) {
     std::string where = fmt::format("service {}", sc.name);
@@ -215,11 +254,13 @@ Program::Program(const config::Config& cfg, unsigned worker_count) : impl_(new I
     auto* hf = HandlerRegistry::find(htype);
     if (!hf)
       throw ConfigError(
-          fmt::format("{}: handler \"{}\" is not supported by this implementation", where, htype));
+          fmt::format("{}: handler \"{}\" is not supported by this implementation (handlers: {})",
+                      where, htype, registry_names<HandlerRegistry>()));
     auto* lf = ListenerRegistry::find(ltype);
     if (!lf)
       throw ConfigError(
-          fmt::format("{}: listener \"{}\" is not supported by this implementation", where, ltype));
+          fmt::format("{}: listener \"{}\" is not supported by this implementation (listeners: {})",
+                      where, ltype, registry_names<ListenerRegistry>()));
     if (!sc.listener.chain.empty())
       throw ConfigError(fmt::format("{}: listener chains are not supported", where));
 
@@ -262,6 +303,7 @@ Program::Program(const config::Config& cfg, unsigned worker_count) : impl_(new I
                              rt->listeners.front()->network()));
     impl_->services.push_back(std::move(rt));
   }
+  warn_unknown_keys(cfg, key_log);
 }
 
 Program::~Program() = default;
@@ -287,8 +329,13 @@ void Program::run() {
     });
 
   for (;;) {
-    int sig = 0;
-    sigwait(&set, &sig);
+    // Wake up once a second to give memory back after a load drop (core/memory.hpp).
+    const timespec tick{1, 0};
+    int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig < 0) {
+      memory::release_after_load_drop();
+      continue;
+    }
     if (sig == SIGHUP) {
       log::root().warn("SIGHUP: configuration reload is not supported by this implementation");
       continue;

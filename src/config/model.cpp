@@ -1,5 +1,8 @@
 #include "config/model.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -35,7 +38,30 @@ std::string Value::as_string() const {
   return {};
 }
 
+namespace {
+std::atomic<MetadataKeyLog*> active_key_log{nullptr};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+}  // namespace
+
+MetadataKeyLog::MetadataKeyLog() { active_key_log.store(this); }
+MetadataKeyLog::~MetadataKeyLog() { active_key_log.store(nullptr); }
+
+void MetadataKeyLog::record(std::string_view key) {
+  auto k = lower(key);
+  if (std::find(keys_.begin(), keys_.end(), k) == keys_.end()) keys_.push_back(std::move(k));
+}
+
+bool MetadataKeyLog::seen(std::string_view key) const {
+  return std::find(keys_.begin(), keys_.end(), lower(key)) != keys_.end();
+}
+
 const Value* Metadata::find(std::string_view key) const {
+  if (auto* log = active_key_log.load(std::memory_order_relaxed)) log->record(key);
   for (const auto& [k, value] : entries) {
     if (iequals(k, key)) return &value;
   }

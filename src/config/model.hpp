@@ -68,6 +68,22 @@ class Metadata {
   bool operator==(const Metadata&) const = default;
 };
 
+// Records every metadata key looked up while it is alive (start-up only: components read their
+// options when they are built). A key nobody looked up is unknown to every component of the
+// service or node (a typo, or not a GOST key): the program warns about it.
+class MetadataKeyLog {
+ public:
+  MetadataKeyLog();
+  ~MetadataKeyLog();
+  MetadataKeyLog(const MetadataKeyLog&) = delete;
+  MetadataKeyLog& operator=(const MetadataKeyLog&) = delete;
+  bool seen(std::string_view key) const;  // case-insensitive
+  void record(std::string_view key);
+
+ private:
+  std::vector<std::string> keys_;  // lower case
+};
+
 struct Auth {
   std::string username;
   std::string password;

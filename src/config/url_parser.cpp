@@ -533,6 +533,31 @@ Components split_scheme(const std::string& scheme) {
   return {};
 }
 
+// Every part of a scheme must be a name GOST knows in its role: one part = a handler or a listener
+// (a connector or a dialer for nodes); two parts = handler+listener (connector+dialer).
+void check_scheme_parts(const std::string& scheme, std::string_view arg, bool service) {
+  auto first_ok = service ? is_registered_handler : is_registered_connector;
+  auto second_ok = service ? is_registered_listener : is_registered_dialer;
+  const auto parts = split(scheme, '+');
+  std::string bad;
+  if (parts.size() == 1) {
+    // A node written without a scheme gets `auto://` (GOST's Norm), which means http over tcp.
+    if (!first_ok(parts[0]) && !second_ok(parts[0]) && (service || parts[0] != "auto"))
+      bad = parts[0];
+  } else if (parts.size() == 2) {
+    if (!first_ok(parts[0]))
+      bad = parts[0];
+    else if (!second_ok(parts[1]))
+      bad = parts[1];
+  } else {
+    bad = scheme;
+  }
+  if (bad.empty()) return;
+  throw UnknownSchemeError(
+      std::string(service ? "-L " : "-F ") + std::string(arg) + ": unknown scheme \"" + bad + "\"",
+      bad, service);
+}
+
 std::vector<ForwardNode> forward_targets(const Url& url) {
   std::vector<ForwardNode> nodes;
   const std::string remotes = trim_slashes(url.path);
@@ -616,6 +641,7 @@ ServiceScopes split_service_scopes(const Pairs& m) {
 }
 
 std::vector<Service> build_services(const Url& url, std::string_view arg) {
+  check_scheme_parts(url.scheme, arg, true);
   auto [handler, listener] = split_scheme(url.scheme);
   bool path_based = is_path_based(listener);
   for (const auto& part : split(url.scheme, '+')) path_based = path_based || is_path_based(part);
@@ -753,6 +779,7 @@ std::optional<TLS> dialer_tls(Pairs& m, const Snapshot& md, const Url& url) {
 }
 
 Node build_node(const Url& url, Pairs m, std::string_view arg) {
+  check_scheme_parts(url.scheme, arg, false);
   auto [connector, dialer] = split_scheme(url.scheme);
   bool path_based = is_path_based(dialer) || is_path_based(connector);
   for (const auto& part : split(url.scheme, '+')) path_based = path_based || is_path_based(part);

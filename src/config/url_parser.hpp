@@ -9,6 +9,15 @@
 
 namespace gost::config {
 
+// A scheme part that GOST knows under no name (e.g. `nosuchscheme://`, a typo like `sock5://`):
+// GOST silently falls back to auto/tcp (http/tcp for nodes); we stop with one line naming it.
+struct UnknownSchemeError : ConfigError {
+  UnknownSchemeError(std::string msg, std::string part_, bool service_)
+      : ConfigError(std::move(msg)), part(std::move(part_)), service(service_) {}
+  std::string part;
+  bool service;  // -L (handler/listener) rather than -F (connector/dialer)
+};
+
 // `services` are the -L values, `nodes` the -F values, both in command-line order.
 // Throws ConfigError for an empty -F ("invalid cmd"), an unparsable URL, bad base64 in `auth`,
 // and for query keys that would need objects this implementation does not have

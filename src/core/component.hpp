@@ -126,6 +126,17 @@ class Registry {
   }
 };
 
+// "a, b, c": the names a registry knows, for error messages.
+template <class R>
+std::string registry_names() {
+  std::string out;
+  for (const auto& n : R::names()) {
+    if (!out.empty()) out += ", ";
+    out += n;
+  }
+  return out;
+}
+
 using ListenerRegistry = Registry<ListenerFactory>;
 using HandlerRegistry = Registry<HandlerFactory>;
 using DialerRegistry = Registry<DialerFactory>;

@@ -1,5 +1,6 @@
 // Handler "auto" (the default): sniffs the first bytes and hands the stream to the SOCKS4,
-// SOCKS5 or HTTP handler, or passes a TLS ClientHello through to its SNI (spec/core.md §6).
+// SOCKS5 or HTTP handler, or (only without auth) passes a TLS ClientHello through to its SNI
+// (spec/core.md §6).
 #include <fmt/format.h>
 
 #include "chain/chain.hpp"
@@ -46,8 +47,15 @@ class AutoHandler final : public Handler {
         throw system_error(asio::error::operation_not_supported, "auto: SOCKS is not available");
       co_return co_await h->handle(with_prefix(std::move(s), std::move(head)), conn);
     }
-    if (tls::is_handshake_record(head))
+    if (tls::is_handshake_record(head)) {
+      // With auth configured the pass-through would be an open relay to every host's port 443
+      // (spec/core.md §6): close without dialing, as GOST 3.2.6 does.
+      if (opts_.auth) {
+        conn.log.debug("auto: TLS ClientHello on a service with auth: closed, nothing dialed");
+        co_return;
+      }
       co_return co_await tls_passthrough(std::move(s), head, conn);
+    }
     co_await http_->handle(with_prefix(std::move(s), std::move(head)), conn);
   }
 
@@ -60,8 +68,8 @@ class AutoHandler final : public Handler {
     return (*f)(sub);
   }
 
-  // Reads the ClientHello, dials <SNI>:443 through the router and pipes. No authentication, as in
-  // GOST.
+  // Reads the ClientHello, dials <SNI>:443 through the router and pipes. Only on services without
+  // auth (an auth-less auto service is an open proxy anyway).
   awaitable<void> tls_passthrough(StreamPtr s, std::string record, ConnInfo& conn) {
     std::size_t want = tls::kRecordHeader + tls::record_length(record);
     if (want > tls::kMaxRecord) co_return;

@@ -110,17 +110,22 @@ class TlsListener final : public TcpListener {
 
   awaitable<StreamPtr> handshake(StreamPtr s) override {
     Stream& raw = *s;
-    Deadline deadline(raw.executor(), kHandshakeTimeout, [&raw] { raw.close(); });
+    Deadline deadline(raw.executor(), handshake_timeout_, [&raw] { raw.close(); });
     co_return co_await net::tls_accept(std::move(s), tls_);
   }
   std::string network() const override { return "tcp"; }
 
  private:
   TlsListener(asio::io_context& ctx, const ListenerOptions& o, net::TlsContextPtr tls)
-      : TcpListener(ctx, o), tls_(std::move(tls)) {}
+      : TcpListener(ctx, o), tls_(std::move(tls)) {
+    // GOST closes a silent or half-finished TLS handshake after 15 s.
+    auto t =
+        o.config.metadata.get_duration("handshakeTimeout").value_or(std::chrono::nanoseconds(0));
+    if (t.count() > 0) handshake_timeout_ = t;
+  }
 
-  static constexpr auto kHandshakeTimeout = std::chrono::seconds(30);
   net::TlsContextPtr tls_;
+  std::chrono::nanoseconds handshake_timeout_ = std::chrono::seconds(15);
 };
 
 GOST_REGISTER(ListenerRegistry, "tls", [](asio::io_context& ctx, const ListenerOptions& o) {

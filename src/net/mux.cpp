@@ -24,19 +24,22 @@ MuxConfig mux_config(const config::Metadata& md, std::string_view where) {
       throw config::ConfigError(fmt::format(
           "{}: mux.type={} is not supported by this implementation (only smux)", where, *t));
   }
-  if (auto v = md.get_int("mux.version"); v && *v != 0 && *v != 1)
+  // value_or() rather than `opt && *opt ...`: GCC -O3 folds the latter into a branch on the
+  // (uninitialised) payload of an empty optional first — harmless, but valgrind rightly flags it.
+  if (auto v = md.get_int("mux.version").value_or(0); v != 0 && v != 1)
     throw config::ConfigError(fmt::format(
         "{}: mux.version={} is not supported by this implementation (only smux version 1)", where,
-        *v));
-  if (auto d = md.get_duration("mux.keepaliveInterval"); d && d->count() > 0)
-    c.keepalive_interval = *d;
-  if (auto d = md.get_duration("mux.keepaliveTimeout"); d && d->count() > 0)
-    c.keepalive_timeout = *d;
+        v));
+  using std::chrono::nanoseconds;
+  if (auto d = md.get_duration("mux.keepaliveInterval").value_or(nanoseconds(0)); d.count() > 0)
+    c.keepalive_interval = d;
+  if (auto d = md.get_duration("mux.keepaliveTimeout").value_or(nanoseconds(0)); d.count() > 0)
+    c.keepalive_timeout = d;
   c.keepalive_disabled = md.get_bool("mux.keepaliveDisabled").value_or(false);
-  if (auto n = md.get_int("mux.maxFrameSize"); n && *n > 0)
-    c.max_frame_size = static_cast<std::size_t>(std::min<std::int64_t>(*n, smux::kMaxPayload));
-  if (auto n = md.get_int("mux.maxReceiveBuffer"); n && *n > 0)
-    c.max_receive_buffer = static_cast<std::size_t>(*n);
+  if (auto n = md.get_int("mux.maxFrameSize").value_or(0); n > 0)
+    c.max_frame_size = static_cast<std::size_t>(std::min<std::int64_t>(n, smux::kMaxPayload));
+  if (auto n = md.get_int("mux.maxReceiveBuffer").value_or(0); n > 0)
+    c.max_receive_buffer = static_cast<std::size_t>(n);
   // mux.maxStreamBuffer is a version-2 (per-stream window) setting: no effect with version 1.
   // mux.maxStreamWindow has no smux v1 meaning here either, but GOST would apply it: refuse it.
   reject_unsupported(md, {"mux.maxStreamWindow"}, where);

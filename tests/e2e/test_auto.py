@@ -382,12 +382,22 @@ class AutoTLSPassThroughTest(AutoTestBase):
         self.gost("-L", "127.0.0.1:%d" % port, port=port)
         self._passthrough(port, "pass-through")
 
-    def test_sni_pass_through_ignores_auth(self):
-        # core.md §6: no authentication on the TLS pass-through path
+    def test_sni_pass_through_refused_with_auth(self):
+        # core.md §6 (this project): with auth configured the pass-through would be an open relay
+        # to every host's port 443, so a ClientHello is closed and nothing is dialed (GOST 3.2.6).
+        # test_auth_paths.py covers the curl form and the other handler paths.
         self.need_443()
         port = free_port()
         self.gost("-L", "%s:%s@127.0.0.1:%d" % (USER, PASS, port), port=port)
-        self._passthrough(port, "pass-through with auth configured")
+        before = self.tls443.accepted
+        s = connect(port)
+        try:
+            s.sendall(client_hello("localhost"))
+            self.assert_closed_no_reply(s, 5, "ClientHello with auth configured")
+        finally:
+            s.close()
+        time.sleep(0.3)
+        self.assertEqual(self.tls443.accepted, before, "a connection reached 127.0.0.1:443")
 
     def test_client_hello_without_sni_closed_nothing_dialed(self):
         port = free_port()

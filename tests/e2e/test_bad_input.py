@@ -233,6 +233,42 @@ class StartupErrorTest(gostlib.GostTestCase):
         self.assertEqual(rc, 1, "%s\n%s" % (describe_rc(rc), err))
         self.assertIn("nosuchlistener", err)
 
+    def test_unknown_scheme_parts_exit_1(self):
+        # An unknown scheme part (GOST would silently fall back to auto/tcp or http/tcp) stops
+        # start-up with one line naming it and the names we know; the port is never opened.
+        port = free_port()
+        target = "127.0.0.1:%d" % port
+        cases = [
+            (["-L", "nosuchscheme://" + target], "nosuchscheme", "handlers: "),
+            (["-L", "sock5://" + target], "sock5", "listeners: "),
+            (["-L", "http+nosuch://" + target], "nosuch", "handlers: "),
+            (["-L", "http://" + target, "-F", "sock5://127.0.0.1:1"], "sock5", "connectors: "),
+            (["-L", "http://" + target, "-F", "http+tlz://127.0.0.1:1"], "tlz", "dialers: "),
+        ]
+        for args, name, listing in cases:
+            with self.subTest(args=args):
+                p, rc = self.run_expect_exit(args)
+                err = p.stderr_text()
+                self.assertEqual(rc, 1, "%s\n%s" % (describe_rc(rc), err))
+                lines = [l for l in err.splitlines() if l.strip()]
+                self.assertEqual(len(lines), 1, err)
+                self.assertIn('unknown scheme \\"%s\\"' % name, lines[0])
+                self.assertIn(listing, lines[0])
+                self.assertTrue(gostlib.port_closed_for_connect(port))
+
+    def test_unknown_option_key_warns_and_starts(self):
+        # GOST ignores unknown keys; we start too, with one warning line naming the key.
+        origin = self.start_server(gostlib.OriginServer())
+        port = free_port()
+        g = self.start_gost("-L", "http://127.0.0.1:%d?foo=bar&readTimeout=5s" % port, port=port)
+        r = curl(origin.url, proxy="http://127.0.0.1:%d" % port)
+        self.assertEqual((r.rc, r.http_code), (0, "200"))
+        err = g.stderr_text()
+        warns = [l for l in err.splitlines() if "unknown option" in l]
+        self.assertEqual(len(warns), 1, err)
+        self.assertIn('\\"foo\\"', warns[0])
+        self.assertIn('"level":"warn"', warns[0])
+
     def test_bad_base64_auth_query(self):
         # cli.md §4.2: auth=<base64>; bad base64 → fatal
         port = free_port()

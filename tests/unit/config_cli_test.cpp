@@ -359,13 +359,26 @@ TEST(ConfigCli, ServiceSchemeTable) {
       {"ss", "ss", "tcp"},           {"ssu", "ssu", "udp"},       {"tcp", "tcp", "tcp"},
       {"udp", "udp", "udp"},         {"rtcp", "rtcp", "rtcp"},    {"rudp", "rudp", "rudp"},
       {"red", "red", "red"},         {"redu", "redu", "redu"},    {"tun", "tun", "tun"},
-      {"tap", "tap", "tap"},         {"dns", "dns", "dns"},       {"socks5+ws+tls", "auto", "tcp"},
-      {"foo", "auto", "tcp"},        {"http+bar", "http", "tcp"},
+      {"tap", "tap", "tap"},         {"dns", "dns", "dns"},
   };
   for (const auto& row : rows) {
     auto cfg = parse_command_line({std::string(row.scheme) + "://:8080"}, {});
     EXPECT_EQ(cfg.services[0].handler.type, row.first) << row.scheme;
     EXPECT_EQ(cfg.services[0].listener.type, row.second) << row.scheme;
+  }
+  // GOST falls back to auto/tcp for names it does not know; we refuse them, naming the part.
+  for (auto [scheme, part] : {std::pair{"socks5+ws+tls", "socks5+ws+tls"},
+                              {"foo", "foo"},
+                              {"http+bar", "bar"},
+                              {"sock5", "sock5"},
+                              {"bar+tcp", "bar"}}) {
+    try {
+      parse_command_line({std::string(scheme) + "://:8080"}, {});
+      ADD_FAILURE() << scheme << " was accepted";
+    } catch (const UnknownSchemeError& e) {
+      EXPECT_EQ(e.part, part);
+      EXPECT_TRUE(e.service);
+    }
   }
 }
 
@@ -395,14 +408,22 @@ TEST(ConfigCli, NodeSchemeTable) {
       {"h3", "http", "h3"},
       {"ss", "ss", "tcp"},
       {"ssu", "ssu", "udp"},
-      {"x+y+z", "http", "tcp"},
-      {"foo", "http", "tcp"},
   };
   for (const auto& row : rows) {
     auto cfg = parse_command_line({}, {std::string(row.scheme) + "://h:1"});
     const Node& node = cfg.chains[0].hops[0].nodes[0];
     EXPECT_EQ(node.connector.type, row.first) << row.scheme;
     EXPECT_EQ(node.dialer.type, row.second) << row.scheme;
+  }
+  for (auto [scheme, part] :
+       {std::pair{"x+y+z", "x+y+z"}, {"foo", "foo"}, {"http+tlz", "tlz"}, {"sock5+tcp", "sock5"}}) {
+    try {
+      parse_command_line({}, {std::string(scheme) + "://h:1"});
+      ADD_FAILURE() << scheme << " was accepted";
+    } catch (const UnknownSchemeError& e) {
+      EXPECT_EQ(e.part, part);
+      EXPECT_FALSE(e.service);
+    }
   }
   auto plain = parse_command_line({}, {"h:1"});
   EXPECT_EQ(plain.chains[0].hops[0].nodes[0].connector.type, "http");
