@@ -283,6 +283,9 @@ Program::Program(const config::Config& cfg, unsigned worker_count) : impl_(new I
     ho.auth = builder.authenticator(sc.handler, where);
     if (sc.forwarder) ho.forwarder = builder.forwarder(*sc.forwarder, where);
     ho.log = rt->log;
+    if (ho.auth && (htype == "tcp" || htype == "forward"))
+      rt->log.warn(
+          fmt::format("{}: handler {} has no authentication: auth is ignored", where, htype));
     rt->handler = (*hf)(ho);
 
     ListenerOptions lo;

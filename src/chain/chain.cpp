@@ -69,8 +69,7 @@ awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
                                 const log::Logger& log) {
   Node& first = *route.front();
   StreamPtr s = co_await node_step(first, [&]() -> awaitable<StreamPtr> {
-    auto st = co_await first.dialer->dial(first.addr, log);
-    st = co_await first.dialer->handshake(std::move(st), first.addr);
+    auto st = co_await first.dialer->connect(first.addr, log);
     co_return co_await first.connector->handshake(std::move(st));
   });
   first.marker.reset();

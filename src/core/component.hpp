@@ -78,7 +78,14 @@ class Dialer {
   // Opens the transport to a node (only the first node of a route is dialed).
   virtual awaitable<StreamPtr> dial(std::string_view addr, const log::Logger& log) = 0;
   // Transport handshake over an existing stream (tls, ws ...); identity for plain transports.
+  // Used as is for the later nodes of a route, reached through the previous node.
   virtual awaitable<StreamPtr> handshake(StreamPtr s, std::string_view addr) { co_return s; }
+  // A Stream to the first node of a route: dial() then handshake(). Multiplexing dialers (mws,
+  // h2, grpc, http3) override it to open a stream on a pooled session instead.
+  virtual awaitable<StreamPtr> connect(std::string_view addr, const log::Logger& log) {
+    auto s = co_await dial(addr, log);
+    co_return co_await handshake(std::move(s), addr);
+  }
 };
 
 struct DialerOptions {

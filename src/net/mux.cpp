@@ -178,6 +178,7 @@ MuxSession::MuxSession(StreamPtr conn, MuxConfig cfg)
       writers_(conn_->executor(), TimePoint::max()),
       budget_(conn_->executor(), TimePoint::max()),
       done_(conn_->executor(), TimePoint::max()),
+      incoming_(conn_->executor(), TimePoint::max()),
       keepalive_(conn_->executor()),
       timeout_(conn_->executor()) {
   cfg_.max_frame_size = std::clamp<std::size_t>(cfg_.max_frame_size, 1, smux::kMaxPayload);
@@ -190,6 +191,43 @@ std::shared_ptr<MuxSession> MuxSession::client(StreamPtr conn, MuxConfig cfg) {
   std::shared_ptr<MuxSession> s(new MuxSession(std::move(conn), cfg));
   s->start();
   return s;
+}
+
+std::shared_ptr<MuxSession> MuxSession::server(StreamPtr conn, MuxConfig cfg) {
+  std::shared_ptr<MuxSession> s(new MuxSession(std::move(conn), cfg));
+  s->server_ = true;
+  s->next_id_ = 0;  // smux: the server side would open even stream ids
+  s->start();
+  return s;
+}
+
+namespace {
+// Peer-opened streams waiting for accept_stream(); beyond this a SYN is refused with a FIN.
+constexpr std::size_t kAcceptBacklog = 256;
+}  // namespace
+
+void MuxSession::peer_opened(std::uint32_t sid) {
+  if (!server_ || accept_queue_.size() >= kAcceptBacklog) {
+    send_fin_detached(sid);
+    return;
+  }
+  auto st = std::make_shared<StreamState>(conn_->executor(), sid);
+  streams_[sid] = st;
+  accept_queue_.push_back(std::move(st));
+  incoming_.cancel();
+}
+
+awaitable<StreamPtr> MuxSession::accept_stream(error_code& ec) {
+  ec = {};
+  while (accept_queue_.empty() && !closed_) co_await incoming_.async_wait(use_nothrow);
+  if (accept_queue_.empty()) {
+    ec = asio::error::connection_reset;
+    co_return nullptr;
+  }
+  auto st = std::move(accept_queue_.front());
+  accept_queue_.pop_front();
+  StreamPtr s = std::make_unique<MuxStream>(shared_from_this(), std::move(st));
+  co_return s;
 }
 
 void MuxSession::start() {
@@ -210,6 +248,7 @@ void MuxSession::close() {
   writers_.cancel();
   budget_.cancel();
   done_.cancel();
+  incoming_.cancel();
   keepalive_.cancel();
   timeout_.cancel();
 }
@@ -293,8 +332,8 @@ awaitable<void> MuxSession::read_loop() {
     }
     auto it = streams_.find(h->stream_id);
     switch (static_cast<Cmd>(h->cmd)) {
-      case Cmd::syn:  // a stream opened by the peer: accepted and closed at once
-        if (it == streams_.end()) send_fin_detached(h->stream_id);
+      case Cmd::syn:  // a stream opened by the peer: queued (server) or refused with a FIN
+        if (it == streams_.end()) peer_opened(h->stream_id);
         break;
       case Cmd::fin:
         if (it != streams_.end()) {

@@ -1,7 +1,8 @@
 // A stream multiplexer session over one Stream: xtaci/smux protocol version 1 (proto/smux.hpp), the
-// session used by relay TCP BIND and SOCKS5 MBIND (spec/relay.md §5, spec/socks5.md §6). Only what
-// those need: this side opens streams (odd ids, the first one 3, as smux's client); streams the
-// peer opens are refused with a FIN. One read loop demultiplexes frames into per-stream queues;
+// session used by relay TCP BIND and SOCKS5 MBIND (spec/relay.md §5, spec/socks5.md §6) and by the
+// mws/mwss transports. The client side opens streams (odd ids, the first one 3, as smux's client)
+// and refuses peer-opened ones with a FIN; the server side queues the streams the peer opens for
+// accept_stream() (bounded backlog). One read loop demultiplexes frames into per-stream queues;
 // the bytes buffered over all streams are bounded (mux.maxReceiveBuffer) and the read loop pauses
 // while the bound is reached (smux v1's session-wide back-pressure). A peer FIN is EOF for the
 // stream (half-close); the end of the session ends every stream. Single-threaded: everything runs
@@ -41,7 +42,14 @@ class MuxSession : public std::enable_shared_from_this<MuxSession> {
  public:
   // The session client side (opens streams) over `conn`; starts the read loop and keepalive.
   static std::shared_ptr<MuxSession> client(StreamPtr conn, MuxConfig cfg);
+  // The server side (accepts the streams the peer opens: mws/mwss listeners).
+  static std::shared_ptr<MuxSession> server(StreamPtr conn, MuxConfig cfg);
   ~MuxSession();
+
+  // Server side: the next stream the peer opened. Fails with ec once the session has ended.
+  awaitable<StreamPtr> accept_stream(error_code& ec);
+  // Streams open on this session (accepted or opened, not yet closed).
+  std::size_t stream_count() const { return streams_.size(); }
 
   // Opens a stream (sends SYN). Fails with ec when the session is closed.
   awaitable<StreamPtr> open_stream(error_code& ec);
@@ -56,6 +64,7 @@ class MuxSession : public std::enable_shared_from_this<MuxSession> {
   friend class MuxStream;
   MuxSession(StreamPtr conn, MuxConfig cfg);
   void start();
+  void peer_opened(std::uint32_t sid);
   awaitable<void> read_loop();
   awaitable<void> keepalive_loop();
   awaitable<void> timeout_loop();
@@ -70,13 +79,17 @@ class MuxSession : public std::enable_shared_from_this<MuxSession> {
   MuxConfig cfg_;
   std::map<std::uint32_t, std::shared_ptr<StreamState>> streams_;
   std::uint32_t next_id_ = 1;
+  bool server_ = false;
+  // Streams the peer opened that accept_stream() has not taken yet (bounded: kAcceptBacklog).
+  std::deque<std::shared_ptr<StreamState>> accept_queue_;
   std::size_t buffered_ = 0;
   bool closed_ = false;
   bool writing_ = false;
   bool data_seen_ = false;
-  asio::steady_timer writers_;  // condition: the write lock was released
-  asio::steady_timer budget_;   // condition: buffered bytes were consumed
-  asio::steady_timer done_;     // condition: the session ended
+  asio::steady_timer writers_;   // condition: the write lock was released
+  asio::steady_timer budget_;    // condition: buffered bytes were consumed
+  asio::steady_timer done_;      // condition: the session ended
+  asio::steady_timer incoming_;  // condition: a stream was queued for accept_stream()
   asio::steady_timer keepalive_;
   asio::steady_timer timeout_;
 };
