@@ -16,9 +16,10 @@ for t in $targets; do
   src="tests/fuzz/fuzz_$t.cpp"
   # proto/ holds only pure codecs (no I/O, no dependencies beyond the standard library and Boost
   # headers; core/address is the one helper they share), so every target links all of them.
+  # proto/ws hashes the handshake key with OpenSSL's SHA-1: libcrypto.
   mkdir -p "$OUT/$t/corpus"
   "$CXX" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Isrc "$src" src/proto/*.cpp src/core/address.cpp -o "$OUT/$t/fuzz"
+    -Isrc "$src" src/proto/*.cpp src/core/address.cpp -lcrypto -o "$OUT/$t/fuzz"
   echo "fuzz $t: ${SECONDS_PER_TARGET}s"
   (cd "$OUT/$t" && ./fuzz -max_total_time="$SECONDS_PER_TARGET" -max_len=70000 -print_final_stats=0 \
      -close_fd_mask=3 corpus)

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake ninja-build ccache pkg-config
 libboost1.81-dev libboost-url1.81-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
-libgtest-dev googletest curl iperf3 nginx-light wrk procps python3-socks openssl
+libgtest-dev googletest curl iperf3 nginx-light wrk procps python3-socks python3-websockets openssl
 clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do

@@ -129,6 +129,7 @@ class MuxStream final : public Stream {
       st_->fin_sent = true;
       session_->send_fin_detached(st_->id);
     }
+    if (session_->close_when_idle_ && session_->streams_.empty()) session_->close_after_writes();
   }
 
   std::string remote_address() const override { return session_->conn_->remote_address(); }
@@ -306,6 +307,15 @@ awaitable<void> MuxSession::fin_frame(std::uint32_t sid) {
 void MuxSession::send_fin_detached(std::uint32_t sid) {
   asio::co_spawn(conn_->executor(), fin_frame(sid),
                  [self = shared_from_this()](std::exception_ptr) {});
+}
+
+void MuxSession::close_after_writes() {
+  auto drain = [](std::shared_ptr<MuxSession> self) -> awaitable<void> {
+    // Queued writers (spawned before us) go first: wait until nobody holds the write lock.
+    while (self->writing_ && !self->closed_) co_await self->writers_.async_wait(use_nothrow);
+    self->close();
+  };
+  asio::co_spawn(conn_->executor(), drain(shared_from_this()), asio::detached);
 }
 
 void MuxSession::release(std::size_t n) {

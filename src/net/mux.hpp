@@ -50,6 +50,8 @@ class MuxSession : public std::enable_shared_from_this<MuxSession> {
   awaitable<StreamPtr> accept_stream(error_code& ec);
   // Streams open on this session (accepted or opened, not yet closed).
   std::size_t stream_count() const { return streams_.size(); }
+  // Ends the session once its last stream has closed (a session made for one tunnel).
+  void close_when_idle() { close_when_idle_ = true; }
 
   // Opens a stream (sends SYN). Fails with ec when the session is closed.
   awaitable<StreamPtr> open_stream(error_code& ec);
@@ -73,6 +75,8 @@ class MuxSession : public std::enable_shared_from_this<MuxSession> {
                               error_code& ec);
   awaitable<void> fin_frame(std::uint32_t sid);
   void send_fin_detached(std::uint32_t sid);
+  // Closes once the frames already queued (a FIN) are written.
+  void close_after_writes();
   void release(std::size_t n);  // consumed buffered bytes
 
   StreamPtr conn_;
@@ -80,6 +84,7 @@ class MuxSession : public std::enable_shared_from_this<MuxSession> {
   std::map<std::uint32_t, std::shared_ptr<StreamState>> streams_;
   std::uint32_t next_id_ = 1;
   bool server_ = false;
+  bool close_when_idle_ = false;
   // Streams the peer opened that accept_stream() has not taken yet (bounded: kAcceptBacklog).
   std::deque<std::shared_ptr<StreamState>> accept_queue_;
   std::size_t buffered_ = 0;

@@ -1,0 +1,130 @@
+// Dialers "mws" and "mwss" (spec/ws.md §7): the ws/wss upgrade, then an smux v1 client session
+// (net/mux) on the WebSocket; every tunnel is one stream. As the first node of a route the
+// sessions are pooled — per worker, so that a session and all its streams live on one thread
+// (DESIGN.md §3) — and reused until they end; a dead session is dropped and the next tunnel dials
+// a new one. Reached through a previous node (handshake() over its stream), a session carries that
+// one tunnel and ends with it.
+#include <fmt/format.h>
+
+#include <map>
+#include <mutex>
+
+#include "chain/chain.hpp"
+#include "core/address.hpp"
+#include "core/component.hpp"
+#include "core/timeout.hpp"
+#include "net/mux.hpp"
+#include "net/tls.hpp"
+#include "net/ws.hpp"
+
+namespace gost {
+namespace {
+
+class MwsDialer final : public Dialer {
+ public:
+  MwsDialer(const DialerOptions& o, bool tls)
+      : where_(tls ? "dialer mwss" : "dialer mws"),
+        ws_(net::ws_client_config(o.config.metadata, where_)),
+        mux_(net::mux_config(o.config.metadata, where_)) {
+    if (!tls) return;
+    // SNI as for wss (spec/ws.md §2.1): serverName, else the node host, else the `host` option.
+    std::string name_source = o.node_addr;
+    bool no_server_name = !o.config.tls || o.config.tls->serverName.empty();
+    auto hp = split_host_port(o.node_addr);
+    if (no_server_name && (!hp || hp->host.empty()) && !ws_.host.empty()) name_source = ws_.host;
+    tls_ = net::client_context(o.config.tls, name_source);
+  }
+
+  awaitable<StreamPtr> dial(std::string_view addr, const log::Logger&) override {
+    auto s = co_await dial_tcp(addr);
+    net::apply_tcp_keepalive(*s, ws_.tcp_keepalive);
+    co_return s;
+  }
+
+  // Over an existing stream (a later node of a route): a session for this one tunnel.
+  awaitable<StreamPtr> handshake(StreamPtr s, std::string_view addr) override {
+    auto session = co_await open_session(std::move(s), addr);
+    session->close_when_idle();
+    error_code ec;
+    auto stream = co_await session->open_stream(ec);
+    if (!stream) throw system_error(ec, "mws: open stream");
+    co_return stream;
+  }
+
+  awaitable<StreamPtr> connect(std::string_view addr, const log::Logger& log) override {
+    auto ex = co_await asio::this_coro::executor;
+    WorkerPool& wp = worker_pool(&asio::query(ex, asio::execution::context), ex);
+    // From here on only this worker's thread touches `wp`.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      // Tunnels that start while the session is being set up wait for it rather than each
+      // opening a WebSocket of their own.
+      while (wp.connecting) co_await wp.ready.async_wait(use_nothrow);
+      std::erase_if(wp.sessions, [](const auto& s) { return s->closed(); });
+      auto session = wp.sessions.empty() ? nullptr : wp.sessions.front();
+      if (!session) {
+        wp.connecting = true;
+        try {
+          auto conn = co_await dial(addr, log);
+          session = co_await open_session(std::move(conn), addr);
+        } catch (...) {
+          wp.connecting = false;
+          wp.ready.cancel();
+          throw;
+        }
+        wp.connecting = false;
+        wp.ready.cancel();
+        wp.sessions.push_back(session);
+      }
+      error_code ec;
+      auto stream = co_await session->open_stream(ec);
+      if (stream) co_return stream;
+      session->close();  // dead: the next attempt dials a new one
+      log.debug(
+          fmt::format("{}: session to {} ended ({}), reconnecting", where_, addr, ec.message()));
+    }
+    throw system_error(asio::error::connection_reset, where_ + ": no session");
+  }
+
+ private:
+  awaitable<std::shared_ptr<net::MuxSession>> open_session(StreamPtr s, std::string_view addr) {
+    {
+      Stream& raw = *s;  // handshakeTimeout covers TLS and the upgrade
+      Deadline deadline(raw.executor(), ws_.handshake_timeout, [&raw] { raw.close(); });
+      if (tls_) s = co_await net::tls_connect(std::move(s), tls_);
+      s = co_await net::ws_connect(std::move(s), ws_, addr);
+    }
+    co_return net::MuxSession::client(std::move(s), mux_);
+  }
+
+  // The sessions of one worker (smux v1 has no stream limit: one live session is used).
+  struct WorkerPool {
+    explicit WorkerPool(asio::any_io_executor ex)
+        : ready(ex, asio::steady_timer::time_point::max()) {}
+    std::vector<std::shared_ptr<net::MuxSession>> sessions;
+    bool connecting = false;
+    asio::steady_timer ready;  // condition: a session set-up finished
+  };
+  WorkerPool& worker_pool(const void* worker, asio::any_io_executor ex) {
+    std::lock_guard lock(mu_);
+    auto it = pool_.find(worker);
+    if (it == pool_.end()) it = pool_.emplace(worker, std::make_unique<WorkerPool>(ex)).first;
+    return *it->second;
+  }
+
+  std::string where_;
+  net::WsClientConfig ws_;
+  net::MuxConfig mux_;
+  net::TlsContextPtr tls_;
+  std::mutex mu_;  // the map only; each WorkerPool is used by its own worker
+  std::map<const void*, std::unique_ptr<WorkerPool>> pool_;
+};
+
+GOST_REGISTER(DialerRegistry, "mws", [](const DialerOptions& o) {
+  return std::shared_ptr<Dialer>(new MwsDialer(o, false));
+});
+GOST_REGISTER(DialerRegistry, "mwss", [](const DialerOptions& o) {
+  return std::shared_ptr<Dialer>(new MwsDialer(o, true));
+});
+
+}  // namespace
+}  // namespace gost

@@ -1,0 +1,56 @@
+// Dialers "ws" and "wss" (spec/ws.md §5): TCP to the node (first node of a route), then for wss a
+// TLS client handshake, then the WebSocket upgrade. handshake() also runs over an existing stream
+// for later chain nodes. Not multiplexing: one connection per tunnel, as in GOST.
+#include "net/ws.hpp"
+
+#include "chain/chain.hpp"
+#include "core/address.hpp"
+#include "core/component.hpp"
+#include "core/timeout.hpp"
+#include "net/tls.hpp"
+
+namespace gost {
+namespace {
+
+class WsDialer final : public Dialer {
+ public:
+  WsDialer(const DialerOptions& o, bool tls)
+      : config_(net::ws_client_config(o.config.metadata, tls ? "dialer wss" : "dialer ws")) {
+    if (!tls) return;
+    // SNI: the node's serverName, else the host of the node address (none for an IP); only when
+    // both are empty the host of the URL (`host` option), as gorilla falls back to it.
+    std::string name_source = o.node_addr;
+    bool no_server_name = !o.config.tls || o.config.tls->serverName.empty();
+    auto hp = split_host_port(o.node_addr);
+    if (no_server_name && (!hp || hp->host.empty()) && !config_.host.empty())
+      name_source = config_.host;
+    tls_ = net::client_context(o.config.tls, name_source);
+  }
+
+  awaitable<StreamPtr> dial(std::string_view addr, const log::Logger&) override {
+    auto s = co_await dial_tcp(addr);
+    net::apply_tcp_keepalive(*s, config_.tcp_keepalive);
+    co_return s;
+  }
+
+  awaitable<StreamPtr> handshake(StreamPtr s, std::string_view addr) override {
+    Stream& raw = *s;  // handshakeTimeout covers the TLS handshake too
+    Deadline deadline(raw.executor(), config_.handshake_timeout, [&raw] { raw.close(); });
+    if (tls_) s = co_await net::tls_connect(std::move(s), tls_);
+    co_return co_await net::ws_connect(std::move(s), config_, addr);
+  }
+
+ private:
+  net::WsClientConfig config_;
+  net::TlsContextPtr tls_;
+};
+
+GOST_REGISTER(DialerRegistry, "ws", [](const DialerOptions& o) {
+  return std::shared_ptr<Dialer>(new WsDialer(o, false));
+});
+GOST_REGISTER(DialerRegistry, "wss", [](const DialerOptions& o) {
+  return std::shared_ptr<Dialer>(new WsDialer(o, true));
+});
+
+}  // namespace
+}  // namespace gost
