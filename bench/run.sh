@@ -24,7 +24,7 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp http socks5 relay relay_tls)
+SCENARIOS=(direct tcp http socks5 relay relay_tls socks5_ws relay_wss relay_mws relay_mwss relay_pht relay_phts)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
@@ -32,6 +32,12 @@ declare -A SCEN_DESC=(
   [socks5]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F socks5://127.0.0.1:Q  ->  gost -L socks5://127.0.0.1:Q (GOST's TLS method 0x80 between the two)"
   [relay]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F relay://127.0.0.1:Q  ->  gost -L relay://127.0.0.1:Q"
   [relay_tls]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F relay+tls://127.0.0.1:Q  ->  gost -L relay+tls://127.0.0.1:Q"
+  [socks5_ws]="the same chain with socks5+ws (GOST's TLS method 0x80 inside the WebSocket)"
+  [relay_wss]="the same chain with relay+wss"
+  [relay_mws]="the same chain with relay+mws (tunnels multiplexed over one WebSocket per worker)"
+  [relay_mwss]="the same chain with relay+mwss"
+  [relay_pht]="the same chain with relay+pht (default paths)"
+  [relay_phts]="the same chain with relay+phts"
 )
 
 scenario_direct() {
@@ -71,6 +77,12 @@ scenario_chain() {   # scheme target
 scenario_socks5() { scenario_chain socks5 "$1"; }
 scenario_relay() { scenario_chain relay "$1"; }
 scenario_relay_tls() { scenario_chain relay+tls "$1"; }
+scenario_socks5_ws() { scenario_chain socks5+ws "$1"; }
+scenario_relay_wss() { scenario_chain relay+wss "$1"; }
+scenario_relay_mws() { scenario_chain relay+mws "$1"; }
+scenario_relay_mwss() { scenario_chain relay+mwss "$1"; }
+scenario_relay_pht() { scenario_chain relay+pht "$1"; }
+scenario_relay_phts() { scenario_chain relay+phts "$1"; }
 
 # ------------------------------------------------------------------------------------------------
 # Options
@@ -620,6 +632,11 @@ meta = {
         "socks5": {"gbps_1": 4.7, "gbit_per_cpu_s": 3.7, "conn_per_s": 860, "kib_per_idle_conn": 157},
         "relay": {"gbps_1": 9.0, "gbit_per_cpu_s": 7.4, "conn_per_s": 2200, "kib_per_idle_conn": 98},
         "relay_tls": {"gbps_1": 5.1, "gbit_per_cpu_s": 4.2, "conn_per_s": 1000, "kib_per_idle_conn": 161},
+        # issue 7 (measured with GOST 3.2.6 client and server on this machine; no conn/s figure)
+        "socks5_ws": {"gbps_1": 1.4, "gbit_per_cpu_s": 1.1, "kib_per_idle_conn": 202},
+        "relay_wss": {"gbps_1": 1.8, "gbit_per_cpu_s": 1.3, "kib_per_idle_conn": 211},
+        "relay_pht": {"gbps_1": 0.57, "gbit_per_cpu_s": 0.44, "kib_per_idle_conn": 212},
+        "relay_phts": {"gbps_1": 0.56, "gbit_per_cpu_s": 0.43, "kib_per_idle_conn": 311},
     },
 }
 json.dump(meta, open(sys.argv[1], "w"))

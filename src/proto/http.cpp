@@ -302,7 +302,7 @@ std::optional<Framing> response_framing(const Response& r, std::string_view requ
   return Framing{Framing::sized, *cl};
 }
 
-std::size_t ChunkedScanner::feed(std::string_view data) {
+std::size_t ChunkedScanner::feed(std::string_view data, std::string* payload) {
   std::size_t i = 0;
   constexpr std::size_t kMaxLine = 4096;
   while (i < data.size() && state_ != State::done && state_ != State::bad) {
@@ -357,6 +357,7 @@ std::size_t ChunkedScanner::feed(std::string_view data) {
         break;
       case State::data: {
         auto n = std::min<std::uint64_t>(remaining_, data.size() - i);
+        if (payload) payload->append(data.substr(i, n));
         remaining_ -= n;
         i += n;
         if (remaining_ == 0) state_ = State::data_cr;

@@ -72,8 +72,9 @@ std::optional<Framing> response_framing(const Response& r, std::string_view requ
 class ChunkedScanner {
  public:
   // Consumes bytes; returns how many belong to the body (less than data.size() only once done).
-  // Sets bad() on malformed input.
-  std::size_t feed(std::string_view data);
+  // Sets bad() on malformed input. With `payload`, the chunk data (the body without its framing)
+  // is appended to it: the scanner doubles as a chunked-body decoder.
+  std::size_t feed(std::string_view data, std::string* payload = nullptr);
   bool done() const { return state_ == State::done; }
   bool bad() const { return state_ == State::bad; }
 

@@ -1,0 +1,72 @@
+// Dialers "pht" and "phts" (spec/pht.md §7–§8): a tunnel made of HTTP/1.1 requests to the node,
+// over TCP (TLS for phts). Only as the first node of a chain: a session needs several HTTP
+// connections at once (the pull occupies one, pushes take others), while a later node is
+// reached through a single stream.
+
+#include <fmt/format.h>
+
+#include "core/address.hpp"
+#include "core/component.hpp"
+#include "net/pht_http1.hpp"
+#include "net/tls.hpp"
+
+namespace gost {
+namespace {
+
+class PhtDialer final : public Dialer {
+ public:
+  PhtDialer(const DialerOptions& o, bool tls) : name_(tls ? "dialer phts" : "dialer pht") {
+    const auto& md = o.config.metadata;
+    opts_ = net::pht::client_options(md);
+
+    net::pht::Http1ClientConfig cfg;
+    cfg.node_addr = o.node_addr;
+    auto hp = split_host_port(o.node_addr).value_or(HostPort{});
+    // Host header: the `host` option (with the node's port unless it names one), else the node
+    // address; an empty node host (":8080") is the local host, where dial_tcp goes too.
+    std::string host = md.get_string("host").value_or(std::string());
+    if (host.empty()) host = hp.host.empty() ? std::string("localhost") : hp.host;
+    auto hhp = split_host_port(host);
+    cfg.authority = hhp && !hhp->port.empty() ? host : join_host_port(host, hp.port);
+    if (const auto* h = md.find("header")) {
+      if (!h->is_map())
+        throw config::ConfigError(fmt::format("{}: \"header\" must be a map", name_));
+      for (const auto& [k, v] : std::get<config::ValueMap>(h->v))
+        cfg.headers.push_back({k, v.as_string()});
+    }
+    if (tls) {
+      // SNI: the node's serverName, which defaults to the node host; with neither, the host of
+      // the authority (spec/pht.md §8). We speak HTTP/1.1 only, so that is all ALPN offers.
+      std::string sni_source = hp.host.empty() ? cfg.authority : o.node_addr;
+      cfg.tls = net::client_context(o.config.tls, sni_source, {"http/1.1"});
+    }
+    carrier_ = net::pht::make_http1_client(std::move(cfg));
+  }
+
+  awaitable<StreamPtr> dial(std::string_view, const log::Logger& log) override {
+    co_return co_await net::pht::open_client(carrier_, opts_, log);
+  }
+
+  awaitable<StreamPtr> handshake(StreamPtr s, std::string_view) override {
+    if (net::pht::is_client_stream(*s)) co_return s;  // made by our dial()
+    throw system_error(asio::error::operation_not_supported,
+                       fmt::format("{}: only the first node of a chain can use it (a PHT session "
+                                   "needs several HTTP connections to its node)",
+                                   name_));
+  }
+
+ private:
+  std::string name_;
+  net::pht::ClientOptions opts_;
+  std::shared_ptr<net::pht::ClientCarrier> carrier_;
+};
+
+GOST_REGISTER(DialerRegistry, "pht", [](const DialerOptions& o) {
+  return std::shared_ptr<Dialer>(new PhtDialer(o, false));
+});
+GOST_REGISTER(DialerRegistry, "phts", [](const DialerOptions& o) {
+  return std::shared_ptr<Dialer>(new PhtDialer(o, true));
+});
+
+}  // namespace
+}  // namespace gost
