@@ -292,23 +292,24 @@ class WsTunnelTest(WsTestBase):
         self.assert_curl_through(front)
 
     def test_keepalive_pings_are_answered(self):
-        """keepalive=true&ttl=1s: the client pings every second (masked empty Ping 89 80) and our
-        server answers; without Pongs the client would drop the idle tunnel after 2 s."""
+        """keepalive=true&ttl=2s: the client pings every 2 s (masked empty Ping 89 80) and our
+        server answers; without Pongs the client would drop the idle tunnel after 4 s. (ttl=1s was
+        flaky on a loaded machine: the Python tap in the middle delayed a Pong past 2 s.)"""
         front, srv = free_ports(2)
         self.start_gost("-L", "socks5+ws://127.0.0.1:%d" % srv, port=srv, name="ws-server")
         tap = self.start_server(gostlib.TapProxy(srv))
         self.start_gost("-L", "http://127.0.0.1:%d" % front,
-                        "-F", "socks5+ws://127.0.0.1:%d?keepalive=true&ttl=1s" % tap.port,
+                        "-F", "socks5+ws://127.0.0.1:%d?keepalive=true&ttl=2s" % tap.port,
                         port=front, name="front")
         s = integrity.open_connect_tunnel(self, front, self.echo.addr)
         try:
-            time.sleep(3.5)  # idle: pings only
+            time.sleep(5.5)  # idle: pings only, longer than 2 × ttl
             s.sendall(b"still there?")
             self.assertEqual(recv_exact(s, 12), b"still there?")
         finally:
             s.close()
         cap = tap.wait_capture_prefix(b"GET /ws HTTP/1.1\r\n")
-        self.assertGreaterEqual(len(re.findall(rb"\x89\x80", cap)), 3, cap[-200:])
+        self.assertGreaterEqual(len(re.findall(rb"\x89\x80", cap)), 2, cap[-200:])
 
 
 class WsIndependentPeerTest(WsTestBase):
