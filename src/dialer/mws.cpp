@@ -26,13 +26,7 @@ class MwsDialer final : public Dialer {
       : where_(tls ? "dialer mwss" : "dialer mws"),
         ws_(net::ws_client_config(o.config.metadata, where_)),
         mux_(net::mux_config(o.config.metadata, where_)) {
-    if (!tls) return;
-    // SNI as for wss (spec/ws.md §2.1): serverName, else the node host, else the `host` option.
-    std::string name_source = o.node_addr;
-    bool no_server_name = !o.config.tls || o.config.tls->serverName.empty();
-    auto hp = split_host_port(o.node_addr);
-    if (no_server_name && (!hp || hp->host.empty()) && !ws_.host.empty()) name_source = ws_.host;
-    tls_ = net::client_context(o.config.tls, name_source);
+    if (tls) tls_ = net::wss_client_context(o.config.tls, o.node_addr, ws_);
   }
 
   awaitable<StreamPtr> dial(std::string_view addr, const log::Logger&) override {
@@ -87,12 +81,7 @@ class MwsDialer final : public Dialer {
 
  private:
   awaitable<std::shared_ptr<net::MuxSession>> open_session(StreamPtr s, std::string_view addr) {
-    {
-      Stream& raw = *s;  // handshakeTimeout covers TLS and the upgrade
-      Deadline deadline(raw.executor(), ws_.handshake_timeout, [&raw] { raw.close(); });
-      if (tls_) s = co_await net::tls_connect(std::move(s), tls_);
-      s = co_await net::ws_connect(std::move(s), ws_, addr);
-    }
+    s = co_await net::ws_client_handshake(std::move(s), ws_, tls_, addr);
     co_return net::MuxSession::client(std::move(s), mux_);
   }
 

@@ -16,15 +16,7 @@ class WsDialer final : public Dialer {
  public:
   WsDialer(const DialerOptions& o, bool tls)
       : config_(net::ws_client_config(o.config.metadata, tls ? "dialer wss" : "dialer ws")) {
-    if (!tls) return;
-    // SNI: the node's serverName, else the host of the node address (none for an IP); only when
-    // both are empty the host of the URL (`host` option), as gorilla falls back to it.
-    std::string name_source = o.node_addr;
-    bool no_server_name = !o.config.tls || o.config.tls->serverName.empty();
-    auto hp = split_host_port(o.node_addr);
-    if (no_server_name && (!hp || hp->host.empty()) && !config_.host.empty())
-      name_source = config_.host;
-    tls_ = net::client_context(o.config.tls, name_source);
+    if (tls) tls_ = net::wss_client_context(o.config.tls, o.node_addr, config_);
   }
 
   awaitable<StreamPtr> dial(std::string_view addr, const log::Logger&) override {
@@ -34,10 +26,7 @@ class WsDialer final : public Dialer {
   }
 
   awaitable<StreamPtr> handshake(StreamPtr s, std::string_view addr) override {
-    Stream& raw = *s;  // handshakeTimeout covers the TLS handshake too
-    Deadline deadline(raw.executor(), config_.handshake_timeout, [&raw] { raw.close(); });
-    if (tls_) s = co_await net::tls_connect(std::move(s), tls_);
-    co_return co_await net::ws_connect(std::move(s), config_, addr);
+    co_return co_await net::ws_client_handshake(std::move(s), config_, tls_, addr);
   }
 
  private:

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstring>
 
+#include "core/address.hpp"
 #include "core/buffer_pool.hpp"
 #include "core/buffered_stream.hpp"
 #include "core/timeout.hpp"
@@ -661,6 +662,23 @@ awaitable<StreamPtr> ws_connect(StreamPtr s, const WsClientConfig& cfg,
   // bytes.
   auto inner = with_prefix(std::move(s), buf.substr(head_len));
   co_return make_ws_stream(std::move(inner), cfg.stream);
+}
+
+TlsContextPtr wss_client_context(const std::optional<config::TLS>& tls,
+                                 const std::string& node_addr, const WsClientConfig& cfg) {
+  std::string name_source = node_addr;
+  bool no_server_name = !tls || tls->serverName.empty();
+  auto hp = split_host_port(node_addr);
+  if (no_server_name && (!hp || hp->host.empty()) && !cfg.host.empty()) name_source = cfg.host;
+  return client_context(tls, name_source);
+}
+
+awaitable<StreamPtr> ws_client_handshake(StreamPtr s, const WsClientConfig& cfg, TlsContextPtr tls,
+                                         std::string_view node_addr) {
+  Stream& raw = *s;
+  Deadline deadline(raw.executor(), cfg.handshake_timeout, [&raw] { raw.close(); });
+  if (tls) s = co_await tls_connect(std::move(s), tls);
+  co_return co_await ws_connect(std::move(s), cfg, node_addr);
 }
 
 }  // namespace gost::net

@@ -22,6 +22,7 @@
 
 #include "config/model.hpp"
 #include "core/stream.hpp"
+#include "net/tls.hpp"
 #include "proto/ws.hpp"
 
 namespace gost::net {
@@ -87,5 +88,14 @@ WsClientConfig ws_client_config(const config::Metadata& md, std::string_view whe
 // Sends the upgrade request on `s` (TLS already done for wss) and checks the 101. Bytes that came
 // with the 101 are kept for the stream. Throws on failure.
 awaitable<StreamPtr> ws_connect(StreamPtr s, const WsClientConfig& cfg, std::string_view node_addr);
+
+// The wss client TLS context. SNI: the node's serverName, else the host of the node address (none
+// for an IP); only when both are empty the host of the `host` option, as gorilla falls back to it.
+TlsContextPtr wss_client_context(const std::optional<config::TLS>& tls,
+                                 const std::string& node_addr, const WsClientConfig& cfg);
+// The client side of a ws/wss connection over `s`: TLS when `tls` is set, then the upgrade, all
+// within cfg.handshake_timeout.
+awaitable<StreamPtr> ws_client_handshake(StreamPtr s, const WsClientConfig& cfg, TlsContextPtr tls,
+                                         std::string_view node_addr);
 
 }  // namespace gost::net
