@@ -43,7 +43,8 @@ bool release_after_load_drop() {
   if (!load_dropped(peak, open)) return false;
   // A connection accepted meanwhile may have raised the peak: then keep its value (the next
   // tick sees the drop again if there is one).
-  g_peak.compare_exchange_strong(peak, open, std::memory_order_relaxed);
+  long seen = peak;
+  g_peak.compare_exchange_strong(seen, open, std::memory_order_relaxed);
 #if defined(__GLIBC__)
   auto t0 = std::chrono::steady_clock::now();
   malloc_trim(0);

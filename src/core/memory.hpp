@@ -1,11 +1,14 @@
 // Giving memory back to the kernel after a burst of connections (issue 11).
 //
 // glibc keeps freed heap memory for reuse: after 1,500 concurrent TLS handshakes a relay+tls
-// server's live heap is back near idle, yet its RSS stays at the burst's peak (90 MB instead of
-// 11 MB) because live allocations scattered over the heap keep it from shrinking from the top.
-// malloc_trim(0) hands every free page in every arena back (madvise), so we call it once the
-// load has dropped. bench/tls_burst.py measures it; bench/README.md has the comparison with
-// MALLOC_ARENA_MAX, jemalloc and mimalloc.
+// server's live heap is back near idle (~1 MB), yet its RSS stays at the burst's peak (90 MB
+// instead of 11 MB): the burst's memory sits in the workers' arenas as free chunks between a few
+// long-lived allocations, so the heaps cannot shrink from the top. malloc_trim(0) madvises every
+// free page of every arena away, so we call it once the load has dropped: 15 bursts end at
+// 20.8 MB (1.9x idle), the peak and the data path are unchanged. MALLOC_ARENA_MAX does not help
+// (the memory is free inside the arenas, not spread over many); jemalloc or mimalloc with eager
+// decay end lower (16-17 MB) but add a dependency, 0.5-1.2 MB at idle and 3-7 % per idle
+// tunnel. Numbers: bench/README.md, "Memory after bursts of TLS handshakes".
 #pragma once
 
 namespace gost::memory {
