@@ -1,0 +1,173 @@
+// Dialers "h2" (TLS, ALPN h2) and "h2c" (cleartext, prior knowledge): the data channels of
+// spec/http2.md §B.1. Every tunnel is one HTTP/2 stream — a CONNECT to `host`, or with `path` a
+// GET of that path whose request body is the upload — accepted with :status 200.
+//
+// As the first node of a route the sessions are pooled per worker (so a session and all its
+// streams live on one thread, DESIGN.md §3), as dialer/mws does: a session is used while it can
+// take a stream (not closing after a GOAWAY, below its stream limit); otherwise another
+// connection is made. A dead session is dropped and the next tunnel dials again. Reached through
+// a previous node (handshake()), a session carries that one tunnel and ends with it.
+#include <fmt/format.h>
+
+#include <map>
+#include <mutex>
+
+#include "chain/chain.hpp"
+#include "core/address.hpp"
+#include "core/component.hpp"
+#include "core/timeout.hpp"
+#include "net/http2.hpp"
+#include "net/tls.hpp"
+
+namespace gost {
+namespace {
+
+class H2Dialer final : public Dialer {
+ public:
+  H2Dialer(const DialerOptions& o, bool tls)
+      : where_(tls ? "dialer h2" : "dialer h2c"),
+        tls_mode_(tls),
+        http2_(net::http2_config(o.config.metadata, where_)) {
+    const auto& md = o.config.metadata;
+    host_ = md.get_string("host").value_or("");
+    path_ = md.get_string("path").value_or("");
+    headers_ = net::h2_header_map(md, where_);
+    if (!tls) return;
+    // SNI (spec/http2.md §B.1): serverName, else the node host, else the `host` option.
+    std::string name_source = o.node_addr;
+    bool no_server_name = !o.config.tls || o.config.tls->serverName.empty();
+    auto hp = split_host_port(o.node_addr);
+    if (no_server_name && (!hp || hp->host.empty()) && !host_.empty()) name_source = host_;
+    tls_ = net::client_context(o.config.tls, name_source, {"h2", "http/1.1"});
+  }
+
+  // GOST's quirk (spec/http2.md §B.1): a `host` option is also the address dialed (default port
+  // 443 for h2, 80 for h2c).
+  awaitable<StreamPtr> dial(std::string_view addr, const log::Logger&) override {
+    std::string target(addr);
+    if (!host_.empty()) {
+      target = host_;
+      auto hp = split_host_port(host_);
+      if (!hp || hp->port.empty())
+        target = join_host_port(hp ? hp->host : host_, tls_mode_ ? "443" : "80");
+    }
+    co_return co_await dial_tcp(target);
+  }
+
+  // Over an existing stream (a later node of a route): a session for this one tunnel.
+  awaitable<StreamPtr> handshake(StreamPtr s, std::string_view addr) override {
+    auto session = co_await open_session(std::move(s));
+    session->close_when_idle();
+    co_return co_await open_tunnel(*session, addr);
+  }
+
+  awaitable<StreamPtr> connect(std::string_view addr, const log::Logger& log) override {
+    auto ex = co_await asio::this_coro::executor;
+    WorkerPool& wp = worker_pool(&asio::query(ex, asio::execution::context), ex);
+    // From here on only this worker's thread touches `wp`.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      // Tunnels that start while a connection is being set up wait for it rather than each
+      // opening one of their own.
+      while (wp.connecting) co_await wp.ready.async_wait(use_nothrow);
+      std::erase_if(wp.sessions, [](const auto& s) { return s->closing() && s->closed(); });
+      std::shared_ptr<net::Http2Session> session;
+      for (auto& s : wp.sessions)
+        if (s->can_open()) {
+          session = s;
+          break;
+        }
+      if (!session) {
+        // Closing sessions finish their streams on their own; the pool forgets them.
+        std::erase_if(wp.sessions, [](const auto& s) { return s->closing(); });
+        wp.connecting = true;
+        try {
+          auto conn = co_await dial(addr, log);
+          session = co_await open_session(std::move(conn));
+        } catch (...) {
+          wp.connecting = false;
+          wp.ready.cancel();
+          throw;
+        }
+        wp.connecting = false;
+        wp.ready.cancel();
+        wp.sessions.push_back(session);
+      }
+      try {
+        co_return co_await open_tunnel(*session, addr);
+      } catch (const system_error& e) {
+        // A server that does not answer in time is taken for dead (there is no FIN when the
+        // host or the path to it went away): the next tunnel connects anew.
+        if (e.code() == asio::error::timed_out) session->close();
+        // Refused (the stream limit or a GOAWAY raced us) or the session died: try another.
+        if (!session->closing() && e.code() != asio::error::connection_refused) throw;
+        log.debug(fmt::format("{}: session to {} unusable ({}), retrying", where_, addr,
+                              e.code().message()));
+      }
+    }
+    throw system_error(asio::error::connection_reset, where_ + ": no session");
+  }
+
+ private:
+  awaitable<std::shared_ptr<net::Http2Session>> open_session(StreamPtr s) {
+    if (tls_) {
+      Stream& raw = *s;  // GOST's TLS handshake timeout for h2
+      Deadline deadline(raw.executor(), std::chrono::seconds(10), [&raw] { raw.close(); });
+      s = co_await net::tls_connect(std::move(s), tls_);
+      auto alpn = net::negotiated_alpn(*s);
+      if (alpn != "h2")
+        throw system_error(asio::error::operation_not_supported,
+                           fmt::format("{}: server did not select h2 (ALPN \"{}\")", where_, alpn));
+    }
+    co_return net::Http2Session::client(std::move(s), http2_);
+  }
+
+  net::H2Headers request(std::string_view addr) const {
+    return net::h2_tunnel_request(host_.empty() ? addr : std::string_view(host_), path_, tls_mode_,
+                                  headers_);
+  }
+
+  awaitable<StreamPtr> open_tunnel(net::Http2Session& session, std::string_view addr) {
+    error_code ec;
+    auto req = request(addr);
+    auto stream = co_await session.open_stream(req, ec);
+    if (!stream) throw system_error(ec, where_ + ": open stream");
+    if (stream->status() != 200)
+      throw system_error(make_error_code(boost::system::errc::bad_message),
+                         fmt::format("{}: server answered {}", where_, stream->status()));
+    co_return stream;
+  }
+
+  // The sessions of one worker.
+  struct WorkerPool {
+    explicit WorkerPool(asio::any_io_executor ex)
+        : ready(ex, asio::steady_timer::time_point::max()) {}
+    std::vector<std::shared_ptr<net::Http2Session>> sessions;
+    bool connecting = false;
+    asio::steady_timer ready;  // condition: a session set-up finished
+  };
+  WorkerPool& worker_pool(const void* worker, asio::any_io_executor ex) {
+    std::lock_guard lock(mu_);
+    auto it = pool_.find(worker);
+    if (it == pool_.end()) it = pool_.emplace(worker, std::make_unique<WorkerPool>(ex)).first;
+    return *it->second;
+  }
+
+  std::string where_;
+  bool tls_mode_;
+  net::Http2Config http2_;
+  std::string host_, path_;
+  net::H2Headers headers_;
+  net::TlsContextPtr tls_;
+  std::mutex mu_;  // the map only; each WorkerPool is used by its own worker
+  std::map<const void*, std::unique_ptr<WorkerPool>> pool_;
+};
+
+GOST_REGISTER(DialerRegistry, "h2", [](const DialerOptions& o) {
+  return std::shared_ptr<Dialer>(new H2Dialer(o, true));
+});
+GOST_REGISTER(DialerRegistry, "h2c", [](const DialerOptions& o) {
+  return std::shared_ptr<Dialer>(new H2Dialer(o, false));
+});
+
+}  // namespace
+}  // namespace gost

@@ -1,0 +1,259 @@
+// Listeners "h2" (TLS, ALPN h2) and "h2c" (cleartext, prior knowledge): the data channels of
+// spec/http2.md §B.2. Every accepted HTTP/2 stream whose request passes the method/path check is
+// answered 200 at once and handed to the handler as one Stream; the handler's protocol (socks5,
+// relay, http, ...) runs inside it.
+//
+// As in listener/mws: a pump owned by the listener accepts connections from the registry's tcp
+// listener; each connection's TLS handshake and HTTP/2 session run in their own coroutine, whose
+// accepted streams are queued (bounded) for accept(). Everything stays on this worker.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <deque>
+#include <list>
+
+#include "core/buffered_stream.hpp"
+#include "core/component.hpp"
+#include "core/timeout.hpp"
+#include "net/http2.hpp"
+#include "net/http_io.hpp"
+#include "net/tls.hpp"
+#include "proto/base64.hpp"
+
+namespace gost {
+namespace {
+
+using TimePoint = asio::steady_timer::time_point;
+
+struct H2State {
+  explicit H2State(asio::any_io_executor ex)
+      : ready_changed(ex, TimePoint::max()), room(ex, TimePoint::max()) {}
+  std::deque<StreamPtr> ready;
+  std::size_t ready_limit = 128;
+  std::list<std::weak_ptr<net::Http2Session>> sessions;
+  asio::steady_timer ready_changed;  // condition: a stream was queued, or closed
+  asio::steady_timer room;           // condition: accept() took a stream
+  bool closed = false;
+  error_code accept_error;
+};
+
+struct H2Options {
+  std::string path;  // empty: CONNECT only
+  net::Http2Config http2;
+  net::TlsContextPtr tls;  // null: h2c
+  std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(15);
+  log::Logger log;
+};
+
+class H2Listener final : public Listener {
+ public:
+  H2Listener(asio::io_context& ctx, const ListenerOptions& o, bool tls)
+      : where_(tls ? "listener h2" : "listener h2c"),
+        state_(std::make_shared<H2State>(ctx.get_executor())) {
+    const auto& md = o.config.metadata;
+    opts_ = std::make_shared<H2Options>();
+    opts_->path = md.get_string("path").value_or("");
+    opts_->http2 = net::http2_config(md, where_);
+    if (auto b = md.get_int("backlog").value_or(0); b > 0) {
+      opts_->http2.accept_backlog = static_cast<std::size_t>(b);
+      state_->ready_limit = static_cast<std::size_t>(b);
+    }
+    if (auto t = md.get_duration("handshakeTimeout").value_or(std::chrono::nanoseconds(0));
+        t.count() > 0)
+      opts_->handshake_timeout = t;
+    opts_->log = o.log;
+    // ALPN h2 (and http/1.1, as GOST offers it; such connections are not served).
+    if (tls) opts_->tls = net::server_context(o.config.tls, {"h2", "http/1.1"});
+    const auto* factory = ListenerRegistry::find("tcp");
+    if (!factory) throw config::ConfigError(where_ + ": no tcp listener registered");
+    inner_ = std::shared_ptr<Listener>((*factory)(ctx, o));
+  }
+
+  awaitable<StreamPtr> accept(error_code& ec) override {
+    if (!pumping_) {
+      pumping_ = true;
+      asio::co_spawn(state_->ready_changed.get_executor(), pump(inner_, state_, opts_),
+                     asio::detached);
+    }
+    auto st = state_;
+    while (st->ready.empty() && !st->closed && !st->accept_error)
+      co_await st->ready_changed.async_wait(use_nothrow);
+    if (!st->ready.empty()) {
+      ec = {};
+      auto s = std::move(st->ready.front());
+      st->ready.pop_front();
+      st->room.cancel();
+      co_return s;
+    }
+    ec = st->closed ? asio::error::operation_aborted : st->accept_error;
+    co_return nullptr;
+  }
+
+  void close() override {
+    state_->closed = true;
+    inner_->close();
+    for (auto& w : state_->sessions)
+      if (auto s = w.lock()) s->close();
+    state_->ready.clear();
+    state_->ready_changed.cancel();
+    state_->room.cancel();
+  }
+  std::string bound_address() const override { return inner_->bound_address(); }
+  std::string network() const override { return inner_->network(); }
+
+ private:
+  static awaitable<void> pump(std::shared_ptr<Listener> inner, std::shared_ptr<H2State> st,
+                              std::shared_ptr<const H2Options> opts) {
+    auto ex = co_await asio::this_coro::executor;
+    auto backoff = std::chrono::seconds(1);
+    while (!st->closed) {
+      error_code ec;
+      auto conn = co_await inner->accept(ec);
+      if (st->closed) break;
+      if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
+        st->accept_error = ec;
+        st->ready_changed.cancel();
+        break;
+      }
+      if (ec) {  // temporary (e.g. out of descriptors): as the service accept loop does
+        opts->log.warn(fmt::format("accept: {}, retrying in {}s", ec.message(), backoff.count()));
+        asio::steady_timer t(ex, backoff);
+        co_await t.async_wait(use_nothrow);
+        backoff = std::min(backoff * 2, std::chrono::seconds(5));
+        continue;
+      }
+      backoff = std::chrono::seconds(1);
+      asio::co_spawn(ex, session(st, std::move(conn), opts), asio::detached);
+    }
+  }
+
+  // spec/http2.md §B.2: without `path` only CONNECT (else 405); with it, only a request whose
+  // target (:path, or the authority of a CONNECT) is exactly `path` (else 400).
+  static int check_request(const net::Http2Stream& s, const std::string& path) {
+    auto method = s.header(":method");
+    if (path.empty()) return method == "CONNECT" ? 200 : 405;
+    auto target = method == "CONNECT" ? s.header(":authority") : s.header(":path");
+    return target == path ? 200 : 400;
+  }
+
+  // h2c (spec/http2.md §B.2): prior knowledge (the connection preface), or an HTTP/1.1 request
+  // with `Upgrade: h2c` answered with 101. Anything else is not served (null).
+  static awaitable<std::shared_ptr<net::Http2Session>> h2c_start(StreamPtr conn,
+                                                                 const H2Options& opts) {
+    static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    Stream& raw = *conn;
+    Deadline deadline(raw.executor(), opts.handshake_timeout, [&raw] { raw.close(); });
+    std::string buf;
+    error_code ec;
+    char tmp[64];
+    while (buf.size() < kPreface.size() &&
+           kPreface.substr(0, buf.size()) == std::string_view(buf)) {
+      std::size_t n = co_await conn->read_some(asio::buffer(tmp, kPreface.size() - buf.size()), ec);
+      if (ec) co_return nullptr;
+      buf.append(tmp, n);
+    }
+    if (buf == kPreface)
+      co_return net::Http2Session::server(with_prefix(std::move(conn), std::move(buf)), opts.http2);
+    proto::http::Request req;
+    std::size_t head_len = 0;
+    auto status = co_await net::read_request(*conn, buf, req, head_len, ec);
+    if (status != proto::http::ParseStatus::complete) co_return nullptr;
+    const auto& h = req.headers;
+    const std::string* settings = h.get("HTTP2-Settings");
+    const std::string* upgrade = h.get("Upgrade");
+    const std::string* length = h.get("Content-Length");
+    if (!settings || !upgrade || !h.has_token("Connection", "upgrade") ||
+        !h.has_token("Connection", "http2-settings") || h.has("Transfer-Encoding") ||
+        (length && *length != "0"))
+      co_return nullptr;
+    std::string up = *upgrade;
+    std::transform(up.begin(), up.end(), up.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    auto payload = proto::base64_decode(*settings, true, false);
+    if (up != "h2c" || !payload) co_return nullptr;
+    static constexpr std::string_view k101 =
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    co_await write_all(*conn, asio::buffer(k101), ec);
+    if (ec) co_return nullptr;
+    const std::string* host = h.get("Host");
+    bool connect = req.method == "CONNECT";
+    net::H2Headers request = {{":method", req.method},
+                              {":authority", connect ? req.target
+                                             : host  ? *host
+                                                     : ""}};
+    if (!connect) {
+      request.push_back({":path", req.target});
+      request.push_back({":scheme", "http"});
+    }
+    co_return net::Http2Session::server_upgrade(with_prefix(std::move(conn), buf.substr(head_len)),
+                                                opts.http2, *payload, std::move(request),
+                                                req.method == "HEAD");
+  }
+
+  static awaitable<void> session(std::shared_ptr<H2State> st, StreamPtr conn,
+                                 std::shared_ptr<const H2Options> opts) {
+    std::string remote = conn->remote_address();
+    if (opts->tls) {
+      try {
+        Stream& raw = *conn;
+        Deadline deadline(raw.executor(), opts->handshake_timeout, [&raw] { raw.close(); });
+        conn = co_await net::tls_accept(std::move(conn), opts->tls);
+      } catch (const std::exception& e) {
+        opts->log.debug(fmt::format("{}: tls handshake: {}", remote, error_text(e)));
+        co_return;
+      }
+      if (net::negotiated_alpn(*conn) == "http/1.1") {
+        opts->log.debug(fmt::format("{}: HTTP/1.1 is not served on h2", remote));
+        co_return;
+      }
+    }
+    std::shared_ptr<net::Http2Session> session;
+    if (opts->tls) {
+      session = net::Http2Session::server(std::move(conn), opts->http2);
+    } else {
+      try {
+        session = co_await h2c_start(std::move(conn), *opts);
+      } catch (const std::exception& e) {
+        opts->log.debug(fmt::format("{}: h2c: {}", remote, error_text(e)));
+      }
+      if (!session) co_return;
+    }
+    st->sessions.remove_if([](const auto& w) { return w.expired(); });
+    st->sessions.push_back(session);
+    for (;;) {
+      while (st->ready.size() >= st->ready_limit && !st->closed && !session->closed())
+        co_await st->room.async_wait(use_nothrow);
+      if (st->closed) break;
+      error_code ec;
+      auto s = co_await session->accept_stream(ec);
+      if (!s || st->closed) break;
+      int status = check_request(*s, opts->path);
+      if (status != 200) {
+        s->respond(status, {{"content-length", "0"}, {"date", net::h2_date()}}, true);
+        continue;  // the stream ends with the answer; the connection stays
+      }
+      // Answered before the handler reads anything: GOST clients wait for it (§C.1, §C.9).
+      s->respond(200, {{"date", net::h2_date()}}, false);
+      st->ready.push_back(std::move(s));
+      st->ready_changed.cancel();
+    }
+    session->shutdown();
+    opts->log.debug(fmt::format("{}: http2 session ended", remote));
+  }
+
+  std::string where_;
+  std::shared_ptr<H2State> state_;
+  std::shared_ptr<H2Options> opts_;
+  std::shared_ptr<Listener> inner_;
+  bool pumping_ = false;
+};
+
+GOST_REGISTER(ListenerRegistry, "h2", [](asio::io_context& ctx, const ListenerOptions& o) {
+  return std::unique_ptr<Listener>(new H2Listener(ctx, o, true));
+});
+GOST_REGISTER(ListenerRegistry, "h2c", [](asio::io_context& ctx, const ListenerOptions& o) {
+  return std::unique_ptr<Listener>(new H2Listener(ctx, o, false));
+});
+
+}  // namespace
+}  // namespace gost
