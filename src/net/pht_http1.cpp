@@ -519,8 +519,11 @@ class Http1Request final : public ClientRequest {
     }
     framing_ = *framing;
     remaining_ = framing_.length;
+    // A chunked response is a pull: servers (ours among them) may close its connection when the
+    // pull ends, and a request sent on it at that moment would fail — never reuse one.
     keep_alive_ = resp_.version_minor == 1 && !resp_.headers.has_token("Connection", "close") &&
-                  framing_.kind != http::Framing::until_close;
+                  framing_.kind != http::Framing::until_close &&
+                  framing_.kind != http::Framing::chunked;
   }
 
   bool finished() const {
