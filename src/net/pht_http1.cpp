@@ -54,6 +54,18 @@ awaitable<void> read_more(Stream& s, std::string& buf, std::size_t want, error_c
 
 // ================================ server ========================================================
 
+// The watcher of a pull's connection (watch_client). It outlives the exchange: when the pull
+// has ended cleanly and the watcher consumed nothing, the connection carries the next request —
+// the serve loop then waits for the watcher to step aside instead of waiting on the socket
+// itself (one waiter per connection, also for TLS streams).
+struct PullWatch {
+  explicit PullWatch(asio::any_io_executor ex) : finished(ex, Clock::time_point::max()) {}
+  asio::steady_timer finished;  // condition: the watcher returned
+  bool running = true;
+  bool pull_over = false;  // the last chunk went out: what the client sends next is a request
+  bool consumed = false;   // it read bytes (EOF, or data a client should not send): no reuse
+};
+
 class Http1Exchange final : public ServerExchange {
  public:
   Http1Exchange(std::shared_ptr<Stream> conn, const http::Request& req, http::Framing framing,
@@ -149,29 +161,38 @@ class Http1Exchange final : public ServerExchange {
   awaitable<void> end_pull(error_code& ec) override {
     if (req_.version_minor == 0) co_return;  // the end is the connection's close
     co_await write_bounded(*conn_, codec::kLastChunk, ec);
+    if (!ec) pull_complete_ = true;
+    if (!ec && watch_) watch_->pull_over = true;
   }
+
+  // After a cleanly ended pull: the watcher to wait for before the next request (null = none).
+  std::shared_ptr<PullWatch> pull_watch() const { return watch_; }
 
   // Nothing else is expected on a pull's connection: readable means closed (or a client that
   // does not follow HTTP), which ends the session now rather than at the next heartbeat.
   void watch_client(std::function<void()> gone) override {
+    watch_ = std::make_shared<PullWatch>(conn_->executor());
     asio::co_spawn(
         conn_->executor(),
-        [conn = conn_, done = done_, gone = std::move(gone)]() -> awaitable<void> {
+        [conn = conn_, done = done_, watch = watch_, gone = std::move(gone)]() -> awaitable<void> {
           std::size_t ignored = 0;
           for (;;) {
             error_code ec;
             co_await conn->wait_readable(ec);
-            if (*done) co_return;
+            if (*done || watch->pull_over) break;
             char sink[512];
             std::size_t n = 0;
             if (!ec) n = co_await conn->read_some(asio::buffer(sink), ec);
-            if (*done) co_return;
+            watch->consumed = true;
+            if (*done) break;
             ignored += n;
             if (ec || ignored > kMaxDrain) {
               gone();
-              co_return;
+              break;
             }
           }
+          watch->running = false;
+          watch->finished.cancel();
         },
         asio::detached);
   }
@@ -179,7 +200,12 @@ class Http1Exchange final : public ServerExchange {
   // After the request was served: reads what is left of its body (bounded) so that the next
   // request can follow. False when the connection must close.
   awaitable<bool> finish() {
-    if (broken_ || pulled_ || close_) co_return false;
+    if (broken_ || close_) co_return false;
+    // A pull's connection is kept only when the pull ended cleanly, it had no body and its
+    // watcher read nothing (Go's server keeps it too, and GOST clients pool it).
+    if (pulled_)
+      co_return pull_complete_&& watch_ && !watch_->consumed &&
+          framing_.kind == http::Framing::none;
     Deadline deadline(conn_->executor(), kIoTimeout, [c = conn_.get()] { c->close(); });
     std::size_t drained = 0;
     while (!body_done()) {
@@ -233,7 +259,9 @@ class Http1Exchange final : public ServerExchange {
   bool expect_continue_ = false;
   bool close_ = false;
   bool pulled_ = false;
+  bool pull_complete_ = false;
   bool broken_ = false;
+  std::shared_ptr<PullWatch> watch_;
 };
 
 }  // namespace
@@ -241,14 +269,21 @@ class Http1Exchange final : public ServerExchange {
 awaitable<void> serve_http1(StreamPtr s, std::shared_ptr<PhtServer> server, log::Logger log) {
   std::shared_ptr<Stream> conn(std::move(s));
   std::string buf;
+  std::shared_ptr<PullWatch> watch;  // of the previous request, a pull
   for (;;) {
     error_code ec;
     if (buf.empty()) {
       // Between requests: no buffer, a bounded wait.
       std::string().swap(buf);
       Deadline idle(conn->executor(), kKeepAliveIdle, [c = conn.get()] { c->close(); });
-      co_await conn->wait_readable(ec);
-      if (ec) break;
+      if (watch) {
+        while (watch->running) co_await watch->finished.async_wait(use_nothrow);
+        if (watch->consumed) break;
+        watch.reset();
+      } else {
+        co_await conn->wait_readable(ec);
+        if (ec) break;
+      }
     }
     http::Request req;
     std::size_t head_len = 0;
@@ -277,6 +312,7 @@ awaitable<void> serve_http1(StreamPtr s, std::shared_ptr<PhtServer> server, log:
     co_await server->serve(ex);
     bool keep = co_await ex.finish();
     if (!keep) break;
+    watch = ex.pull_watch();
   }
   conn->close();
 }

@@ -613,6 +613,10 @@ class PhtTest(gostlib.GostTestCase):
         status, resp = push(p, token, b"")
         self.assertRegex(resp, OK_EMPTY)
         self.assertEqual(pull.read(5, timeout=5), b"0\r\n\r\n")
+        # the pull's connection stays open for the next request, as Go's server keeps it (GOST
+        # clients pool it): here the re-pull of a current client, answered 403 (stale token)
+        status, resp = pull.request("GET", "/pull?token=" + token)
+        self.assertRegex(resp, FORBIDDEN)
         pull.close()
         # stale token: 403 for a push and a pull (no new session)
         self.assertRegex(push_until_forbidden(p, token), FORBIDDEN)
