@@ -17,6 +17,7 @@
 #include "core/component.hpp"
 #include "core/timeout.hpp"
 #include "net/http2.hpp"
+#include "net/session_pool.hpp"
 #include "net/tls.hpp"
 
 namespace gost {
@@ -62,36 +63,14 @@ class H2Dialer final : public Dialer {
   }
 
   awaitable<StreamPtr> connect(std::string_view addr, const log::Logger& log) override {
-    auto ex = co_await asio::this_coro::executor;
-    WorkerPool& wp = worker_pool(&asio::query(ex, asio::execution::context), ex);
-    // From here on only this worker's thread touches `wp`.
     for (int attempt = 0; attempt < 3; ++attempt) {
-      // Tunnels that start while a connection is being set up wait for it rather than each
-      // opening one of their own.
-      while (wp.connecting) co_await wp.ready.async_wait(use_nothrow);
-      std::erase_if(wp.sessions, [](const auto& s) { return s->closing() && s->closed(); });
-      std::shared_ptr<net::Http2Session> session;
-      for (auto& s : wp.sessions)
-        if (s->can_open()) {
-          session = s;
-          break;
-        }
-      if (!session) {
-        // Closing sessions finish their streams on their own; the pool forgets them.
-        std::erase_if(wp.sessions, [](const auto& s) { return s->closing(); });
-        wp.connecting = true;
-        try {
-          auto conn = co_await dial(addr, log);
-          session = co_await open_session(std::move(conn));
-        } catch (...) {
-          wp.connecting = false;
-          wp.ready.cancel();
-          throw;
-        }
-        wp.connecting = false;
-        wp.ready.cancel();
-        wp.sessions.push_back(session);
-      }
+      // Closing sessions finish their streams on their own; the pool forgets them.
+      auto session = co_await pool_.get([](const net::Http2Session& s) { return s.closing(); },
+                                        [](const net::Http2Session& s) { return s.can_open(); },
+                                        [&]() -> awaitable<std::shared_ptr<net::Http2Session>> {
+                                          auto conn = co_await dial(addr, log);
+                                          co_return co_await open_session(std::move(conn));
+                                        });
       try {
         co_return co_await open_tunnel(*session, addr);
       } catch (const system_error& e) {
@@ -137,29 +116,13 @@ class H2Dialer final : public Dialer {
     co_return stream;
   }
 
-  // The sessions of one worker.
-  struct WorkerPool {
-    explicit WorkerPool(asio::any_io_executor ex)
-        : ready(ex, asio::steady_timer::time_point::max()) {}
-    std::vector<std::shared_ptr<net::Http2Session>> sessions;
-    bool connecting = false;
-    asio::steady_timer ready;  // condition: a session set-up finished
-  };
-  WorkerPool& worker_pool(const void* worker, asio::any_io_executor ex) {
-    std::lock_guard lock(mu_);
-    auto it = pool_.find(worker);
-    if (it == pool_.end()) it = pool_.emplace(worker, std::make_unique<WorkerPool>(ex)).first;
-    return *it->second;
-  }
-
   std::string where_;
   bool tls_mode_;
   net::Http2Config http2_;
   std::string host_, path_;
   net::H2Headers headers_;
   net::TlsContextPtr tls_;
-  std::mutex mu_;  // the map only; each WorkerPool is used by its own worker
-  std::map<const void*, std::unique_ptr<WorkerPool>> pool_;
+  net::SessionPool<net::Http2Session> pool_;
 };
 
 GOST_REGISTER(DialerRegistry, "h2", [](const DialerOptions& o) {

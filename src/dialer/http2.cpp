@@ -16,6 +16,7 @@
 #include "chain/chain.hpp"
 #include "core/component.hpp"
 #include "core/timeout.hpp"
+#include "net/session_pool.hpp"
 #include "net/tls.hpp"
 
 namespace gost {
@@ -38,27 +39,10 @@ struct Http2Transport {
   }
 };
 
-// The sessions of one worker.
-struct WorkerPool {
-  explicit WorkerPool(asio::any_io_executor ex)
-      : ready(ex, asio::steady_timer::time_point::max()) {}
-  std::vector<std::shared_ptr<net::Http2Session>> sessions;
-  bool connecting = false;
-  asio::steady_timer ready;  // condition: a session set-up finished
-};
-
 struct NodePools {
   Http2Transport transport;
   std::string addr;
-  std::mutex mu;  // the map only; each WorkerPool is used by its own worker
-  std::map<const void*, std::unique_ptr<WorkerPool>> pools;
-
-  WorkerPool& worker_pool(const void* worker, asio::any_io_executor ex) {
-    std::lock_guard lock(mu);
-    auto it = pools.find(worker);
-    if (it == pools.end()) it = pools.emplace(worker, std::make_unique<WorkerPool>(ex)).first;
-    return *it->second;
-  }
+  net::SessionPool<net::Http2Session> pool;
 };
 
 awaitable<net::Http2StreamPtr> open_on(net::Http2Session& session, const net::H2Headers& req) {
@@ -78,36 +62,16 @@ class PooledOpener final : public Http2ProxyOpener {
   std::string remote_address() const override { return pools_->addr; }
 
   awaitable<net::Http2StreamPtr> open(const net::H2Headers& request) override {
-    auto ex = co_await asio::this_coro::executor;
     auto& np = *pools_;
-    WorkerPool& wp = np.worker_pool(&asio::query(ex, asio::execution::context), ex);
-    // From here on only this worker's thread touches `wp`.
     for (int attempt = 0; attempt < 3; ++attempt) {
-      // Tunnels that start while a connection is being set up wait for it.
-      while (wp.connecting) co_await wp.ready.async_wait(use_nothrow);
-      std::erase_if(wp.sessions, [](const auto& s) { return s->closed(); });
-      std::shared_ptr<net::Http2Session> session;
-      for (auto& s : wp.sessions)
-        if (s->can_open()) {
-          session = s;
-          break;
-        }
-      if (!session) {
-        // Closing sessions finish their streams on their own; the pool forgets them.
-        std::erase_if(wp.sessions, [](const auto& s) { return s->closing(); });
-        wp.connecting = true;
-        try {
-          auto conn = co_await dial_tcp(np.addr);
-          session = co_await np.transport.open_session(std::move(conn));
-        } catch (...) {
-          wp.connecting = false;
-          wp.ready.cancel();
-          throw;
-        }
-        wp.connecting = false;
-        wp.ready.cancel();
-        wp.sessions.push_back(session);
-      }
+      // Closing sessions finish their streams on their own; the pool forgets them.
+      auto session =
+          co_await np.pool.get([](const net::Http2Session& s) { return s.closing(); },
+                               [](const net::Http2Session& s) { return s.can_open(); },
+                               [&]() -> awaitable<std::shared_ptr<net::Http2Session>> {
+                                 auto conn = co_await dial_tcp(np.addr);
+                                 co_return co_await np.transport.open_session(std::move(conn));
+                               });
       try {
         co_return co_await open_on(*session, request);
       } catch (const system_error& e) {

@@ -6,14 +6,12 @@
 // one tunnel and ends with it.
 #include <fmt/format.h>
 
-#include <map>
-#include <mutex>
-
 #include "chain/chain.hpp"
 #include "core/address.hpp"
 #include "core/component.hpp"
 #include "core/timeout.hpp"
 #include "net/mux.hpp"
+#include "net/session_pool.hpp"
 #include "net/tls.hpp"
 #include "net/ws.hpp"
 
@@ -46,29 +44,14 @@ class MwsDialer final : public Dialer {
   }
 
   awaitable<StreamPtr> connect(std::string_view addr, const log::Logger& log) override {
-    auto ex = co_await asio::this_coro::executor;
-    WorkerPool& wp = worker_pool(&asio::query(ex, asio::execution::context), ex);
-    // From here on only this worker's thread touches `wp`.
     for (int attempt = 0; attempt < 2; ++attempt) {
-      // Tunnels that start while the session is being set up wait for it rather than each
-      // opening a WebSocket of their own.
-      while (wp.connecting) co_await wp.ready.async_wait(use_nothrow);
-      std::erase_if(wp.sessions, [](const auto& s) { return s->closed(); });
-      auto session = wp.sessions.empty() ? nullptr : wp.sessions.front();
-      if (!session) {
-        wp.connecting = true;
-        try {
-          auto conn = co_await dial(addr, log);
-          session = co_await open_session(std::move(conn), addr);
-        } catch (...) {
-          wp.connecting = false;
-          wp.ready.cancel();
-          throw;
-        }
-        wp.connecting = false;
-        wp.ready.cancel();
-        wp.sessions.push_back(session);
-      }
+      auto session = co_await pool_.get(
+          [](const net::MuxSession& s) { return s.closed(); },
+          [](const net::MuxSession&) { return true; },  // smux v1 has no stream limit
+          [&]() -> awaitable<std::shared_ptr<net::MuxSession>> {
+            auto conn = co_await dial(addr, log);
+            co_return co_await open_session(std::move(conn), addr);
+          });
       error_code ec;
       auto stream = co_await session->open_stream(ec);
       if (stream) co_return stream;
@@ -85,27 +68,11 @@ class MwsDialer final : public Dialer {
     co_return net::MuxSession::client(std::move(s), mux_);
   }
 
-  // The sessions of one worker (smux v1 has no stream limit: one live session is used).
-  struct WorkerPool {
-    explicit WorkerPool(asio::any_io_executor ex)
-        : ready(ex, asio::steady_timer::time_point::max()) {}
-    std::vector<std::shared_ptr<net::MuxSession>> sessions;
-    bool connecting = false;
-    asio::steady_timer ready;  // condition: a session set-up finished
-  };
-  WorkerPool& worker_pool(const void* worker, asio::any_io_executor ex) {
-    std::lock_guard lock(mu_);
-    auto it = pool_.find(worker);
-    if (it == pool_.end()) it = pool_.emplace(worker, std::make_unique<WorkerPool>(ex)).first;
-    return *it->second;
-  }
-
   std::string where_;
   net::WsClientConfig ws_;
   net::MuxConfig mux_;
   net::TlsContextPtr tls_;
-  std::mutex mu_;  // the map only; each WorkerPool is used by its own worker
-  std::map<const void*, std::unique_ptr<WorkerPool>> pool_;
+  net::SessionPool<net::MuxSession> pool_;
 };
 
 GOST_REGISTER(DialerRegistry, "mws", [](const DialerOptions& o) {
