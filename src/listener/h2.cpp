@@ -3,18 +3,16 @@
 // answered 200 at once and handed to the handler as one Stream; the handler's protocol (socks5,
 // relay, http, ...) runs inside it.
 //
-// As in listener/mws: a pump owned by the listener accepts connections from the registry's tcp
-// listener; each connection's TLS handshake and HTTP/2 session run in their own coroutine, whose
-// accepted streams are queued (bounded) for accept(). Everything stays on this worker.
+// listener/pump: each connection's TLS handshake and HTTP/2 session run in their own coroutine,
+// whose accepted streams are queued (bounded by `backlog`) for accept().
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <deque>
-#include <list>
 
 #include "core/buffered_stream.hpp"
 #include "core/component.hpp"
 #include "core/timeout.hpp"
+#include "listener/pump.hpp"
 #include "net/http2.hpp"
 #include "net/http_io.hpp"
 #include "net/tls.hpp"
@@ -22,20 +20,6 @@
 
 namespace gost {
 namespace {
-
-using TimePoint = asio::steady_timer::time_point;
-
-struct H2State {
-  explicit H2State(asio::any_io_executor ex)
-      : ready_changed(ex, TimePoint::max()), room(ex, TimePoint::max()) {}
-  std::deque<StreamPtr> ready;
-  std::size_t ready_limit = 128;
-  std::list<std::weak_ptr<net::Http2Session>> sessions;
-  asio::steady_timer ready_changed;  // condition: a stream was queued, or closed
-  asio::steady_timer room;           // condition: accept() took a stream
-  bool closed = false;
-  error_code accept_error;
-};
 
 struct H2Options {
   std::string path;  // empty: CONNECT only
@@ -45,88 +29,31 @@ struct H2Options {
   log::Logger log;
 };
 
-class H2Listener final : public Listener {
+class H2Listener final : public PumpListener {
  public:
   H2Listener(asio::io_context& ctx, const ListenerOptions& o, bool tls)
-      : where_(tls ? "listener h2" : "listener h2c"),
-        state_(std::make_shared<H2State>(ctx.get_executor())) {
+      : PumpListener(ctx, o, "tcp", 128), where_(tls ? "listener h2" : "listener h2c") {
     const auto& md = o.config.metadata;
-    opts_ = std::make_shared<H2Options>();
-    opts_->path = md.get_string("path").value_or("");
-    opts_->http2 = net::http2_config(md, where_);
+    auto opts = std::make_shared<H2Options>();
+    opts->path = md.get_string("path").value_or("");
+    opts->http2 = net::http2_config(md, where_);
     if (auto b = md.get_int("backlog").value_or(0); b > 0) {
-      opts_->http2.accept_backlog = static_cast<std::size_t>(b);
-      state_->ready_limit = static_cast<std::size_t>(b);
+      opts->http2.accept_backlog = static_cast<std::size_t>(b);
+      queue().set_limit(static_cast<std::size_t>(b));
     }
     if (auto t = md.get_duration("handshakeTimeout").value_or(std::chrono::nanoseconds(0));
         t.count() > 0)
-      opts_->handshake_timeout = t;
-    opts_->log = o.log;
+      opts->handshake_timeout = t;
+    opts->log = o.log;
     // ALPN h2 (and http/1.1, as GOST offers it; such connections are not served).
-    if (tls) opts_->tls = net::server_context(o.config.tls, {"h2", "http/1.1"});
-    const auto* factory = ListenerRegistry::find("tcp");
-    if (!factory) throw config::ConfigError(where_ + ": no tcp listener registered");
-    inner_ = std::shared_ptr<Listener>((*factory)(ctx, o));
+    if (tls) opts->tls = net::server_context(o.config.tls, {"h2", "http/1.1"});
+    set_serve([opts = std::shared_ptr<const H2Options>(opts)](StreamPtr conn,
+                                                              std::shared_ptr<StreamQueue> q) {
+      return session(std::move(q), std::move(conn), opts);
+    });
   }
-
-  awaitable<StreamPtr> accept(error_code& ec) override {
-    if (!pumping_) {
-      pumping_ = true;
-      asio::co_spawn(state_->ready_changed.get_executor(), pump(inner_, state_, opts_),
-                     asio::detached);
-    }
-    auto st = state_;
-    while (st->ready.empty() && !st->closed && !st->accept_error)
-      co_await st->ready_changed.async_wait(use_nothrow);
-    if (!st->ready.empty()) {
-      ec = {};
-      auto s = std::move(st->ready.front());
-      st->ready.pop_front();
-      st->room.cancel();
-      co_return s;
-    }
-    ec = st->closed ? asio::error::operation_aborted : st->accept_error;
-    co_return nullptr;
-  }
-
-  void close() override {
-    state_->closed = true;
-    inner_->close();
-    for (auto& w : state_->sessions)
-      if (auto s = w.lock()) s->close();
-    state_->ready.clear();
-    state_->ready_changed.cancel();
-    state_->room.cancel();
-  }
-  std::string bound_address() const override { return inner_->bound_address(); }
-  std::string network() const override { return inner_->network(); }
 
  private:
-  static awaitable<void> pump(std::shared_ptr<Listener> inner, std::shared_ptr<H2State> st,
-                              std::shared_ptr<const H2Options> opts) {
-    auto ex = co_await asio::this_coro::executor;
-    auto backoff = std::chrono::seconds(1);
-    while (!st->closed) {
-      error_code ec;
-      auto conn = co_await inner->accept(ec);
-      if (st->closed) break;
-      if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) {
-        st->accept_error = ec;
-        st->ready_changed.cancel();
-        break;
-      }
-      if (ec) {  // temporary (e.g. out of descriptors): as the service accept loop does
-        opts->log.warn(fmt::format("accept: {}, retrying in {}s", ec.message(), backoff.count()));
-        asio::steady_timer t(ex, backoff);
-        co_await t.async_wait(use_nothrow);
-        backoff = std::min(backoff * 2, std::chrono::seconds(5));
-        continue;
-      }
-      backoff = std::chrono::seconds(1);
-      asio::co_spawn(ex, session(st, std::move(conn), opts), asio::detached);
-    }
-  }
-
   // spec/http2.md §B.2: without `path` only CONNECT (else 405); with it, only a request whose
   // target (:path, or the authority of a CONNECT) is exactly `path` (else 400).
   static int check_request(const net::Http2Stream& s, const std::string& path) {
@@ -190,7 +117,7 @@ class H2Listener final : public Listener {
                                                 req.method == "HEAD");
   }
 
-  static awaitable<void> session(std::shared_ptr<H2State> st, StreamPtr conn,
+  static awaitable<void> session(std::shared_ptr<StreamQueue> q, StreamPtr conn,
                                  std::shared_ptr<const H2Options> opts) {
     std::string remote = conn->remote_address();
     if (opts->tls) {
@@ -218,15 +145,13 @@ class H2Listener final : public Listener {
       }
       if (!session) co_return;
     }
-    st->sessions.remove_if([](const auto& w) { return w.expired(); });
-    st->sessions.push_back(session);
+    q->track(session);
     for (;;) {
-      while (st->ready.size() >= st->ready_limit && !st->closed && !session->closed())
-        co_await st->room.async_wait(use_nothrow);
-      if (st->closed) break;
+      while (q->full() && !q->closed() && !session->closed()) co_await q->room();
+      if (q->closed()) break;
       error_code ec;
       auto s = co_await session->accept_stream(ec);
-      if (!s || st->closed) break;
+      if (!s || q->closed()) break;
       int status = check_request(*s, opts->path);
       if (status != 200) {
         s->respond(status, {{"content-length", "0"}, {"date", net::h2_date()}}, true);
@@ -234,18 +159,13 @@ class H2Listener final : public Listener {
       }
       // Answered before the handler reads anything: GOST clients wait for it (§C.1, §C.9).
       s->respond(200, {{"date", net::h2_date()}}, false);
-      st->ready.push_back(std::move(s));
-      st->ready_changed.cancel();
+      q->push(std::move(s));
     }
     session->shutdown();
     opts->log.debug(fmt::format("{}: http2 session ended", remote));
   }
 
   std::string where_;
-  std::shared_ptr<H2State> state_;
-  std::shared_ptr<H2Options> opts_;
-  std::shared_ptr<Listener> inner_;
-  bool pumping_ = false;
 };
 
 GOST_REGISTER(ListenerRegistry, "h2", [](asio::io_context& ctx, const ListenerOptions& o) {
