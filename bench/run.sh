@@ -24,7 +24,7 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp http socks5 relay relay_tls socks5_ws relay_wss relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2)
+SCENARIOS=(direct tcp http socks5 relay relay_tls socks5_ws relay_wss relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
@@ -41,6 +41,7 @@ declare -A SCEN_DESC=(
   [relay_h2c]="the same chain with relay+h2c (HTTP/2 streams over one cleartext connection per worker)"
   [relay_h2]="the same chain with relay+h2 (HTTP/2 over TLS)"
   [http2]="the same chain with http2 (HTTP/2 CONNECT proxy over TLS)"
+  [relay_grpc]="the same chain with relay+grpc (gRPC tunnel over TLS)"
 )
 
 scenario_direct() {
@@ -89,6 +90,7 @@ scenario_relay_phts() { scenario_chain relay+phts "$1"; }
 scenario_relay_h2c() { scenario_chain relay+h2c "$1"; }
 scenario_relay_h2() { scenario_chain relay+h2 "$1"; }
 scenario_http2() { scenario_chain http2 "$1"; }
+scenario_relay_grpc() { scenario_chain relay+grpc "$1"; }
 
 # ------------------------------------------------------------------------------------------------
 # Options

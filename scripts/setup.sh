@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake ninja-build ccache pkg-config
 libboost1.81-dev libboost-url1.81-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
 libgtest-dev googletest curl iperf3 nginx-light wrk procps python3-socks python3-websockets openssl
-clang libclang-rt-14-dev libnghttp2-dev python3-h2 nghttp2-client"
+clang libclang-rt-14-dev libnghttp2-dev python3-h2 nghttp2-client python3-grpcio"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -9,8 +9,6 @@
 // a previous node (handshake()), a session carries that one tunnel and ends with it.
 #include <fmt/format.h>
 
-#include <map>
-#include <mutex>
 
 #include "chain/chain.hpp"
 #include "core/address.hpp"

@@ -10,8 +10,6 @@
 
 #include <fmt/format.h>
 
-#include <map>
-#include <mutex>
 
 #include "chain/chain.hpp"
 #include "core/component.hpp"

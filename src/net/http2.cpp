@@ -133,6 +133,8 @@ struct Http2StreamState {
   std::uint32_t close_code = 0;
   bool detached = false;        // the Http2Stream is gone: received data is dropped
   bool timed_out = false;       // client: no response head in time
+  H2Headers trailers;           // received after the head
+  H2Headers trailers_out;       // sent in place of END_STREAM on DATA (set_trailers)
   asio::steady_timer readable;  // condition: data, END_STREAM, head, close
   asio::steady_timer writable;  // condition: the borrowed buffer was taken, close
 };
@@ -162,7 +164,16 @@ struct Http2Callbacks {
                        size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
     auto& s = self(ud);
     auto* st = find(s, frame->hd.stream_id);
-    if (!st || st->headers_done) return 0;  // trailers are not used by these transports
+    if (!st) return 0;
+    if (st->headers_done) {
+      // Trailers (gRPC's grpc-status), bounded together with the head.
+      if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_HEADERS) return 0;
+      st->header_bytes += namelen + valuelen + 32;
+      if (st->header_bytes > s.cfg_.max_header_list) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      st->trailers.push_back({std::string(reinterpret_cast<const char*>(name), namelen),
+                              std::string(reinterpret_cast<const char*>(value), valuelen)});
+      return 0;
+    }
     // RFC 9113 §6.5.2: the size of a header list counts 32 bytes per field.
     st->header_bytes += namelen + valuelen + 32;
     if (st->header_bytes > s.cfg_.max_header_list) {
@@ -184,6 +195,8 @@ struct Http2Callbacks {
       case NGHTTP2_SETTINGS:
         if (!(hd.flags & NGHTTP2_FLAG_ACK)) {
           control = s.peer_settings_;  // the first SETTINGS is the preface
+          // The watchdog waits for the handshake deadline: keepalive starts now.
+          if (!s.peer_settings_ && s.cfg_.ping_interval.count() > 0) s.watchdog_.cancel();
           s.peer_settings_ = true;
         }
         break;
@@ -299,7 +312,20 @@ struct Http2Callbacks {
     return 0;
   }
 
-  static ssize_t read_data(nghttp2_session*, int32_t, uint8_t*, size_t length, uint32_t* flags,
+  // The end of a body: END_STREAM on this DATA frame, or the trailers carry it.
+  static void end_body(nghttp2_session* ng, Http2StreamState* st, uint32_t* flags) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (st->trailers_out.empty()) return;
+    std::vector<nghttp2_nv> nva;
+    for (const auto& h : st->trailers_out)
+      nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(h.name.data())),
+                     reinterpret_cast<uint8_t*>(const_cast<char*>(h.value.data())), h.name.size(),
+                     h.value.size(), NGHTTP2_NV_FLAG_NONE});
+    if (nghttp2_submit_trailer(ng, st->id, nva.data(), nva.size()) == 0)
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+  }
+
+  static ssize_t read_data(nghttp2_session* ng, int32_t, uint8_t*, size_t length, uint32_t* flags,
                            nghttp2_data_source* source, void*) {
     auto* st = static_cast<Http2StreamState*>(source->ptr);
     std::size_t avail = st->out_size - st->out_reserved;
@@ -307,11 +333,11 @@ struct Http2Callbacks {
       std::size_t n = std::min(length, avail);
       st->out_reserved += n;
       *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-      if (st->end_requested && st->out_reserved == st->out_size) *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (st->end_requested && st->out_reserved == st->out_size) end_body(ng, st, flags);
       return static_cast<ssize_t>(n);
     }
     if (st->end_requested) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      end_body(ng, st, flags);
       return 0;
     }
     st->deferred = true;
@@ -385,6 +411,18 @@ Http2Stream::~Http2Stream() { close(); }
 
 const H2Headers& Http2Stream::headers() const { return st_->headers; }
 int Http2Stream::status() const { return st_->status; }
+bool Http2Stream::head_received() const { return st_->headers_done; }
+const H2Headers& Http2Stream::trailers() const { return st_->trailers; }
+void Http2Stream::set_trailers(H2Headers trailers) { st_->trailers_out = std::move(trailers); }
+
+void Http2Stream::reset(std::uint32_t code) {
+  auto& st = *st_;
+  if (!closed_ && !st.closed && !session_->closed_) {
+    nghttp2_submit_rst_stream(session_->ng_, NGHTTP2_FLAG_NONE, st.id, code);
+    session_->kick();
+  }
+  close();
+}
 std::int32_t Http2Stream::id() const { return st_->id; }
 asio::any_io_executor Http2Stream::executor() { return session_->conn_->executor(); }
 std::string Http2Stream::remote_address() const { return session_->remote_address(); }
@@ -596,7 +634,7 @@ Http2Session::Http2Session(StreamPtr conn, Http2Config cfg, bool server)
   nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
   nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(cfg_.connection_window));
-  started_ = idle_since_ = Clock::now();
+  started_ = idle_since_ = last_recv_ = Clock::now();
 }
 
 Http2Session::~Http2Session() {
@@ -754,11 +792,11 @@ awaitable<Http2StreamPtr> Http2Session::accept_stream(error_code& ec) {
   co_return std::make_unique<Http2Stream>(shared_from_this(), std::move(st));
 }
 
-awaitable<Http2StreamPtr> Http2Session::open_stream(const H2Headers& request, error_code& ec) {
+Http2StreamPtr Http2Session::start_stream(const H2Headers& request, error_code& ec) {
   ec = {};
   if (server_ || closing()) {
     ec = asio::error::broken_pipe;
-    co_return nullptr;
+    return nullptr;
   }
   auto st = std::make_shared<Http2StreamState>(conn_->executor());
   std::vector<nghttp2_nv> nva;
@@ -771,13 +809,19 @@ awaitable<Http2StreamPtr> Http2Session::open_stream(const H2Headers& request, er
   if (id < 0) {
     if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) goaway_ = true;
     ec = asio::error::broken_pipe;
-    co_return nullptr;
+    return nullptr;
   }
   st->id = id;
   st->has_body = true;
   streams_[id] = st;
   kick();
-  auto stream = std::make_unique<Http2Stream>(shared_from_this(), st);
+  return std::make_unique<Http2Stream>(shared_from_this(), std::move(st));
+}
+
+awaitable<Http2StreamPtr> Http2Session::open_stream(const H2Headers& request, error_code& ec) {
+  auto stream = start_stream(request, ec);
+  if (!stream) co_return nullptr;
+  auto st = streams_[stream->id()];  // nothing has run since it was submitted
   {
     Deadline deadline(conn_->executor(), cfg_.response_timeout, [st] {
       st->timed_out = true;
@@ -836,6 +880,7 @@ awaitable<void> Http2Session::read_loop() {
       RelayBuffer buf;  // held only while bytes are being processed
       std::size_t n = co_await conn_->read_some(asio::buffer(buf.data(), buf.size()), ec);
       if (ec || closed_) break;
+      if (cfg_.ping_interval.count() > 0) last_recv_ = Clock::now();
       ssize_t rv = nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(buf.data()), n);
       if (conn_consume_ > 0 && !closed_) {
         nghttp2_session_consume_connection(ng_, conn_consume_);
@@ -865,13 +910,36 @@ awaitable<void> Http2Session::watchdog() {
       auto d = started_ + std::chrono::duration_cast<Clock::duration>(cfg_.handshake_timeout);
       if (now >= d) break;
       next = d;
-    } else if (cfg_.idle_timeout.count() > 0) {
-      auto idle = std::chrono::duration_cast<Clock::duration>(cfg_.idle_timeout);
-      if (streams_.empty() && now >= idle_since_ + idle) {
-        shutdown();
-        co_return;
+    } else {
+      if (cfg_.idle_timeout.count() > 0) {
+        auto idle = std::chrono::duration_cast<Clock::duration>(cfg_.idle_timeout);
+        if (streams_.empty() && now >= idle_since_ + idle) {
+          shutdown();
+          co_return;
+        }
+        next = streams_.empty() ? idle_since_ + idle : now + idle;
       }
-      next = streams_.empty() ? idle_since_ + idle : now + idle;
+      if (cfg_.ping_interval.count() > 0) {
+        auto interval = std::chrono::duration_cast<Clock::duration>(cfg_.ping_interval);
+        auto timeout = std::chrono::duration_cast<Clock::duration>(cfg_.ping_timeout);
+        if (ping_outstanding_ && last_recv_ > ping_sent_) ping_outstanding_ = false;
+        if (ping_outstanding_) {
+          if (now >= ping_sent_ + timeout) break;  // the peer is gone
+          next = std::min(next, ping_sent_ + timeout);
+        } else if (!streams_.empty() || cfg_.ping_without_streams) {
+          if (now >= last_recv_ + interval) {
+            nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, nullptr);
+            ping_sent_ = now;
+            ping_outstanding_ = true;
+            kick();
+            next = std::min(next, now + timeout);
+          } else {
+            next = std::min(next, last_recv_ + interval);
+          }
+        } else {
+          next = std::min(next, now + interval);  // a stream may open meanwhile
+        }
+      }
     }
     if (next == TimePoint::max()) co_return;
     watchdog_.expires_at(next);

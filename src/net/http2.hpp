@@ -59,6 +59,12 @@ struct Http2Config {
   // Client: waiting for a response head (below the router's 15 s dial timeout, so that a pool
   // can drop a session whose server went away without a FIN).
   std::chrono::nanoseconds response_timeout = std::chrono::seconds(10);
+  // PING keepalive (gRPC's, spec/grpc.md §7): after `ping_interval` without receiving anything, a
+  // PING; nothing received within `ping_timeout` after it ends the session. Only while streams
+  // are open unless `ping_without_streams`. 0 = off.
+  std::chrono::nanoseconds ping_interval{0};
+  std::chrono::nanoseconds ping_timeout = std::chrono::seconds(20);
+  bool ping_without_streams = false;
 };
 
 // Our (non-GOST) tuning options: http2.streamWindow, http2.connectionWindow,
@@ -93,6 +99,15 @@ class Http2Stream final : public Stream {
   std::string_view header(std::string_view name) const { return h2_header(headers(), name); }
   int status() const;  // client: the response status
   std::int32_t id() const;
+  // Client: the response head has arrived (see Http2Session::start_stream).
+  bool head_received() const;
+  // Trailers received after the head (gRPC's grpc-status); empty when there were none.
+  const H2Headers& trailers() const;
+  // Ends the body with these trailers (a HEADERS frame with END_STREAM) instead of END_STREAM on
+  // DATA, when it ends (shutdown_write(), or a server's close()). Replaces earlier ones.
+  void set_trailers(H2Headers trailers);
+  // Resets the stream with `code` (RST_STREAM), as close() does with its own code.
+  void reset(std::uint32_t code);
 
   // Server: submits the response head (":status" first, then `extra`). With end_stream the
   // response has no body (error replies); otherwise the stream's writes are its body.
@@ -137,6 +152,10 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   // Client: opens a stream with `request` (pseudo-headers first; the request has a body: its
   // writes) and waits for the final response head. A non-2xx answer is returned too (status()).
   awaitable<Http2StreamPtr> open_stream(const H2Headers& request, error_code& ec);
+  // Client: opens a stream with `request` and returns it at once, without waiting for the
+  // response (gRPC: the head may come only with the server's first message). Reads wait for
+  // the head; head_received()/status() tell it. Null (ec set) if no stream can be opened.
+  Http2StreamPtr start_stream(const H2Headers& request, error_code& ec);
 
   // Client: a new stream may be opened here (not closing, below both stream limits).
   bool can_open() const;
@@ -184,6 +203,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   std::uint32_t control_frames_ = 0;
   asio::steady_timer::time_point control_window_{};
   asio::steady_timer::time_point idle_since_;
+  asio::steady_timer::time_point last_recv_;  // keepalive: the last bytes read
+  asio::steady_timer::time_point ping_sent_;
+  bool ping_outstanding_ = false;
   asio::steady_timer::time_point started_;
   asio::steady_timer wake_;      // condition: output may be ready
   asio::steady_timer incoming_;  // condition: accept queue changed / session ended
