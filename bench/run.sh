@@ -24,7 +24,7 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp http socks5 relay relay_tls socks5_ws relay_wss relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc)
+SCENARIOS=(direct tcp http socks5 relay relay_tls socks5_ws relay_wss relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
@@ -42,6 +42,9 @@ declare -A SCEN_DESC=(
   [relay_h2]="the same chain with relay+h2 (HTTP/2 over TLS)"
   [http2]="the same chain with http2 (HTTP/2 CONNECT proxy over TLS)"
   [relay_grpc]="the same chain with relay+grpc (gRPC tunnel over TLS)"
+  [relay_grpc_insecure]="the same chain with relay+grpc?grpcInsecure=true (cleartext HTTP/2)"
+  [socks5_h2c]="the same chain with socks5+h2c (GOST's TLS method 0x80 inside the HTTP/2 stream)"
+  [socks5_h2]="the same chain with socks5+h2"
 )
 
 scenario_direct() {
@@ -91,6 +94,19 @@ scenario_relay_h2c() { scenario_chain relay+h2c "$1"; }
 scenario_relay_h2() { scenario_chain relay+h2 "$1"; }
 scenario_http2() { scenario_chain http2 "$1"; }
 scenario_relay_grpc() { scenario_chain relay+grpc "$1"; }
+scenario_socks5_h2c() { scenario_chain socks5+h2c "$1"; }
+scenario_socks5_h2() { scenario_chain socks5+h2 "$1"; }
+scenario_relay_grpc_insecure() {
+  local target=$1 p q
+  free_port q || return 1
+  start_gost grpc-server -L "relay+grpc://127.0.0.1:$q?grpcInsecure=true" || return 1
+  wait_listen "$q" || return 1
+  free_port p || return 1
+  start_gost grpc-client -L "tcp://127.0.0.1:$p/127.0.0.1:$target" \
+    -F "relay+grpc://127.0.0.1:$q?grpcInsecure=true" || return 1
+  wait_listen "$p" || return 1
+  ENTRY_PORT=$p
+}
 
 # ------------------------------------------------------------------------------------------------
 # Options
@@ -645,6 +661,12 @@ meta = {
         "relay_wss": {"gbps_1": 1.8, "gbit_per_cpu_s": 1.3, "kib_per_idle_conn": 211},
         "relay_pht": {"gbps_1": 0.57, "gbit_per_cpu_s": 0.44, "kib_per_idle_conn": 212},
         "relay_phts": {"gbps_1": 0.56, "gbit_per_cpu_s": 0.43, "kib_per_idle_conn": 311},
+        # issue 8
+        "socks5_h2": {"gbps_1": 2.6, "gbit_per_cpu_s": 1.7, "kib_per_idle_conn": 232},
+        "socks5_h2c": {"gbps_1": 2.6, "gbit_per_cpu_s": 1.7, "kib_per_idle_conn": 232},
+        "http2": {"gbps_1": 3.0, "gbit_per_cpu_s": 2.0, "kib_per_idle_conn": 124},
+        "relay_grpc": {"gbps_1": 2.5, "gbit_per_cpu_s": 1.6, "kib_per_idle_conn": 198},
+        "relay_grpc_insecure": {"gbps_1": 2.9, "gbit_per_cpu_s": 1.8, "kib_per_idle_conn": 184},
     },
 }
 json.dump(meta, open(sys.argv[1], "w"))
