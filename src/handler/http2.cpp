@@ -78,6 +78,16 @@ class Http2Handler final : public Handler {
     auto rt = md.get_duration("readTimeout");
     if (!rt) rt = md.get_duration("read.timeout");
     read_timeout_ = rt.value_or(nanoseconds(0));
+    if (const auto* f = HandlerRegistry::find("http")) {
+      HandlerOptions h1 = o;
+      h1.config.type = "http";
+      // Options the HTTP/1.1 handler does not implement (probeResist): HTTP/1.1 clients are then
+      // refused rather than served without them.
+      try {
+        http1_ = (*f)(h1);
+      } catch (const config::ConfigError&) {
+      }
+    }
   }
 
   awaitable<void> handle(StreamPtr stream, ConnInfo& conn) override;
@@ -102,7 +112,8 @@ class Http2Handler final : public Handler {
   }
 
   HandlerOptions opts_;
-  int probe_code_ = 0;  // probeResist=code:N (0: off)
+  std::shared_ptr<Handler> http1_;  // HTTP/1.1 clients of the http2 listener
+  int probe_code_ = 0;              // probeResist=code:N (0: off)
   std::vector<std::string> knock_;
   std::string realm_;
   net::H2Headers headers_;
@@ -111,9 +122,16 @@ class Http2Handler final : public Handler {
 
 awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
   auto* client = dynamic_cast<net::Http2Stream*>(stream.get());
-  if (!client)
-    throw system_error(asio::error::operation_not_supported,
-                       "handler http2: needs listener http2 (an HTTP/2 request)");
+  if (!client) {
+    // An HTTP/1.1 client of the http2 listener (ALPN http/1.1 or none; spec §A.2 item 10): the
+    // HTTP/1.1 proxy handler with the same options serves it. Its CONNECT answer is ours
+    // ("200 Connection established"), not GOST's chunked-looking "200 OK" head: clients accept
+    // any 2xx.
+    if (!http1_)
+      throw system_error(asio::error::operation_not_supported,
+                         "handler http2: HTTP/1.1 clients are not served with these options");
+    co_return co_await http1_->handle(std::move(stream), conn);
+  }
   const std::string method(client->header(":method"));
   const bool is_connect = method == "CONNECT";
   std::string host(client->header(":authority"));

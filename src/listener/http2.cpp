@@ -1,6 +1,7 @@
 // Listener "http2": the proxy mode of spec/http2.md §A.1. TLS with ALPN h2 (and http/1.1, as
 // GOST offers it); every HTTP/2 request is handed to the handler as one Stream (a
-// net::Http2Stream with its request head and no response yet: the `http2` handler answers it).
+// net::Http2Stream with its request head and no response yet: the `http2` handler answers it);
+// a connection that did not negotiate h2 is handed over whole (HTTP/1.1 proxy requests).
 //
 // listener/pump: each connection's TLS handshake and HTTP/2 session run in their own coroutine,
 // whose requests are queued (bounded by `backlog`) for accept().
@@ -59,9 +60,10 @@ class Http2Listener final : public PumpListener {
       opts->log.debug(fmt::format("{}: tls handshake: {}", remote, error_text(e)));
       co_return;
     }
-    // GOST also serves HTTP/1.1 requests here (§A.2 item 10); we serve HTTP/2 only.
+    // HTTP/1.1 clients (ALPN http/1.1 or none) are served too (§A.2 item 10): the TLS
+    // connection itself goes to the handler, which speaks HTTP/1.1 proxy on it.
     if (auto alpn = net::negotiated_alpn(*conn); alpn != "h2") {
-      opts->log.debug(fmt::format("{}: ALPN \"{}\": only h2 is served on http2", remote, alpn));
+      if (!q->closed()) q->push(std::move(conn));
       co_return;
     }
     auto session = net::Http2Session::server(std::move(conn), opts->http2);

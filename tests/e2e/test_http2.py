@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
 import test_concurrency  # noqa: E402
 import test_integrity  # noqa: E402
-from gostlib import basic, connect, curl, free_ports, recv_until_close  # noqa: E402
+from gostlib import basic, connect, curl, free_ports, recv_exact, recv_until_close  # noqa: E402
 from test_h2 import H2Client  # noqa: E402
 
 import h2.config  # noqa: E402
@@ -409,6 +409,19 @@ class Http2Test(gostlib.GostTestCase):
         self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body), r)
         self.assertAlive(server)
 
+    def test_curl_https_proxy_over_http11(self):
+        # curl's HTTPS proxy speaks HTTP/1.1 (ALPN http/1.1): served by the same listener
+        srv, server = self.server()
+        r = curl(self.origin.url, proxy="https://%s:%s@127.0.0.1:%d" % (USER, PASS, srv),
+                 extra=("--proxy-insecure",))
+        self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body), r)
+        r = curl(self.origin.url, proxy="https://%s:%s@127.0.0.1:%d" % (USER, PASS, srv),
+                 tunnel=True, extra=("--proxy-insecure",))
+        self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body), r)
+        r = curl(self.origin.url, proxy="https://127.0.0.1:%d" % srv, extra=("--proxy-insecure",))
+        self.assertEqual(r.http_code, "407", r)
+        self.assertAlive(server)
+
     # -- bad input ----------------------------------------------------------
 
     def test_bad_input_on_listener(self):
@@ -435,13 +448,25 @@ class Http2Test(gostlib.GostTestCase):
             self.assertTrue(closed)
         finally:
             s.close()
-        # ALPN http/1.1 (GOST would serve HTTP/1.1 here; we close: a known gap)
+        # ALPN http/1.1: an HTTP/1.1 proxy client is served (spec §A.2 item 10), with auth
         ctx.set_alpn_protocols(["http/1.1"])
         s = ctx.wrap_socket(connect(srv))
         try:
             s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n" % self.echo.addr.encode())
-            _, closed, _ = recv_until_close(s, timeout=20)
+            data, closed, _ = recv_until_close(s, timeout=20)
+            self.assertTrue(data.startswith(b"HTTP/1.1 407 "), data[:100])
             self.assertTrue(closed)
+        finally:
+            s.close()
+        s = ctx.wrap_socket(connect(srv))
+        try:
+            s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: x\r\nProxy-Authorization: %s\r\n\r\n"
+                      % (self.echo.addr.encode(), basic(USER, PASS).encode()))
+            head, rest = gostlib.recv_http_head(s)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+            s.sendall(b"over http/1.1")
+            got = rest + recv_exact(s, 13 - len(rest))
+            self.assertEqual(got, b"over http/1.1")
         finally:
             s.close()
         # CONNECT without :authority is malformed (RFC 9113 §8.5): the stream is reset with
