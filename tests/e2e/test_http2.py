@@ -26,6 +26,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
+import transportlib  # noqa: E402
 import test_concurrency  # noqa: E402
 import test_integrity  # noqa: E402
 from gostlib import basic, connect, curl, free_ports, recv_exact, recv_until_close  # noqa: E402
@@ -144,18 +145,7 @@ class CapturingH2Server:
         self.lsock.close()
 
 
-class Http2Test(gostlib.GostTestCase):
-    duplex_exchange = test_integrity.IntegrityTest.duplex_exchange
-    half_close_exchange = test_integrity.IntegrityTest.half_close_exchange
-    run_connect_batch = test_concurrency.ConcurrencyTest.run_connect_batch
-    check_batch = test_concurrency.ConcurrencyTest.check_batch
-
-    def setUp(self):
-        self.origin = self.start_server(gostlib.OriginServer())
-        self.duplex = self.start_server(gostlib.DuplexServer(test_integrity.SIZE))
-        self.half_reply = os.urandom(test_integrity.HALF_SIZE)
-        self.halfsrv = self.start_server(gostlib.ReplyAfterEOFServer(self.half_reply))
-        self.echo = self.start_server(gostlib.EchoServer())
+class Http2Test(transportlib.TransportTestCase):
 
     def server(self, query=""):
         srv = free_ports(1)[0]

@@ -14,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
+import transportlib  # noqa: E402
 import test_concurrency  # noqa: E402
 import test_integrity  # noqa: E402
 from gostlib import connect, curl, free_ports, recv_until_close  # noqa: E402
@@ -21,19 +22,7 @@ from gostlib import connect, curl, free_ports, recv_until_close  # noqa: E402
 USER, PASS = "user", "pass"
 
 
-class MwsTest(gostlib.GostTestCase):
-    # The exchanges of the integrity and concurrency tests, reused as they are.
-    duplex_exchange = test_integrity.IntegrityTest.duplex_exchange
-    half_close_exchange = test_integrity.IntegrityTest.half_close_exchange
-    run_connect_batch = test_concurrency.ConcurrencyTest.run_connect_batch
-    check_batch = test_concurrency.ConcurrencyTest.check_batch
-
-    def setUp(self):
-        self.origin = self.start_server(gostlib.OriginServer())
-        self.duplex = self.start_server(gostlib.DuplexServer(test_integrity.SIZE))
-        self.half_reply = os.urandom(test_integrity.HALF_SIZE)
-        self.halfsrv = self.start_server(gostlib.ReplyAfterEOFServer(self.half_reply))
-        self.echo = self.start_server(gostlib.EchoServer())
+class MwsTest(transportlib.TransportTestCase):
 
     def pair(self, server_scheme, client_scheme, workers=None):
         front, srv = free_ports(2)
