@@ -11,11 +11,9 @@
 
 #include <fmt/format.h>
 
-
 #include "chain/chain.hpp"
 #include "core/address.hpp"
 #include "core/component.hpp"
-#include "core/timeout.hpp"
 #include "net/http2.hpp"
 #include "net/session_pool.hpp"
 #include "net/tls.hpp"
@@ -128,16 +126,7 @@ class GrpcDialer final : public Dialer {
   }
 
   awaitable<std::shared_ptr<net::Http2Session>> open_session(StreamPtr s) {
-    if (tls_) {
-      Stream& raw = *s;
-      Deadline deadline(raw.executor(), connect_timeout_, [&raw] { raw.close(); });
-      s = co_await net::tls_connect(std::move(s), tls_);
-      auto alpn = net::negotiated_alpn(*s);
-      if (alpn != "h2")
-        throw system_error(asio::error::operation_not_supported,
-                           fmt::format("{}: server did not select h2 (ALPN \"{}\")", where_, alpn));
-    }
-    co_return net::Http2Session::client(std::move(s), http2_);
+    return net::http2_client_session(std::move(s), tls_, connect_timeout_, http2_, where_);
   }
 
   StreamPtr open_call(net::Http2Session& session, const log::Logger& log) {

@@ -9,11 +9,9 @@
 // a previous node (handshake()), a session carries that one tunnel and ends with it.
 #include <fmt/format.h>
 
-
 #include "chain/chain.hpp"
 #include "core/address.hpp"
 #include "core/component.hpp"
-#include "core/timeout.hpp"
 #include "net/http2.hpp"
 #include "net/session_pool.hpp"
 #include "net/tls.hpp"
@@ -86,16 +84,8 @@ class H2Dialer final : public Dialer {
 
  private:
   awaitable<std::shared_ptr<net::Http2Session>> open_session(StreamPtr s) {
-    if (tls_) {
-      Stream& raw = *s;  // GOST's TLS handshake timeout for h2
-      Deadline deadline(raw.executor(), std::chrono::seconds(10), [&raw] { raw.close(); });
-      s = co_await net::tls_connect(std::move(s), tls_);
-      auto alpn = net::negotiated_alpn(*s);
-      if (alpn != "h2")
-        throw system_error(asio::error::operation_not_supported,
-                           fmt::format("{}: server did not select h2 (ALPN \"{}\")", where_, alpn));
-    }
-    co_return net::Http2Session::client(std::move(s), http2_);
+    // GOST's TLS handshake timeout for h2: 10 s.
+    return net::http2_client_session(std::move(s), tls_, std::chrono::seconds(10), http2_, where_);
   }
 
   net::H2Headers request(std::string_view addr) const {

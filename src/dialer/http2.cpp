@@ -10,10 +10,8 @@
 
 #include <fmt/format.h>
 
-
 #include "chain/chain.hpp"
 #include "core/component.hpp"
-#include "core/timeout.hpp"
 #include "net/session_pool.hpp"
 #include "net/tls.hpp"
 
@@ -24,16 +22,11 @@ struct Http2Transport {
   net::Http2Config http2;
   net::TlsContextPtr tls;
 
+  // GOST's TLS handshake timeout is 30 s; the router's dial timeout is less: 10 s. GOST's client
+  // would fall back to HTTP/1.1 CONNECT when the server does not select h2; we need HTTP/2.
   awaitable<std::shared_ptr<net::Http2Session>> open_session(StreamPtr s) const {
-    Stream& raw = *s;  // GOST's TLS handshake timeout is 30 s; the router's dial timeout is less
-    Deadline deadline(raw.executor(), std::chrono::seconds(10), [&raw] { raw.close(); });
-    s = co_await net::tls_connect(std::move(s), tls);
-    auto alpn = net::negotiated_alpn(*s);
-    // GOST's client would fall back to HTTP/1.1 CONNECT here; we need HTTP/2.
-    if (alpn != "h2")
-      throw system_error(asio::error::operation_not_supported,
-                         fmt::format("dialer http2: server did not select h2 (ALPN \"{}\")", alpn));
-    co_return net::Http2Session::client(std::move(s), http2);
+    return net::http2_client_session(std::move(s), tls, std::chrono::seconds(10), http2,
+                                     "dialer http2");
   }
 };
 

@@ -14,7 +14,6 @@
 #include <algorithm>
 
 #include "core/component.hpp"
-#include "core/timeout.hpp"
 #include "listener/pump.hpp"
 #include "net/http2.hpp"
 #include "net/tls.hpp"
@@ -172,14 +171,8 @@ class GrpcListener final : public PumpListener {
     std::string remote = conn->remote_address();
     net::apply_tcp_keepalive(*conn, opts->tcp_keepalive);
     if (opts->tls) {
-      try {
-        Stream& raw = *conn;
-        Deadline deadline(raw.executor(), opts->handshake_timeout, [&raw] { raw.close(); });
-        conn = co_await net::tls_accept(std::move(conn), opts->tls);
-      } catch (const std::exception& e) {
-        opts->log.debug(fmt::format("{}: tls handshake: {}", remote, error_text(e)));
-        co_return;
-      }
+      // A failed handshake ends this coroutine; listener/pump logs it (debug).
+      conn = co_await net::tls_accept(std::move(conn), opts->tls, opts->handshake_timeout);
       if (net::negotiated_alpn(*conn) != "h2") {
         opts->log.debug(fmt::format("{}: grpc: the client did not negotiate h2", remote));
         co_return;

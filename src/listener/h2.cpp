@@ -121,14 +121,8 @@ class H2Listener final : public PumpListener {
                                  std::shared_ptr<const H2Options> opts) {
     std::string remote = conn->remote_address();
     if (opts->tls) {
-      try {
-        Stream& raw = *conn;
-        Deadline deadline(raw.executor(), opts->handshake_timeout, [&raw] { raw.close(); });
-        conn = co_await net::tls_accept(std::move(conn), opts->tls);
-      } catch (const std::exception& e) {
-        opts->log.debug(fmt::format("{}: tls handshake: {}", remote, error_text(e)));
-        co_return;
-      }
+      // A failed handshake ends this coroutine; listener/pump logs it (debug).
+      conn = co_await net::tls_accept(std::move(conn), opts->tls, opts->handshake_timeout);
       if (net::negotiated_alpn(*conn) == "http/1.1") {
         opts->log.debug(fmt::format("{}: HTTP/1.1 is not served on h2", remote));
         co_return;

@@ -12,7 +12,6 @@
 #include <algorithm>
 
 #include "core/component.hpp"
-#include "core/timeout.hpp"
 #include "listener/pump.hpp"
 #include "net/tls.hpp"
 
@@ -52,14 +51,8 @@ class Http2Listener final : public PumpListener {
   static awaitable<void> session(std::shared_ptr<StreamQueue> q, StreamPtr conn,
                                  std::shared_ptr<const Http2ListenerOptions> opts) {
     std::string remote = conn->remote_address();
-    try {
-      Stream& raw = *conn;
-      Deadline deadline(raw.executor(), opts->handshake_timeout, [&raw] { raw.close(); });
-      conn = co_await net::tls_accept(std::move(conn), opts->tls);
-    } catch (const std::exception& e) {
-      opts->log.debug(fmt::format("{}: tls handshake: {}", remote, error_text(e)));
-      co_return;
-    }
+    // A failed handshake ends this coroutine; listener/pump logs it (debug).
+    conn = co_await net::tls_accept(std::move(conn), opts->tls, opts->handshake_timeout);
     // HTTP/1.1 clients (ALPN http/1.1 or none) are served too (§A.2 item 10): the TLS
     // connection itself goes to the handler, which speaks HTTP/1.1 proxy on it.
     if (auto alpn = net::negotiated_alpn(*conn); alpn != "h2") {

@@ -7,7 +7,6 @@
 #include "core/address.hpp"
 #include "core/component.hpp"
 #include "core/tcp_stream.hpp"
-#include "core/timeout.hpp"
 #include "net/tls.hpp"
 
 namespace gost {
@@ -109,9 +108,7 @@ class TlsListener final : public TcpListener {
       : TlsListener(ctx, o, net::server_context(o.config.tls)) {}
 
   awaitable<StreamPtr> handshake(StreamPtr s) override {
-    Stream& raw = *s;
-    Deadline deadline(raw.executor(), handshake_timeout_, [&raw] { raw.close(); });
-    co_return co_await net::tls_accept(std::move(s), tls_);
+    co_return co_await net::tls_accept(std::move(s), tls_, handshake_timeout_);
   }
   std::string network() const override { return "tcp"; }
 

@@ -26,6 +26,7 @@
 
 #include "config/model.hpp"
 #include "core/stream.hpp"
+#include "net/tls.hpp"
 
 typedef struct nghttp2_session nghttp2_session;
 
@@ -212,5 +213,11 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   asio::steady_timer done_;      // condition: session ended
   asio::steady_timer watchdog_;
 };
+
+// The client session of the h2, grpc and http2 dialers over `s`: with `tls`, a TLS handshake
+// first (within `tls_timeout`) in which the server must select ALPN h2 — errors name `where`.
+awaitable<std::shared_ptr<Http2Session>> http2_client_session(StreamPtr s, TlsContextPtr tls,
+                                                              std::chrono::nanoseconds tls_timeout,
+                                                              Http2Config cfg, std::string where);
 
 }  // namespace gost::net

@@ -16,6 +16,7 @@
 
 #include "core/address.hpp"
 #include "core/log.hpp"
+#include "core/timeout.hpp"
 
 namespace gost::net {
 namespace {
@@ -277,7 +278,8 @@ class TlsStream final : public Stream {
     error_code ec;
     int r = co_await drive([this] { return SSL_do_handshake(ssl_); }, ec);
     if (ec) throw system_error(ec, "tls handshake");
-    if (r != 1) throw system_error(asio::error::connection_aborted, "tls handshake: " + last_failure_);
+    if (r != 1)
+      throw system_error(asio::error::connection_aborted, "tls handshake: " + last_failure_);
   }
 
   asio::any_io_executor executor() override { return inner_->executor(); }
@@ -598,6 +600,27 @@ awaitable<StreamPtr> tls_connect(StreamPtr inner, TlsContextPtr ctx) {
   auto s = std::make_unique<TlsStream>(std::move(inner), std::move(ctx));
   co_await s->handshake();
   co_return s;
+}
+
+namespace {
+awaitable<StreamPtr> handshake_within(StreamPtr inner, TlsContextPtr ctx,
+                                      std::chrono::nanoseconds timeout) {
+  Stream& raw = *inner;
+  Deadline deadline(raw.executor(), timeout, [&raw] { raw.close(); });
+  auto s = std::make_unique<TlsStream>(std::move(inner), std::move(ctx));
+  co_await s->handshake();
+  co_return s;
+}
+}  // namespace
+
+awaitable<StreamPtr> tls_accept(StreamPtr inner, TlsContextPtr ctx,
+                                std::chrono::nanoseconds timeout) {
+  return handshake_within(std::move(inner), std::move(ctx), timeout);
+}
+
+awaitable<StreamPtr> tls_connect(StreamPtr inner, TlsContextPtr ctx,
+                                 std::chrono::nanoseconds timeout) {
+  return handshake_within(std::move(inner), std::move(ctx), timeout);
 }
 
 std::string negotiated_alpn(Stream& s) {

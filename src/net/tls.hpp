@@ -3,6 +3,7 @@
 // tunnel, a SOCKS5 session ...), driven through memory BIOs so it composes with every transport.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,11 @@ TlsContextPtr client_context(const std::optional<config::TLS>& tls, const std::s
 // owns `inner`.
 awaitable<StreamPtr> tls_accept(StreamPtr inner, TlsContextPtr ctx);
 awaitable<StreamPtr> tls_connect(StreamPtr inner, TlsContextPtr ctx);
+// The same within `timeout`: the stream is closed when it expires (<= 0: no limit).
+awaitable<StreamPtr> tls_accept(StreamPtr inner, TlsContextPtr ctx,
+                                std::chrono::nanoseconds timeout);
+awaitable<StreamPtr> tls_connect(StreamPtr inner, TlsContextPtr ctx,
+                                 std::chrono::nanoseconds timeout);
 
 // The protocol selected by ALPN on a TLS stream ("" when none or not TLS).
 std::string negotiated_alpn(Stream& s);
