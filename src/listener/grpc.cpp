@@ -180,19 +180,13 @@ class GrpcListener final : public PumpListener {
     }
     // Cleartext: prior knowledge only; nghttp2 rejects anything but the connection preface.
     auto session = net::Http2Session::server(std::move(conn), opts->http2);
-    q->track(session);
-    for (;;) {
-      while (q->full() && !q->closed() && !session->closed()) co_await q->room();
-      if (q->closed()) break;
-      error_code ec;
-      auto s = co_await session->accept_stream(ec);
-      if (!s || q->closed()) break;
-      if (!check_call(*s, *opts)) continue;  // answered; the connection stays
+    co_await q->take_streams(session, [&opts](net::Http2StreamPtr s) -> StreamPtr {
+      if (!check_call(*s, *opts)) return nullptr;  // answered; the connection stays
       // grpc-go sends the head with the first message; sending it now is equally valid and
       // lets a client see the call accepted before the handler speaks.
       s->respond(200, {{"content-type", "application/grpc"}}, false);
-      q->push(std::make_unique<net::GrpcStream>(std::move(s), true, opts->log));
-    }
+      return std::make_unique<net::GrpcStream>(std::move(s), true, opts->log);
+    });
     session->shutdown();
     opts->log.debug(fmt::format("{}: grpc session ended", remote));
   }

@@ -139,22 +139,16 @@ class H2Listener final : public PumpListener {
       }
       if (!session) co_return;
     }
-    q->track(session);
-    for (;;) {
-      while (q->full() && !q->closed() && !session->closed()) co_await q->room();
-      if (q->closed()) break;
-      error_code ec;
-      auto s = co_await session->accept_stream(ec);
-      if (!s || q->closed()) break;
+    co_await q->take_streams(session, [&opts](net::Http2StreamPtr s) -> StreamPtr {
       int status = check_request(*s, opts->path);
       if (status != 200) {
         s->respond(status, {{"content-length", "0"}, {"date", net::h2_date()}}, true);
-        continue;  // the stream ends with the answer; the connection stays
+        return nullptr;  // the stream ends with the answer; the connection stays
       }
       // Answered before the handler reads anything: GOST clients wait for it (§C.1, §C.9).
       s->respond(200, {{"date", net::h2_date()}}, false);
-      q->push(std::move(s));
-    }
+      return s;
+    });
     session->shutdown();
     opts->log.debug(fmt::format("{}: http2 session ended", remote));
   }

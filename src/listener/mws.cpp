@@ -35,15 +35,7 @@ class MwsListener final : public PumpListener {
     std::string remote = conn->remote_address();
     conn = co_await net::ws_accept(std::move(conn), *ws);
     auto session = net::MuxSession::server(std::move(conn), mux);
-    q->track(session);
-    for (;;) {
-      while (q->full() && !q->closed() && !session->closed()) co_await q->room();
-      if (q->closed()) break;
-      error_code ec;
-      auto s = co_await session->accept_stream(ec);
-      if (!s || q->closed()) break;
-      q->push(std::move(s));
-    }
+    co_await q->take_streams(session, [](StreamPtr s) { return s; });
     log.debug(fmt::format("{}: mws session ended", remote));
   }
 };

@@ -29,6 +29,22 @@ class StreamQueue {
   void push(StreamPtr s);
   // One wake-up: accept() took a stream, or the listener closed.
   awaitable<void> room();
+  // Queues the streams `session` accepts, each as `admit(stream)` returns it (null: refused, it
+  // answered the stream itself), until the session or the listener ends; waits while the queue
+  // is full (the session's own bounded backlog then holds the peer's new streams). The session is
+  // tracked: closing the listener closes it.
+  template <class Session, class Admit>
+  awaitable<void> take_streams(std::shared_ptr<Session> session, Admit admit) {
+    track(session);
+    for (;;) {
+      while (full() && !closed() && !session->closed()) co_await room();
+      if (closed()) co_return;
+      error_code ec;
+      auto s = co_await session->accept_stream(ec);
+      if (!s || closed()) co_return;
+      if (StreamPtr admitted = admit(std::move(s))) push(std::move(admitted));
+    }
+  }
   // The session is closed when the listener closes.
   template <class Session>
   void track(const std::shared_ptr<Session>& s) {
