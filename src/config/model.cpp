@@ -68,6 +68,16 @@ const Value* Metadata::find(std::string_view key) const {
   return nullptr;
 }
 
+const Value* Metadata::find_first(std::initializer_list<std::string_view> keys,
+                                  std::string_view* which) const {
+  for (auto k : keys)
+    if (const auto* v = find(k)) {
+      if (which) *which = k;
+      return v;
+    }
+  return nullptr;
+}
+
 void Metadata::set(std::string key, Value value) {
   for (auto& entry : entries) {
     if (iequals(entry.first, key)) {

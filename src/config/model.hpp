@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -51,6 +52,9 @@ class Metadata {
 
   bool empty() const { return entries.empty(); }
   const Value* find(std::string_view key) const;  // case-insensitive
+  // The first of `keys` that is set — GOST's aliases, e.g. {"ws.path", "path"} — and its name.
+  const Value* find_first(std::initializer_list<std::string_view> keys,
+                          std::string_view* which = nullptr) const;
   bool contains(std::string_view key) const { return find(key) != nullptr; }
   // Sets (replacing a case-insensitively equal key, keeping its position) or appends.
   void set(std::string key, Value value);

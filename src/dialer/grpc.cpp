@@ -23,30 +23,20 @@
 namespace gost {
 namespace {
 
-const config::Value* find_any(const config::Metadata& md, std::initializer_list<const char*> keys,
-                              std::string& which) {
-  for (const char* k : keys)
-    if (const auto* v = md.find(k)) {
-      which = k;
-      return v;
-    }
-  return nullptr;
-}
-
 class GrpcDialer final : public Dialer {
  public:
   explicit GrpcDialer(const DialerOptions& o)
       : http2_(net::http2_config(o.config.metadata, where_)) {
     const auto& md = o.config.metadata;
-    std::string key;
-    if (find_any(md, {"grpc.authority", "grpc.host", "host"}, key))
+    std::string_view key;
+    if (md.find_first({"grpc.authority", "grpc.host", "host"}, &key))
       authority_ = md.get_string(key).value_or("");
     std::string path;
-    if (find_any(md, {"grpc.path", "path"}, key)) path = md.get_string(key).value_or("");
+    if (md.find_first({"grpc.path", "path"}, &key)) path = md.get_string(key).value_or("");
     method_path_ = proto::grpc::method_path(path);
-    if (find_any(md, {"grpc.insecure", "grpcInsecure", "insecure"}, key))
+    if (md.find_first({"grpc.insecure", "grpcInsecure", "insecure"}, &key))
       insecure_ = md.get_bool(key).value_or(false);
-    if (find_any(md, {"grpc.minConnectTimeout", "minConnectTimeout"}, key))
+    if (md.find_first({"grpc.minConnectTimeout", "minConnectTimeout"}, &key))
       connect_timeout_ = md.get_duration(key).value_or(connect_timeout_);
     keepalive(md);
     tcp_keepalive_.enabled = md.get_bool("tcp.keepalive").value_or(false);
@@ -107,21 +97,22 @@ class GrpcDialer final : public Dialer {
   // receiving anything a PING; no answer within `timeout` (30 s) ends the connection. Only while
   // tunnels are open unless permitWithoutStream.
   void keepalive(const config::Metadata& md) {
-    std::string key;
+    std::string_view key;
     bool on = false;
-    if (find_any(md, {"grpc.keepalive", "keepalive", "keepAlive"}, key))
+    if (md.find_first({"grpc.keepalive", "keepalive", "keepAlive"}, &key))
       on = md.get_bool(key).value_or(false);
     if (!on) return;
     using std::chrono::seconds;
     http2_.ping_interval = seconds(30);
     http2_.ping_timeout = seconds(30);
-    if (find_any(md, {"grpc.keepalive.time", "keepalive.time"}, key))
+    if (md.find_first({"grpc.keepalive.time", "keepalive.time"}, &key))
       http2_.ping_interval = md.get_duration(key).value_or(http2_.ping_interval);
     http2_.ping_interval = std::max<std::chrono::nanoseconds>(http2_.ping_interval, seconds(10));
-    if (find_any(md, {"grpc.keepalive.timeout", "keepalive.timeout"}, key))
+    if (md.find_first({"grpc.keepalive.timeout", "keepalive.timeout"}, &key))
       http2_.ping_timeout = md.get_duration(key).value_or(http2_.ping_timeout);
     if (http2_.ping_timeout.count() <= 0) http2_.ping_timeout = seconds(30);
-    if (find_any(md, {"grpc.keepalive.permitWithoutStream", "keepalive.permitWithoutStream"}, key))
+    if (md.find_first({"grpc.keepalive.permitWithoutStream", "keepalive.permitWithoutStream"},
+                      &key))
       http2_.ping_without_streams = md.get_bool(key).value_or(false);
   }
 

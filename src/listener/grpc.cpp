@@ -32,17 +32,6 @@ struct GrpcOptions {
   log::Logger log;
 };
 
-// The first of `keys` that is set (GOST's aliases).
-const config::Value* find_any(const config::Metadata& md, std::initializer_list<const char*> keys,
-                              std::string& which) {
-  for (const char* k : keys)
-    if (const auto* v = md.find(k)) {
-      which = k;
-      return v;
-    }
-  return nullptr;
-}
-
 // The tcp listener would read `keepalive` as SO_KEEPALIVE; here it is gRPC's switch.
 ListenerOptions without_keepalive(const ListenerOptions& o) {
   ListenerOptions inner = o;
@@ -56,15 +45,15 @@ class GrpcListener final : public PumpListener {
       : PumpListener(ctx, without_keepalive(o), "tcp", 128) {
     const auto& md = o.config.metadata;
     opts_ = std::make_shared<GrpcOptions>();
-    std::string key;
+    std::string_view key;
     std::string path;
-    if (find_any(md, {"grpc.path", "path"}, key)) path = md.get_string(key).value_or("");
+    if (md.find_first({"grpc.path", "path"}, &key)) path = md.get_string(key).value_or("");
     opts_->method_path = proto::grpc::method_path(path);
     bool insecure = false;
-    if (find_any(md, {"grpc.insecure", "grpcInsecure", "insecure"}, key))
+    if (md.find_first({"grpc.insecure", "grpcInsecure", "insecure"}, &key))
       insecure = md.get_bool(key).value_or(false);
     opts_->http2 = net::http2_config(md, where_);
-    if (find_any(md, {"grpc.backlog", "backlog"}, key)) {
+    if (md.find_first({"grpc.backlog", "backlog"}, &key)) {
       if (auto b = md.get_int(key).value_or(0); b > 0) {
         opts_->http2.accept_backlog = static_cast<std::size_t>(b);
         queue().set_limit(static_cast<std::size_t>(b));
@@ -93,9 +82,9 @@ class GrpcListener final : public PumpListener {
   // permitWithoutStream) is not applied: every PING is answered (the flood limit still holds), a
   // superset of what grpc-go accepts.
   void keepalive(const config::Metadata& md) {
-    std::string key;
+    std::string_view key;
     bool on = false;
-    if (find_any(md, {"grpc.keepalive", "keepalive", "keepAlive"}, key))
+    if (md.find_first({"grpc.keepalive", "keepalive", "keepAlive"}, &key))
       on = md.get_bool(key).value_or(false);
     if (!on) return;
     using std::chrono::seconds;
@@ -103,17 +92,17 @@ class GrpcListener final : public PumpListener {
     h.ping_interval = seconds(60);
     h.ping_timeout = seconds(30);
     h.ping_without_streams = true;
-    if (find_any(md, {"grpc.keepalive.time", "keepalive.time"}, key))
+    if (md.find_first({"grpc.keepalive.time", "keepalive.time"}, &key))
       h.ping_interval = md.get_duration(key).value_or(h.ping_interval);
     if (h.ping_interval.count() > 0)
       h.ping_interval = std::max<std::chrono::nanoseconds>(h.ping_interval, seconds(1));
-    if (find_any(md, {"grpc.keepalive.timeout", "keepalive.timeout"}, key))
+    if (md.find_first({"grpc.keepalive.timeout", "keepalive.timeout"}, &key))
       h.ping_timeout = md.get_duration(key).value_or(h.ping_timeout);
     if (h.ping_timeout.count() <= 0) h.ping_timeout = seconds(30);
-    if (find_any(md, {"grpc.keepalive.maxConnectionIdle", "keepalive.maxConnectionIdle"}, key))
+    if (md.find_first({"grpc.keepalive.maxConnectionIdle", "keepalive.maxConnectionIdle"}, &key))
       h.idle_timeout = md.get_duration(key).value_or(std::chrono::nanoseconds(0));
-    find_any(md, {"grpc.keepalive.minTime", "keepalive.minTime"}, key);
-    find_any(md, {"grpc.keepalive.permitWithoutStream", "keepalive.permitWithoutStream"}, key);
+    md.find_first({"grpc.keepalive.minTime", "keepalive.minTime"}, &key);
+    md.find_first({"grpc.keepalive.permitWithoutStream", "keepalive.permitWithoutStream"}, &key);
   }
 
   // grpc-go's checks of a request (spec/grpc.md §5). True if it is a call of our method; else the

@@ -386,18 +386,6 @@ class WsStream final : public Stream {
 
 // ---- options ------------------------------------------------------------------------------------
 
-// The first of `keys` that is set (GOST reads "ws.x" before "x").
-const config::Value* find_first(const config::Metadata& md,
-                                std::initializer_list<std::string_view> keys,
-                                std::string_view* which = nullptr) {
-  for (auto k : keys)
-    if (const auto* v = md.find(k)) {
-      if (which) *which = k;
-      return v;
-    }
-  return nullptr;
-}
-
 std::optional<std::string> first_string(const config::Metadata& md,
                                         std::initializer_list<std::string_view> keys) {
   for (auto k : keys)
@@ -435,7 +423,7 @@ bool valid_header_name(std::string_view n) {
 // The `header` map: names canonicalised as Go's http.Header.Add does.
 std::vector<http::Header> header_map(const config::Metadata& md, std::string_view where) {
   std::string_view key;
-  const auto* v = find_first(md, {"ws.header", "header"}, &key);
+  const auto* v = md.find_first({"ws.header", "header"}, &key);
   if (!v) return {};
   if (!v->is_map()) throw config::ConfigError(fmt::format("{}: \"{}\" must be a map", where, key));
   std::vector<http::Header> out;
