@@ -69,27 +69,12 @@ std::variant<Flags, FlagError> parse_flags(const std::vector<std::string>& args)
   return f;
 }
 
+// The text is src/app/help.txt (the man page gost.1 is generated from it too), embedded at build
+// time by scripts/embed_text.cmake.
 std::string usage_text() {
-  return R"(Usage of gost:
-  -C value
-    	configuration file (repeatable; path, '-' for stdin, or inline JSON)
-  -D	debug mode
-  -DD
-    	trace mode
-  -F value
-    	chain node (repeatable)
-  -L value
-    	service address (repeatable)
-  -O string
-    	output format, one of yaml|json
-  -R string
-    	configuration reload period (not supported)
-  -V	print version
-  -api string
-    	API service address (not supported)
-  -metrics string
-    	metrics service address (not supported)
-)";
+  return
+#include "app/help_text.inc"
+      ;
 }
 
 }  // namespace gost::app

@@ -27,6 +27,7 @@ struct FlagError {
 // Parses argv[1..]; stops at the first non-flag argument (ignored, as Go does).
 // Returns FlagError for unknown flags or missing values.
 std::variant<Flags, FlagError> parse_flags(const std::vector<std::string>& args);
+// The --help text (src/app/help.txt): every flag with an example.
 std::string usage_text();
 
 }  // namespace gost::app

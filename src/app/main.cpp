@@ -105,7 +105,8 @@ int main(int argc, char** argv) {
   }
   const auto& flags = std::get<app::Flags>(parsed);
   if (flags.help) {
-    std::fputs(app::usage_text().c_str(), stderr);
+    // To stdout (GOST, like any Go program, writes it to stderr) so that `gost -h | less` works.
+    std::fputs(app::usage_text().c_str(), stdout);
     return 0;
   }
   if (flags.version) {

@@ -658,6 +658,10 @@ std::vector<Service> build_services(const Url& url, std::string_view arg) {
 
   if (!is_registered_handler(handler)) handler = "auto";
   if (!is_registered_listener(listener)) listener = handler == "ssu" ? "udp" : "tcp";
+  // `-L http3://…`, the seed's spelling (spec/http3.md §1.1): PHT over HTTP/3 with handler auto.
+  // GOST 3.2.6 builds its HTTP/3 reverse proxy (handler http3) from it, which we do not have; its
+  // PHT-over-HTTP/3 listener is `h3`, which we also accept.
+  if (handler == "http3" && listener == "http3") handler = "auto";
 
   std::vector<ForwardNode> nodes;
   if (!path_addr) nodes = forward_targets(url);

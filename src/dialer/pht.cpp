@@ -22,12 +22,7 @@ class PhtDialer final : public Dialer {
     net::pht::Http1ClientConfig cfg;
     cfg.node_addr = o.node_addr;
     auto hp = split_host_port(o.node_addr).value_or(HostPort{});
-    // Host header: the `host` option (with the node's port unless it names one), else the node
-    // address; an empty node host (":8080") is the local host, where dial_tcp goes too.
-    std::string host = md.get_string("host").value_or(std::string());
-    if (host.empty()) host = hp.host.empty() ? std::string("localhost") : hp.host;
-    auto hhp = split_host_port(host);
-    cfg.authority = hhp && !hhp->port.empty() ? host : join_host_port(host, hp.port);
+    cfg.authority = net::pht::client_authority(md, o.node_addr);
     if (const auto* h = md.find("header")) {
       if (!h->is_map())
         throw config::ConfigError(fmt::format("{}: \"header\" must be a map", name_));

@@ -10,30 +10,11 @@
 
 #include <fmt/format.h>
 
-#include <map>
-#include <mutex>
-
 #include "core/component.hpp"
 #include "net/pht_http1.hpp"
 
 namespace gost {
 namespace {
-
-// The PhtServer of a service: created by its first worker's listener, joined by the others
-// (all are built one after the other from the same ListenerOptions).
-std::shared_ptr<net::pht::PhtServer> shared_server(const ListenerOptions& o,
-                                                   net::pht::ServerOptions so) {
-  static std::mutex mu;
-  static std::map<const void*, std::weak_ptr<net::pht::PhtServer>> servers;
-  std::lock_guard lock(mu);
-  const void* key = o.service_metadata;
-  if (key && !o.first)
-    if (auto it = servers.find(key); it != servers.end())
-      if (auto s = it->second.lock()) return s;
-  auto s = std::make_shared<net::pht::PhtServer>(std::move(so), o.log);
-  if (key) servers[key] = s;
-  return s;
-}
 
 class PhtListener final : public Listener {
  public:
@@ -47,7 +28,7 @@ class PhtListener final : public Listener {
     auto* f = ListenerRegistry::find(inner.config.type);
     if (!f) throw config::ConfigError(fmt::format("{}: no {} listener", where, inner.config.type));
     inner_ = std::shared_ptr<Listener>((*f)(ctx, inner));
-    server_ = shared_server(o, std::move(so));
+    server_ = net::pht::PhtServer::shared(o.service_metadata, o.first, std::move(so), o.log);
     acceptor_ = server_->add_acceptor();
     if (o.first) server_->start_reaper(ctx.get_executor());
   }

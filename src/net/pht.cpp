@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/address.hpp"
 #include "proto/pht.hpp"
 
 namespace gost::net::pht {
@@ -1056,5 +1057,26 @@ awaitable<StreamPtr> open_client(std::shared_ptr<ClientCarrier> carrier, const C
 }
 
 bool is_client_stream(const Stream& s) { return dynamic_cast<const ClientStream*>(&s) != nullptr; }
+
+std::shared_ptr<PhtServer> PhtServer::shared(const void* service, bool first, ServerOptions opts,
+                                             const log::Logger& log) {
+  static std::mutex mu;
+  static std::map<const void*, std::weak_ptr<PhtServer>> servers;
+  std::lock_guard lock(mu);
+  if (service && !first)
+    if (auto it = servers.find(service); it != servers.end())
+      if (auto s = it->second.lock()) return s;
+  auto s = std::make_shared<PhtServer>(std::move(opts), log);
+  if (service) servers[service] = s;
+  return s;
+}
+
+std::string client_authority(const config::Metadata& md, const std::string& node_addr) {
+  auto hp = split_host_port(node_addr).value_or(HostPort{});
+  std::string host = md.get_string("host").value_or(std::string());
+  if (host.empty()) host = hp.host.empty() ? std::string("localhost") : hp.host;
+  auto hhp = split_host_port(host);
+  return hhp && !hhp->port.empty() ? host : join_host_port(host, hp.port);
+}
 
 }  // namespace gost::net::pht

@@ -111,6 +111,12 @@ class PhtServer {
   const ServerOptions& options() const;
   std::size_t session_count() const;
 
+  // The PhtServer of a service, shared by its workers' listeners: created for the first worker
+  // (`first`, or no `service` key), joined by the others (built one after the other from the same
+  // listener options, `service` being the service's metadata address).
+  static std::shared_ptr<PhtServer> shared(const void* service, bool first, ServerOptions opts,
+                                           const log::Logger& log);
+
  private:
   std::shared_ptr<Server> impl_;
 };
@@ -153,6 +159,10 @@ struct ClientOptions {
 
 // The options of dialers pht/phts (and http3): the three paths, as for the server.
 ClientOptions client_options(const config::Metadata& md);
+// The authority (Host / :authority) of a client's requests (spec/pht.md §8): the `host` option
+// (with the node's port unless it names one), else the node address; an empty node host
+// (":8080") is the local host, where the dial goes too.
+std::string client_authority(const config::Metadata& md, const std::string& node_addr);
 
 // Opens a tunnel: GET authorize (a token from the server: GOST ≤ 3.2.6 servers require it; any
 // other answer than 200 "token=..." or 429 → a local token, as current GOST clients use), starts

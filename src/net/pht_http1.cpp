@@ -27,18 +27,6 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 // connection; more than this and the connection is closed instead.
 constexpr std::size_t kMaxDrain = 64 * 1024;
 
-// Go writes a Date on every response; formatting it once per second per thread is enough.
-const std::string& current_date() {
-  thread_local std::time_t last = 0;
-  thread_local std::string text;
-  std::time_t now = std::time(nullptr);
-  if (now != last) {
-    last = now;
-    text = codec::http_date(now);
-  }
-  return text;
-}
-
 awaitable<void> write_bounded(Stream& s, std::string_view data, error_code& ec) {
   Deadline deadline(s.executor(), kIoTimeout, [&s] { s.close(); });
   co_await write_all(s, asio::buffer(data.data(), data.size()), ec);
@@ -124,21 +112,21 @@ class Http1Exchange final : public ServerExchange {
 
   awaitable<void> reply(int status, error_code& ec) override {
     std::string wire =
-        status == 404 ? codec::not_found_response(current_date(), req_.version_minor, close_)
-                      : codec::empty_response(status, current_date(), req_.version_minor, close_);
+        status == 404 ? codec::not_found_response(codec::current_http_date(), req_.version_minor, close_)
+                      : codec::empty_response(status, codec::current_http_date(), req_.version_minor, close_);
     co_await write_bounded(*conn_, wire, ec);
     if (ec) broken_ = true;
   }
 
   awaitable<void> reply_authorize(std::string_view token, error_code& ec) override {
-    std::string wire = codec::authorize_response(token, current_date(), req_.version_minor, close_);
+    std::string wire = codec::authorize_response(token, codec::current_http_date(), req_.version_minor, close_);
     co_await write_bounded(*conn_, wire, ec);
     if (ec) broken_ = true;
   }
 
   awaitable<void> start_pull(error_code& ec) override {
     pulled_ = true;  // the connection ends with the pull (see watch_client)
-    std::string head = codec::pull_head(current_date(), req_.version_minor);
+    std::string head = codec::pull_head(codec::current_http_date(), req_.version_minor);
     co_await write_bounded(*conn_, head, ec);
   }
 

@@ -548,6 +548,39 @@ TlsContextPtr server_context(const std::optional<config::TLS>& tls,
   return ctx;
 }
 
+ServerPem server_pem(const std::optional<config::TLS>& tls) {
+  std::shared_ptr<CertKey> ck;
+  ServerPem out;
+  if (tls && !tls->certFile.empty() && !tls->keyFile.empty()) {
+    ck = load_pair(tls->certFile, tls->keyFile);
+    if (!ck)
+      throw ConfigError(fmt::format("tls: cannot load certFile \"{}\" / keyFile \"{}\"",
+                                    tls->certFile, tls->keyFile));
+    out.client_ca_file = tls->caFile;
+  } else {
+    ck = default_cert();
+    std::lock_guard lk(g_default_mu);
+    if (g_global && !g_global->caFile.empty()) out.client_ca_file = g_global->caFile;
+  }
+  auto to_pem = [](auto write) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    write(bio);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio, &data);
+    std::string s(data, n > 0 ? static_cast<std::size_t>(n) : 0);
+    BIO_free(bio);
+    return s;
+  };
+  out.cert_chain = to_pem([&](BIO* b) {
+    PEM_write_bio_X509(b, ck->cert);
+    for (int i = 0; ck->chain && i < sk_X509_num(ck->chain); ++i)
+      PEM_write_bio_X509(b, sk_X509_value(ck->chain, i));
+  });
+  out.key = to_pem(
+      [&](BIO* b) { PEM_write_bio_PrivateKey(b, ck->key, nullptr, nullptr, 0, nullptr, nullptr); });
+  return out;
+}
+
 TlsContextPtr client_context(const std::optional<config::TLS>& tls, const std::string& node_addr,
                              const std::vector<std::string>& alpn) {
   SSL_CTX* raw = SSL_CTX_new(TLS_client_method());

@@ -44,6 +44,14 @@ void init_default_certificate(const std::optional<config::TLS>& global);
 TlsContextPtr server_context(const std::optional<config::TLS>& tls,
                              const std::vector<std::string>& alpn = {});
 
+// The certificate a server context would use, as PEM, for TLS stacks other than OpenSSL (QUIC
+// runs on GnuTLS): the certificate and its chain, the private key, and the CA file whose client
+// certificates are required ("" = none). Same rules as server_context().
+struct ServerPem {
+  std::string cert_chain, key, client_ca_file;
+};
+ServerPem server_pem(const std::optional<config::TLS>& tls);
+
 // Client context: no verification unless `secure`; `caFile` pins a CA; SNI = serverName, else
 // the host of `node_addr` unless it is an IP literal.
 TlsContextPtr client_context(const std::optional<config::TLS>& tls, const std::string& node_addr,

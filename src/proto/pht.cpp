@@ -217,6 +217,17 @@ std::string http_date(std::time_t t) {
   return buf;
 }
 
+const std::string& current_http_date() {
+  thread_local std::time_t last = 0;
+  thread_local std::string text;
+  std::time_t now = std::time(nullptr);
+  if (now != last) {
+    last = now;
+    text = http_date(now);
+  }
+  return text;
+}
+
 std::string_view reason(int status) {
   switch (status) {
     case 410:

@@ -88,6 +88,8 @@ std::optional<std::string> parse_authorize_body(std::string_view body);
 // ---- what our server writes (HTTP/1.x) --------------------------------------------------------
 // IMF-fixdate, as Go writes the Date header: "Mon, 02 Jan 2006 15:04:05 GMT".
 std::string http_date(std::time_t t);
+// http_date() of now, formatted once a second per thread.
+const std::string& current_http_date();
 std::string_view reason(int status);
 // A response with an empty body: "HTTP/1.1 <status> <reason>\r\nDate: <date>\r\nContent-Length:
 // 0\r\n\r\n" (plus "Connection: close" when `close`). Used for 200 (push), 400, 403, 206, 410,

@@ -137,12 +137,14 @@ TEST(ConfigCli, Section7_4_Socks5Ws) {
 )");
 }
 
-TEST(ConfigCli, Section7_5_Http3IsReverseProxy) {
+// A deliberate difference from GOST 3.2.6 (which builds its HTTP/3 reverse proxy, handler http3):
+// `-L http3://` is the seed's PHT over HTTP/3 with handler auto (spec/http3.md §1.1, issue 9).
+TEST(ConfigCli, Section7_5_Http3IsPhtOverHttp3) {
   EXPECT_EQ(yaml({"http3://:8443"}), R"(services:
   - name: service-0
     addr: :8443
     handler:
-      type: http3
+      type: auto
     listener:
       type: http3
 )");
@@ -353,7 +355,7 @@ TEST(ConfigCli, ServiceSchemeTable) {
       {"pht", "auto", "pht"},        {"phts", "auto", "phts"},    {"tls", "auto", "tls"},
       {"mtls", "auto", "mtls"},      {"http2", "http2", "http2"}, {"h2", "auto", "h2"},
       {"h2c", "auto", "h2c"},        {"grpc", "auto", "grpc"},    {"quic", "auto", "quic"},
-      {"http3", "http3", "http3"},   {"h3", "auto", "h3"},        {"wt", "auto", "wt"},
+      {"http3", "auto", "http3"},    {"h3", "auto", "h3"},        {"wt", "auto", "wt"},
       {"dtls", "auto", "dtls"},      {"kcp", "auto", "kcp"},      {"ohttp", "auto", "ohttp"},
       {"otls", "auto", "otls"},      {"ssh", "auto", "ssh"},      {"sshd", "sshd", "sshd"},
       {"ss", "ss", "tcp"},           {"ssu", "ssu", "udp"},       {"tcp", "tcp", "tcp"},
