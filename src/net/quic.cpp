@@ -463,6 +463,7 @@ Clock::time_point deadline_after(std::chrono::nanoseconds d) {
 }  // namespace
 
 awaitable<void> RequestStream::wait_head(std::chrono::nanoseconds timeout, error_code& ec) {
+  ec = {};
   auto deadline = deadline_after(timeout);
   while (!head_done_) {
     if (error_) {
@@ -478,6 +479,7 @@ awaitable<void> RequestStream::wait_head(std::chrono::nanoseconds timeout, error
 
 awaitable<void> RequestStream::read(std::string& out, std::size_t max,
                                     std::chrono::nanoseconds idle, error_code& ec) {
+  ec = {};
   for (;;) {
     if (in_off_ < in_.size()) {
       std::size_t n = std::min(max, in_.size() - in_off_);
@@ -507,6 +509,7 @@ awaitable<void> RequestStream::read(std::string& out, std::size_t max,
 }
 
 void RequestStream::respond(const Headers& head, error_code& ec) {
+  ec = {};
   if (error_ || closed_) {
     ec = error_ ? error_ : asio::error::connection_reset;
     return;
@@ -515,6 +518,7 @@ void RequestStream::respond(const Headers& head, error_code& ec) {
 }
 
 awaitable<void> RequestStream::write(std::string data, error_code& ec) {
+  ec = {};
   while (!error_ && !closed_ && out_unacked_ > conn_->config().max_unacked)
     co_await wait_until(writable_, Clock::time_point::max());
   if (error_ || closed_) {
@@ -1689,6 +1693,21 @@ void Server::close() {
   impl_->conns.clear();
   error_code ignored;
   impl_->port->sock.close(ignored);
+}
+
+void Server::inject(const std::uint8_t* data, std::size_t len, const std::string& from) {
+  auto hp = split_host_port(from);
+  auto ip = hp ? parse_ip(hp->host) : std::nullopt;
+  if (!ip) return;
+  udp::endpoint ep(*ip, static_cast<unsigned short>(std::atoi(hp->port.c_str())));
+  sockaddr_storage ss{};
+  std::memcpy(&ss, ep.data(), ep.size());
+  std::vector<std::shared_ptr<Connection>> touched;
+  impl_->dispatch(Datagram{data, len, &ss, 0}, touched);
+  for (auto& c : touched) {
+    c->dirty = false;
+    c->flush();
+  }
 }
 
 std::string Server::bound_address() const { return sockaddr_text(impl_->port->local); }

@@ -168,6 +168,8 @@ class Server {
   void start();
   void close();
   std::string bound_address() const;
+  // Handles `data` as a datagram from `from` ("ip:port") as the receive loop would (fuzzing).
+  void inject(const std::uint8_t* data, std::size_t len, const std::string& from);
 
   struct Impl;
 
