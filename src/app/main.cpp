@@ -16,6 +16,7 @@
 #include "core/asio.hpp"
 #include "core/component.hpp"
 #include "core/log.hpp"
+#include "core/memory.hpp"
 
 namespace {
 
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  memory::tune_allocator();
 
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = app::parse_flags(args);

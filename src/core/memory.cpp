@@ -33,6 +33,13 @@ ConnectionScope::ConnectionScope() {
 
 ConnectionScope::~ConnectionScope() { g_open.fetch_sub(1, std::memory_order_relaxed); }
 
+void tune_allocator() {
+#if defined(__GLIBC__)
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+#endif
+}
+
 bool load_dropped(long peak, long open) {
   return peak - open >= kMinDrop && peak - open >= peak / 4;
 }
