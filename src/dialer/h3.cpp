@@ -6,14 +6,16 @@
 
 #include "core/address.hpp"
 #include "core/component.hpp"
+#include "dialer/pht_client.hpp"
 #include "net/pht_h3.hpp"
 
 namespace gost {
 namespace {
 
-class H3Dialer final : public Dialer {
+class H3Dialer final : public PhtClientDialer {
  public:
-  H3Dialer(const DialerOptions& o, std::string where) : where_(std::move(where)) {
+  H3Dialer(const DialerOptions& o, std::string where)
+      : PhtClientDialer(std::move(where), "QUIC runs over UDP to its node") {
     const auto& md = o.config.metadata;
     // GOST's HTTP/3 dialer has no `header` option (spec/pht.md §9): refuse it rather than ignore.
     reject_unsupported(md, {"header"}, where_);
@@ -29,23 +31,6 @@ class H3Dialer final : public Dialer {
     cfg.quic = net::quic::config_from(md, true, where_);
     carrier_ = net::pht::make_h3_client(std::move(cfg), log::root().with("dialer", where_));
   }
-
-  awaitable<StreamPtr> dial(std::string_view, const log::Logger& log) override {
-    co_return co_await net::pht::open_client(carrier_, opts_, log);
-  }
-
-  awaitable<StreamPtr> handshake(StreamPtr s, std::string_view) override {
-    if (net::pht::is_client_stream(*s)) co_return s;  // made by our dial()
-    throw system_error(asio::error::operation_not_supported,
-                       fmt::format("{}: only the first node of a chain can use it (QUIC runs over "
-                                   "UDP to its node)",
-                                   where_));
-  }
-
- private:
-  std::string where_;
-  net::pht::ClientOptions opts_;
-  std::shared_ptr<net::pht::ClientCarrier> carrier_;
 };
 
 GOST_REGISTER(DialerRegistry, "http3", [](const DialerOptions& o) {

@@ -7,15 +7,18 @@
 
 #include "core/address.hpp"
 #include "core/component.hpp"
+#include "dialer/pht_client.hpp"
 #include "net/pht_http1.hpp"
 #include "net/tls.hpp"
 
 namespace gost {
 namespace {
 
-class PhtDialer final : public Dialer {
+class PhtDialer final : public PhtClientDialer {
  public:
-  PhtDialer(const DialerOptions& o, bool tls) : name_(tls ? "dialer phts" : "dialer pht") {
+  PhtDialer(const DialerOptions& o, bool tls)
+      : PhtClientDialer(tls ? "dialer phts" : "dialer pht",
+                        "a PHT session needs several HTTP connections to its node") {
     const auto& md = o.config.metadata;
     opts_ = net::pht::client_options(md);
 
@@ -25,7 +28,7 @@ class PhtDialer final : public Dialer {
     cfg.authority = net::pht::client_authority(md, o.node_addr);
     if (const auto* h = md.find("header")) {
       if (!h->is_map())
-        throw config::ConfigError(fmt::format("{}: \"header\" must be a map", name_));
+        throw config::ConfigError(fmt::format("{}: \"header\" must be a map", where_));
       for (const auto& [k, v] : std::get<config::ValueMap>(h->v))
         cfg.headers.push_back({k, v.as_string()});
     }
@@ -37,23 +40,6 @@ class PhtDialer final : public Dialer {
     }
     carrier_ = net::pht::make_http1_client(std::move(cfg));
   }
-
-  awaitable<StreamPtr> dial(std::string_view, const log::Logger& log) override {
-    co_return co_await net::pht::open_client(carrier_, opts_, log);
-  }
-
-  awaitable<StreamPtr> handshake(StreamPtr s, std::string_view) override {
-    if (net::pht::is_client_stream(*s)) co_return s;  // made by our dial()
-    throw system_error(asio::error::operation_not_supported,
-                       fmt::format("{}: only the first node of a chain can use it (a PHT session "
-                                   "needs several HTTP connections to its node)",
-                                   name_));
-  }
-
- private:
-  std::string name_;
-  net::pht::ClientOptions opts_;
-  std::shared_ptr<net::pht::ClientCarrier> carrier_;
 };
 
 GOST_REGISTER(DialerRegistry, "pht", [](const DialerOptions& o) {
