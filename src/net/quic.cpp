@@ -813,6 +813,21 @@ struct Callbacks {
 namespace {
 const nghttp3_data_reader kBodyReader{Callbacks::read_data};
 
+// A ClientHello without the quic_transport_parameters extension is a connection error (RFC 9001
+// §8.2), but ngtcp2 0.12 with GnuTLS goes on with the handshake and then aborts on an assertion
+// (conn_write_pkt: negotiated_version) when the server writes its first 1-RTT packet: one
+// datagram would end the process. Found by tests/fuzz/fuzz_quic_server.
+int recv_crypto_data(ngtcp2_conn* conn, ngtcp2_crypto_level level, std::uint64_t offset,
+                     const std::uint8_t* data, std::size_t len, void* user_data) {
+  int rv = ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, len, user_data);
+  if (rv == 0 && ngtcp2_conn_is_server(conn) && ngtcp2_conn_get_negotiated_version(conn) == 0) {
+    auto* tls = static_cast<gnutls_session_t>(ngtcp2_conn_get_tls_native_handle(conn));
+    if (gnutls_handshake_get_last_in(tls) == GNUTLS_HANDSHAKE_CLIENT_HELLO)
+      return NGTCP2_ERR_REQUIRED_TRANSPORT_PARAM;
+  }
+  return rv;
+}
+
 ngtcp2_callbacks quic_callbacks(bool server) {
   ngtcp2_callbacks cb{};
   if (server) {
@@ -822,7 +837,7 @@ ngtcp2_callbacks quic_callbacks(bool server) {
     cb.client_initial = ngtcp2_crypto_client_initial_cb;
     cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
   }
-  cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb.recv_crypto_data = recv_crypto_data;
   cb.handshake_completed = Callbacks::handshake_completed;
   cb.encrypt = ngtcp2_crypto_encrypt_cb;
   cb.decrypt = ngtcp2_crypto_decrypt_cb;
@@ -1696,6 +1711,7 @@ void Server::close() {
 }
 
 void Server::inject(const std::uint8_t* data, std::size_t len, const std::string& from) {
+  if (len == 0) return;  // the receive loop never sees an empty datagram either
   auto hp = split_host_port(from);
   auto ip = hp ? parse_ip(hp->host) : std::nullopt;
   if (!ip) return;
