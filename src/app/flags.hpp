@@ -17,7 +17,8 @@ struct Flags {
   bool trace = false;                 // -DD
   bool version = false;               // -V
   bool help = false;                  // -h / -help
-  std::string api, metrics, reload;   // -api, -metrics, -R (rejected when given)
+  std::string metrics;                // -metrics
+  std::string api, reload;            // -api, -R (rejected when given)
 };
 
 struct FlagError {

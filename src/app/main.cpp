@@ -64,18 +64,22 @@ config::Config build_config(const app::Flags& flags) {
     if (!cfg.log) cfg.log = config::Log{};
     cfg.log->level = lvl;
   }
+  // GOST 3.2.6 replaces the whole metrics section with {addr} (spec/observability.md §1.1).
+  if (const char* addr = std::getenv("GOST_METRICS"); addr && *addr) {
+    cfg.metrics = config::Metrics{};
+    cfg.metrics->addr = addr;
+  }
   if (flags.debug || flags.trace) {
     if (!cfg.log) cfg.log = config::Log{};
     cfg.log->level = flags.trace ? "trace" : "debug";
   }
+  if (!flags.metrics.empty()) cfg.metrics = config::parse_metrics_flag(flags.metrics);
   return cfg;
 }
 
 void reject_unsupported_flags(const app::Flags& flags, const std::vector<std::string>& args) {
   if (!flags.api.empty() || std::getenv("GOST_API"))
     throw config::ConfigError("-api (web API) is not supported by this implementation");
-  if (!flags.metrics.empty() || std::getenv("GOST_METRICS"))
-    throw config::ConfigError("-metrics is not supported by this implementation");
   if (!flags.reload.empty() && flags.reload != "0" && flags.reload != "0s")
     throw config::ConfigError("-R (periodic reload) is not supported by this implementation");
   if (std::getenv("GOST_PROFILING"))

@@ -7,9 +7,12 @@
 #include <map>
 #include <thread>
 
+#include "app/metrics_server.hpp"
 #include "chain/chain.hpp"
 #include "core/component.hpp"
 #include "core/memory.hpp"
+#include "core/metrics.hpp"
+#include "core/tcp_stream.hpp"
 #include "core/xid.hpp"
 #include "net/tls.hpp"
 
@@ -149,13 +152,19 @@ class Builder {
 };
 
 awaitable<void> serve_connection(Listener& listener, std::shared_ptr<Handler> handler,
-                                 StreamPtr stream, log::Logger base) {
+                                 StreamPtr stream, log::Logger base, std::string_view service) {
   memory::ConnectionScope counted;
   ConnInfo conn;
   conn.sid = new_xid();
   conn.remote = stream->remote_address();
   conn.local = stream->local_address();
   conn.log = base.with({{"remote", conn.remote}, {"local", conn.local}, {"sid", conn.sid}});
+  // GOST's request metrics; the raw accepted connection counts its bytes (spec §1.4).
+  metrics::Request request(service, conn.remote);
+  if (request.traffic()) {
+    conn.metrics = &request;
+    if (auto* tcp = dynamic_cast<TcpStream*>(stream.get())) tcp->count_traffic(request.traffic());
+  }
   auto start = std::chrono::steady_clock::now();
   conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));
   try {
@@ -167,8 +176,10 @@ awaitable<void> serve_connection(Listener& listener, std::shared_ptr<Handler> ha
                  code == asio::error::connection_reset || code == asio::error::timed_out ||
                  code == asio::error::broken_pipe || code == asio::error::bad_descriptor;
     conn.log.write(quiet ? log::Level::debug : log::Level::error, error_text(e));
+    request.fail();
   } catch (const std::exception& e) {
     conn.log.error(error_text(e));
+    request.fail();
   }
   conn.log.info(fmt::format("{} >< {}", conn.remote, conn.local),
                 {{"duration", (std::chrono::steady_clock::now() - start).count()},
@@ -176,7 +187,8 @@ awaitable<void> serve_connection(Listener& listener, std::shared_ptr<Handler> ha
                  {"outputBytes", static_cast<std::int64_t>(conn.output_bytes)}});
 }
 
-awaitable<void> accept_loop(Listener& listener, std::shared_ptr<Handler> handler, log::Logger log) {
+awaitable<void> accept_loop(Listener& listener, std::shared_ptr<Handler> handler, log::Logger log,
+                            std::string_view service) {
   auto ex = co_await asio::this_coro::executor;
   auto backoff = std::chrono::seconds(1);
   for (;;) {
@@ -191,7 +203,8 @@ awaitable<void> accept_loop(Listener& listener, std::shared_ptr<Handler> handler
       continue;
     }
     backoff = std::chrono::seconds(1);
-    asio::co_spawn(ex, serve_connection(listener, handler, std::move(stream), log), asio::detached);
+    asio::co_spawn(ex, serve_connection(listener, handler, std::move(stream), log, service),
+                   asio::detached);
   }
 }
 
@@ -228,15 +241,46 @@ void warn_unknown_keys(const config::Config& cfg, const config::MetadataKeyLog& 
   }
 }
 
+// The `@metrics` endpoint of a `metrics` section with an address (spec/observability.md §1.1).
+std::unique_ptr<MetricsServer> make_metrics_server(const config::Config& cfg) {
+  const auto& mc = *cfg.metrics;
+  std::shared_ptr<const Authenticator> auth;
+  if (!mc.auther.empty()) {
+    // A named auther replaces `auth`; GOST lets everyone in when the name is not defined.
+    auto it = std::find_if(cfg.authers.begin(), cfg.authers.end(),
+                           [&](const auto& a) { return a.name == mc.auther; });
+    if (it == cfg.authers.end()) {
+      log::root().warn(fmt::format(
+          "metrics: auther \"{}\" is not defined: the endpoint is not authenticated", mc.auther));
+    } else {
+      Auther a;
+      for (const auto& u : it->auths) a.add(u.username, u.password);
+      auth = std::make_shared<Authenticator>(std::vector<Auther>{std::move(a)});
+    }
+  } else if (mc.auth && !mc.auth->username.empty()) {
+    Auther a;
+    a.add(mc.auth->username, mc.auth->password);
+    auth = std::make_shared<Authenticator>(std::vector<Auther>{std::move(a)});
+  }
+  auto server = std::make_unique<MetricsServer>(*metrics::global(), mc.addr, mc.path, auth);
+  log::root()
+      .with({{"kind", "service"}, {"service", "@metrics"}})
+      .info(fmt::format("listening on {}", server->bound_address()));
+  return server;
+}
+
 }  // namespace
 
 struct Program::Impl {
   std::vector<std::unique_ptr<asio::io_context>> workers;
   std::vector<std::unique_ptr<ServiceRuntime>> services;
+  std::unique_ptr<MetricsServer> metrics_server;
 };
 
 Program::Program(const config::Config& cfg, unsigned worker_count) : impl_(new Impl) {
   net::init_default_certificate(cfg.tls);
+  const bool metrics_on = cfg.metrics && !cfg.metrics->addr.empty();
+  if (metrics_on) metrics::enable();  // before any service can count
   for (unsigned i = 0; i < worker_count; ++i)
     impl_->workers.push_back(std::make_unique<asio::io_context>(1));
   config::MetadataKeyLog key_log;
@@ -307,6 +351,7 @@ Program::Program(const config::Config& cfg, unsigned worker_count) : impl_(new I
     impl_->services.push_back(std::move(rt));
   }
   warn_unknown_keys(cfg, key_log);
+  if (metrics_on) impl_->metrics_server = make_metrics_server(cfg);
 }
 
 Program::~Program() = default;
@@ -322,8 +367,12 @@ void Program::run() {
 
   for (auto& svc : impl_->services)
     for (std::size_t i = 0; i < svc->listeners.size(); ++i)
-      asio::co_spawn(*impl_->workers[i], accept_loop(*svc->listeners[i], svc->handler, svc->log),
+      asio::co_spawn(*impl_->workers[i],
+                     accept_loop(*svc->listeners[i], svc->handler, svc->log, svc->name),
                      asio::detached);
+  if (auto* m = metrics::global())
+    m->add_services(static_cast<std::int64_t>(impl_->services.size()));
+  if (impl_->metrics_server) impl_->metrics_server->start();
   std::vector<std::thread> threads;
   for (auto& w : impl_->workers)
     threads.emplace_back([ctx = w.get()] {
@@ -354,6 +403,9 @@ void Program::run() {
   }
   for (auto& w : impl_->workers) w->stop();
   for (auto& t : threads) t.join();
+  if (auto* m = metrics::global())
+    m->add_services(-static_cast<std::int64_t>(impl_->services.size()));
+  if (impl_->metrics_server) impl_->metrics_server->stop();
 }
 
 }  // namespace gost::app

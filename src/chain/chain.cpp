@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "core/address.hpp"
+#include "core/metrics.hpp"
 #include "core/tcp_stream.hpp"
 #include "core/timeout.hpp"
 
@@ -66,13 +67,19 @@ awaitable<StreamPtr> node_step(Node& node, F step) {
 
 awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
                                 std::string_view network, std::string_view target,
-                                const log::Logger& log) {
+                                const log::Logger& log, std::string_view chain) {
   Node& first = *route.front();
+  auto start = std::chrono::steady_clock::now();
   StreamPtr s = co_await node_step(first, [&]() -> awaitable<StreamPtr> {
     auto st = co_await first.dialer->connect(first.addr, log);
     co_return co_await first.connector->handshake(std::move(st));
   });
   first.marker.reset();
+  // GOST observes the first node's dial + handshake only, even when a later hop fails.
+  if (auto* m = metrics::global(); m && !chain.empty())
+    m->node_connect(
+        chain, first.name,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   for (std::size_t k = 1; k < route.size(); ++k) {
     Node& prev = *route[k - 1];
     Node& node = *route[k];
@@ -105,15 +112,21 @@ awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view add
                          "direct UDP is opened by the handler itself, not dialed by the router");
     try {
       if (route.empty()) co_return co_await with_timeout(dial_tcp(address), opts_.dial_timeout);
-      co_return co_await with_timeout(dial_route(route, network, address, conn.log),
+      std::string_view chain_name = opts_.chain->name();
+      co_return co_await with_timeout(dial_route(route, network, address, conn.log, chain_name),
                                       opts_.dial_timeout);
     } catch (const system_error& e) {
+      // gost_chain_errors_total: every failed attempt through a named chain, labelled with the
+      // route's first node (GOST's behaviour, whichever hop failed).
+      if (auto* m = metrics::global(); m && !route.empty())
+        m->chain_error(opts_.chain->name(), route.front()->name);
       last_error = error_text(e);
       last_context = error_context(e);
       last_code = e.code();
       conn.log.error(fmt::format("route(retry={}) {}", attempt, last_error));
     }
   }
+  if (conn.metrics) conn.metrics->fail();  // the handler returns this error (GOST counts it)
   throw system_error(last_code, last_context);
 }
 

@@ -225,7 +225,7 @@ class Loader {
     const Obj top(root, "");
     top.reject({"admissions", "bypasses", "resolvers", "hosts", "ingresses", "routers", "sds",
                 "recorders", "rewriters", "caches", "limiters", "quotas", "climiters", "rlimiters",
-                "observers", "loggers", "profiling", "api", "metrics"});
+                "observers", "loggers", "profiling", "api"});
     Config cfg;
     top.each("services", [&](const Obj& o) { cfg.services.push_back(service(o)); });
     top.each("chains", [&](const Obj& o) { cfg.chains.push_back(chain(o)); });
@@ -233,6 +233,7 @@ class Loader {
     top.each("authers", [&](const Obj& o) { cfg.authers.push_back(auther(o)); });
     if (top.has("tls")) cfg.tls = tls(top.sub("tls"));
     if (top.has("log")) cfg.log = log(top.sub("log"));
+    if (top.has("metrics")) cfg.metrics = metrics(top.sub("metrics"));
     return cfg;
   }
 
@@ -440,6 +441,13 @@ class Loader {
   static Log log(const Obj& o) {
     o.reject({"rotation"});
     return Log{.output = o.str("output"), .level = o.str("level"), .format = o.str("format")};
+  }
+
+  static Metrics metrics(const Obj& o) {
+    return Metrics{.addr = o.str("addr"),
+                   .path = o.str("path"),
+                   .auth = optional_auth(o),
+                   .auther = o.str("auther")};
   }
 };
 

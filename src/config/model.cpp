@@ -175,6 +175,7 @@ void Config::merge(Config other) {
   append(authers, other.authers);
   if (other.tls) tls = std::move(other.tls);
   if (other.log) log = std::move(other.log);
+  if (other.metrics) metrics = std::move(other.metrics);
 }
 
 // ---- Go durations -------------------------------------------------------------------------

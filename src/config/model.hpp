@@ -221,6 +221,16 @@ struct Log {
   bool operator==(const Log&) const = default;
 };
 
+// The global Prometheus endpoint (spec/observability.md §1.1, config.md §11). `path` empty =
+// "/metrics"; a named `auther` replaces `auth`.
+struct Metrics {
+  std::string addr;  // printed always
+  std::string path;
+  std::optional<Auth> auth;
+  std::string auther;
+  bool operator==(const Metrics&) const = default;
+};
+
 struct Config {
   std::vector<Service> services;  // printed always ("services: []" / "services": null)
   std::vector<Chain> chains;
@@ -228,6 +238,7 @@ struct Config {
   std::vector<Auther> authers;
   std::optional<TLS> tls;
   std::optional<Log> log;
+  std::optional<Metrics> metrics;
   bool operator==(const Config&) const = default;
 
   // Appends list sections, replaces single sections present in `other` (spec/cli.md §1.1 step 1).

@@ -265,6 +265,13 @@ Doc log_doc(const Log& l) {
   return Fields().str("output", l.output).str("level", l.level).str("format", l.format).done();
 }
 
+Doc metrics_doc(const Metrics& m) {
+  Fields f;
+  f.str("addr", m.addr, true).str("path", m.path);
+  optional_doc(f, "auth", m.auth, auth_doc);
+  return f.str("auther", m.auther).done();
+}
+
 Doc config_doc(const Config& c) {
   Fields f;
   f.list("services", c.services, service_doc, true)
@@ -273,6 +280,7 @@ Doc config_doc(const Config& c) {
       .list("authers", c.authers, auther_doc);
   optional_doc(f, "tls", c.tls, tls_doc);
   optional_doc(f, "log", c.log, log_doc);
+  optional_doc(f, "metrics", c.metrics, metrics_doc);
   return f.done();
 }
 

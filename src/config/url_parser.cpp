@@ -900,3 +900,26 @@ Config parse_command_line(const std::vector<std::string>& services,
 }
 
 }  // namespace gost::config
+
+namespace gost::config {
+
+Metrics parse_metrics_flag(const std::string& value) {
+  try {
+    const Url url = norm(value, true);
+    Metrics m;
+    // A unix:// address has no host: GOST then starts no endpoint (spec/observability.md §1.1).
+    m.addr = url.host;
+    for (auto& [key, v] : parse_query(url.raw_query))
+      if (key == "path") m.path = v.as_string();
+    if (url.has_user) {
+      m.auth.emplace();
+      m.auth->username = url.username;
+      m.auth->password = url.password.value_or("");
+    }
+    return m;
+  } catch (const UrlError& e) {
+    throw ConfigError(describe("-metrics", value, e));
+  }
+}
+
+}  // namespace gost::config

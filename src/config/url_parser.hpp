@@ -25,4 +25,8 @@ struct UnknownSchemeError : ConfigError {
 Config parse_command_line(const std::vector<std::string>& services,
                           const std::vector<std::string>& nodes);
 
+// The -metrics value `[user:pass@][host]:port[?path=/p]` (spec/cli.md §1.1 step 6): normalised like
+// a node URL; only the host, the userinfo and `path` are used. Throws ConfigError.
+Metrics parse_metrics_flag(const std::string& value);
+
 }  // namespace gost::config

@@ -17,6 +17,9 @@ namespace gost {
 
 class Router;
 class Hop;
+namespace metrics {
+class Request;
+}
 
 // Per accepted stream: identity for logs and authentication results.
 struct ConnInfo {
@@ -25,8 +28,9 @@ struct ConnInfo {
   std::string local;   // address the client connected to
   std::string client_id;
   log::Logger log;
-  std::uint64_t input_bytes = 0;   // from the client
-  std::uint64_t output_bytes = 0;  // to the client
+  std::uint64_t input_bytes = 0;        // from the client
+  std::uint64_t output_bytes = 0;       // to the client
+  metrics::Request* metrics = nullptr;  // this request's series when metrics are on
 };
 
 class Listener {

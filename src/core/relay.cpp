@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include "core/buffer_pool.hpp"
+#include "core/metrics.hpp"
 
 namespace gost {
 namespace {
@@ -74,9 +75,17 @@ bool prepare_for_splice(tcp::socket* s) {
 class SpliceDirection {
  public:
   // `finished` (optional) is cancelled when the direction is done.
+  // `src_reads` / `dst_writes` (optional): metrics counters of the sockets' raw bytes.
   SpliceDirection(tcp::socket& src, tcp::socket& dst, RelayState& st, std::uint64_t& count,
+                  metrics::Counter* src_reads, metrics::Counter* dst_writes,
                   asio::steady_timer* finished = nullptr)
-      : src_(src), dst_(dst), st_(st), count_(count), finished_(finished) {}
+      : src_(src),
+        dst_(dst),
+        st_(st),
+        count_(count),
+        src_reads_(src_reads),
+        dst_writes_(dst_writes),
+        finished_(finished) {}
 
   void start() { wait_readable(); }
 
@@ -105,6 +114,7 @@ class SpliceDirection {
         if (m > 0) {
           pipe_->pending -= static_cast<std::size_t>(m);
           count_ += static_cast<std::uint64_t>(m);
+          if (dst_writes_) dst_writes_->add(static_cast<std::uint64_t>(m));
           continue;
         }
         if (m < 0 && errno == EINTR) continue;
@@ -118,6 +128,7 @@ class SpliceDirection {
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         pipe_->pending = static_cast<std::size_t>(n);
+        if (src_reads_) src_reads_->add(static_cast<std::uint64_t>(n));
         st_.touch();
         continue;
       }
@@ -147,11 +158,14 @@ class SpliceDirection {
   tcp::socket& dst_;
   RelayState& st_;
   std::uint64_t& count_;
+  metrics::Counter* src_reads_;
+  metrics::Counter* dst_writes_;
   std::unique_ptr<Pipe> pipe_;
   asio::steady_timer* finished_;
 };
 
-awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::uint64_t& count) {
+awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::uint64_t& count,
+                               metrics::Counter* src_reads, metrics::Counter* dst_writes) {
   error_code ec;
   bool may_have_more = false;
   for (;;) {
@@ -161,7 +175,7 @@ awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::ui
     tcp::socket* d = dst.raw_tcp_write();
     if (s && d && !st.aborted && prepare_for_splice(s) && prepare_for_splice(d)) {
       asio::steady_timer finished(src.executor(), asio::steady_timer::time_point::max());
-      SpliceDirection splice(*s, *d, st, count, &finished);
+      SpliceDirection splice(*s, *d, st, count, src_reads, dst_writes, &finished);
       splice.start();
       co_await finished.async_wait(use_nothrow);
       co_return;
@@ -194,20 +208,22 @@ awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::ui
 awaitable<RelayStats> relay(Stream& a, Stream& b, RelayOptions options) {
   RelayState st(a, b, options);
   RelayStats stats;
+  metrics::Counter* a_reads = options.a_traffic ? &options.a_traffic->input : nullptr;
+  metrics::Counter* a_writes = options.a_traffic ? &options.a_traffic->output : nullptr;
   tcp::socket* ta = a.raw_tcp();
   tcp::socket* tb = b.raw_tcp();
   if (ta && tb && a.raw_tcp_write() == ta && b.raw_tcp_write() == tb && prepare_for_splice(ta) &&
       prepare_for_splice(tb)) {
     stats.spliced = true;
-    SpliceDirection forward(*ta, *tb, st, stats.a_to_b);
-    SpliceDirection backward(*tb, *ta, st, stats.b_to_a);
+    SpliceDirection forward(*ta, *tb, st, stats.a_to_b, a_reads, nullptr);
+    SpliceDirection backward(*tb, *ta, st, stats.b_to_a, nullptr, a_writes);
     forward.start();
     backward.start();
     co_await supervise(st);
   } else {
     auto ex = co_await asio::this_coro::executor;
-    asio::co_spawn(ex, copy_direction(a, b, st, stats.a_to_b), asio::detached);
-    asio::co_spawn(ex, copy_direction(b, a, st, stats.b_to_a), asio::detached);
+    asio::co_spawn(ex, copy_direction(a, b, st, stats.a_to_b, a_reads, nullptr), asio::detached);
+    asio::co_spawn(ex, copy_direction(b, a, st, stats.b_to_a, nullptr, a_writes), asio::detached);
     co_await supervise(st);
   }
   co_return stats;

@@ -11,9 +11,16 @@
 
 namespace gost {
 
+namespace metrics {
+struct Traffic;
+}
+
 struct RelayOptions {
   std::chrono::nanoseconds idle_timeout{0};  // 0 = none (GOST's default)
   std::chrono::nanoseconds half_close_grace = std::chrono::seconds(10);
+  // Counts the bytes that splice(2) moves through a's socket (bypassing a's Stream, which counts
+  // the rest itself): a is the client and its socket the service's raw connection.
+  metrics::Traffic* a_traffic = nullptr;
 };
 
 struct RelayStats {

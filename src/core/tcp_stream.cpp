@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/metrics.hpp"
+
 namespace gost {
 
 TcpStream::TcpStream(tcp::socket socket) : socket_(std::move(socket)) {
@@ -12,12 +14,14 @@ TcpStream::TcpStream(tcp::socket socket) : socket_(std::move(socket)) {
 awaitable<std::size_t> TcpStream::read_some(asio::mutable_buffer buf, error_code& ec) {
   auto [e, n] = co_await socket_.async_read_some(buf, use_nothrow);
   ec = e;
+  if (traffic_) traffic_->input.add(n);
   co_return n;
 }
 
 awaitable<std::size_t> TcpStream::write_some(asio::const_buffer buf, error_code& ec) {
   auto [e, n] = co_await socket_.async_write_some(buf, use_nothrow);
   ec = e;
+  if (traffic_) traffic_->output.add(n);
   co_return n;
 }
 
@@ -29,6 +33,10 @@ awaitable<void> TcpStream::wait_readable(error_code& ec) {
 awaitable<void> TcpStream::shutdown_write(error_code& ec) {
   socket_.shutdown(tcp::socket::shutdown_send, ec);
   co_return;
+}
+
+void TcpStream::count_read(std::size_t n) {
+  if (traffic_) traffic_->input.add(n);
 }
 
 void TcpStream::close() {

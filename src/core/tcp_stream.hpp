@@ -4,6 +4,9 @@
 #include "core/stream.hpp"
 
 namespace gost {
+namespace metrics {
+struct Traffic;
+}
 
 class TcpStream final : public Stream {
  public:
@@ -17,9 +20,15 @@ class TcpStream final : public Stream {
   tcp::socket* raw_tcp() override { return &socket_; }
   std::string remote_address() const override;
   std::string local_address() const override;
+  // Counts every byte read and written (the raw accepted connection of a service, for metrics).
+  void count_traffic(metrics::Traffic* t) { traffic_ = t; }
+  bool counts_traffic() const { return traffic_ != nullptr; }
+  // Bytes read from the socket by someone else (OpenSSL reading it directly).
+  void count_read(std::size_t n);
 
  private:
   tcp::socket socket_;
+  metrics::Traffic* traffic_ = nullptr;
 };
 
 // "host:port" text of an endpoint, IPv6 bracketed, v4-mapped IPv6 shown as IPv4.

@@ -419,6 +419,7 @@ awaitable<void> bind_child(std::shared_ptr<MuxSession> session, StreamPtr peer,
   co_await write_all(*s, asio::buffer(header), ec);
   if (ec) co_return;
   conn.input_bytes = conn.output_bytes = 0;
+  conn.metrics = nullptr;  // may outlive the accepted connection's request
   try {
     co_await relay_logged(*s, *peer, peer_addr, conn, options);
   } catch (const std::exception& e) {

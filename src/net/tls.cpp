@@ -16,6 +16,7 @@
 
 #include "core/address.hpp"
 #include "core/log.hpp"
+#include "core/tcp_stream.hpp"
 #include "core/timeout.hpp"
 
 namespace gost::net {
@@ -253,6 +254,12 @@ class TlsStream final : public Stream {
     if (socket_ && !ec) {
       BIO* rbio = BIO_new_socket(static_cast<int>(socket_->native_handle()), BIO_NOCLOSE);
       SSL_set_bio(ssl_, rbio, wbio);
+      // The service's metrics count the raw bytes of the accepted socket (spec/observability.md
+      // §1.4); OpenSSL reads it directly here, so its reads are counted from the BIO.
+      if (auto* tcp = dynamic_cast<TcpStream*>(inner_.get()); tcp && tcp->counts_traffic()) {
+        counted_ = tcp;
+        rbio_ = rbio;
+      }
       SSL_set_read_ahead(ssl_, 1);
     } else {
       socket_ = nullptr;
@@ -383,6 +390,7 @@ class TlsStream final : public Stream {
     for (;;) {
       ERR_clear_error();
       int r = op();
+      if (counted_) count_reads();
       // Read the outcome now: OpenSSL's error queue is per thread, and other connections of this
       // worker run while we wait below.
       if (r <= 0) last_error_ = SSL_get_error(ssl_, r);
@@ -408,6 +416,12 @@ class TlsStream final : public Stream {
       }
       if (ec) co_return r;
     }
+  }
+
+  void count_reads() {
+    std::uint64_t total = BIO_number_read(rbio_);
+    counted_->count_read(total - counted_total_);
+    counted_total_ = total;
   }
 
   // Reads more ciphertext from the inner stream (BIO mode).
@@ -446,6 +460,9 @@ class TlsStream final : public Stream {
   TlsContextPtr ctx_;
   SSL* ssl_ = nullptr;
   tcp::socket* socket_ = nullptr;  // set: OpenSSL reads the socket itself
+  TcpStream* counted_ = nullptr;   // set: the socket's reads count for metrics (through rbio_)
+  BIO* rbio_ = nullptr;
+  std::uint64_t counted_total_ = 0;
   int last_error_ = 0;
   std::string last_failure_;  // OpenSSL's reason for the last failed call
   std::string in_;
