@@ -166,11 +166,7 @@ class UdpPort {
       for (std::size_t off = 0; off < len; off += seg) {
         std::size_t n = std::min(seg, len - off);
         if (!send_one(fd, to, tolen, data + off, n, 0, refused)) {
-          // Keep what was not sent for the retry.
-          if (off > 0) {
-            carry_off = off;
-            return false;
-          }
+          carry_off = off;  // what was sent already is not sent again
           return false;
         }
       }
@@ -371,6 +367,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   friend class RequestStream;
   void setup_h3();
   void fatal(int liberr);
+  void send_connection_close(const ngtcp2_connection_close_error& ccerr);
   void fatal_h3(int h3err);
   void send_batch(const std::uint8_t* data, std::size_t len, std::size_t seg, unsigned ecn);
   void arm_timer();
@@ -813,6 +810,17 @@ struct Callbacks {
 namespace {
 const nghttp3_data_reader kBodyReader{Callbacks::read_data};
 
+// nghttp3's view of `head` (valid while `head` is).
+std::vector<nghttp3_nv> to_nv(const Headers& head) {
+  std::vector<nghttp3_nv> nva;
+  nva.reserve(head.size());
+  for (const auto& h : head)
+    nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(h.name.data())),
+                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(h.value.data())),
+                   h.name.size(), h.value.size(), NGHTTP3_NV_FLAG_NONE});
+  return nva;
+}
+
 // A ClientHello without the quic_transport_parameters extension is a connection error (RFC 9001
 // §8.2), but ngtcp2 0.12 with GnuTLS goes on with the handshake and then aborts on an assertion
 // (conn_write_pkt: negotiated_version) when the server writes its first 1-RTT packet: one
@@ -1057,6 +1065,11 @@ void Connection::fatal(int liberr) {
   else
     ngtcp2_connection_close_error_set_transport_error_liberr(&ccerr, liberr, nullptr, 0);
   log_.debug(fmt::format("quic {}: {}", remote_text(), ngtcp2_strerror(liberr)));
+  send_connection_close(ccerr);
+  finish_close(asio::error::connection_aborted);
+}
+
+void Connection::send_connection_close(const ngtcp2_connection_close_error& ccerr) {
   thread_local std::array<std::uint8_t, 1500> buf;
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
@@ -1064,7 +1077,6 @@ void Connection::fatal(int liberr) {
   auto n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buf.data(), buf.size(), &ccerr,
                                               now_ts());
   if (n > 0) send_batch(buf.data(), static_cast<std::size_t>(n), static_cast<std::size_t>(n), 0);
-  finish_close(asio::error::connection_aborted);
 }
 
 void Connection::close(error_code ec, bool silent) {
@@ -1073,13 +1085,7 @@ void Connection::close(error_code ec, bool silent) {
       !ngtcp2_conn_is_in_draining_period(conn_)) {
     ngtcp2_connection_close_error ccerr;
     ngtcp2_connection_close_error_set_application_error(&ccerr, NGHTTP3_H3_NO_ERROR, nullptr, 0);
-    thread_local std::array<std::uint8_t, 1500> buf;
-    ngtcp2_path_storage ps;
-    ngtcp2_path_storage_zero(&ps);
-    ngtcp2_pkt_info pi{};
-    auto n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buf.data(), buf.size(),
-                                                &ccerr, now_ts());
-    if (n > 0) send_batch(buf.data(), static_cast<std::size_t>(n), static_cast<std::size_t>(n), 0);
+    send_connection_close(ccerr);
   }
   finish_close(ec);
 }
@@ -1294,12 +1300,7 @@ std::shared_ptr<RequestStream> Connection::open_request(const Headers& head, boo
     return nullptr;
   }
   auto s = std::shared_ptr<RequestStream>(new RequestStream(shared_from_this(), id));
-  std::vector<nghttp3_nv> nva;
-  nva.reserve(head.size());
-  for (const auto& h : head)
-    nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(h.name.data())),
-                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(h.value.data())),
-                   h.name.size(), h.value.size(), NGHTTP3_NV_FLAG_NONE});
+  auto nva = to_nv(head);
   if (!body) s->out_fin_ = true;
   rv = nghttp3_conn_submit_request(h3_, id, nva.data(), nva.size(), body ? &kBodyReader : nullptr,
                                    s.get());
@@ -1319,12 +1320,7 @@ void Connection::respond(RequestStream& st, const Headers& head, error_code& ec)
     ec = asio::error::connection_aborted;
     return;
   }
-  std::vector<nghttp3_nv> nva;
-  nva.reserve(head.size());
-  for (const auto& h : head)
-    nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(h.name.data())),
-                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(h.value.data())),
-                   h.name.size(), h.value.size(), NGHTTP3_NV_FLAG_NONE});
+  auto nva = to_nv(head);
   if (nghttp3_conn_submit_response(h3_, st.id_, nva.data(), nva.size(), &kBodyReader) != 0) {
     ec = asio::error::connection_reset;
     return;
@@ -1486,12 +1482,18 @@ struct Server::Impl : ServerHooks, std::enable_shared_from_this<Server::Impl> {
       auto [ec] = co_await port->sock.async_wait(udp::socket::wait_read, use_nothrow);
       if (ec || closed) break;
       receive_batch(*port, [&](const Datagram& d) { dispatch(d, touched); });
-      for (auto& c : touched) {
-        c->dirty = false;
-        c->flush();
-      }
-      touched.clear();
+      flush_touched(touched);
     }
+  }
+
+  // The connections a batch of datagrams reached write what they have (ACKs of the whole batch
+  // in one go).
+  static void flush_touched(std::vector<std::shared_ptr<Connection>>& touched) {
+    for (auto& c : touched) {
+      c->dirty = false;
+      c->flush();
+    }
+    touched.clear();
   }
 
   void dispatch(const Datagram& d, std::vector<std::shared_ptr<Connection>>& touched) {
@@ -1720,10 +1722,7 @@ void Server::inject(const std::uint8_t* data, std::size_t len, const std::string
   std::memcpy(&ss, ep.data(), ep.size());
   std::vector<std::shared_ptr<Connection>> touched;
   impl_->dispatch(Datagram{data, len, &ss, 0}, touched);
-  for (auto& c : touched) {
-    c->dirty = false;
-    c->flush();
-  }
+  impl_->flush_touched(touched);
 }
 
 std::string Server::bound_address() const { return sockaddr_text(impl_->port->local); }
