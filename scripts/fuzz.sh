@@ -35,7 +35,12 @@ for t in $targets; do
   srcs=""
   libs=""
   san="fuzzer,address,undefined"
+  # api_json drives the config loader and printer (the web API's request bodies): yaml-cpp, and
+  # Boost.JSON compiled into config/json_check.
   case "$t" in
+    api_json) srcs="src/config/loader.cpp src/config/json_check.cpp src/config/model.cpp \
+      src/config/go_text.cpp src/config/printer.cpp"
+      libs="-lyaml-cpp -lfmt" ;;
     http2*) srcs="src/net/http2.cpp src/core/stream.cpp src/core/buffer_pool.cpp \
       src/config/model.cpp src/config/go_text.cpp"
       libs="-lnghttp2 -lfmt"

@@ -18,7 +18,7 @@ struct Flags {
   bool version = false;               // -V
   bool help = false;                  // -h / -help
   std::string metrics;                // -metrics
-  std::string api, reload;            // -api, -R (rejected when given)
+  std::string api, reload;            // -api, -R
 };
 
 struct FlagError {

@@ -49,7 +49,8 @@ config::Config build_config(const app::Flags& flags) {
   config::Config cfg;
   for (const auto& src : flags.configs) cfg.merge(config::load_source(src));
   cfg.merge(config::parse_command_line(flags.services, flags.nodes));
-  if (cfg.services.empty() && flags.configs.empty()) {
+  // The default file is looked for only when nothing else says what to run (spec/cli.md §1.1).
+  if (cfg.services.empty() && flags.configs.empty() && flags.api.empty() && !cfg.api) {
     auto path = config::find_default_config();
     if (!path) {
       const char* home = std::getenv("HOME");
@@ -64,7 +65,12 @@ config::Config build_config(const app::Flags& flags) {
     if (!cfg.log) cfg.log = config::Log{};
     cfg.log->level = lvl;
   }
-  // GOST 3.2.6 replaces the whole metrics section with {addr} (spec/observability.md §1.1).
+  // GOST 3.2.6 replaces the whole api and metrics sections with {addr} (spec/observability.md
+  // §1.1, §2.1).
+  if (const char* addr = std::getenv("GOST_API"); addr && *addr) {
+    cfg.api = config::Api{};
+    cfg.api->addr = addr;
+  }
   if (const char* addr = std::getenv("GOST_METRICS"); addr && *addr) {
     cfg.metrics = config::Metrics{};
     cfg.metrics->addr = addr;
@@ -73,15 +79,30 @@ config::Config build_config(const app::Flags& flags) {
     if (!cfg.log) cfg.log = config::Log{};
     cfg.log->level = flags.trace ? "trace" : "debug";
   }
+  if (!flags.api.empty()) cfg.api = config::parse_api_flag(flags.api);
   if (!flags.metrics.empty()) cfg.metrics = config::parse_metrics_flag(flags.metrics);
   return cfg;
 }
 
+// -R: a Go duration ("30s"); 0 = off; under a second → one second, as GOST's reloaders.
+std::chrono::nanoseconds reload_period(const std::string& value) {
+  if (value.empty()) return {};
+  auto d = config::parse_go_duration(value);
+  if (!d || d->count() < 0)
+    throw config::ConfigError(fmt::format("-R: invalid duration \"{}\"", value));
+  if (d->count() == 0) return {};
+  return std::max<std::chrono::nanoseconds>(*d, std::chrono::seconds(1));
+}
+
+// The one -C file a reload re-reads and the API saves to (none for stdin or inline JSON).
+std::string config_file(const app::Flags& flags) {
+  if (flags.configs.size() != 1) return {};
+  const auto& c = flags.configs.front();
+  if (c == "-" || c.starts_with("{")) return {};
+  return c;
+}
+
 void reject_unsupported_flags(const app::Flags& flags, const std::vector<std::string>& args) {
-  if (!flags.api.empty() || std::getenv("GOST_API"))
-    throw config::ConfigError("-api (web API) is not supported by this implementation");
-  if (!flags.reload.empty() && flags.reload != "0" && flags.reload != "0s")
-    throw config::ConfigError("-R (periodic reload) is not supported by this implementation");
   if (std::getenv("GOST_PROFILING"))
     throw config::ConfigError("GOST_PROFILING is not supported by this implementation");
   for (const auto& a : args)
@@ -127,12 +148,19 @@ int main(int argc, char** argv) {
       std::fwrite(out.data(), 1, out.size(), stdout);
       return 0;
     }
+    if (!cfg.loggers.empty() || (cfg.log && cfg.log->rotation))
+      throw config::ConfigError("loggers and log.rotation are not supported yet");
     if (cfg.log) {
       log::set_level(cfg.log->level);
       log::configure(cfg.log->format, cfg.log->output);
     }
     raise_fd_limit();
-    app::Program program(cfg, worker_count());
+    app::ProgramOptions options;
+    options.workers = worker_count();
+    options.load = [&flags] { return build_config(flags); };
+    options.config_file = config_file(flags);
+    options.reload_period = reload_period(flags.reload);
+    app::Program program(cfg, std::move(options));
     program.run();
     std::fflush(stderr);
     std::_Exit(0);  // connections still open are dropped by the kernel; no teardown races

@@ -1,16 +1,29 @@
-// Turns a configuration into running services (spec/core.md §2) and runs them on the workers.
+// Turns a configuration into running services (spec/core.md §2), runs them on the workers, and
+// reloads them: SIGHUP, the -R period and the web API's POST /config/reload re-read the
+// configuration sources and apply the difference (app/runtime.hpp).
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "config/model.hpp"
 
 namespace gost::app {
 
+struct ProgramOptions {
+  unsigned workers = 1;
+  // Reads the configuration sources again (command line, files, environment); throws.
+  std::function<config::Config()> load;
+  std::string config_file;  // the -C file, if exactly one: where the API saves by default
+  std::chrono::nanoseconds reload_period{0};  // -R; 0 = off
+};
+
 class Program {
  public:
   // Builds every object and binds every listener; throws ConfigError / system_error on failure.
-  Program(const config::Config& cfg, unsigned workers);
+  Program(const config::Config& cfg, ProgramOptions options);
   ~Program();
   // Serves until SIGINT/SIGTERM; then closes the services.
   void run();

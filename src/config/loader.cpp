@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "config/go_text.hpp"
+#include "config/json_check.hpp"
 
 namespace gost::config {
 
@@ -218,6 +219,10 @@ class Obj {
 class Loader {
  public:
   explicit Loader(bool lower_keys) : lower_keys_(lower_keys) {}
+  Service service_object(const Obj& o) const { return service(o); }
+  Chain chain_object(const Obj& o) const { return chain(o); }
+  Hop hop_object(const Obj& o) const { return hop(o); }
+  Auther auther_object(const Obj& o) const { return auther(o); }
 
   Config config(const YAML::Node& root) const {
     if (is_null(root)) return {};
@@ -225,14 +230,18 @@ class Loader {
     const Obj top(root, "");
     top.reject({"admissions", "bypasses", "resolvers", "hosts", "ingresses", "routers", "sds",
                 "recorders", "rewriters", "caches", "limiters", "quotas", "climiters", "rlimiters",
-                "observers", "loggers", "profiling", "api"});
+                "observers", "profiling"});
     Config cfg;
     top.each("services", [&](const Obj& o) { cfg.services.push_back(service(o)); });
     top.each("chains", [&](const Obj& o) { cfg.chains.push_back(chain(o)); });
     top.each("hops", [&](const Obj& o) { cfg.hops.push_back(hop(o)); });
     top.each("authers", [&](const Obj& o) { cfg.authers.push_back(auther(o)); });
+    top.each("loggers", [&](const Obj& o) {
+      cfg.loggers.push_back(NamedLogger{.name = o.str("name"), .log = log(o.sub("log"))});
+    });
     if (top.has("tls")) cfg.tls = tls(top.sub("tls"));
     if (top.has("log")) cfg.log = log(top.sub("log"));
+    if (top.has("api")) cfg.api = api(top.sub("api"));
     if (top.has("metrics")) cfg.metrics = metrics(top.sub("metrics"));
     return cfg;
   }
@@ -377,11 +386,13 @@ class Loader {
 
   Service service(const Obj& o) const {
     o.reject({"admission", "admissions", "bypass", "bypasses", "resolver", "hosts", "limiter",
-              "quotas", "climiter", "rlimiter", "logger", "loggers", "observer", "rewriter",
-              "recorders", "cache", "interface", "sockopts"});
+              "quotas", "climiter", "rlimiter", "observer", "rewriter", "recorders", "cache",
+              "interface", "sockopts"});
     Service s;
     s.name = o.str("name");
     s.addr = o.str("addr");
+    s.logger = o.str("logger");
+    s.loggers = o.strings("loggers");
     s.handler = handler(o.sub("handler"));
     s.listener = listener(o.sub("listener"));
     if (o.has("forwarder")) s.forwarder = forwarder(o.sub("forwarder"));
@@ -439,15 +450,32 @@ class Loader {
   }
 
   static Log log(const Obj& o) {
-    o.reject({"rotation"});
-    return Log{.output = o.str("output"), .level = o.str("level"), .format = o.str("format")};
+    Log l{.output = o.str("output"), .level = o.str("level"), .format = o.str("format")};
+    if (o.has("rotation")) {
+      const Obj r = o.sub("rotation");
+      l.rotation = Rotation{.maxSize = r.integer("maxSize"),
+                            .maxAge = r.integer("maxAge"),
+                            .maxBackups = r.integer("maxBackups"),
+                            .localTime = r.boolean("localTime"),
+                            .compress = r.boolean("compress")};
+    }
+    return l;
+  }
+
+  static Api api(const Obj& o) {
+    return Api{.addr = o.str("addr"),
+               .pathPrefix = o.str("pathPrefix"),
+               .accesslog = o.boolean("accesslog"),
+               .auth = optional_auth(o),
+               .auther = o.str("auther")};
   }
 
   static Metrics metrics(const Obj& o) {
     return Metrics{.addr = o.str("addr"),
                    .path = o.str("path"),
                    .auth = optional_auth(o),
-                   .auther = o.str("auther")};
+                   .auther = o.str("auther"),
+                   .userLabel = o.boolean("userLabel")};
   }
 };
 
@@ -499,7 +527,34 @@ Config load_file(const std::string& path) {
 
 }  // namespace
 
+// A request body of the web API: one JSON object (metadata keys keep their case, as Go's
+// encoding/json does). Like GOST, a body that does not decode counts as an empty object.
+YAML::Node api_object(std::string_view json) {
+  // Only well-formed JSON no deeper than a configuration object goes on to yaml-cpp, whose
+  // recursive descent a body of a million '[' would take the stack with.
+  if (!detail::json_object_within(json, 32)) return YAML::Node(YAML::NodeType::Map);
+  try {
+    YAML::Node n = YAML::Load(std::string(json));
+    if (n.IsMap()) return n;
+  } catch (const YAML::Exception&) {
+  }
+  return YAML::Node(YAML::NodeType::Map);
+}
+
 Config load_yaml(std::string_view text) { return load_text(text, true); }
+
+Service load_service_object(std::string_view json) {
+  return Loader(false).service_object(Obj(api_object(json), ""));
+}
+Chain load_chain_object(std::string_view json) {
+  return Loader(false).chain_object(Obj(api_object(json), ""));
+}
+Hop load_hop_object(std::string_view json) {
+  return Loader(false).hop_object(Obj(api_object(json), ""));
+}
+Auther load_auther_object(std::string_view json) {
+  return Loader(false).auther_object(Obj(api_object(json), ""));
+}
 
 Config load_json(std::string_view text) { return load_text(text, true); }
 

@@ -18,6 +18,14 @@ Config load_json(std::string_view text);
 // Inline JSON given as `-C '{...}'`: like load_json but metadata keys keep their case.
 Config load_inline_json(std::string_view text);
 
+// One object of a web API request body (spec/observability.md §2.3): a JSON object, checked
+// like the same object in a file (ConfigError naming the key). A body that is not a JSON object
+// counts as an empty one, as in GOST.
+Service load_service_object(std::string_view json);
+Chain load_chain_object(std::string_view json);
+Hop load_hop_object(std::string_view json);
+Auther load_auther_object(std::string_view json);
+
 // One -C value: "-" (stdin; JSON if it starts with '{', else YAML), inline "{...}" JSON, or a
 // file path whose extension (.yaml, .yml, .json) selects the format. http(s) URLs and other
 // extensions are rejected. Errors name the source.

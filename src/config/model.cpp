@@ -53,10 +53,13 @@ MetadataKeyLog::~MetadataKeyLog() { active_key_log.store(nullptr); }
 
 void MetadataKeyLog::record(std::string_view key) {
   auto k = lower(key);
+  // A reload builds services while the workers serve (and look options up): record under a lock.
+  std::lock_guard lock(mu_);
   if (std::find(keys_.begin(), keys_.end(), k) == keys_.end()) keys_.push_back(std::move(k));
 }
 
 bool MetadataKeyLog::seen(std::string_view key) const {
+  std::lock_guard lock(mu_);
   return std::find(keys_.begin(), keys_.end(), lower(key)) != keys_.end();
 }
 
@@ -173,8 +176,10 @@ void Config::merge(Config other) {
   append(chains, other.chains);
   append(hops, other.hops);
   append(authers, other.authers);
+  append(loggers, other.loggers);
   if (other.tls) tls = std::move(other.tls);
   if (other.log) log = std::move(other.log);
+  if (other.api) api = std::move(other.api);
   if (other.metrics) metrics = std::move(other.metrics);
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -86,6 +87,7 @@ class MetadataKeyLog {
 
  private:
   std::vector<std::string> keys_;  // lower case
+  mutable std::mutex mu_;
 };
 
 struct Auth {
@@ -163,13 +165,24 @@ struct Forwarder {
   bool operator==(const Forwarder&) const = default;
 };
 
+// A running service as the web API shows it (spec/observability.md §2.4): never loaded, never
+// part of what a reload compares.
+struct ServiceStatus {
+  std::int64_t createTime = 0;                               // unix seconds
+  std::string state;                                         // "running"
+  std::vector<std::pair<std::int64_t, std::string>> events;  // (unix seconds, message)
+  bool operator==(const ServiceStatus&) const = default;
+};
 struct Service {
   std::string name;  // printed always
   std::string addr;
+  std::string logger;                // a named logger (spec/observability.md §3.1)
+  std::vector<std::string> loggers;  // several: every line goes to each of them
   Handler handler;    // printed always (type defaults to "auto" when loaded without one)
   Listener listener;  // printed always (type defaults to "tcp")
   std::optional<Forwarder> forwarder;
   Metadata metadata;
+  std::optional<ServiceStatus> status;
   bool operator==(const Service&) const = default;
 };
 
@@ -213,12 +226,37 @@ struct Auther {
   bool operator==(const Auther&) const = default;
 };
 
+// Size-based rotation of a log file (lumberjack's options, spec/observability.md §3.1).
+struct Rotation {
+  int maxSize = 0;     // MB; 0 = 100
+  int maxAge = 0;      // days; 0 = keep regardless of age
+  int maxBackups = 0;  // 0 = keep all
+  bool localTime = false;
+  bool compress = false;
+  bool operator==(const Rotation&) const = default;
+};
 struct Log {
   std::string output;
   std::string level;
   std::string format;
-  bool empty() const { return output.empty() && level.empty() && format.empty(); }
+  std::optional<Rotation> rotation;
+  bool empty() const { return output.empty() && level.empty() && format.empty() && !rotation; }
   bool operator==(const Log&) const = default;
+};
+// A named logger services refer to with `logger:`/`loggers:`.
+struct NamedLogger {
+  std::string name;  // printed always
+  Log log;
+  bool operator==(const NamedLogger&) const = default;
+};
+// The web API server (spec/observability.md §2, config.md §11).
+struct Api {
+  std::string addr;  // printed always
+  std::string pathPrefix;
+  bool accesslog = false;
+  std::optional<Auth> auth;
+  std::string auther;
+  bool operator==(const Api&) const = default;
 };
 
 // The global Prometheus endpoint (spec/observability.md §1.1, config.md §11). `path` empty =
@@ -228,6 +266,9 @@ struct Metrics {
   std::string path;
   std::optional<Auth> auth;
   std::string auther;
+  // Not GOST's: adds the authenticated `user` label to the per-client series (opt-in, as it
+  // multiplies the series by the number of users; go-gost/x#35).
+  bool userLabel = false;
   bool operator==(const Metrics&) const = default;
 };
 
@@ -236,8 +277,10 @@ struct Config {
   std::vector<Chain> chains;
   std::vector<Hop> hops;
   std::vector<Auther> authers;
+  std::vector<NamedLogger> loggers;
   std::optional<TLS> tls;
   std::optional<Log> log;
+  std::optional<Api> api;
   std::optional<Metrics> metrics;
   bool operator==(const Config&) const = default;
 

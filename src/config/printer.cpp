@@ -12,6 +12,8 @@ namespace {
 
 // ---- a format-neutral document tree -------------------------------------------------------
 
+struct DocField;
+
 struct Doc {
   enum class Kind { Null, Str, Bool, Int, Float, Duration, List, Map };
   Kind kind = Kind::Null;
@@ -20,36 +22,48 @@ struct Doc {
   std::int64_t i = 0;
   double f = 0;
   std::vector<Doc> items;
-  std::vector<std::pair<std::string, Doc>> fields;
+  std::vector<DocField> fields;  // not std::pair: clang refuses a pair of an incomplete type
   bool sorted = false;        // a Go map: keys are sorted when printed
   bool nil_if_empty = false;  // a Go nil slice: JSON prints null
 
-  static Doc string(std::string s) {
-    Doc d;
-    d.kind = Kind::Str;
-    d.str = std::move(s);
-    return d;
-  }
-  static Doc integer(std::int64_t v) {
-    Doc d;
-    d.kind = Kind::Int;
-    d.i = v;
-    return d;
-  }
-  static Doc duration(std::chrono::nanoseconds v) {
-    Doc d;
-    d.kind = Kind::Duration;
-    d.i = v.count();
-    return d;
-  }
-  static Doc list(std::vector<Doc> items, bool nil_if_empty) {
-    Doc d;
-    d.kind = Kind::List;
-    d.items = std::move(items);
-    d.nil_if_empty = nil_if_empty;
-    return d;
-  }
+  // Defined below the struct: clang wants Doc complete before these build one.
+  static Doc string(std::string s);
+  static Doc integer(std::int64_t v);
+  static Doc duration(std::chrono::nanoseconds v);
+  static Doc list(std::vector<Doc> items, bool nil_if_empty);
 };
+
+// A map entry (named as std::pair's members).
+struct DocField {
+  std::string first;
+  Doc second;
+};
+
+Doc Doc::string(std::string s) {
+  Doc d;
+  d.kind = Kind::Str;
+  d.str = std::move(s);
+  return d;
+}
+Doc Doc::integer(std::int64_t v) {
+  Doc d;
+  d.kind = Kind::Int;
+  d.i = v;
+  return d;
+}
+Doc Doc::duration(std::chrono::nanoseconds v) {
+  Doc d;
+  d.kind = Kind::Duration;
+  d.i = v.count();
+  return d;
+}
+Doc Doc::list(std::vector<Doc> items, bool nil_if_empty) {
+  Doc d;
+  d.kind = Kind::List;
+  d.items = std::move(items);
+  d.nil_if_empty = nil_if_empty;
+  return d;
+}
 
 // Builds a struct mapping field by field, applying omitempty.
 class Fields {
@@ -102,8 +116,8 @@ class Fields {
   }
 
  private:
-  void add(std::string key, Doc d) { fields_.emplace_back(std::move(key), std::move(d)); }
-  std::vector<std::pair<std::string, Doc>> fields_;
+  void add(std::string key, Doc d) { fields_.push_back({std::move(key), std::move(d)}); }
+  std::vector<DocField> fields_;
 };
 
 Doc from_value(const Value& value);
@@ -112,7 +126,7 @@ Doc from_pairs(const std::vector<std::pair<std::string, Value>>& pairs) {
   Doc d;
   d.kind = Doc::Kind::Map;
   d.sorted = true;
-  for (const auto& [k, v] : pairs) d.fields.emplace_back(k, from_value(v));
+  for (const auto& [k, v] : pairs) d.fields.push_back({k, from_value(v)});
   return d;
 }
 
@@ -215,12 +229,24 @@ Doc forwarder_doc(const Forwarder& fw) {
   return f.list("nodes", fw.nodes, forward_node_doc, true).done();
 }
 
+Doc status_doc(const ServiceStatus& st) {
+  std::vector<Doc> events;
+  for (const auto& [time, msg] : st.events)
+    events.push_back(Fields().integer("time", time, true).str("msg", msg, true).done());
+  Fields f;
+  f.integer("createTime", st.createTime, true).str("state", st.state, true);
+  return f.doc("events", Doc::list(std::move(events), true), true).done();
+}
+
 Doc service_doc(const Service& s) {
   Fields f;
   f.str("name", s.name, true).str("addr", s.addr);
+  f.str("logger", s.logger).strings("loggers", s.loggers);
   f.doc("handler", handler_doc(s.handler)).doc("listener", listener_doc(s.listener));
   optional_doc(f, "forwarder", s.forwarder, forwarder_doc);
-  return metadata(f, s.metadata).done();
+  metadata(f, s.metadata);
+  optional_doc(f, "status", s.status, status_doc);
+  return f.done();
 }
 
 bool connector_present(const Connector& c) {
@@ -261,15 +287,39 @@ Doc auther_doc(const Auther& a) {
   return Fields().str("name", a.name, true).list("auths", a.auths, auth_doc).done();
 }
 
+Doc rotation_doc(const Rotation& r) {
+  return Fields()
+      .integer("maxSize", r.maxSize)
+      .integer("maxAge", r.maxAge)
+      .integer("maxBackups", r.maxBackups)
+      .boolean("localTime", r.localTime)
+      .boolean("compress", r.compress)
+      .done();
+}
+
 Doc log_doc(const Log& l) {
-  return Fields().str("output", l.output).str("level", l.level).str("format", l.format).done();
+  Fields f;
+  f.str("output", l.output).str("level", l.level).str("format", l.format);
+  optional_doc(f, "rotation", l.rotation, rotation_doc);
+  return f.done();
+}
+
+Doc named_logger_doc(const NamedLogger& l) {
+  return Fields().str("name", l.name, true).doc("log", log_doc(l.log)).done();
+}
+
+Doc api_doc(const Api& a) {
+  Fields f;
+  f.str("addr", a.addr, true).str("pathPrefix", a.pathPrefix).boolean("accesslog", a.accesslog);
+  optional_doc(f, "auth", a.auth, auth_doc);
+  return f.str("auther", a.auther).done();
 }
 
 Doc metrics_doc(const Metrics& m) {
   Fields f;
   f.str("addr", m.addr, true).str("path", m.path);
   optional_doc(f, "auth", m.auth, auth_doc);
-  return f.str("auther", m.auther).done();
+  return f.str("auther", m.auther).boolean("userLabel", m.userLabel).done();
 }
 
 Doc config_doc(const Config& c) {
@@ -277,9 +327,11 @@ Doc config_doc(const Config& c) {
   f.list("services", c.services, service_doc, true)
       .list("chains", c.chains, chain_doc)
       .list("hops", c.hops, hop_doc)
-      .list("authers", c.authers, auther_doc);
+      .list("authers", c.authers, auther_doc)
+      .list("loggers", c.loggers, named_logger_doc);
   optional_doc(f, "tls", c.tls, tls_doc);
   optional_doc(f, "log", c.log, log_doc);
+  optional_doc(f, "api", c.api, api_doc);
   optional_doc(f, "metrics", c.metrics, metrics_doc);
   return f.done();
 }
@@ -616,10 +668,10 @@ bool natural_less(std::string_view a, std::string_view b) {
   return ar.size() < br.size();
 }
 
-using FieldList = std::vector<std::pair<std::string, Doc>>;
+using FieldList = std::vector<DocField>;
 
-std::vector<const std::pair<std::string, Doc>*> ordered(const Doc& map, bool json) {
-  std::vector<const std::pair<std::string, Doc>*> out;
+std::vector<const DocField*> ordered(const Doc& map, bool json) {
+  std::vector<const DocField*> out;
   for (const auto& f : map.fields) out.push_back(&f);
   if (map.sorted) {
     std::stable_sort(out.begin(), out.end(), [json](auto* x, auto* y) {
@@ -737,6 +789,39 @@ std::string json_string(std::string_view s) {
   return out + "\"";
 }
 
+void json_value(std::string& out, const Doc& d, int indent);
+
+// Go's json.Marshal: no whitespace at all.
+void json_compact(std::string& out, const Doc& d) {
+  switch (d.kind) {
+    case Doc::Kind::List:
+      if (d.items.empty()) {
+        out += d.nil_if_empty ? "null" : "[]";
+        return;
+      }
+      out += '[';
+      for (std::size_t i = 0; i < d.items.size(); ++i) {
+        if (i) out += ',';
+        json_compact(out, d.items[i]);
+      }
+      out += ']';
+      return;
+    case Doc::Kind::Map: {
+      out += '{';
+      const auto fields = ordered(d, true);
+      for (std::size_t i = 0; i < fields.size(); ++i) {
+        if (i) out += ',';
+        out += json_string(fields[i]->first) + ":";
+        json_compact(out, fields[i]->second);
+      }
+      out += '}';
+      return;
+    }
+    default:
+      json_value(out, d, 0);  // scalars print the same
+  }
+}
+
 void json_value(std::string& out, const Doc& d, int indent) {
   const std::string pad(static_cast<std::size_t>(indent), ' ');
   const std::string inner(static_cast<std::size_t>(indent + 2), ' ');
@@ -801,5 +886,18 @@ std::string to_json(const Config& config) {
   json_value(out, config_doc(config), 0);
   return out + "\n";
 }
+
+template <class T, class F>
+std::string compact(const T& v, F&& doc) {
+  std::string out;
+  json_compact(out, doc(v));
+  return out;
+}
+
+std::string to_compact_json(const Service& v) { return compact(v, service_doc); }
+std::string to_compact_json(const Chain& v) { return compact(v, chain_doc); }
+std::string to_compact_json(const Hop& v) { return compact(v, hop_doc); }
+std::string to_compact_json(const Auther& v) { return compact(v, auther_doc); }
+std::string json_quote(std::string_view s) { return json_string(s); }
 
 }  // namespace gost::config

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "config/model.hpp"
 
@@ -11,5 +12,13 @@ namespace gost::config {
 
 std::string to_yaml(const Config& config);  // ends with a newline
 std::string to_json(const Config& config);  // ends with a newline
+
+// One object as the web API returns it (Go's json.Marshal: compact, no newline).
+std::string to_compact_json(const Service& service);
+std::string to_compact_json(const Chain& chain);
+std::string to_compact_json(const Hop& hop);
+std::string to_compact_json(const Auther& auther);
+// A JSON string literal, escaped as encoding/json does.
+std::string json_quote(std::string_view s);
 
 }  // namespace gost::config

@@ -909,8 +909,10 @@ Metrics parse_metrics_flag(const std::string& value) {
     Metrics m;
     // A unix:// address has no host: GOST then starts no endpoint (spec/observability.md §1.1).
     m.addr = url.host;
-    for (auto& [key, v] : parse_query(url.raw_query))
-      if (key == "path") m.path = v.as_string();
+    Metadata query;
+    for (auto& [key, v] : parse_query(url.raw_query)) query.set(key, std::move(v));
+    m.path = query.get_string("path").value_or("");
+    m.userLabel = query.get_bool("userLabel").value_or(false);
     if (url.has_user) {
       m.auth.emplace();
       m.auth->username = url.username;
@@ -919,6 +921,26 @@ Metrics parse_metrics_flag(const std::string& value) {
     return m;
   } catch (const UrlError& e) {
     throw ConfigError(describe("-metrics", value, e));
+  }
+}
+
+Api parse_api_flag(const std::string& value) {
+  try {
+    const Url url = norm(value, true);
+    Api a;
+    a.addr = url.host;
+    Metadata query;
+    for (auto& [key, v] : parse_query(url.raw_query)) query.set(key, std::move(v));
+    a.pathPrefix = query.get_string("pathPrefix").value_or("");
+    a.accesslog = query.get_bool("accesslog").value_or(false);
+    if (url.has_user) {
+      a.auth.emplace();
+      a.auth->username = url.username;
+      a.auth->password = url.password.value_or("");
+    }
+    return a;
+  } catch (const UrlError& e) {
+    throw ConfigError(describe("-api", value, e));
   }
 }
 

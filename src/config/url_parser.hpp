@@ -28,5 +28,7 @@ Config parse_command_line(const std::vector<std::string>& services,
 // The -metrics value `[user:pass@][host]:port[?path=/p]` (spec/cli.md §1.1 step 6): normalised like
 // a node URL; only the host, the userinfo and `path` are used. Throws ConfigError.
 Metrics parse_metrics_flag(const std::string& value);
+// -api [user:pass@][host]:port[?pathPrefix=/p&accesslog=true] (spec/cli.md §1.1 step 6).
+Api parse_api_flag(const std::string& value);
 
 }  // namespace gost::config

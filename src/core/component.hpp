@@ -50,9 +50,12 @@ struct ListenerOptions {
   config::Listener config;
   const config::Metadata* service_metadata = nullptr;
   log::Logger log;
-  // Set for the first worker's listener: check that no other socket holds the address (a bare
-  // SO_REUSEPORT bind would join a group another process of the same user listens on).
+  // Set for the first worker's listener (state the workers' listeners share is created once).
   bool first = false;
+  // Check that no other socket holds the address (a bare SO_REUSEPORT bind would join a group
+  // another process of the same user listens on). Off when a reload replaces a service of ours
+  // on the same address: the new listener binds beside the old one, which is closed afterwards.
+  bool check_free = false;
 };
 // Called once per worker io_context; every worker's listener shares the address (SO_REUSEPORT).
 using ListenerFactory =

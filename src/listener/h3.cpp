@@ -44,7 +44,7 @@ class H3Listener final : public Listener {
     auto so = net::pht::server_options(md, where);
     auto qc = net::quic::config_from(md, false, where);
     qc.max_handshakes = std::max<std::size_t>(so.backlog, 16) * 2;
-    if (o.first) check_udp_address_free(o.addr, where);
+    if (o.check_free) check_udp_address_free(o.addr, where);
     server_ = net::pht::PhtServer::shared(o.service_metadata, o.first, std::move(so), o.log);
     acceptor_ = server_->add_acceptor();
     if (o.first) server_->start_reaper(ctx.get_executor());

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <deque>
 
 #include "core/address.hpp"
 #include "core/component.hpp"
@@ -54,7 +55,7 @@ class TcpListener : public Listener {
  public:
   TcpListener(asio::io_context& ctx, const ListenerOptions& o) : acceptor_(ctx) {
     reject_unsupported(o.config.metadata, {"mptcp", "proxyProtocol"}, "listener tcp");
-    if (o.first) check_address_free(o.addr);
+    if (o.check_free) check_address_free(o.addr);
     auto ep = listen_endpoint(o.addr);
     acceptor_.open(ep.protocol());
     if (ep.address().is_v6() && ep.address().is_unspecified())
@@ -71,15 +72,39 @@ class TcpListener : public Listener {
   }
 
   awaitable<StreamPtr> accept(error_code& ec) override {
-    auto [e, sock] = co_await acceptor_.async_accept(use_nothrow);
-    ec = e;
-    if (e) co_return nullptr;
-    if (keepalive_) sock.set_option(asio::socket_base::keep_alive(true), e);
+    tcp::socket sock(acceptor_.get_executor());
+    if (pending_.empty() && acceptor_.is_open()) {
+      auto [e, s] = co_await acceptor_.async_accept(use_nothrow);
+      ec = e;
+      sock = std::move(s);
+    }
+    if (ec || !sock.is_open()) {
+      if (pending_.empty()) {
+        if (!ec) ec = asio::error::operation_aborted;
+        co_return nullptr;
+      }
+      ec = {};
+      sock = std::move(pending_.front());
+      pending_.pop_front();
+    }
+    error_code ignored;
+    if (keepalive_) sock.set_option(asio::socket_base::keep_alive(true), ignored);
     co_return std::make_unique<TcpStream>(std::move(sock));
   }
 
+  // Connections the kernel has already completed on this socket would be reset when it closes:
+  // take them first and hand them out through accept(). This matters when a reload replaces the
+  // service: its new listener already accepts beside this one on the same port.
   void close() override {
     error_code ec;
+    if (acceptor_.is_open()) {
+      acceptor_.non_blocking(true, ec);
+      while (!ec && pending_.size() < kMaxDrained) {
+        tcp::socket s(acceptor_.get_executor());
+        acceptor_.accept(s, ec);
+        if (!ec) pending_.push_back(std::move(s));
+      }
+    }
     acceptor_.close(ec);
   }
 
@@ -92,7 +117,9 @@ class TcpListener : public Listener {
   }
 
  private:
+  static constexpr std::size_t kMaxDrained = 4096;
   tcp::acceptor acceptor_;
+  std::deque<tcp::socket> pending_;
   bool keepalive_ = false;
 };
 

@@ -358,11 +358,88 @@ TEST(ConfigLoader, UnknownKeysAreIgnored) {
   EXPECT_EQ(load_yaml(""), Config{});
 }
 
+// The operations sections (spec/config.md §10, §11): loaded, and printed back in GOST's order.
+TEST(ConfigLoader, ApiLogAndLoggersRoundTrip) {
+  const char* yaml = R"(services:
+  - name: s
+    addr: :8080
+    logger: l1
+    loggers:
+      - l1
+      - l2
+    handler:
+      type: http
+    listener:
+      type: tcp
+loggers:
+  - name: l1
+    log:
+      output: /tmp/x.log
+      level: debug
+      format: text
+      rotation:
+        maxSize: 5
+        maxAge: 2
+        maxBackups: 3
+        localTime: true
+        compress: true
+  - name: l2
+    log:
+      level: warn
+log:
+  output: stderr
+  level: info
+api:
+  addr: :18080
+  pathPrefix: /api
+  accesslog: true
+  auth:
+    username: u
+    password: p
+  auther: a1
+metrics:
+  addr: :9000
+  userLabel: true
+)";
+  Config cfg = load_yaml(yaml);
+  ASSERT_EQ(cfg.loggers.size(), 2u);
+  EXPECT_EQ(cfg.loggers[0].log.rotation->maxBackups, 3);
+  EXPECT_TRUE(cfg.loggers[0].log.rotation->compress);
+  EXPECT_EQ(cfg.services[0].loggers, (std::vector<std::string>{"l1", "l2"}));
+  ASSERT_TRUE(cfg.api);
+  EXPECT_EQ(cfg.api->pathPrefix, "/api");
+  EXPECT_TRUE(cfg.api->accesslog);
+  EXPECT_EQ(to_yaml(cfg), yaml);
+  Config merged = load_yaml("api: {addr: :1}\nloggers: [{name: a}]\n");
+  merged.merge(load_yaml("api: {addr: :2}\nloggers: [{name: b}]\n"));
+  EXPECT_EQ(merged.api->addr, ":2");  // single sections are replaced, lists appended
+  EXPECT_EQ(merged.loggers.size(), 2u);
+}
+
+// Web API request bodies: one JSON object, metadata keys keep their case, durations may be
+// integer nanoseconds; a body that is not an object counts as an empty one (GOST).
+TEST(ConfigLoader, ApiObjects) {
+  auto s = load_service_object(
+      R"({"name":"s1","addr":":8081","handler":{"type":"http","metadata":{"readTimeout":"5s"}},"listener":{"type":"tcp"}})");
+  EXPECT_EQ(s.name, "s1");
+  EXPECT_EQ(s.handler.type, "http");
+  EXPECT_EQ(s.handler.metadata.entries.at(0).first, "readTimeout");
+  EXPECT_EQ(load_service_object("not json{").name, "");
+  EXPECT_EQ(load_service_object("[1,2]").name, "");
+  auto h = load_hop_object(
+      R"({"name":"h","selector":{"strategy":"fifo","failTimeout":10000000000},"nodes":[{"name":"n","addr":"1.2.3.4:80"}]})");
+  EXPECT_EQ(h.selector->failTimeout, std::chrono::seconds(10));
+  EXPECT_EQ(h.nodes.at(0).addr, "1.2.3.4:80");
+  EXPECT_EQ(to_compact_json(
+                load_auther_object(R"({"name":"a1","auths":[{"username":"u","password":"p"}]})")),
+            R"({"name":"a1","auths":[{"username":"u","password":"p"}]})");
+  EXPECT_THROW(load_service_object(R"({"name":"s","bypass":"b"})"), ConfigError);
+}
+
 TEST(ConfigLoader, UnsupportedKeysNameTheirPath) {
   const std::pair<const char*, const char*> cases[] = {
       {"limiters: [{name: l}]", "limiters: not supported"},
-      {"api: {addr: :18080}", "api: not supported"},
-      {"loggers: [{name: l}]", "loggers: not supported"},
+      {"profiling: {addr: :6060}", "profiling: not supported"},
       {"services: [{admission: a}]", "services[0].admission: not supported"},
       {"services: [{Sockopts: {mark: 1}}]", "services[0].sockopts: not supported"},
       {"services: [{handler: {chainGroup: {chains: [a]}}}]",

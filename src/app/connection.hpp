@@ -1,0 +1,17 @@
+// A service's accept loop and the life of one accepted connection (spec/core.md §2): transport
+// handshake, handler, logs and request metrics. Both keep the listener and the handler alive, so
+// a service that a reload replaces or removes can go away while its connections run on.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/component.hpp"
+
+namespace gost::app {
+
+// Accepts until the listener is closed; each connection runs in its own coroutine.
+awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<Handler> handler,
+                            log::Logger log, std::string service);
+
+}  // namespace gost::app

@@ -1,0 +1,475 @@
+#include "app/runtime.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "app/connection.hpp"
+#include "chain/chain.hpp"
+#include "core/component.hpp"
+#include "core/metrics.hpp"
+
+namespace gost::app {
+namespace {
+
+using config::ConfigError;
+
+class Builder {
+ public:
+  explicit Builder(const config::Config& cfg) : cfg_(cfg) {
+    for (const auto& a : cfg.authers) {
+      Auther auther;
+      for (const auto& u : a.auths) auther.add(u.username, u.password);
+      authers_.emplace(a.name, std::move(auther));
+    }
+    for (const auto& h : cfg.hops) hops_.emplace(h.name, &h);
+  }
+
+  std::shared_ptr<Chain> chain(const std::string& name, std::string_view where) {
+    if (auto it = chains_.find(name); it != chains_.end()) return it->second;
+    const config::Chain* found = nullptr;
+    for (const auto& c : cfg_.chains)
+      if (c.name == name) found = &c;
+    if (!found) throw ConfigError(fmt::format("{}: chain \"{}\" is not defined", where, name));
+    std::vector<std::shared_ptr<Hop>> hops;
+    for (const auto& h : found->hops) hops.push_back(hop(resolve_hop(h, name), "chain " + name));
+    auto c = std::make_shared<Chain>(name, std::move(hops));
+    chains_.emplace(name, c);
+    return c;
+  }
+
+  std::shared_ptr<const Authenticator> authenticator(const config::Handler& h,
+                                                     std::string_view where) {
+    std::vector<Auther> list;
+    auto names = h.authers;
+    if (!h.auther.empty()) names.insert(names.begin(), h.auther);
+    for (const auto& n : names) {
+      auto it = authers_.find(n);
+      if (it == authers_.end())
+        throw ConfigError(fmt::format("{}: auther \"{}\" is not defined", where, n));
+      list.push_back(it->second);
+    }
+    if (list.empty() && h.auth && !h.auth->username.empty()) {
+      Auther single;
+      single.add(h.auth->username, h.auth->password);
+      list.push_back(std::move(single));
+    }
+    if (list.empty()) return nullptr;
+    return std::make_shared<Authenticator>(std::move(list));
+  }
+
+  std::shared_ptr<Hop> forwarder(const config::Forwarder& f, std::string_view where) {
+    std::vector<std::shared_ptr<Node>> nodes;
+    const std::vector<config::ForwardNode>* list = &f.nodes;
+    std::vector<config::ForwardNode> from_hop;
+    std::string ref = !f.hop.empty() ? f.hop : f.name;
+    if (list->empty() && !ref.empty()) {
+      auto it = hops_.find(ref);
+      if (it == hops_.end())
+        throw ConfigError(fmt::format("{}: hop \"{}\" is not defined", where, ref));
+      for (const auto& n : it->second->nodes)
+        from_hop.push_back({n.name, n.addr, n.network, n.metadata});
+      list = &from_hop;
+    }
+    for (const auto& fn : *list) {
+      auto n = std::make_shared<Node>();
+      n->name = fn.name;
+      n->addr = fn.addr;
+      node_selection_metadata(*n, fn.metadata);
+      nodes.push_back(std::move(n));
+    }
+    return std::make_shared<Hop>("forwarder", std::move(nodes),
+                                 selector_options(f.selector, std::string(where) + ".forwarder"));
+  }
+
+ private:
+  const config::Hop& resolve_hop(const config::Hop& h, const std::string& chain_name) {
+    if (!h.nodes.empty()) return h;
+    auto it = hops_.find(h.name);
+    if (it == hops_.end())
+      throw ConfigError(
+          fmt::format("chain {}: hop \"{}\" has no nodes and no top-level hop of that "
+                      "name exists",
+                      chain_name, h.name));
+    return *it->second;
+  }
+
+  static void node_selection_metadata(Node& n, const config::Metadata& md) {
+    n.max_fails = static_cast<int>(md.get_int("maxFails").value_or(0));
+    n.fail_timeout = md.get_duration("failTimeout").value_or(std::chrono::nanoseconds(0));
+    n.backup = md.get_bool("backup").value_or(false);
+    n.weight = static_cast<int>(md.get_int("weight").value_or(1));
+  }
+
+  std::shared_ptr<Hop> hop(const config::Hop& h, const std::string& where) {
+    std::string hwhere = fmt::format("{} hop {}", where, h.name);
+    reject_unsupported(h.metadata, {"interface", "so_mark", "proxyProtocol", "netns"}, hwhere);
+    std::vector<std::shared_ptr<Node>> nodes;
+    for (const auto& cn : h.nodes) {
+      std::string nwhere = fmt::format("{} node {}", hwhere, cn.name);
+      reject_unsupported(cn.metadata, {"interface", "so_mark", "proxyProtocol", "netns"}, nwhere);
+      auto n = std::make_shared<Node>();
+      n->name = cn.name;
+      n->addr = cn.addr;
+      node_selection_metadata(*n, cn.metadata);
+      std::string ctype = cn.connector.type.empty() ? "http" : cn.connector.type;
+      std::string dtype = cn.dialer.type.empty() ? "tcp" : cn.dialer.type;
+      auto* cf = ConnectorRegistry::find(ctype);
+      if (!cf)
+        throw ConfigError(fmt::format(
+            "{}: connector \"{}\" is not supported by this implementation (connectors: {})", nwhere,
+            ctype, registry_names<ConnectorRegistry>()));
+      auto* df = DialerRegistry::find(dtype);
+      if (!df)
+        throw ConfigError(
+            fmt::format("{}: dialer \"{}\" is not supported by this implementation (dialers: {})",
+                        nwhere, dtype, registry_names<DialerRegistry>()));
+      n->connector = (*cf)(ConnectorOptions{cn.connector, cn.addr});
+      n->dialer = (*df)(DialerOptions{cn.dialer, cn.addr});
+      nodes.push_back(std::move(n));
+    }
+    return std::make_shared<Hop>(h.name, std::move(nodes), selector_options(h.selector, hwhere));
+  }
+
+  const config::Config& cfg_;
+  std::map<std::string, Auther> authers_;
+  std::map<std::string, const config::Hop*> hops_;
+  std::map<std::string, std::shared_ptr<Chain>> chains_;
+};
+
+// ---- what changed ------------------------------------------------------------------------
+
+template <class T>
+const T* by_name(const std::vector<T>& list, const std::string& name) {
+  for (const auto& x : list)
+    if (x.name == name) return &x;
+  return nullptr;
+}
+
+template <class T>
+bool same_named(const std::vector<T>& a, const std::vector<T>& b, const std::string& name) {
+  const T* x = by_name(a, name);
+  const T* y = by_name(b, name);
+  return (!x && !y) || (x && y && *x == *y);
+}
+
+// Everything a service refers to by name, looked up in `c`.
+bool same_references(const config::Service& s, const config::Config& a, const config::Config& b) {
+  if (!s.handler.chain.empty()) {
+    if (!same_named(a.chains, b.chains, s.handler.chain)) return false;
+    if (const auto* chain = by_name(b.chains, s.handler.chain))
+      for (const auto& h : chain->hops)
+        if (h.nodes.empty() && !same_named(a.hops, b.hops, h.name)) return false;
+  }
+  if (s.forwarder) {
+    const std::string& ref = !s.forwarder->hop.empty() ? s.forwarder->hop : s.forwarder->name;
+    if (!ref.empty() && !same_named(a.hops, b.hops, ref)) return false;
+  }
+  auto authers = s.handler.authers;
+  authers.push_back(s.handler.auther);
+  for (const auto& n : authers)
+    if (!n.empty() && !same_named(a.authers, b.authers, n)) return false;
+  auto loggers = s.loggers;
+  loggers.push_back(s.logger);
+  for (const auto& n : loggers)
+    if (!n.empty() && !same_named(a.loggers, b.loggers, n)) return false;
+  return true;
+}
+
+// Services are matched by name; a repeated name is told apart by its occurrence.
+std::vector<std::string> service_keys(const config::Config& c) {
+  std::map<std::string, int> seen;
+  std::vector<std::string> keys;
+  for (const auto& s : c.services) {
+    int n = seen[s.name]++;
+    keys.push_back(n == 0 ? s.name : fmt::format("{}#{}", s.name, n));
+  }
+  return keys;
+}
+
+// ---- running services ----------------------------------------------------------------------
+
+struct ServiceInstance {
+  config::Service config;  // listeners may keep a pointer to its metadata: never moved
+  std::string key;
+  std::shared_ptr<Handler> handler;
+  std::vector<std::shared_ptr<Listener>> listeners;  // one per worker
+  log::Logger log;
+  std::string address;  // as bound, e.g. "[::]:8080"
+  std::int64_t created = 0;
+  bool serving = false;
+};
+
+std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builder& builder,
+                                               const std::vector<asio::io_context*>& workers,
+                                               const std::set<std::string>& released) {
+  auto rt = std::make_unique<ServiceInstance>();
+  rt->config = sc;
+  std::string where = fmt::format("service {}", sc.name);
+  // Service metadata keys GOST reads that this implementation does not implement.
+  reject_unsupported(
+      sc.metadata,
+      {"interface", "so_mark", "proxyProtocol", "netns", "netns.out", "preUp", "postUp", "preDown",
+       "postDown", "enableStats", "observer.period", "observePeriod", "labels"},
+      where);
+  std::string htype = sc.handler.type.empty() ? "auto" : sc.handler.type;
+  std::string ltype = sc.listener.type.empty() ? "tcp" : sc.listener.type;
+  auto* hf = HandlerRegistry::find(htype);
+  if (!hf)
+    throw ConfigError(
+        fmt::format("{}: handler \"{}\" is not supported by this implementation (handlers: {})",
+                    where, htype, registry_names<HandlerRegistry>()));
+  auto* lf = ListenerRegistry::find(ltype);
+  if (!lf)
+    throw ConfigError(
+        fmt::format("{}: listener \"{}\" is not supported by this implementation (listeners: {})",
+                    where, ltype, registry_names<ListenerRegistry>()));
+  if (!sc.listener.chain.empty())
+    throw ConfigError(fmt::format("{}: listener chains are not supported", where));
+  if (!sc.logger.empty() || !sc.loggers.empty())
+    throw ConfigError(fmt::format("{}: logger/loggers are not supported yet", where));
+
+  rt->log =
+      log::root()
+          .with(
+              {{"kind", "service"}, {"service", sc.name}, {"handler", htype}, {"listener", ltype}});
+
+  RouterOptions ro;
+  if (!sc.handler.chain.empty() && !sc.metadata.get_bool("ignoreChain").value_or(false))
+    ro.chain = builder.chain(sc.handler.chain, where);
+  ro.retries = sc.handler.retries;
+  if (auto d = sc.metadata.get_duration("dialTimeout"); d && d->count() > 0) ro.dial_timeout = *d;
+
+  HandlerOptions ho;
+  ho.service = sc.name;
+  ho.config = sc.handler;
+  ho.service_metadata = sc.metadata;
+  ho.router = std::make_shared<Router>(ro);
+  ho.auth = builder.authenticator(sc.handler, where);
+  if (sc.forwarder) ho.forwarder = builder.forwarder(*sc.forwarder, where);
+  ho.log = rt->log;
+  if (ho.auth && (htype == "tcp" || htype == "forward"))
+    rt->log.warn(
+        fmt::format("{}: handler {} has no authentication: auth is ignored", where, htype));
+  rt->handler = (*hf)(ho);
+
+  ListenerOptions lo;
+  lo.addr = sc.addr;
+  lo.config = sc.listener;
+  lo.service_metadata = &rt->config.metadata;
+  lo.log = rt->log;
+  for (auto* w : workers) {
+    lo.first = rt->listeners.empty();
+    lo.check_free = lo.first && !released.contains(lo.addr);
+    rt->listeners.push_back((*lf)(*w, lo));
+    // An ephemeral port (":0") is chosen by the first bind; the others join it.
+    if (rt->listeners.size() == 1 && lo.addr.ends_with(":0")) {
+      auto bound = rt->listeners.front()->bound_address();
+      lo.addr = lo.addr.substr(0, lo.addr.size() - 1) + bound.substr(bound.rfind(':') + 1);
+    }
+  }
+  rt->address = rt->listeners.front()->bound_address();
+  rt->created = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  return rt;
+}
+
+// GOST ignores option keys it does not know; so do we, but say so once per key: a typo
+// (`?keepAlive=ture` is fine, `?keeplive=true` is not) should not go unnoticed.
+void warn_unknown_keys(const config::Config& cfg, const std::vector<const config::Service*>& built,
+                       const config::MetadataKeyLog& seen) {
+  std::vector<std::string> warned;
+  auto check = [&](const config::Metadata& md, const std::string& where) {
+    for (const auto& [key, value] : md.entries) {
+      if (seen.seen(key) || std::find(warned.begin(), warned.end(), key) != warned.end()) continue;
+      warned.push_back(key);
+      log::root().warn(fmt::format("{}: unknown option \"{}\" ignored", where, key));
+    }
+  };
+  for (const auto* sc : built) {
+    std::string where = fmt::format("service {}", sc->name);
+    check(sc->metadata, where);
+    check(sc->handler.metadata, where);
+    check(sc->listener.metadata, where);
+  }
+  for (const auto& c : cfg.chains) {
+    // Only chains a service uses were built (and read their options).
+    bool used = std::any_of(built.begin(), built.end(),
+                            [&](const auto* sc) { return sc->handler.chain == c.name; });
+    if (!used) continue;
+    for (const auto& h : c.hops) {
+      for (const auto& n : h.nodes) {
+        std::string where = fmt::format("chain {} hop {} node {}", c.name, h.name, n.name);
+        check(n.metadata, where);
+        check(n.connector.metadata, where);
+        check(n.dialer.metadata, where);
+      }
+    }
+  }
+}
+
+// Closes a listener on its own worker; the posted handler holds the last reference the runtime
+// had, so the listener also goes away there once its accept loop and connections are done.
+void retire(asio::io_context& worker, std::shared_ptr<Listener> l) {
+  asio::post(worker, [l = std::move(l)] { l->close(); });
+}
+
+}  // namespace
+
+ServicePlan plan_services(const config::Config& running, const config::Config& next) {
+  ServicePlan plan;
+  const bool tls_same = running.tls == next.tls;
+  auto old_keys = service_keys(running);
+  auto new_keys = service_keys(next);
+  for (std::size_t i = 0; i < next.services.size(); ++i) {
+    auto it = std::find(old_keys.begin(), old_keys.end(), new_keys[i]);
+    if (it == old_keys.end()) {
+      plan.added.push_back(new_keys[i]);
+      continue;
+    }
+    const auto& old = running.services[static_cast<std::size_t>(it - old_keys.begin())];
+    bool same = tls_same && old == next.services[i] && same_references(old, running, next);
+    (same ? plan.kept : plan.changed).push_back(new_keys[i]);
+  }
+  for (const auto& k : old_keys)
+    if (std::find(new_keys.begin(), new_keys.end(), k) == new_keys.end()) plan.removed.push_back(k);
+  return plan;
+}
+
+struct Runtime::Impl {
+  std::vector<asio::io_context*> workers;
+  mutable std::mutex mu;
+  config::Config config;
+  std::vector<std::unique_ptr<ServiceInstance>> services;
+  bool started = false;
+
+  void serve(ServiceInstance& s) {
+    for (std::size_t i = 0; i < s.listeners.size(); ++i)
+      asio::co_spawn(*workers[i], accept_loop(s.listeners[i], s.handler, s.log, s.config.name),
+                     asio::detached);
+    s.serving = true;
+  }
+
+  void close(ServiceInstance& s) {
+    for (std::size_t i = 0; i < s.listeners.size(); ++i) retire(*workers[i], s.listeners[i]);
+    s.listeners.clear();
+  }
+};
+
+Runtime::Runtime(std::vector<asio::io_context*> workers) : impl_(new Impl) {
+  impl_->workers = std::move(workers);
+}
+
+Runtime::~Runtime() = default;
+
+ServicePlan Runtime::apply(const config::Config& next) {
+  std::lock_guard lock(impl_->mu);
+  return apply_locked(next);
+}
+
+ServicePlan Runtime::update(const std::function<void(config::Config&)>& change) {
+  std::lock_guard lock(impl_->mu);
+  config::Config next = impl_->config;
+  change(next);
+  return apply_locked(next);
+}
+
+ServicePlan Runtime::apply_locked(const config::Config& next) {
+  auto& im = *impl_;
+  ServicePlan plan = plan_services(im.config, next);
+  auto old_keys = service_keys(im.config);
+  auto new_keys = service_keys(next);
+  std::map<std::string, ServiceInstance*> running;
+  for (auto& s : im.services) running.emplace(s->key, s.get());
+  // Addresses our own replaced or removed services hold: a new listener may bind beside them.
+  std::set<std::string> released;
+  for (const auto& k : plan.changed) released.insert(running.at(k)->config.addr);
+  for (const auto& k : plan.removed) released.insert(running.at(k)->config.addr);
+
+  std::vector<std::unique_ptr<ServiceInstance>> built;
+  std::vector<std::unique_ptr<ServiceInstance>> next_services;
+  {
+    config::MetadataKeyLog key_log;
+    Builder builder(next);
+    std::vector<const config::Service*> built_configs;
+    try {
+      for (std::size_t i = 0; i < next.services.size(); ++i) {
+        if (std::find(plan.kept.begin(), plan.kept.end(), new_keys[i]) != plan.kept.end()) continue;
+        auto s = build_service(next.services[i], builder, im.workers, released);
+        s->key = new_keys[i];
+        built_configs.push_back(&s->config);
+        built.push_back(std::move(s));
+      }
+    } catch (...) {
+      for (auto& s : built) im.close(*s);  // bound, never served: nothing was touched
+      throw;
+    }
+    warn_unknown_keys(next, built_configs, key_log);
+  }
+  // Committed: the new services in configuration order, the kept ones as they are.
+  for (const auto& key : new_keys) {
+    auto b =
+        std::find_if(built.begin(), built.end(), [&](const auto& s) { return s && s->key == key; });
+    if (b != built.end()) {
+      next_services.push_back(std::move(*b));
+      continue;
+    }
+    auto o = std::find_if(im.services.begin(), im.services.end(),
+                          [&](const auto& s) { return s && s->key == key; });
+    next_services.push_back(std::move(*o));
+  }
+  for (auto& s : next_services) {
+    if (s->serving || s->listeners.empty()) continue;
+    s->log.info(fmt::format("listening on {}/{}", s->address, s->listeners.front()->network()));
+    if (im.started) im.serve(*s);
+  }
+  // The old instances of changed services and the removed ones: their replacements accept now.
+  std::int64_t gone = 0;
+  for (auto& s : im.services) {
+    if (!s) continue;
+    s->log.debug(fmt::format("service {} shutdown", s->config.name));
+    im.close(*s);
+    ++gone;
+  }
+  if (auto* m = metrics::global(); m && im.started)
+    m->add_services(static_cast<std::int64_t>(built.size()) - gone);
+  im.services = std::move(next_services);
+  im.config = next;
+  return plan;
+}
+
+void Runtime::start() {
+  std::lock_guard lock(impl_->mu);
+  impl_->started = true;
+  for (auto& s : impl_->services)
+    if (!s->serving) impl_->serve(*s);
+  if (auto* m = metrics::global())
+    m->add_services(static_cast<std::int64_t>(impl_->services.size()));
+}
+
+void Runtime::stop() {
+  std::lock_guard lock(impl_->mu);
+  for (auto& s : impl_->services) impl_->close(*s);
+  if (auto* m = metrics::global(); m && impl_->started)
+    m->add_services(-static_cast<std::int64_t>(impl_->services.size()));
+  impl_->services.clear();
+  impl_->started = false;
+}
+
+config::Config Runtime::config() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->config;
+}
+
+std::vector<Runtime::Status> Runtime::status() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<Status> out;
+  for (const auto& s : impl_->services) out.push_back({s->config.name, s->created, s->address});
+  return out;
+}
+
+}  // namespace gost::app
