@@ -46,10 +46,10 @@ for t in $targets; do
       libs="-lnghttp2 -lfmt"
       san="fuzzer,address" ;;
     quic*) srcs="src/net/quic.cpp src/net/tls.cpp src/net/udp.cpp src/net/http2.cpp \
-      src/core/log.cpp src/core/stream.cpp src/core/tcp_stream.cpp src/core/metrics.cpp \
+      src/core/log.cpp src/core/log_file.cpp src/core/stream.cpp src/core/tcp_stream.cpp src/core/metrics.cpp \
       src/core/buffer_pool.cpp src/config/model.cpp \
       src/config/go_text.cpp"
-      libs="-lngtcp2 -lngtcp2_crypto_gnutls -lnghttp3 -lnghttp2 -lgnutls -lssl -lfmt"
+      libs="-lngtcp2 -lngtcp2_crypto_gnutls -lnghttp3 -lnghttp2 -lgnutls -lssl -lfmt -lz"
       san="fuzzer,address" ;;
   esac
   objdir="$OUT/obj/$(echo "$san" | tr , -)"

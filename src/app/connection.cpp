@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/counted_stream.hpp"
 #include "core/memory.hpp"
 #include "core/metrics.hpp"
 #include "core/tcp_stream.hpp"
@@ -19,16 +20,23 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
   conn.remote = stream->remote_address();
   conn.local = stream->local_address();
   conn.log = base.with({{"remote", conn.remote}, {"local", conn.local}, {"sid", conn.sid}});
-  // GOST's request metrics; the raw accepted connection counts its bytes (spec §1.4).
+  // GOST's request metrics; the raw accepted connection counts its bytes (spec §1.4), below the
+  // listener's handshake (TLS, WebSocket). A multiplexing listener's stream is no connection of its
+  // own: its payload is counted instead (core/counted_stream.hpp).
   metrics::Request request(*service, conn.remote);
-  if (request.traffic()) {
+  bool count_payload = false;
+  if (request.sink()) {
     conn.metrics = &request;
-    if (auto* tcp = dynamic_cast<TcpStream*>(stream.get())) tcp->count_traffic(request.traffic());
+    if (auto* tcp = dynamic_cast<TcpStream*>(stream.get()))
+      tcp->count_traffic(request.sink());
+    else
+      count_payload = true;
   }
   auto start = std::chrono::steady_clock::now();
   conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));
   try {
     stream = co_await listener->handshake(std::move(stream));
+    if (count_payload) stream = std::make_unique<CountedStream>(std::move(stream), request.sink());
     co_await handler->handle(std::move(stream), conn);
   } catch (const system_error& e) {
     auto code = e.code();

@@ -148,12 +148,7 @@ int main(int argc, char** argv) {
       std::fwrite(out.data(), 1, out.size(), stdout);
       return 0;
     }
-    if (!cfg.loggers.empty() || (cfg.log && cfg.log->rotation))
-      throw config::ConfigError("loggers and log.rotation are not supported yet");
-    if (cfg.log) {
-      log::set_level(cfg.log->level);
-      log::configure(cfg.log->format, cfg.log->output);
-    }
+    log::configure(cfg.log, cfg.loggers);
     raise_fd_limit();
     app::ProgramOptions options;
     options.workers = worker_count();

@@ -10,6 +10,7 @@
 #include "app/metrics_server.hpp"
 #include "app/runtime.hpp"
 #include "core/component.hpp"
+#include "core/log.hpp"
 #include "core/memory.hpp"
 #include "core/metrics.hpp"
 #include "net/tls.hpp"
@@ -62,7 +63,7 @@ struct Program::Impl {
   void apply_globals(const config::Config& cfg) {
     if (cfg.metrics != metrics_config) {
       const bool on = cfg.metrics && !cfg.metrics->addr.empty();
-      if (on) metrics::enable();
+      if (on) metrics::enable(cfg.metrics->userLabel);
       metrics_server.reset();  // frees the port first: the new one usually takes the same
       if (on) {
         metrics_server = make_metrics_server(cfg);
@@ -98,6 +99,8 @@ struct Program::Impl {
     log::root().debug(fmt::format("reload: {} added, {} changed, {} removed, {} kept",
                                   plan.added.size(), plan.changed.size(), plan.removed.size(),
                                   plan.kept.size()));
+    // Only once the services took the new configuration (a failed reload changes nothing).
+    log::configure(next.log, next.loggers);
     if (globals) apply_globals(next);
   }
 };
@@ -105,7 +108,7 @@ struct Program::Impl {
 Program::Program(const config::Config& cfg, ProgramOptions options) : impl_(new Impl) {
   impl_->options = std::move(options);
   net::init_default_certificate(cfg.tls);
-  if (cfg.metrics && !cfg.metrics->addr.empty()) metrics::enable();  // before any service counts
+  if (cfg.metrics && !cfg.metrics->addr.empty()) metrics::enable(cfg.metrics->userLabel);
   std::vector<asio::io_context*> workers;
   for (unsigned i = 0; i < std::max(1u, impl_->options.workers); ++i) {
     impl_->workers.push_back(std::make_unique<asio::io_context>(1));

@@ -156,7 +156,8 @@ bool same_named(const std::vector<T>& a, const std::vector<T>& b, const std::str
   return (!x && !y) || (x && y && *x == *y);
 }
 
-// Everything a service refers to by name, looked up in `c`.
+// Everything a service refers to by name and binds when it is built. (Loggers are looked up by
+// name at each line: a logger change needs no rebuild.)
 bool same_references(const config::Service& s, const config::Config& a, const config::Config& b) {
   if (!s.handler.chain.empty()) {
     if (!same_named(a.chains, b.chains, s.handler.chain)) return false;
@@ -172,10 +173,6 @@ bool same_references(const config::Service& s, const config::Config& a, const co
   authers.push_back(s.handler.auther);
   for (const auto& n : authers)
     if (!n.empty() && !same_named(a.authers, b.authers, n)) return false;
-  auto loggers = s.loggers;
-  loggers.push_back(s.logger);
-  for (const auto& n : loggers)
-    if (!n.empty() && !same_named(a.loggers, b.loggers, n)) return false;
   return true;
 }
 
@@ -229,11 +226,9 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
                     where, ltype, registry_names<ListenerRegistry>()));
   if (!sc.listener.chain.empty())
     throw ConfigError(fmt::format("{}: listener chains are not supported", where));
-  if (!sc.logger.empty() || !sc.loggers.empty())
-    throw ConfigError(fmt::format("{}: logger/loggers are not supported yet", where));
 
   rt->log =
-      log::root()
+      log::service_logger(sc.logger, sc.loggers)
           .with(
               {{"kind", "service"}, {"service", sc.name}, {"handler", htype}, {"listener", ltype}});
 
@@ -264,6 +259,8 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   for (auto* w : workers) {
     lo.first = rt->listeners.empty();
     lo.check_free = lo.first && !released.contains(lo.addr);
+    lo.steer_reuseport_to =
+        lo.first && released.contains(lo.addr) ? static_cast<int>(workers.size()) : -1;
     rt->listeners.push_back((*lf)(*w, lo));
     // An ephemeral port (":0") is chosen by the first bind; the others join it.
     if (rt->listeners.size() == 1 && lo.addr.ends_with(":0")) {
@@ -312,10 +309,21 @@ void warn_unknown_keys(const config::Config& cfg, const std::vector<const config
   }
 }
 
-// Closes a listener on its own worker; the posted handler holds the last reference the runtime
-// had, so the listener also goes away there once its accept loop and connections are done.
-void retire(asio::io_context& worker, std::shared_ptr<Listener> l) {
-  asio::post(worker, [l = std::move(l)] { l->close(); });
+// Closes a listener on its own worker after `grace`: the handshakes a replaced listener had in
+// progress before its replacement took the new connections over finish meanwhile (a listener
+// closed under them resets them). The coroutine holds the last reference the runtime had, so the
+// listener also goes away there once its accept loop and connections are done.
+awaitable<void> close_after(std::shared_ptr<Listener> listener, std::chrono::milliseconds grace) {
+  if (grace.count() > 0) {
+    asio::steady_timer t(co_await asio::this_coro::executor, grace);
+    co_await t.async_wait(use_nothrow);
+  }
+  listener->close();
+}
+
+void retire(asio::io_context& worker, std::shared_ptr<Listener> l,
+            std::chrono::milliseconds grace) {
+  asio::co_spawn(worker, close_after(std::move(l), grace), asio::detached);
 }
 
 }  // namespace
@@ -340,6 +348,9 @@ ServicePlan plan_services(const config::Config& running, const config::Config& n
   return plan;
 }
 
+// How long a replaced or removed service's listeners stay open once the new ones serve.
+constexpr std::chrono::milliseconds kRetireGrace{200};
+
 struct Runtime::Impl {
   std::vector<asio::io_context*> workers;
   mutable std::mutex mu;
@@ -354,8 +365,8 @@ struct Runtime::Impl {
     s.serving = true;
   }
 
-  void close(ServiceInstance& s) {
-    for (std::size_t i = 0; i < s.listeners.size(); ++i) retire(*workers[i], s.listeners[i]);
+  void close(ServiceInstance& s, std::chrono::milliseconds grace = {}) {
+    for (std::size_t i = 0; i < s.listeners.size(); ++i) retire(*workers[i], s.listeners[i], grace);
     s.listeners.clear();
   }
 };
@@ -432,7 +443,7 @@ ServicePlan Runtime::apply_locked(const config::Config& next) {
   for (auto& s : im.services) {
     if (!s) continue;
     s->log.debug(fmt::format("service {} shutdown", s->config.name));
-    im.close(*s);
+    im.close(*s, kRetireGrace);
     ++gone;
   }
   if (auto* m = metrics::global(); m && im.started)

@@ -1,7 +1,7 @@
 // The running services and the configuration they were built from, and the one way to change
 // them at run time (SIGHUP, -R, the web API): apply() a whole new configuration. Only what
 // differs is rebuilt — a service is kept untouched, tunnels and all, when its own entry and
-// everything it refers to by name (chain, hops, authers, loggers) are unchanged — and a change
+// everything it binds by name (chain, hops, authers) are unchanged — and a change
 // is all or nothing: every new or changed service is built and bound before anything running is
 // touched, so a bad key or a busy port leaves the running configuration exactly as it was.
 // A changed service keeps its port open throughout: its new listener binds beside the old one

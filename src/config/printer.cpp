@@ -23,8 +23,8 @@ struct Doc {
   double f = 0;
   std::vector<Doc> items;
   std::vector<DocField> fields;  // not std::pair: clang refuses a pair of an incomplete type
-  bool sorted = false;        // a Go map: keys are sorted when printed
-  bool nil_if_empty = false;  // a Go nil slice: JSON prints null
+  bool sorted = false;           // a Go map: keys are sorted when printed
+  bool nil_if_empty = false;     // a Go nil slice: JSON prints null
 
   // Defined below the struct: clang wants Doc complete before these build one.
   static Doc string(std::string s);
@@ -789,42 +789,12 @@ std::string json_string(std::string_view s) {
   return out + "\"";
 }
 
-void json_value(std::string& out, const Doc& d, int indent);
-
-// Go's json.Marshal: no whitespace at all.
-void json_compact(std::string& out, const Doc& d) {
-  switch (d.kind) {
-    case Doc::Kind::List:
-      if (d.items.empty()) {
-        out += d.nil_if_empty ? "null" : "[]";
-        return;
-      }
-      out += '[';
-      for (std::size_t i = 0; i < d.items.size(); ++i) {
-        if (i) out += ',';
-        json_compact(out, d.items[i]);
-      }
-      out += ']';
-      return;
-    case Doc::Kind::Map: {
-      out += '{';
-      const auto fields = ordered(d, true);
-      for (std::size_t i = 0; i < fields.size(); ++i) {
-        if (i) out += ',';
-        out += json_string(fields[i]->first) + ":";
-        json_compact(out, fields[i]->second);
-      }
-      out += '}';
-      return;
-    }
-    default:
-      json_value(out, d, 0);  // scalars print the same
-  }
-}
-
+// encoding/json: MarshalIndent with two spaces, or Marshal (no whitespace) when indent < 0.
 void json_value(std::string& out, const Doc& d, int indent) {
-  const std::string pad(static_cast<std::size_t>(indent), ' ');
-  const std::string inner(static_cast<std::size_t>(indent + 2), ' ');
+  const bool compact = indent < 0;
+  const int next = compact ? indent : indent + 2;
+  const std::string pad(static_cast<std::size_t>(std::max(indent, 0)), ' ');
+  const std::string inner(static_cast<std::size_t>(compact ? 0 : indent + 2), ' ');
   switch (d.kind) {
     case Doc::Kind::Str:
       out += json_string(d.str);
@@ -847,11 +817,11 @@ void json_value(std::string& out, const Doc& d, int indent) {
         out += d.nil_if_empty ? "null" : "[]";
         return;
       }
-      out += "[\n";
+      out += compact ? "[" : "[\n";
       for (std::size_t i = 0; i < d.items.size(); ++i) {
         out += inner;
-        json_value(out, d.items[i], indent + 2);
-        out += i + 1 < d.items.size() ? ",\n" : "\n";
+        json_value(out, d.items[i], next);
+        out += i + 1 < d.items.size() ? (compact ? "," : ",\n") : (compact ? "" : "\n");
       }
       out += pad + "]";
       return;
@@ -860,12 +830,12 @@ void json_value(std::string& out, const Doc& d, int indent) {
         out += "{}";
         return;
       }
-      out += "{\n";
+      out += compact ? "{" : "{\n";
       const auto fields = ordered(d, true);
       for (std::size_t i = 0; i < fields.size(); ++i) {
-        out += inner + json_string(fields[i]->first) + ": ";
-        json_value(out, fields[i]->second, indent + 2);
-        out += i + 1 < fields.size() ? ",\n" : "\n";
+        out += inner + json_string(fields[i]->first) + (compact ? ":" : ": ");
+        json_value(out, fields[i]->second, next);
+        out += i + 1 < fields.size() ? (compact ? "," : ",\n") : (compact ? "" : "\n");
       }
       out += pad + "}";
       return;
@@ -890,7 +860,7 @@ std::string to_json(const Config& config) {
 template <class T, class F>
 std::string compact(const T& v, F&& doc) {
   std::string out;
-  json_compact(out, doc(v));
+  json_value(out, doc(v), -1);
   return out;
 }
 

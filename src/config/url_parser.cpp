@@ -903,45 +903,46 @@ Config parse_command_line(const std::vector<std::string>& services,
 
 namespace gost::config {
 
-Metrics parse_metrics_flag(const std::string& value) {
+namespace {
+
+// What -metrics and -api take from their value: normalised like a node URL, only the host, the
+// userinfo and the query are used.
+struct EndpointFlag {
+  std::string addr;  // host:port; empty for unix:// (GOST then starts no endpoint, §1.1)
+  std::optional<Auth> auth;
+  Metadata query;  // case-insensitive keys
+};
+
+EndpointFlag parse_endpoint_flag(const char* flag, const std::string& value) {
   try {
     const Url url = norm(value, true);
-    Metrics m;
-    // A unix:// address has no host: GOST then starts no endpoint (spec/observability.md §1.1).
-    m.addr = url.host;
-    Metadata query;
-    for (auto& [key, v] : parse_query(url.raw_query)) query.set(key, std::move(v));
-    m.path = query.get_string("path").value_or("");
-    m.userLabel = query.get_bool("userLabel").value_or(false);
-    if (url.has_user) {
-      m.auth.emplace();
-      m.auth->username = url.username;
-      m.auth->password = url.password.value_or("");
-    }
-    return m;
+    EndpointFlag f;
+    f.addr = url.host;
+    for (auto& [key, v] : parse_query(url.raw_query)) f.query.set(key, std::move(v));
+    if (url.has_user)
+      f.auth = Auth{.username = url.username, .password = url.password.value_or("")};
+    return f;
   } catch (const UrlError& e) {
-    throw ConfigError(describe("-metrics", value, e));
+    throw ConfigError(describe(flag, value, e));
   }
 }
 
+}  // namespace
+
+Metrics parse_metrics_flag(const std::string& value) {
+  auto f = parse_endpoint_flag("-metrics", value);
+  return Metrics{.addr = f.addr,
+                 .path = f.query.get_string("path").value_or(""),
+                 .auth = f.auth,
+                 .userLabel = f.query.get_bool("userLabel").value_or(false)};
+}
+
 Api parse_api_flag(const std::string& value) {
-  try {
-    const Url url = norm(value, true);
-    Api a;
-    a.addr = url.host;
-    Metadata query;
-    for (auto& [key, v] : parse_query(url.raw_query)) query.set(key, std::move(v));
-    a.pathPrefix = query.get_string("pathPrefix").value_or("");
-    a.accesslog = query.get_bool("accesslog").value_or(false);
-    if (url.has_user) {
-      a.auth.emplace();
-      a.auth->username = url.username;
-      a.auth->password = url.password.value_or("");
-    }
-    return a;
-  } catch (const UrlError& e) {
-    throw ConfigError(describe("-api", value, e));
-  }
+  auto f = parse_endpoint_flag("-api", value);
+  return Api{.addr = f.addr,
+             .pathPrefix = f.query.get_string("pathPrefix").value_or(""),
+             .accesslog = f.query.get_bool("accesslog").value_or(false),
+             .auth = f.auth};
 }
 
 }  // namespace gost::config

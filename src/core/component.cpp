@@ -2,7 +2,17 @@
 
 #include <fmt/format.h>
 
+#include "core/metrics.hpp"
+
 namespace gost {
+
+void ConnInfo::authenticated() {
+  if (metrics) metrics->set_user(client_id);
+}
+
+void ConnInfo::failed() {
+  if (metrics) metrics->fail();
+}
 
 void reject_unsupported(const config::Metadata& md, std::initializer_list<std::string_view> keys,
                         std::string_view where) {

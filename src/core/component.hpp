@@ -24,13 +24,21 @@ class Request;
 // Per accepted stream: identity for logs and authentication results.
 struct ConnInfo {
   std::string sid;
-  std::string remote;  // client address
-  std::string local;   // address the client connected to
-  std::string client_id;
+  std::string remote;     // client address
+  std::string local;      // address the client connected to
+  std::string client_id;  // the authenticated user
   log::Logger log;
   std::uint64_t input_bytes = 0;        // from the client
   std::uint64_t output_bytes = 0;       // to the client
   metrics::Request* metrics = nullptr;  // this request's series when metrics are on
+
+  // The handler is done authenticating: `client_id` is the user ("" without authentication).
+  // With metrics.userLabel the request's series is chosen here (its `user` label); later calls
+  // change nothing. Call it before relaying.
+  void authenticated();
+  // The handler failed (an authentication failure answered with 407 and the like): counted in
+  // gost_service_handler_errors_total as GOST counts the error its handler returns.
+  void failed();
 };
 
 class Listener {
@@ -56,6 +64,10 @@ struct ListenerOptions {
   // another process of the same user listens on). Off when a reload replaces a service of ours
   // on the same address: the new listener binds beside the old one, which is closed afterwards.
   bool check_free = false;
+  // >= 0 when the listener joins the SO_REUSEPORT group of the listeners it replaces (that many
+  // of them, all listening before it): the first new listener steers the group's new connections
+  // to itself until the old ones are closed (see listener/tcp.cpp).
+  int steer_reuseport_to = -1;
 };
 // Called once per worker io_context; every worker's listener shares the address (SO_REUSEPORT).
 using ListenerFactory =

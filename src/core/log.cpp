@@ -1,46 +1,635 @@
 #include "core/log.hpp"
 
-#include <fmt/chrono.h>
-#include <fmt/format.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
-
-#include <atomic>
-#include <chrono>
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
 #include <ctime>
 #include <mutex>
 
+#include "config/model.hpp"
+#include "core/log_file.hpp"
+
 namespace gost::log {
+
+namespace detail {
+std::atomic<int> g_min_level{static_cast<int>(Level::info)};
+}  // namespace detail
+
 namespace {
 
-std::atomic<Level> g_level{Level::info};
-std::atomic<bool> g_text{false};
+constexpr int kDiscardAll = static_cast<int>(Level::fatal) + 1;
 
-std::shared_ptr<spdlog::logger> make_sink_logger(std::string_view output) {
-  std::shared_ptr<spdlog::logger> l;
-  if (output.empty() || output == "stderr")
-    l = std::make_shared<spdlog::logger>("gost", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  else if (output == "stdout")
-    l = std::make_shared<spdlog::logger>("gost", std::make_shared<spdlog::sinks::stdout_sink_mt>());
-  else if (output == "none" || output == "null")
-    l = std::make_shared<spdlog::logger>("gost", std::make_shared<spdlog::sinks::null_sink_mt>());
-  else
-    l = std::make_shared<spdlog::logger>(
-        "gost", std::make_shared<spdlog::sinks::basic_file_sink_mt>(std::string(output)));
-  l->set_pattern("%v");
-  l->set_level(spdlog::level::trace);
-  l->flush_on(spdlog::level::trace);
-  return l;
+// ---- configuration snapshot ------------------------------------------------------------------
+
+enum class Format { json, text, color };
+
+struct Sink {
+  std::string name;  // empty: the default logger (no `logger` field)
+  Level level = Level::info;
+  Format format = Format::json;
+  std::shared_ptr<Writer> writer;  // null: output none/null
+  std::string rotation_key;        // a rotated file: kept by a reconfigure with the same key
+};
+
+// Immutable once published; a writer holds it only for the line being written.
+struct Snapshot {
+  Sink def;
+  std::vector<Sink> named;
+};
+
+std::shared_ptr<const Snapshot> initial_snapshot() {
+  auto s = std::make_shared<Snapshot>();
+  s->def.writer = stderr_writer();  // GOST's logger before loader.Load: json/info/stderr
+  return s;
 }
 
-std::mutex g_sink_mu;
-std::shared_ptr<spdlog::logger> g_sink = make_sink_logger("stderr");
+// The published snapshot. A mutex held for a pointer copy, not std::atomic<std::shared_ptr>:
+// libstdc++ 12's load() releases its internal lock with a relaxed store (a formal data race that
+// ThreadSanitizer reports). A line costs a write(2) anyway; this lock is not what it waits on.
+class Current {
+ public:
+  std::shared_ptr<const Snapshot> load() const {
+    std::lock_guard lk(mu_);
+    return snap_;
+  }
+  void store(std::shared_ptr<const Snapshot> s) {
+    {
+      std::lock_guard lk(mu_);
+      snap_.swap(s);
+    }
+    // `s`, the previous snapshot, is released here, outside the lock: closing its files is slow.
+  }
 
-std::shared_ptr<spdlog::logger> sink() {
-  std::lock_guard lk(g_sink_mu);
-  return g_sink;
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const Snapshot> snap_ = initial_snapshot();
+};
+
+// Never destroyed: a thread may still log while the process exits.
+Current& current() {
+  static Current* c = new Current;
+  return *c;
+}
+
+std::mutex& config_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+std::atomic<std::chrono::system_clock::time_point (*)()> g_clock{nullptr};
+
+// ---- time ------------------------------------------------------------------------------------
+
+// "2006-01-02T15:04:05" and "Z07:00" of one second in the local zone, cached per thread (the
+// zone lookup takes a lock inside libc).
+struct TimeParts {
+  std::int64_t sec = INT64_MIN;
+  char base[64] = {};
+  char zone[16] = {};
+  std::size_t zone_len = 0;
+};
+
+const TimeParts& time_parts(std::int64_t sec) {
+  thread_local TimeParts tp;
+  if (tp.sec == sec) return tp;
+  std::time_t t = static_cast<std::time_t>(sec);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  std::snprintf(tp.base, sizeof tp.base, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  long off = tm.tm_gmtoff;
+  if (off == 0) {
+    tp.zone[0] = 'Z';
+    tp.zone[1] = 0;
+    tp.zone_len = 1;
+  } else {
+    char sign = off < 0 ? '-' : '+';
+    if (off < 0) off = -off;
+    std::snprintf(tp.zone, sizeof tp.zone, "%c%02ld:%02ld", sign, (off / 3600) % 100,
+                  (off / 60) % 60);
+    tp.zone_len = 6;
+  }
+  tp.sec = sec;
+  return tp;
+}
+
+// ---- escaping --------------------------------------------------------------------------------
+
+constexpr char kHex[] = "0123456789abcdef";
+
+// utf8.DecodeRuneInString: false for an invalid sequence (then it is one byte wide).
+bool decode_utf8(std::string_view s, std::size_t i, char32_t& r, std::size_t& len) {
+  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  unsigned char c = b(0);
+  std::size_t n = s.size() - i;
+  if (c < 0x80) {
+    r = c;
+    len = 1;
+    return true;
+  }
+  auto cont = [&](std::size_t k) { return k < n && (b(k) & 0xC0) == 0x80; };
+  if (c >= 0xC2 && c <= 0xDF && cont(1)) {
+    r = (char32_t(c & 0x1F) << 6) | (b(1) & 0x3F);
+    len = 2;
+    return true;
+  }
+  if (c >= 0xE0 && c <= 0xEF && cont(1) && cont(2)) {
+    r = (char32_t(c & 0x0F) << 12) | (char32_t(b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+    if (r < 0x800 || (r >= 0xD800 && r <= 0xDFFF)) return false;
+    len = 3;
+    return true;
+  }
+  if (c >= 0xF0 && c <= 0xF4 && cont(1) && cont(2) && cont(3)) {
+    r = (char32_t(c & 0x07) << 18) | (char32_t(b(1) & 0x3F) << 12) | (char32_t(b(2) & 0x3F) << 6) |
+        (b(3) & 0x3F);
+    if (r < 0x10000 || r > 0x10FFFF) return false;
+    len = 4;
+    return true;
+  }
+  return false;
+}
+
+// encoding/json string with SetEscapeHTML(false).
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  std::size_t start = 0, i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {
+      out.append(s, start, i - start);
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        default:
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+      }
+      start = ++i;
+      continue;
+    }
+    char32_t r;
+    std::size_t len;
+    if (!decode_utf8(s, i, r, len)) {
+      out.append(s, start, i - start);
+      out += "\\ufffd";
+      start = ++i;
+      continue;
+    }
+    if (r == 0x2028 || r == 0x2029) {
+      out.append(s, start, i - start);
+      out += r == 0x2028 ? "\\u2028" : "\\u2029";
+      start = i + len;
+    }
+    i += len;
+  }
+  out.append(s, start, s.size() - start);
+  out.push_back('"');
+}
+
+// strconv.IsPrint for non-ASCII runes, approximated without Unicode tables: the C1 controls,
+// spaces other than U+0020, format characters, private use and non-characters are not printable.
+bool is_print(char32_t r) {
+  if (r < 0xA1) return false;  // C1 controls and U+00A0
+  if (r == 0xAD || r == 0x61C || r == 0x1680 || r == 0x180E || r == 0x3000 || r == 0xFEFF)
+    return false;
+  if ((r >= 0x2000 && r <= 0x200F) || (r >= 0x2028 && r <= 0x202F) || (r >= 0x205F && r <= 0x206F))
+    return false;
+  if ((r >= 0xE000 && r <= 0xF8FF) || (r >= 0xFFF9 && r <= 0xFFFB) || r == 0xFFFE || r == 0xFFFF)
+    return false;
+  if (r >= 0xE0000) return false;  // tags, variation selectors supplement, private use planes
+  return true;
+}
+
+// strconv.Quote (what %q prints for a string).
+void append_go_quoted(std::string& out, std::string_view s) {
+  out.push_back('"');
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7F) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    char32_t r;
+    std::size_t len;
+    if (!decode_utf8(s, i, r, len)) {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+      ++i;
+      continue;
+    }
+    if (r < 0x80) {
+      switch (r) {
+        case '\a':
+          out += "\\a";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\v':
+          out += "\\v";
+          break;
+        default:
+          out += "\\x";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+      }
+    } else if (is_print(r)) {
+      out.append(s, i, len);
+    } else if (r < 0x10000) {
+      out += "\\u";
+      for (int sh = 12; sh >= 0; sh -= 4) out.push_back(kHex[(r >> sh) & 0xF]);
+    } else {
+      out += "\\U";
+      for (int sh = 28; sh >= 0; sh -= 4) out.push_back(kHex[(r >> sh) & 0xF]);
+    }
+    i += len;
+  }
+  out.push_back('"');
+}
+
+// logrus TextFormatter.needsQuoting.
+bool needs_quoting(std::string_view s) {
+  for (char ch : s) {
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '.' || ch == '_' || ch == '/' || ch == '@' || ch == '^' ||
+              ch == '+';
+    if (!ok) return true;
+  }
+  return false;
+}
+
+void append_text_value(std::string& out, std::string_view s) {
+  if (needs_quoting(s))
+    append_go_quoted(out, s);
+  else
+    out += s;
+}
+
+void append_int(std::string& out, std::int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+// ---- line formatting -------------------------------------------------------------------------
+
+enum class Kind : std::uint8_t { str, num, time, level, msg };
+
+struct Item {
+  std::string_view key;
+  Kind kind;
+  std::string_view s;
+  std::int64_t i = 0;
+};
+
+// logrus prefixFieldClashes: a field may not take a fixed key's name.
+std::string_view field_key(const std::string& k) {
+  if (k == "time") return "fields.time";
+  if (k == "msg") return "fields.msg";
+  if (k == "level") return "fields.level";
+  return k;
+}
+
+struct Line {
+  Level level;
+  std::string_view msg;
+  const std::vector<Field>& base;
+  const std::vector<Field>& extra;
+  std::int64_t ms;  // time, ms since the epoch
+};
+
+// The fields of one line sorted by key (byte order, as Go sorts map keys); a later field replaces
+// an earlier one with the same key (WithFields semantics). `fixed` adds time/level/msg (JSON).
+void collect(std::vector<Item>& items, const Sink& sink, const Line& line, bool fixed) {
+  items.clear();
+  if (fixed) {
+    items.push_back({"level", Kind::level, {}});
+    items.push_back({"msg", Kind::msg, {}});
+    items.push_back({"time", Kind::time, {}});
+  }
+  if (!sink.name.empty()) items.push_back({"logger", Kind::str, sink.name});
+  for (const auto* fields : {&line.base, &line.extra})
+    for (const auto& f : *fields) {
+      if (auto* s = std::get_if<std::string>(&f.value))
+        items.push_back({field_key(f.key), Kind::str, *s});
+      else
+        items.push_back({field_key(f.key), Kind::num, {}, std::get<std::int64_t>(f.value)});
+    }
+  if (items.size() > 64) {
+    std::stable_sort(items.begin(), items.end(),
+                     [](const Item& a, const Item& b) { return a.key < b.key; });
+  } else {
+    // Insertion sort: stable, no allocation, and lines have a dozen fields.
+    for (std::size_t i = 1; i < items.size(); ++i) {
+      Item tmp = items[i];
+      std::size_t j = i;
+      for (; j > 0 && tmp.key < items[j - 1].key; --j) items[j] = items[j - 1];
+      items[j] = tmp;
+    }
+  }
+  std::size_t w = 0;
+  for (std::size_t i = 0; i < items.size(); ++i)
+    if (i + 1 == items.size() || items[i + 1].key != items[i].key) items[w++] = items[i];
+  items.resize(w);
+}
+
+void append_time(std::string& out, std::int64_t ms, bool millis) {
+  std::int64_t sec = ms / 1000, frac = ms % 1000;
+  if (frac < 0) {
+    frac += 1000;
+    --sec;
+  }
+  const TimeParts& tp = time_parts(sec);
+  out += tp.base;
+  if (millis) {
+    out.push_back('.');
+    out.push_back(static_cast<char>('0' + frac / 100));
+    out.push_back(static_cast<char>('0' + frac / 10 % 10));
+    out.push_back(static_cast<char>('0' + frac % 10));
+  }
+  out.append(tp.zone, tp.zone_len);
+}
+
+void format_json(std::string& out, const std::vector<Item>& items, const Line& line) {
+  out.push_back('{');
+  bool first = true;
+  for (const auto& it : items) {
+    if (!first) out.push_back(',');
+    first = false;
+    append_json_string(out, it.key);
+    out.push_back(':');
+    switch (it.kind) {
+      case Kind::str:
+        append_json_string(out, it.s);
+        break;
+      case Kind::num:
+        append_int(out, it.i);
+        break;
+      case Kind::time:
+        out.push_back('"');
+        append_time(out, line.ms, true);
+        out.push_back('"');
+        break;
+      case Kind::level:
+        out.push_back('"');
+        out += level_name(line.level);
+        out.push_back('"');
+        break;
+      case Kind::msg:
+        append_json_string(out, line.msg);
+        break;
+    }
+  }
+  out += "}\n";
+}
+
+void append_text_item(std::string& out, const Item& it) {
+  if (it.kind == Kind::str) {
+    append_text_value(out, it.s);
+  } else if (it.key == "duration") {
+    append_text_value(out, config::format_go_duration(std::chrono::nanoseconds(it.i)));
+  } else {
+    append_int(out, it.i);
+  }
+}
+
+// logrus TextFormatter{FullTimestamp: true} writing to something that is not a terminal.
+void format_text(std::string& out, const std::vector<Item>& items, const Line& line) {
+  out += "time=\"";
+  append_time(out, line.ms, false);
+  out += "\" level=";
+  out += level_name(line.level);
+  if (!line.msg.empty()) {
+    out += " msg=";
+    append_text_value(out, line.msg);
+  }
+  for (const auto& it : items) {
+    out.push_back(' ');
+    out += it.key;
+    out.push_back('=');
+    append_text_item(out, it);
+  }
+  out.push_back('\n');
+}
+
+// logrus TextFormatter.printColored (a terminal).
+void format_color(std::string& out, const std::vector<Item>& items, const Line& line) {
+  static constexpr const char* kShort[] = {"TRAC", "DEBU", "INFO", "WARN", "ERRO", "FATA"};
+  static constexpr const char* kColor[] = {"37", "37", "36", "33", "31", "31"};
+  auto idx = static_cast<std::size_t>(line.level);
+  const char* color = kColor[idx];
+  out += "\x1b[";
+  out += color;
+  out += 'm';
+  out += kShort[idx];
+  out += "\x1b[0m[";
+  append_time(out, line.ms, false);
+  out += "] ";
+  std::string_view msg = line.msg;
+  if (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  out += msg;
+  // %-44s pads to 44 runes.
+  std::size_t runes = 0;
+  for (char c : msg)
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++runes;
+  if (runes < 44) out.append(44 - runes, ' ');
+  out.push_back(' ');
+  for (const auto& it : items) {
+    out += " \x1b[";
+    out += color;
+    out += 'm';
+    out += it.key;
+    out += "\x1b[0m=";
+    append_text_item(out, it);
+  }
+  out.push_back('\n');
+}
+
+void emit(const Sink& sink, const Line& line) {
+  if (line.level < sink.level || !sink.writer) return;
+  thread_local std::string buf;
+  thread_local std::vector<Item> items;
+  buf.clear();
+  collect(items, sink, line, sink.format == Format::json);
+  switch (sink.format) {
+    case Format::json:
+      format_json(buf, items, line);
+      break;
+    case Format::text:
+      format_text(buf, items, line);
+      break;
+    case Format::color:
+      format_color(buf, items, line);
+      break;
+  }
+  sink.writer->write(buf);
+  if (buf.capacity() > (64u << 10)) std::string().swap(buf);  // one huge trace line: give it back
+}
+
+// ---- building a configuration ----------------------------------------------------------------
+
+struct Builder {
+  const Snapshot* old = nullptr;
+  std::vector<std::pair<std::string, std::shared_ptr<Writer>>> opened;  // this configure's files
+  std::vector<std::string> warnings;
+
+  std::shared_ptr<Writer> find(const std::string& key) const {
+    for (const auto& [k, w] : opened)
+      if (k == key) return w;
+    return nullptr;
+  }
+
+  std::shared_ptr<Writer> find_rotated(const std::string& key) const {
+    if (auto w = find(key)) return w;
+    if (!old) return nullptr;
+    if (old->def.rotation_key == key) return old->def.writer;
+    for (const auto& s : old->named)
+      if (s.rotation_key == key) return s.writer;
+    return nullptr;
+  }
+
+  Sink sink(const std::string& name, const config::Log& cfg) {
+    Sink s;
+    s.name = name;
+    s.level = parse_level(cfg.level);
+    const std::string& out = cfg.output;
+    if (out.empty() || out == "stderr") {
+      s.writer = stderr_writer();
+    } else if (out == "stdout") {
+      s.writer = stdout_writer();
+    } else if (out == "none" || out == "null") {
+      s.writer = nullptr;
+    } else if (cfg.rotation) {
+      const auto& r = *cfg.rotation;
+      // lumberjack's MaxSize is in MB; 0 (or less) means 100.
+      RotationOptions o;
+      o.filename = out;
+      o.max_bytes = std::uint64_t(r.maxSize > 0 ? r.maxSize : 100) << 20;
+      o.max_age_days = std::max(r.maxAge, 0);
+      o.max_backups = std::max(r.maxBackups, 0);
+      o.local_time = r.localTime;
+      o.compress = r.compress;
+      s.rotation_key = "rotate " + std::to_string(o.max_bytes) + " " +
+                       std::to_string(o.max_age_days) + " " + std::to_string(o.max_backups) + " " +
+                       (o.local_time ? "1" : "0") + (o.compress ? "1" : "0") + " " + out;
+      s.writer = find_rotated(s.rotation_key);
+      if (!s.writer) {
+        s.writer = std::make_shared<RotatingFile>(std::move(o));
+        opened.emplace_back(s.rotation_key, s.writer);
+      }
+    } else {
+      // A plain file is reopened by every configure (GOST reopens on reload: logrotate + SIGHUP).
+      std::string key = "file " + out;
+      s.writer = find(key);
+      if (!s.writer) {
+        std::string err;
+        s.writer = open_file_writer(out, err);
+        if (s.writer) {
+          opened.emplace_back(key, s.writer);
+        } else {
+          warnings.push_back(std::move(err));
+          s.writer = stderr_writer();
+        }
+      }
+    }
+    s.format = cfg.format != "text"                    ? Format::json
+               : (s.writer && s.writer->is_terminal()) ? Format::color
+                                                       : Format::text;
+    return s;
+  }
+};
+
+int min_level(const Snapshot& s) {
+  int m = kDiscardAll;
+  if (s.def.writer) m = std::min(m, static_cast<int>(s.def.level));
+  for (const auto& n : s.named)
+    if (n.writer) m = std::min(m, static_cast<int>(n.level));
+  return m;
+}
+
+// Caller holds config_mutex(). The level is lowered before the snapshot is published and raised
+// after, so a line that a new logger wants is never skipped by enabled().
+void install(std::shared_ptr<const Snapshot> next) {
+  int m = min_level(*next);
+  int prev = detail::g_min_level.load(std::memory_order_relaxed);
+  if (m < prev) detail::g_min_level.store(m, std::memory_order_relaxed);
+  current().store(std::move(next));
+  if (m >= prev) detail::g_min_level.store(m, std::memory_order_relaxed);
+}
+
+void write_line(const std::shared_ptr<const std::vector<std::string>>& route, const Line& line) {
+  auto snap = current().load();
+  bool routed = false;
+  if (route)
+    for (const auto& name : *route)
+      for (const auto& s : snap->named)
+        if (s.name == name) {
+          routed = true;
+          emit(s, line);
+          break;
+        }
+  if (!routed) emit(snap->def, line);
+}
+
+std::int64_t now_ms() {
+  auto clock = g_clock.load(std::memory_order_relaxed);
+  auto t = clock ? clock() : std::chrono::system_clock::now();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+void log_warnings(const std::vector<std::string>& warnings) {
+  for (const auto& w : warnings) root().warn(w);
+}
+
+}  // namespace
+
+Level parse_level(std::string_view name) {
+  if (name == "trace") return Level::trace;
+  if (name == "debug") return Level::debug;
+  if (name == "warn") return Level::warn;
+  if (name == "error") return Level::error;
+  if (name == "fatal") return Level::fatal;
+  return Level::info;
 }
 
 const char* level_name(Level l) {
@@ -52,7 +641,7 @@ const char* level_name(Level l) {
     case Level::info:
       return "info";
     case Level::warn:
-      return "warn";
+      return "warning";
     case Level::error:
       return "error";
     case Level::fatal:
@@ -61,91 +650,52 @@ const char* level_name(Level l) {
   return "info";
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20)
-          out += fmt::format("\\u{:04x}", c);
-        else
-          out.push_back(static_cast<char>(c));
-    }
+Level level() {
+  return static_cast<Level>(std::min(detail::g_min_level.load(std::memory_order_relaxed),
+                                     static_cast<int>(Level::fatal)));
+}
+
+void configure(const std::optional<config::Log>& log,
+               const std::vector<config::NamedLogger>& loggers) {
+  std::vector<std::string> warnings;
+  {
+    std::lock_guard lk(config_mutex());
+    auto old = current().load();
+    Builder b;
+    b.old = old.get();
+    auto next = std::make_shared<Snapshot>();
+    next->def = b.sink("", log ? *log : config::Log{});
+    for (const auto& n : loggers) next->named.push_back(b.sink(n.name, n.log));
+    install(std::move(next));
+    warnings = std::move(b.warnings);
   }
-  out.push_back('"');
+  log_warnings(warnings);
 }
-
-std::string now_text() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", tm, static_cast<int>(ms % 1000));
-}
-
-void append_field(std::string& out, const Field& f, bool text) {
-  if (text) {
-    out += fmt::format(" {}=", f.key);
-    if (auto* s = std::get_if<std::string>(&f.value)) {
-      bool quote = s->empty() || s->find_first_of(" \"=") != std::string::npos;
-      if (quote)
-        append_json_string(out, *s);
-      else
-        out += *s;
-    } else {
-      out += std::to_string(std::get<std::int64_t>(f.value));
-    }
-    return;
-  }
-  out.push_back(',');
-  append_json_string(out, f.key);
-  out.push_back(':');
-  if (auto* s = std::get_if<std::string>(&f.value))
-    append_json_string(out, *s);
-  else
-    out += std::to_string(std::get<std::int64_t>(f.value));
-}
-
-}  // namespace
-
-void set_level(std::string_view name) {
-  Level l = Level::info;
-  if (name == "trace")
-    l = Level::trace;
-  else if (name == "debug")
-    l = Level::debug;
-  else if (name == "warn")
-    l = Level::warn;
-  else if (name == "error")
-    l = Level::error;
-  else if (name == "fatal")
-    l = Level::fatal;
-  g_level = l;
-}
-
-Level level() { return g_level.load(std::memory_order_relaxed); }
 
 void configure(std::string_view format, std::string_view output) {
-  g_text = format == "text";
-  auto l = make_sink_logger(output);
-  std::lock_guard lk(g_sink_mu);
-  g_sink = l;
+  std::vector<std::string> warnings;
+  {
+    std::lock_guard lk(config_mutex());
+    auto old = current().load();
+    Builder b;
+    b.old = old.get();
+    config::Log cfg;
+    cfg.format = std::string(format);
+    cfg.output = std::string(output);
+    auto next = std::make_shared<Snapshot>(*old);
+    next->def = b.sink("", cfg);
+    next->def.level = old->def.level;
+    install(std::move(next));
+    warnings = std::move(b.warnings);
+  }
+  log_warnings(warnings);
+}
+
+void set_level(std::string_view name) {
+  std::lock_guard lk(config_mutex());
+  auto next = std::make_shared<Snapshot>(*current().load());
+  next->def.level = parse_level(name);
+  install(std::move(next));
 }
 
 Logger Logger::with(std::string key, std::string value) const {
@@ -161,35 +711,43 @@ Logger Logger::with(std::string key, std::string value) const {
 
 Logger Logger::with(std::initializer_list<std::pair<const char*, std::string>> fields) const {
   Logger l = *this;
-  for (auto& [k, v] : fields) l = l.with(k, v);
+  for (auto& [k, v] : fields) {
+    bool replaced = false;
+    for (auto& f : l.fields_)
+      if (f.key == k) {
+        f.value = v;
+        replaced = true;
+        break;
+      }
+    if (!replaced) l.fields_.push_back({k, v});
+  }
   return l;
 }
 
 void Logger::write(Level l, std::string_view msg, std::vector<Field> extra) const {
   if (!enabled(l)) return;
-  bool text = g_text.load(std::memory_order_relaxed);
-  std::string out;
-  out.reserve(256);
-  if (text) {
-    out += fmt::format("time={} level={} msg=", now_text(), level_name(l));
-    append_json_string(out, msg);
-  } else {
-    out += "{\"time\":\"";
-    out += now_text();
-    out += "\",\"level\":\"";
-    out += level_name(l);
-    out += "\",\"msg\":";
-    append_json_string(out, msg);
-  }
-  for (const auto& f : fields_) append_field(out, f, text);
-  for (const auto& f : extra) append_field(out, f, text);
-  if (!text) out.push_back('}');
-  sink()->info(out);
+  write_line(route_, Line{l, msg, fields_, extra, now_ms()});
+}
+
+Logger service_logger(const std::string& logger, const std::vector<std::string>& loggers) {
+  Logger l;
+  if (logger.empty() && loggers.empty()) return l;
+  auto route = std::make_shared<std::vector<std::string>>();
+  if (!logger.empty()) route->push_back(logger);
+  for (const auto& n : loggers) route->push_back(n);
+  l.route_ = std::move(route);
+  return l;
 }
 
 const Logger& root() {
   static const Logger logger;
   return logger;
 }
+
+namespace testing {
+void set_clock(std::chrono::system_clock::time_point (*now)()) {
+  g_clock.store(now, std::memory_order_relaxed);
+}
+}  // namespace testing
 
 }  // namespace gost::log

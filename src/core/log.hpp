@@ -1,34 +1,71 @@
-// JSON-line logging with GOST's keys (spec/core.md §10):
-// {"time":"2026-08-21T21:43:17.123Z","level":"info","msg":"...","service":"service-0",...}
+// Logging as GOST (logrus) does it (spec/observability.md §3): a default logger (`log:`) and named
+// loggers (`loggers:`), each with its own level, format (json / text / colored text on a terminal)
+// and output (stderr, stdout, none, a file, a rotated file).
+//
+//   {"handler":"http","kind":"service","level":"info","msg":"listening on ...","time":"..."}
+//   time="2026-12-01T11:11:57Z" level=info msg="listening on ..." handler=http kind=service
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
 
+namespace gost::config {
+struct Log;
+struct NamedLogger;
+}  // namespace gost::config
+
 namespace gost::log {
 
 enum class Level { trace, debug, info, warn, error, fatal };
 
-// Sets the global level from GOST's names (unknown → info).
-void set_level(std::string_view name);
+// GOST's level names (trace debug info warn error fatal); anything else → info.
+Level parse_level(std::string_view name);
+// As printed: trace debug info warning error fatal.
+const char* level_name(Level l);
+
+namespace detail {
+// The lowest level any configured logger writes (as int; 6 = every output discarded).
+extern std::atomic<int> g_min_level;
+}  // namespace detail
+
+// Cheap enough for hot paths: one relaxed load.
+inline bool enabled(Level l) {
+  return static_cast<int>(l) >= detail::g_min_level.load(std::memory_order_relaxed);
+}
+// The lowest level any logger writes (fatal when all are discarded).
 Level level();
-inline bool enabled(Level l) { return l >= level(); }
-// "json" (default) or "text"; output "stderr" (default), "stdout", "none"/"null" or a file path.
+
+// Applies the `log:` section (nullopt: json/info/stderr) and the `loggers:` section. May be called
+// again at any time (config reload) while other threads log: the new configuration replaces the
+// old one atomically; files of the old one are closed when the last line being written to them is
+// done. A file that cannot be opened logs a warning and writes to stderr instead. Rotated files
+// with the same path and settings as before are kept open (one rotator per file).
+void configure(const std::optional<config::Log>& log,
+               const std::vector<config::NamedLogger>& loggers);
+// The default logger only (keeps its level and the named loggers).
 void configure(std::string_view format, std::string_view output);
+// The default logger's level, from GOST's names (unknown → info).
+void set_level(std::string_view name);
 
 struct Field {
   std::string key;
+  // int64 values print as numbers; a field named "duration" holds nanoseconds and prints as a Go
+  // duration ("1.5ms") in the text format.
   std::variant<std::string, std::int64_t> value;
 };
 
 class Logger {
  public:
-  Logger() = default;
+  Logger() = default;  // the default logger (whatever it is configured to at write time)
   Logger with(std::string key, std::string value) const;
   Logger with(std::initializer_list<std::pair<const char*, std::string>> fields) const;
 
@@ -50,10 +87,24 @@ class Logger {
   }
 
  private:
+  friend Logger service_logger(const std::string& logger, const std::vector<std::string>& loggers);
   std::vector<Field> fields_;
+  // Named loggers to write to (`logger` then `loggers`), looked up in the configuration current at
+  // write time; null, or no name configured, → the default logger.
+  std::shared_ptr<const std::vector<std::string>> route_;
 };
+
+// The base logger of a service with `logger: <name>` / `loggers: [...]`: every line goes to each
+// named logger listed (its level, format, output, plus field logger=<name>); unknown names are
+// ignored; none known → the default logger.
+Logger service_logger(const std::string& logger, const std::vector<std::string>& loggers);
 
 // The process-wide logger without fields.
 const Logger& root();
+
+namespace testing {
+// Replaces the clock of the `time` field (nullptr: the system clock).
+void set_clock(std::chrono::system_clock::time_point (*now)());
+}  // namespace testing
 
 }  // namespace gost::log

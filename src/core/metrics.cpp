@@ -25,6 +25,8 @@ void add_signed(std::atomic<std::int64_t>& v, std::int64_t d) {
 
 using Key = std::pair<std::string, std::string>;
 using KeyView = std::pair<std::string_view, std::string_view>;
+using Key3 = std::tuple<std::string, std::string, std::string>;
+using Key3View = std::tuple<std::string_view, std::string_view, std::string_view>;
 
 // Lets a map keyed by two strings be searched with two string_views (no allocation per lookup).
 struct KeyLess {
@@ -33,6 +35,16 @@ struct KeyLess {
   bool operator()(const A& a, const B& b) const {
     return std::tuple<std::string_view, std::string_view>(a.first, a.second) <
            std::tuple<std::string_view, std::string_view>(b.first, b.second);
+  }
+};
+
+// The same for three strings.
+struct Key3Less {
+  using is_transparent = void;
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    return Key3View(std::get<0>(a), std::get<1>(a), std::get<2>(a)) <
+           Key3View(std::get<0>(b), std::get<1>(b), std::get<2>(b));
   }
 };
 
@@ -149,7 +161,7 @@ void Histogram::observe(double v) noexcept {
 // `mu`. The owner's lookups need no lock: the only writer of the maps' structure is itself.
 struct Registry::Shard {
   std::mutex mu;
-  std::map<Key, ClientSeries, KeyLess> clients;  // {service, client}
+  std::map<Key3, ClientSeries, Key3Less> clients;  // {service, client, user}
   std::map<std::string, Histogram, std::less<>> durations;
   std::map<Key, Counter, KeyLess> chain_errors;  // {chain, node}
   std::map<Key, Histogram, KeyLess> connect;
@@ -164,7 +176,8 @@ struct Registry::Shard {
   }
 };
 
-Registry::Registry(std::string host) : host_(std::move(host)), id_(next_registry_id++) {}
+Registry::Registry(std::string host, bool user_label)
+    : host_(std::move(host)), user_label_(user_label), id_(next_registry_id++) {}
 Registry::~Registry() = default;
 
 Registry::Shard& Registry::shard() {
@@ -180,9 +193,10 @@ Registry::Shard& Registry::shard() {
   return *raw;
 }
 
-ClientSeries& Registry::client(std::string_view service, std::string_view client) {
+ClientSeries& Registry::client(std::string_view service, std::string_view client,
+                               std::string_view user) {
   auto& s = shard();
-  return s.get(s.clients, KeyView(service, client));
+  return s.get(s.clients, Key3View(service, client, user));
 }
 
 Histogram& Registry::request_duration(std::string_view service) {
@@ -216,9 +230,10 @@ std::string Registry::exposition() const {
     std::uint64_t requests = 0, errors = 0, input = 0, output = 0;
     std::int64_t in_flight = 0;
   };
-  // Keyed in label-name order (client < host < service; chain < host < node), so that iteration
-  // order is the exposition's series order.
-  std::map<Key, ClientSum> clients;  // {client, service}
+  // Keyed in label-name order (client < host < service < user; chain < host < node), so that
+  // iteration order is the exposition's series order.
+  std::map<Key3, ClientSum> clients;  // {client, service, user}
+  const bool by_user = user_label();  // off: the users' series (after a reload) are summed
   std::map<std::string, HistogramSum> durations;
   std::map<Key, std::uint64_t> chain_errors;  // {chain, node}
   std::map<Key, HistogramSum> connect;
@@ -228,7 +243,8 @@ std::string Registry::exposition() const {
     for (const auto& sp : shards_) {
       std::lock_guard shard_lock(sp->mu);
       for (const auto& [k, c] : sp->clients) {
-        auto& sum = clients[{k.second, k.first}];
+        const auto& [service, client, user] = k;
+        auto& sum = clients[{client, service, by_user ? user : std::string()}];
         sum.requests += c.requests.get();
         sum.errors += c.errors.get();
         sum.input += c.traffic.input.get();
@@ -246,8 +262,12 @@ std::string Registry::exposition() const {
   auto chain_labels = [&](const Key& k) {
     return Labels{{"chain", k.first}, {"host", host}, {"node", k.second}};
   };
-  auto client_labels = [&](const Key& k) {
-    return Labels{{"client", k.first}, {"host", host}, {"service", k.second}};
+  // Without the user label every series has user "" and the label is not shown: the text is
+  // GOST's, byte for byte.
+  auto client_labels = [&](const Key3& k) {
+    Labels l{{"client", std::get<0>(k)}, {"host", host}, {"service", std::get<1>(k)}};
+    if (by_user) l.emplace_back("user", std::get<2>(k));
+    return l;
   };
 
   // Families in name order.
@@ -314,24 +334,56 @@ std::string Registry::exposition() const {
 
 Registry* global() { return g_registry.get(); }
 
-void enable() {
-  if (!g_registry) g_registry = std::make_unique<Registry>(hostname());
+void enable(bool user_label) {
+  if (!g_registry)
+    g_registry = std::make_unique<Registry>(hostname(), user_label);
+  else
+    g_registry->set_user_label(user_label);
 }
 
 // ---- Request -----------------------------------------------------------------------------------
 
-Request::Request(std::string_view service, std::string_view remote_address) {
-  Registry* r = global();
-  if (!r) return;
-  series_ = &r->client(service, client_ip(remote_address));
-  duration_ = &r->request_duration(service);
+struct Request::Pending {
+  std::string service;
+  std::string client;
+};
+
+Request::Request(Registry* registry, std::string_view service, std::string_view remote_address)
+    : registry_(registry) {
+  if (!registry_) return;
+  duration_ = &registry_->request_duration(service);
+  start_ = std::chrono::steady_clock::now();
+  if (registry_->user_label()) {
+    sink_ = std::make_shared<Sink>();
+    pending_ = std::make_unique<Pending>(Pending{std::string(service), client_ip(remote_address)});
+    return;
+  }
+  join(service, client_ip(remote_address), {});
+}
+
+void Request::join(std::string_view service, std::string_view client, std::string_view user) {
+  series_ = &registry_->client(service, client, user);
   series_->requests.add(1);
   add_signed(series_->in_flight, 1);
-  start_ = std::chrono::steady_clock::now();
+  if (!sink_) {
+    // The series' own sink: no allocation and no reference count per connection.
+    sink_ = SinkPtr(SinkPtr(), &series_->sink);
+    return;
+  }
+  series_->traffic.input.add(sink_->held_.input.get());
+  series_->traffic.output.add(sink_->held_.output.get());
+  sink_->to_ = &series_->traffic;
+}
+
+void Request::set_user(std::string_view user) {
+  if (!pending_) return;  // collection off, no user label, or joined already
+  auto p = std::move(pending_);
+  join(p->service, p->client, user);
 }
 
 Request::~Request() {
-  if (!series_) return;
+  if (!registry_) return;
+  if (pending_) set_user({});  // the handler never named a user
   add_signed(series_->in_flight, -1);
   if (failed_) series_->errors.add(1);
   duration_->observe(

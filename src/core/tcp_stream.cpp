@@ -14,14 +14,14 @@ TcpStream::TcpStream(tcp::socket socket) : socket_(std::move(socket)) {
 awaitable<std::size_t> TcpStream::read_some(asio::mutable_buffer buf, error_code& ec) {
   auto [e, n] = co_await socket_.async_read_some(buf, use_nothrow);
   ec = e;
-  if (traffic_) traffic_->input.add(n);
+  if (sink_) sink_->input(n);
   co_return n;
 }
 
 awaitable<std::size_t> TcpStream::write_some(asio::const_buffer buf, error_code& ec) {
   auto [e, n] = co_await socket_.async_write_some(buf, use_nothrow);
   ec = e;
-  if (traffic_) traffic_->output.add(n);
+  if (sink_) sink_->output(n);
   co_return n;
 }
 
@@ -36,7 +36,7 @@ awaitable<void> TcpStream::shutdown_write(error_code& ec) {
 }
 
 void TcpStream::count_read(std::size_t n) {
-  if (traffic_) traffic_->input.add(n);
+  if (sink_) sink_->input(n);
 }
 
 void TcpStream::close() {

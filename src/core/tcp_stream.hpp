@@ -1,11 +1,13 @@
 // A Stream over a plain TCP socket.
 #pragma once
 
+#include <memory>
+
 #include "core/stream.hpp"
 
 namespace gost {
 namespace metrics {
-struct Traffic;
+class Sink;
 }
 
 class TcpStream final : public Stream {
@@ -21,14 +23,14 @@ class TcpStream final : public Stream {
   std::string remote_address() const override;
   std::string local_address() const override;
   // Counts every byte read and written (the raw accepted connection of a service, for metrics).
-  void count_traffic(metrics::Traffic* t) { traffic_ = t; }
-  bool counts_traffic() const { return traffic_ != nullptr; }
+  void count_traffic(std::shared_ptr<metrics::Sink> s) { sink_ = std::move(s); }
+  bool counts_traffic() const { return sink_ != nullptr; }
   // Bytes read from the socket by someone else (OpenSSL reading it directly).
   void count_read(std::size_t n);
 
  private:
   tcp::socket socket_;
-  metrics::Traffic* traffic_ = nullptr;
+  std::shared_ptr<metrics::Sink> sink_;
 };
 
 // "host:port" text of an endpoint, IPv6 bracketed, v4-mapped IPv6 shown as IPv4.

@@ -13,4 +13,8 @@ namespace gost {
 awaitable<void> relay_logged(Stream& client, Stream& upstream, std::string_view target,
                              ConnInfo& conn, RelayOptions options);
 
+// For a relay whose side `a` is the client: the bytes splice(2) moves past the client's socket
+// count for the request's metrics. Settles the request's series first (ConnInfo::authenticated).
+void count_client_splice(RelayOptions& options, ConnInfo& conn);
+
 }  // namespace gost

@@ -166,11 +166,13 @@ awaitable<void> HttpHandler::handle(StreamPtr client, ConnInfo& conn) {
                     {{"user", std::string(user)}});
       error_code ignored;
       co_await write_all(*client, asio::buffer(http::response_407(realm_, keepalive)), ignored);
+      conn.failed();  // GOST's handler returns "authentication failed" after the 407
       co_return;
     }
     conn.client_id = *id;
     conn.log = conn.log.with("user", *id);
   }
+  conn.authenticated();
 
   error_code ignored;
   if (req.method == "PRI" ||

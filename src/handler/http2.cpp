@@ -11,6 +11,7 @@
 #include "chain/chain.hpp"
 #include "core/address.hpp"
 #include "core/buffer_pool.hpp"
+#include "core/counted_stream.hpp"
 #include "core/timeout.hpp"
 #include "core/tunnel.hpp"
 #include "net/http_io.hpp"
@@ -99,8 +100,10 @@ class Http2Handler final : public Handler {
     extra.push_back({"date", net::h2_date()});
     s.respond(status, extra, true);
   }
-  awaitable<void> forward(net::Http2Stream& client, Stream& upstream, const std::string& addr,
-                          ConnInfo& conn);
+  // `h2` is `client`'s HTTP/2 stream: its headers and answers; the body goes through `client`
+  // (counted for metrics).
+  awaitable<void> forward(net::Http2Stream& h2, Stream& client, Stream& upstream,
+                          const std::string& addr, ConnInfo& conn);
 
   // probeResist knock (spec/http.md §5.2): the request host names one of `knock_`.
   bool knocked(std::string_view authority) const {
@@ -121,7 +124,9 @@ class Http2Handler final : public Handler {
 };
 
 awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
-  auto* client = dynamic_cast<net::Http2Stream*>(stream.get());
+  // Headers and answers are the HTTP/2 stream's; bodies and tunnels go through `stream`, which
+  // may count them for metrics (core/counted_stream.hpp).
+  auto* client = dynamic_cast<net::Http2Stream*>(&uncounted(*stream));
   if (!client) {
     // An HTTP/1.1 client of the http2 listener (ALPN http/1.1 or none; spec §A.2 item 10): the
     // HTTP/1.1 proxy handler with the same options serves it. Its CONNECT answer is ours
@@ -161,6 +166,7 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
       conn.log.warn(fmt::format("{}: authentication failed", conn.remote),
                     {{"user", std::string(user)}});
       // The `header` map is on these answers too, as GOST 3.2.6 sets it before authenticating.
+      conn.failed();  // GOST's handler returns "authentication failed" (spec/observability.md §1.4)
       if (probe_code_ && !knocked(client->header(":authority"))) {
         answer(*client, probe_code_, headers_);
         co_return;
@@ -174,6 +180,7 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
     conn.client_id = *id;
     conn.log = conn.log.with("user", *id);
   }
+  conn.authenticated();
   if (host.empty()) {  // nghttp2 rejects a CONNECT without :authority before we see it
     answer(*client, 400, headers_);
     co_return;
@@ -190,36 +197,36 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
   }
 
   if (!is_connect) {
-    co_await forward(*client, *upstream, addr, conn);
+    co_await forward(*client, *stream, *upstream, addr, conn);
     co_return;
   }
   auto ok = headers_;
   ok.push_back({"date", net::h2_date()});
   client->respond(200, ok, false);
-  co_await relay_logged(*client, *upstream, addr, conn, {.idle_timeout = read_timeout_});
+  co_await relay_logged(*stream, *upstream, addr, conn, {.idle_timeout = read_timeout_});
 }
 
 // §A.2 item 9: the request in HTTP/1.1 form (origin-form, Host = authority), one response back.
-awaitable<void> Http2Handler::forward(net::Http2Stream& client, Stream& upstream,
+awaitable<void> Http2Handler::forward(net::Http2Stream& h2, Stream& client, Stream& upstream,
                                       const std::string& addr, ConnInfo& conn) {
-  const std::string method(client.header(":method"));
-  std::string path(client.header(":path"));
+  const std::string method(h2.header(":method"));
+  std::string path(h2.header(":path"));
   if (path.empty()) path = "/";
-  std::string authority(client.header(":authority"));
-  if (authority.empty()) authority = client.header("host");
+  std::string authority(h2.header(":authority"));
+  if (authority.empty()) authority = h2.header("host");
 
   // nghttp2 has checked these fields already; the HTTP/1.1 request line must never be split.
   auto clean = [](std::string_view v) {
     return std::none_of(v.begin(), v.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; });
   };
   if (!clean(method) || !clean(path) || !clean(authority)) {
-    answer(client, 400, headers_);
+    answer(h2, 400, headers_);
     co_return;
   }
   std::string head = fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\n", method, path, authority);
   bool has_ua = false;
-  std::string_view content_length = client.header("content-length");
-  for (const auto& h : client.headers()) {
+  std::string_view content_length = h2.header("content-length");
+  for (const auto& h : h2.headers()) {
     if (h.name.empty() || h.name[0] == ':' || h.name == "host" || hop_by_hop(h.name)) continue;
     if (h.name.find_first_of("\r\n") != std::string::npos ||
         h.value.find_first_of("\r\n") != std::string::npos)
@@ -234,7 +241,7 @@ awaitable<void> Http2Handler::forward(net::Http2Stream& client, Stream& upstream
   error_code ec;
   co_await write_all(upstream, asio::buffer(head), ec);
   if (ec) {
-    answer(client, 503, headers_);
+    answer(h2, 503, headers_);
     co_return;
   }
 
@@ -256,13 +263,13 @@ awaitable<void> Http2Handler::forward(net::Http2Stream& client, Stream& upstream
       if (ec) break;
     }
     if (ec != asio::error::eof) {
-      answer(client, 503, headers_);
+      answer(h2, 503, headers_);
       co_return;
     }
     ec = {};
     if (chunked_body) co_await write_all(upstream, asio::buffer("0\r\n\r\n", 5), ec);
     if (ec) {
-      answer(client, 503, headers_);
+      answer(h2, 503, headers_);
       co_return;
     }
   }
@@ -285,7 +292,7 @@ awaitable<void> Http2Handler::forward(net::Http2Stream& client, Stream& upstream
                                                    : std::optional<http::Framing>();
   if (!framing) {
     conn.log.error(fmt::format("{}: no valid response from upstream", addr));
-    answer(client, 503, headers_);
+    answer(h2, 503, headers_);
     co_return;
   }
   conn.log.info(fmt::format("{} {} {} → {}", conn.remote, method, path, resp.status));
@@ -298,10 +305,10 @@ awaitable<void> Http2Handler::forward(net::Http2Stream& client, Stream& upstream
   }
   for (const auto& h : headers_) out.push_back(h);
   if (framing->kind == http::Framing::none) {
-    client.respond(resp.status, out, true);
+    h2.respond(resp.status, out, true);
     co_return;
   }
-  client.respond(resp.status, out, false);
+  h2.respond(resp.status, out, false);
 
   // Body: decoded from its HTTP/1.1 framing, each piece written (flushed) as it comes.
   std::string pending = rbuf.substr(rhead);

@@ -14,6 +14,7 @@
 #include "core/buffered_stream.hpp"
 #include "core/tcp_stream.hpp"
 #include "core/timeout.hpp"
+#include "core/tunnel.hpp"
 #include "net/mux.hpp"
 #include "net/udp.hpp"
 #include "net/udp_relay.hpp"
@@ -262,11 +263,13 @@ awaitable<void> RelayHandler::handle(StreamPtr client, ConnInfo& conn) {
     if (!id) {
       conn.log.warn(fmt::format("{}: authentication failed", conn.remote), {{"user", user}});
       co_await reply(*client, rp::Status::unauthorized);
+      conn.failed();  // GOST's handler returns an error after the 401 status
       co_return;
     }
     conn.client_id = *id;
     conn.log = conn.log.with("user", *id);
   }
+  conn.authenticated();
 
   std::string network(rp::network_name(f.network.value_or(0)));
   if (req.cmd & rp::kFlagUdp) network = "udp";
@@ -382,13 +385,15 @@ awaitable<void> RelayHandler::serve_tcp(Stream& client, Stream& target, std::str
   }
   const std::string ok = rp::encode_status(rp::Status::ok);
   RelayStats stats;
+  RelayOptions options;
+  count_client_splice(options, conn);
   if (nodelay_) {
     co_await write_all(client, asio::buffer(ok), ec);
     if (ec) co_return;
-    stats = co_await relay(client, target);
+    stats = co_await relay(client, target, options);
   } else {
     ReplyOnFirstWrite wrapped(client, ok);
-    stats = co_await relay(wrapped, target);
+    stats = co_await relay(wrapped, target, options);
   }
   conn.input_bytes += stats.a_to_b;
   conn.output_bytes += stats.b_to_a;

@@ -53,6 +53,7 @@ class Socks4Handler final : public Handler {
       conn.client_id = *id;
       conn.log = conn.log.with({{"user", *id}, {"clientID", *id}});
     }
+    conn.authenticated();
     if (req.cmd != socks4::cmd::connect) {
       conn.log.error("socks4: BIND is not supported (GOST does not implement it either)");
       co_return;

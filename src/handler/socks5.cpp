@@ -8,9 +8,10 @@
 
 #include "chain/chain.hpp"
 #include "core/address.hpp"
-#include "core/tunnel.hpp"
+#include "core/metrics.hpp"
 #include "core/tcp_stream.hpp"
 #include "core/timeout.hpp"
+#include "core/tunnel.hpp"
 #include "net/mux.hpp"
 #include "net/tls.hpp"
 #include "net/udp.hpp"
@@ -32,12 +33,18 @@ std::string host_of(std::string_view addr) {
 
 // The client side of a UDP association: datagrams `RSV FRAG ATYP ADDR PORT DATA` on a UDP socket,
 // accepted only from the control connection's client IP (any port); replies go to the address of
-// the most recent client datagram.
+// the most recent client datagram. The client's datagrams, as they are on the wire, count for the
+// request's metrics like the bytes of its control connection (go-gost/gost#533: GOST counts the
+// target side of the association instead, under the target's IP).
 class AssociateConn final : public net::PacketConn {
  public:
   AssociateConn(udp::socket s, std::optional<asio::ip::address> client_ip, std::size_t buffer_size,
-                const log::Logger& log)
-      : socket_(std::move(s)), client_ip_(client_ip), rbuf_(buffer_size), log_(log) {}
+                const log::Logger& log, metrics::SinkPtr sink)
+      : socket_(std::move(s)),
+        client_ip_(client_ip),
+        rbuf_(buffer_size),
+        log_(log),
+        sink_(std::move(sink)) {}
 
   awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
                                    error_code& ec) override {
@@ -54,6 +61,7 @@ class AssociateConn final : public net::PacketConn {
                                net::endpoint_text(from)));
         continue;
       }
+      if (sink_) sink_->input(n);
       std::string_view data(rbuf_.data(), n);
       socks5::UdpHeader h;
       auto p = socks5::parse_udp_header(data, h);
@@ -78,6 +86,7 @@ class AssociateConn final : public net::PacketConn {
     out.append(static_cast<const char*>(buf.data()), buf.size());
     auto [e, n] = co_await socket_.async_send_to(asio::buffer(out), *peer_, use_nothrow);
     ec = e;
+    if (sink_) sink_->output(n);
   }
 
   void close() override {
@@ -91,6 +100,7 @@ class AssociateConn final : public net::PacketConn {
   std::vector<char> rbuf_;
   std::optional<udp::endpoint> peer_;
   log::Logger log_;
+  metrics::SinkPtr sink_;  // null: metrics off
 };
 
 class Socks5Handler final : public Handler {
@@ -186,6 +196,7 @@ awaitable<bool> Socks5Handler::handshake(StreamPtr& client, socks5::Request& req
   if (ec) co_return false;
   if (m == socks5::method::none_acceptable) {
     conn.log.warn(fmt::format("{}: socks5: no acceptable authentication method", conn.remote));
+    conn.failed();  // GOST's handshake fails with an error here
     co_return false;
   }
   if (m == socks5::method::tls || m == socks5::method::tls_auth) {
@@ -210,12 +221,14 @@ awaitable<bool> Socks5Handler::handshake(StreamPtr& client, socks5::Request& req
     if (!id) {
       conn.log.info(fmt::format("{}: socks5: authentication failed", conn.remote),
                     {{"user", user}});
+      conn.failed();  // GOST's handshake fails with an error here
       co_return false;
     }
     if (ec) co_return false;
     conn.client_id = *id;
     conn.log = conn.log.with({{"user", *id}, {"clientID", *id}});
   }
+  conn.authenticated();
   buf.clear();
   r = co_await net::read_message(
       *client, buf, [&](std::string_view d) { return socks5::parse_request(d, req); }, ec);
@@ -481,8 +494,10 @@ awaitable<void> Socks5Handler::udp_associate(StreamPtr client, ConnInfo& conn) {
     auto a = socks5::address_from_text(
         join_host_port(bnd_ip, std::to_string(sock.local_endpoint().port())));
     if (a) bnd = *a;
+    metrics::SinkPtr sink;
+    if (conn.metrics) sink = conn.metrics->sink();
     assoc = std::make_unique<AssociateConn>(std::move(sock), net::parse_ip(host_of(conn.remote)),
-                                            udp_buffer_, conn.log);
+                                            udp_buffer_, conn.log, std::move(sink));
     up = co_await net::open_udp_upstream(*opts_.router, conn);
   } catch (const system_error& e) {
     conn.log.error(fmt::format("socks5: udp associate: {}", error_text(e)));

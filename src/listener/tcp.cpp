@@ -1,9 +1,14 @@
 // Listeners "tcp" and "tls": one SO_REUSEPORT acceptor per worker, so a connection stays on the
 // worker that accepted it (DESIGN.md §3).
 #include <fmt/format.h>
+#include <linux/filter.h>
+#include <sys/socket.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <deque>
+#include <iterator>
 
 #include "core/address.hpp"
 #include "core/component.hpp"
@@ -68,6 +73,7 @@ class TcpListener : public Listener {
     if (ec) throw system_error(ec, fmt::format("listen tcp {}", o.addr));
     acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) throw system_error(ec, fmt::format("listen tcp {}", o.addr));
+    if (o.steer_reuseport_to >= 0) steer_group_to(o.steer_reuseport_to, o.log);
     keepalive_ = o.config.metadata.get_bool("keepalive").value_or(false);
   }
 
@@ -117,6 +123,19 @@ class TcpListener : public Listener {
   }
 
  private:
+  // A reload replaces a service on the same port: its new listeners join the old ones' SO_REUSEPORT
+  // group (after them: indices `index`...). A connection still in its handshake when its listener
+  // closes is reset, so new connections must stop landing on the old listeners before they close:
+  // a classic BPF program on the group returns `index`, this listener. Once the old ones are gone
+  // the group is smaller than that and the kernel falls back to its hash over the new listeners.
+  void steer_group_to(int index, const log::Logger& log) {
+    sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, static_cast<std::uint32_t>(index))};
+    sock_fprog prog{static_cast<unsigned short>(std::size(code)), code};
+    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog,
+                     sizeof prog) != 0)
+      log.debug(fmt::format("SO_ATTACH_REUSEPORT_CBPF: {}", std::strerror(errno)));
+  }
+
   static constexpr std::size_t kMaxDrained = 4096;
   tcp::acceptor acceptor_;
   std::deque<tcp::socket> pending_;

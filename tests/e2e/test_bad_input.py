@@ -267,7 +267,7 @@ class StartupErrorTest(gostlib.GostTestCase):
         warns = [l for l in err.splitlines() if "unknown option" in l]
         self.assertEqual(len(warns), 1, err)
         self.assertIn('\\"foo\\"', warns[0])
-        self.assertIn('"level":"warn"', warns[0])
+        self.assertIn('"level":"warning"', warns[0])
 
     def test_bad_base64_auth_query(self):
         # cli.md §4.2: auth=<base64>; bad base64 → fatal

@@ -5,7 +5,11 @@
   (small and spliced large tunnels, a failed dial), 401 without/with wrong credentials, 404, bad
   requests answered and survived;
 - a real Prometheus (Debian's `prometheus`) scraping us, the series read back through its HTTP
-  query API (skipped, saying so, only when the prometheus binary is absent).
+  query API (skipped, saying so, only when the prometheus binary is absent);
+- what GOST under-counts or lacks (issue 10 item 5): UDP bytes (socks5 UDP ASSOCIATE, UDP-TUN,
+  relay UDP, UDP over HTTP, through a chain) exact; the payload bytes of the multiplexed listeners'
+  streams (h2c, http2, mws, grpc, pht); authentication failures as handler errors (http 407, http2,
+  socks5, relay); the opt-in `user` label (metrics.userLabel, go-gost/x#35).
 
 Run: /usr/bin/python3 tests/e2e/test_metrics.py <path-to-gost>
 """
@@ -17,6 +21,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -247,17 +252,8 @@ class MetricsConfigTest(GostTestCase):
         self.assertEqual(doc["metrics"], {"addr": ":9300"})
 
 
-class MetricsEndpointTest(GostTestCase):
-
-    def setUp(self):
-        self.echo = self.start_server(EchoServer())
-
-    def start(self, *extra, metrics_arg=None):
-        proxy, mport = free_ports(2)
-        arg = metrics_arg(mport) if metrics_arg else "%s:%d" % (LOOPBACK, mport)
-        self.start_gost("-L", "http://%s:%d" % (LOOPBACK, proxy), "-metrics", arg, *extra,
-                        ports=[proxy, mport])
-        return proxy, mport
+class Scraping:
+    """Scrapes of the endpoint, for GostTestCase classes."""
 
     def scrape(self, mport, **kw):
         status, hdrs, body = http_get(mport, **kw)
@@ -272,6 +268,19 @@ class MetricsEndpointTest(GostTestCase):
             if pred(samples) or time.time() > deadline:
                 return samples, meta
             time.sleep(0.05)
+
+
+class MetricsEndpointTest(Scraping, GostTestCase):
+
+    def setUp(self):
+        self.echo = self.start_server(EchoServer())
+
+    def start(self, *extra, metrics_arg=None):
+        proxy, mport = free_ports(2)
+        arg = metrics_arg(mport) if metrics_arg else "%s:%d" % (LOOPBACK, mport)
+        self.start_gost("-L", "http://%s:%d" % (LOOPBACK, proxy), "-metrics", arg, *extra,
+                        ports=[proxy, mport])
+        return proxy, mport
 
     def check_tunnels(self, mport, base, tunnel_fn, proxy, payloads):
         """Runs one tunnel per payload, then checks the request count and the exact byte totals
@@ -504,6 +513,414 @@ class MetricsEndpointTest(GostTestCase):
         finally:
             busy.close()
         self.assertEqual(cp.returncode, 1, cp.stderr)
+
+
+def socks5_addr(host, port):
+    return b"\x01" + socket.inet_aton(host) + struct.pack(">H", port)
+
+
+def udp_tun_frame(dst, payload):
+    """A UDP-TUN frame (socks5.md §7.2, also http.md §8): LEN(2) FF ATYP ADDR PORT DATA."""
+    return struct.pack(">H", len(payload)) + b"\xff" + dst + payload
+
+
+def read_head(sock):
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += recv_exact(sock, 1)
+    return head
+
+
+def service_totals(samples, service):
+    return {name: value(samples, name, service=service) or 0 for name in COUNTERS}
+
+
+class MetricsCoverageTest(Scraping, GostTestCase):
+    """What GOST's metrics miss, counted here: UDP, multiplexed listeners, auth failures, and the
+    opt-in user label."""
+
+    def setUp(self):
+        self.echo = self.start_server(EchoServer())
+        self.uecho = gostlib.UdpEchoServer()
+        self.addCleanup(self.uecho.close)
+        self.udst = socks5_addr(LOOPBACK, self.uecho.port)
+
+    def start(self, urls, *extra, metrics_query=""):
+        """One gost with a service per URL (a %d for its port); returns (ports, metrics port)."""
+        ports = free_ports(len(urls) + 1)
+        args = []
+        for url, port in zip(urls, ports):
+            args += ["-L", url % port]
+        args += ["-metrics", "%s:%d%s" % (LOOPBACK, ports[-1], metrics_query)]
+        self.start_gost(*(args + list(extra)), ports=ports)
+        return ports[:-1], ports[-1]
+
+    def settle(self, mport, service, requests):
+        """The scrape once `service` has seen `requests` requests, all finished."""
+        def done(sm):
+            return (value(sm, "gost_service_requests_in_flight", service=service) or 0) == 0 and \
+                (value(sm, "gost_service_requests_total", service=service) or 0) == requests and \
+                (value(sm, "gost_service_request_duration_seconds_count", service=service)
+                 or 0) == requests
+        samples, _ = self.wait_scrape(mport, done)
+        self.assertEqual(value(samples, "gost_service_requests_total", service=service) or 0,
+                         requests)
+        self.assertEqual(value(samples, "gost_service_requests_in_flight", service=service) or 0,
+                         0)
+        return samples
+
+    def baselines(self, mport, services, probed_too=True):
+        """Totals per service after start_gost's port probes (one request each, when the
+        listener yields the probe's connection as one)."""
+        want = 1 if probed_too else 0
+        samples = {}
+        for svc in services:
+            samples = self.settle(mport, svc, want)
+        return {svc: service_totals(samples, svc) for svc in services}
+
+    def assert_bytes(self, samples, service, base, sent, received, requests=1):
+        got = service_totals(samples, service)
+        self.assertEqual(got["gost_service_requests_total"],
+                         base["gost_service_requests_total"] + requests, service)
+        self.assertEqual(got["gost_service_transfer_input_bytes_total"],
+                         base["gost_service_transfer_input_bytes_total"] + sent, service)
+        self.assertEqual(got["gost_service_transfer_output_bytes_total"],
+                         base["gost_service_transfer_output_bytes_total"] + received, service)
+
+    # -- UDP (go-gost/gost#533) -----------------------------------------------------------------
+
+    def udp_associate(self, port):
+        """A SOCKS5 UDP association with three datagrams to the UDP echo server; returns the
+        bytes the client sent and received on both its sockets."""
+        s = connect(port)
+        s.sendall(b"\x05\x01\x00")
+        self.assertEqual(recv_exact(s, 2), b"\x05\x00")
+        req = b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00"
+        s.sendall(req)
+        reply = recv_exact(s, 10)
+        self.assertEqual(reply[:4], b"\x05\x00\x00\x01", reply)
+        uport = struct.unpack(">H", reply[8:10])[0]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind((LOOPBACK, 0))
+        u.settimeout(5)
+        sent, received = 3 + len(req), 2 + len(reply)
+        try:
+            for payload in (b"abc", os.urandom(1000), os.urandom(3000)):
+                d = b"\x00\x00\x00" + self.udst + payload
+                u.sendto(d, (LOOPBACK, uport))
+                sent += len(d)
+                r, _ = u.recvfrom(65536)
+                self.assertEqual(r, b"\x00\x00\x00" + self.udst + b"echo:" + payload)
+                received += len(r)
+        finally:
+            u.close()
+            s.close()
+        return sent, received
+
+    def test_socks5_udp_associate_bytes_exact(self):
+        (direct, front), mport = self.start(["socks5://127.0.0.1:%d?udp=true",
+                                             "socks5://127.0.0.1:%d?udp=true"])
+        # service-1 reaches its UDP targets through a chain: the other service, over UDP-TUN.
+        (chained,), mport2 = self.start(["socks5://127.0.0.1:%d?udp=true"], "-F",
+                                        "socks5://127.0.0.1:%d" % front)
+        for port, m, svc in ((direct, mport, "service-0"), (chained, mport2, "service-0")):
+            base = self.baselines(m, [svc])[svc]
+            sent, received = self.udp_associate(port)
+            samples = self.settle(m, svc, base["gost_service_requests_total"] + 1)
+            self.assert_bytes(samples, svc, base, sent, received)
+        # The chain's hop, too, counted the UDP-TUN stream it served (a TCP connection).
+        samples = self.settle(mport, "service-1", 2)
+        self.assertGreater(value(samples, "gost_service_transfer_input_bytes_total",
+                                 service="service-1"), 3 + 10 + 3 * 10 + 4003)
+
+    def test_udp_over_tcp_paths_bytes_exact(self):
+        """socks5 UDP-TUN, relay UDP CONNECT and UDP over HTTP: datagrams framed on the client's
+        connection, every byte of it counted."""
+        import test_relay
+        (tun, relay, http), mport = self.start(["socks5://127.0.0.1:%d?udp=true",
+                                                "relay://127.0.0.1:%d",
+                                                "http://127.0.0.1:%d?udp=true"])
+        services = ["service-0", "service-1", "service-2"]
+        base = self.baselines(mport, services)
+        payloads = (b"abc", os.urandom(1000), os.urandom(3000))
+        counts = {}
+
+        # socks5 UDP-TUN, relay mode (socks5.md §7.2)
+        s = connect(tun)
+        sent = received = 0
+        s.sendall(b"\x05\x01\x00" + b"\x05\xf3\x00\x01\x00\x00\x00\x00\x00\x00")
+        reply = recv_exact(s, 2 + 4)
+        n = {1: 4, 4: 16}[reply[5]]
+        reply += recv_exact(s, n + 2)
+        self.assertEqual(reply[2:4], b"\x05\x00", reply)
+        sent, received = 13, len(reply)
+        for p in payloads:
+            f = udp_tun_frame(self.udst, p)
+            s.sendall(f)
+            sent += len(f)
+            want = udp_tun_frame(self.udst, b"echo:" + p)
+            self.assertEqual(recv_exact(s, len(want)), want)
+            received += len(want)
+        s.close()
+        counts["service-0"] = (sent, received)
+
+        # relay UDP CONNECT (relay.md §5): LEN(2)+DATA frames, the status with the first reply
+        req = test_relay.request(0x81, test_relay.f_network(1),
+                                 test_relay.f_addr(LOOPBACK, self.uecho.port))
+        s = connect(relay)
+        s.sendall(req)
+        sent, received = len(req), 0
+        for i, p in enumerate(payloads):
+            f = struct.pack(">H", len(p)) + p
+            s.sendall(f)
+            sent += len(f)
+            want = (test_relay.OK if i == 0 else b"") + struct.pack(">H", len(p) + 5) + \
+                b"echo:" + p
+            self.assertEqual(recv_exact(s, len(want)), want)
+            received += len(want)
+        s.close()
+        counts["service-1"] = (sent, received)
+
+        # UDP over HTTP (http.md §8): UDP-TUN frames after the 200
+        s = connect(http)
+        req = b"CONNECT 127.0.0.1:0 HTTP/1.1\r\nHost: 127.0.0.1:0\r\nX-Gost-Protocol: udp\r\n\r\n"
+        s.sendall(req)
+        head = read_head(s)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        sent, received = len(req), len(head)
+        for p in payloads:
+            f = udp_tun_frame(self.udst, p)
+            s.sendall(f)
+            sent += len(f)
+            want = udp_tun_frame(self.udst, b"echo:" + p)
+            self.assertEqual(recv_exact(s, len(want)), want)
+            received += len(want)
+        s.close()
+        counts["service-2"] = (sent, received)
+
+        for svc in services:
+            samples = self.settle(mport, svc, base[svc]["gost_service_requests_total"] + 1)
+            self.assert_bytes(samples, svc, base[svc], *counts[svc])
+
+    # -- multiplexed listeners: the payload of each stream ---------------------------------------
+
+    def test_h2c_streams_counted(self):
+        from test_h2 import H2Client
+        (srv,), mport = self.start(["socks5+h2c://127.0.0.1:%d"])
+        c = H2Client(srv)
+        sent = received = 0
+        try:
+            for _ in range(2):
+                sid = c.request([(":method", "CONNECT"), (":authority", "127.0.0.1:%d" % srv)])
+                self.assertEqual(c.response(sid).get(":status"), "200")
+                c.send(sid, b"\x05\x01\x00")
+                self.assertEqual(c.recv(sid, 2), b"\x05\x00")
+                host, port = self.echo.addr.rsplit(":", 1)
+                c.send(sid, b"\x05\x01\x00" + socks5_addr(host, int(port)))
+                reply = c.recv(sid, 10)
+                self.assertEqual(reply[:4], b"\x05\x00\x00\x01", reply)
+                payload = os.urandom(50000)
+                c.send(sid, payload[:20000])
+                c.send(sid, payload[20000:])
+                self.assertEqual(c.recv(sid, len(payload)), payload)
+                c.conn.end_stream(sid)
+                c.flush()
+                c.pump(lambda: sid in c.ended or sid in c.resets)
+                sent += 3 + 10 + len(payload)
+                received += 2 + 10 + len(payload)
+        finally:
+            c.close()
+        samples = self.settle(mport, "service-0", 2)
+        self.assert_bytes(samples, "service-0", service_totals({}, "service-0"), sent, received,
+                          requests=2)
+
+    def through_gost_client(self, server_url, client_node, payload_size=200000):
+        """A tunnel to the echo server through our client gost (an http proxy whose chain is
+        `client_node`) and our server `server_url` (each with a %d for the server's port);
+        returns the payload size and the server's scrape once the tunnel is over. (An http
+        front, not a port forwarder: the port probe of start_gost must not open a tunnel.)"""
+        (srv,), mport = self.start([server_url])
+        front = free_port()
+        self.start_gost("-L", "http://127.0.0.1:%d" % front, "-F", client_node % srv, port=front,
+                        name="client")
+        payload = os.urandom(payload_size)
+        tunnel(front, self.echo.addr, payload)
+        return len(payload), self.settle(mport, "service-0", 1)
+
+    def assert_payload_counted(self, n, samples):
+        # The relay protocol's request (header + address feature) and status come on top.
+        got_in = value(samples, "gost_service_transfer_input_bytes_total", service="service-0")
+        got_out = value(samples, "gost_service_transfer_output_bytes_total", service="service-0")
+        self.assertTrue(n < got_in <= n + 64, (n, got_in))
+        self.assertTrue(n < got_out <= n + 64, (n, got_out))
+
+    def test_mws_streams_counted(self):
+        self.assert_payload_counted(*self.through_gost_client("relay+mws://127.0.0.1:%d",
+                                                              "relay+mws://127.0.0.1:%d"))
+
+    def test_grpc_streams_counted(self):
+        self.assert_payload_counted(*self.through_gost_client(
+            "relay+grpc://127.0.0.1:%d?grpcInsecure=true",
+            "relay+grpc://127.0.0.1:%d?grpcInsecure=true"))
+
+    def test_pht_streams_counted(self):
+        paths = "?authorizePath=/authorize&pushPath=/push&pullPath=/pull"
+        self.assert_payload_counted(*self.through_gost_client(
+            "relay+pht://127.0.0.1:%d" + paths, "relay+pht://127.0.0.1:%d" + paths, 100000))
+
+    # -- authentication failures are handler errors ----------------------------------------------
+
+    def test_auth_failures_are_handler_errors(self):
+        import test_relay
+        from test_h2 import H2Client
+        (http, socks, relay, h2), mport = self.start(["http://u:p@127.0.0.1:%d",
+                                                      "socks5://u:p@127.0.0.1:%d?notls=true",
+                                                      "relay://u:p@127.0.0.1:%d",
+                                                      "http2://u:p@127.0.0.1:%d"])
+        base = self.baselines(mport, ["service-0", "service-1", "service-2"])
+        base["service-3"] = self.baselines(mport, ["service-3"], probed_too=False)["service-3"]
+
+        c = connect(http)
+        c.sendall(b"CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n" % self.echo.addr.encode())
+        self.assertTrue(read_head(c).startswith(b"HTTP/1.1 407"))
+        c.close()
+
+        c = connect(socks)
+        c.sendall(b"\x05\x01\x02")
+        self.assertEqual(recv_exact(c, 2), b"\x05\x02")
+        c.sendall(b"\x01\x01u\x05wrong")
+        self.assertEqual(recv_exact(c, 2)[1:], b"\x01")
+        recv_until_close(c)
+        c.close()
+
+        c = connect(relay)
+        echo_port = int(self.echo.addr.rsplit(":", 1)[1])
+        c.sendall(test_relay.request(1, test_relay.f_auth(b"u", b"wrong"),
+                                     test_relay.f_addr(LOOPBACK, echo_port)))
+        self.assertEqual(recv_exact(c, 4), test_relay.UNAUTHORIZED)
+        c.close()
+
+        # http2: the 407 on one stream; an authenticated tunnel on another, its payload counted
+        hc = H2Client(h2, tls=True)
+        try:
+            base_h2 = [(":method", "CONNECT"), (":authority", self.echo.addr)]
+            sid = hc.request(base_h2)
+            self.assertEqual(hc.response(sid).get(":status"), "407")
+            sid = hc.request(base_h2 + [("proxy-authorization", basic("u", "p"))])
+            self.assertEqual(hc.response(sid).get(":status"), "200")
+            payload = os.urandom(30000)
+            hc.send(sid, payload)
+            self.assertEqual(hc.recv(sid, len(payload)), payload)
+            hc.conn.end_stream(sid)
+            hc.flush()
+            hc.pump(lambda: sid in hc.ended or sid in hc.resets)
+        finally:
+            hc.close()
+
+        for svc in ("service-0", "service-1", "service-2"):
+            samples = self.settle(mport, svc, base[svc]["gost_service_requests_total"] + 1)
+            self.assertEqual(value(samples, "gost_service_handler_errors_total", service=svc),
+                             base[svc]["gost_service_handler_errors_total"] + 1, svc)
+        samples = self.settle(mport, "service-3", 2)
+        self.assertEqual(value(samples, "gost_service_handler_errors_total", service="service-3"),
+                         1)
+        self.assert_bytes(samples, "service-3", base["service-3"], len(payload), len(payload),
+                          requests=2)
+
+    # -- the user label (metrics.userLabel, go-gost/x#35) ----------------------------------------
+
+    def auth_tunnel(self, port, payload, user=None, password=None, keep_open=False):
+        s = connect(port)
+        req = b"CONNECT %s HTTP/1.1\r\nHost: x\r\n" % self.echo.addr.encode()
+        if user is not None:
+            req += b"Proxy-Authorization: %s\r\n" % basic(user, password).encode()
+        req += b"\r\n"
+        s.sendall(req)
+        head = read_head(s)
+        if not head.startswith(b"HTTP/1.1 200"):
+            s.close()
+            return head, len(req), len(head)
+        s.sendall(payload)
+        self.assertEqual(recv_exact(s, len(payload)), payload)
+        if keep_open:
+            return s, len(req) + len(payload), len(head) + len(payload)
+        s.shutdown(socket.SHUT_WR)
+        rest = recv_until_close(s)
+        s.close()
+        return head, len(req) + len(payload), len(head) + len(payload) + len(rest)
+
+    def test_user_label(self):
+        proxy, mport = free_ports(2)
+        path = self.write_file("gost.yaml", (
+            "services:\n- name: web\n  addr: 127.0.0.1:%d\n  handler:\n    type: http\n"
+            "    auther: users\n"
+            "authers:\n- name: users\n  auths:\n  - username: alice\n    password: a\n"
+            "  - username: bob\n    password: b\n"
+            "metrics:\n  addr: 127.0.0.1:%d\n  userLabel: true\n") % (proxy, mport))
+        self.start_gost("-C", path, ports=[proxy, mport])
+        base = self.settle(mport, "web", 1)  # the port probe: no user
+        nobody = {"service": "web", "client": LOOPBACK, "user": ""}
+        self.assertEqual(value(base, "gost_service_requests_total", **nobody), 1)
+
+        # An open tunnel is in flight under its user, its bytes visible while it runs.
+        s, sent_open, received_open = self.auth_tunnel(proxy, b"x" * 1000, "alice", "a",
+                                                       keep_open=True)
+        alice = {"service": "web", "client": LOOPBACK, "user": "alice"}
+        samples, _ = self.wait_scrape(mport, lambda sm: value(
+            sm, "gost_service_requests_in_flight", **alice) == 1 and value(
+            sm, "gost_service_transfer_input_bytes_total", **alice) == sent_open)
+        self.assertEqual(value(samples, "gost_service_requests_in_flight", **alice), 1)
+        self.assertEqual(value(samples, "gost_service_transfer_output_bytes_total", **alice),
+                         received_open)
+        s.shutdown(socket.SHUT_WR)
+        received_open += len(recv_until_close(s))
+        s.close()
+
+        _, sent_a, received_a = self.auth_tunnel(proxy, os.urandom(70000), "alice", "a")
+        _, sent_b, received_b = self.auth_tunnel(proxy, b"bob's", "bob", "b")
+        head, sent_407, received_407 = self.auth_tunnel(proxy, b"", "alice", "wrong")
+        self.assertTrue(head.startswith(b"HTTP/1.1 407"), head)
+        samples = self.settle(mport, "web", 5)
+        bob = dict(alice, user="bob")
+        self.assertEqual(value(samples, "gost_service_requests_total", **alice), 2)
+        self.assertEqual(value(samples, "gost_service_transfer_input_bytes_total", **alice),
+                         sent_open + sent_a)
+        self.assertEqual(value(samples, "gost_service_transfer_output_bytes_total", **alice),
+                         received_open + received_a)
+        self.assertEqual(value(samples, "gost_service_requests_total", **bob), 1)
+        self.assertEqual(value(samples, "gost_service_transfer_input_bytes_total", **bob), sent_b)
+        self.assertEqual(value(samples, "gost_service_transfer_output_bytes_total", **bob),
+                         received_b)
+        # The failed attempt: no user, a handler error.
+        self.assertEqual(value(samples, "gost_service_requests_total", **nobody), 2)
+        self.assertEqual(value(samples, "gost_service_handler_errors_total", **nobody), 1)
+        self.assertIsNone(value(samples, "gost_service_handler_errors_total", **alice))
+        self.assertEqual(value(samples, "gost_service_transfer_input_bytes_total", **nobody),
+                         base_input(base, nobody) + sent_407)
+        # Every per-client series has the label; the others do not.
+        for (name, labels), _ in samples.items():
+            keys = {k for k, _ in labels}
+            per_client = "client" in keys
+            self.assertEqual("user" in keys, per_client, (name, labels))
+
+    def test_no_user_label_by_default(self):
+        (proxy,), mport = self.start(["http://alice:a@127.0.0.1:%d"])
+        self.auth_tunnel(proxy, b"hello", "alice", "a")
+        samples = self.settle(mport, "service-0", 2)
+        self.assertFalse([k for k in samples if any(n == "user" for n, _ in k[1])])
+        self.assertEqual(value(samples, "gost_service_requests_total", **SERIES), 2)
+        # -metrics ...?userLabel=true turns it on from the command line.
+        (proxy,), mport = self.start(["http://alice:a@127.0.0.1:%d"],
+                                     metrics_query="?userLabel=true")
+        self.auth_tunnel(proxy, b"hello", "alice", "a")
+        samples = self.settle(mport, "service-0", 2)
+        self.assertEqual(value(samples, "gost_service_requests_total", user="alice",
+                               **SERIES), 1)
+        self.assertEqual(value(samples, "gost_service_requests_total", user="", **SERIES), 1)
+
+
+def base_input(samples, labels):
+    return value(samples, "gost_service_transfer_input_bytes_total", **labels) or 0
 
 
 @unittest.skipIf(PROMETHEUS is None, "prometheus is not installed (Debian package prometheus; "

@@ -2,6 +2,7 @@
 // format, per-thread shards summed at scrape time.
 #include "core/metrics.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -188,6 +189,183 @@ TEST(MetricsExposition, ShardsSummed) {
   EXPECT_NE(text.find("gost_service_requests_in_flight{client=\"127.0.0.1\",host=\"h\",service="
                       "\"svc\"} 3\n"),
             std::string::npos);
+}
+
+// metrics.userLabel (go-gost/x#35): the per-client families gain `user`, sorted last; the other
+// families are unchanged. Series sort by client, service, then user ("" first).
+TEST(MetricsExposition, GoldenScrapeWithUserLabel) {
+  Registry r("vm", true);
+  auto& alice = r.client("svc", "127.0.0.1", "alice");
+  alice.requests.add(2);
+  alice.traffic.input.add(131);
+  alice.traffic.output.add(55);
+  auto& anonymous = r.client("svc", "127.0.0.1", "");
+  anonymous.requests.add(1);
+  anonymous.errors.add(1);
+  anonymous.traffic.input.add(70);
+  anonymous.traffic.output.add(130);
+  auto& bob = r.client("svc", "10.0.0.1", "bob");
+  bob.requests.add(1);
+  bob.in_flight.store(1);
+  bob.traffic.input.add(3);
+  bob.traffic.output.add(4);
+  r.add_services(1);
+  auto line = [](const char* family, const char* client, const char* user, const char* v) {
+    return fmt::format("{}{{client=\"{}\",host=\"vm\",service=\"svc\",user=\"{}\"}} {}\n", family,
+                       client, user, v);
+  };
+  auto three = [&](const char* family, const char* bob_v, const char* anon_v, const char* alice_v) {
+    return line(family, "10.0.0.1", "bob", bob_v) + line(family, "127.0.0.1", "", anon_v) +
+           line(family, "127.0.0.1", "alice", alice_v);
+  };
+  std::string want =
+      "# HELP gost_service_handler_errors_total Total service handler errors\n"
+      "# TYPE gost_service_handler_errors_total counter\n" +
+      line("gost_service_handler_errors_total", "127.0.0.1", "", "1") +
+      "# HELP gost_service_requests_in_flight Current in-flight requests\n"
+      "# TYPE gost_service_requests_in_flight gauge\n" +
+      three("gost_service_requests_in_flight", "1", "0", "0") +
+      "# HELP gost_service_requests_total Total number of requests\n"
+      "# TYPE gost_service_requests_total counter\n" +
+      three("gost_service_requests_total", "1", "1", "2") +
+      "# HELP gost_service_transfer_input_bytes_total Total service input data transfer size in "
+      "bytes\n"
+      "# TYPE gost_service_transfer_input_bytes_total counter\n" +
+      three("gost_service_transfer_input_bytes_total", "3", "70", "131") +
+      "# HELP gost_service_transfer_output_bytes_total Total service output data transfer size "
+      "in bytes\n"
+      "# TYPE gost_service_transfer_output_bytes_total counter\n" +
+      three("gost_service_transfer_output_bytes_total", "4", "130", "55") +
+      "# HELP gost_services Current number of services\n"
+      "# TYPE gost_services gauge\n"
+      "gost_services{host=\"vm\"} 1\n";
+  EXPECT_EQ(r.exposition(), want);
+}
+
+// Without the label a request counts from its accept, as GOST's do; naming a user changes nothing.
+TEST(MetricsRequest, WithoutUserLabelCountedAtOnce) {
+  Registry r("h");
+  {
+    Request req(&r, "svc", "127.0.0.1:4000");
+    ASSERT_TRUE(req.sink());
+    req.sink()->input(10);
+    req.sink()->output(20);
+    req.set_user("alice");  // no label: nothing changes
+    std::string text = r.exposition();
+    EXPECT_NE(text.find("gost_service_requests_in_flight{client=\"127.0.0.1\",host=\"h\","
+                        "service=\"svc\"} 1\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("gost_service_transfer_input_bytes_total{client=\"127.0.0.1\",host=\"h\","
+                        "service=\"svc\"} 10\n"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("user="), std::string::npos) << text;
+  }
+  std::string text = r.exposition();
+  EXPECT_NE(text.find("gost_service_requests_in_flight{client=\"127.0.0.1\",host=\"h\","
+                      "service=\"svc\"} 0\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("gost_service_request_duration_seconds_count{host=\"h\",service=\"svc\"} 1\n"),
+      std::string::npos)
+      << text;
+}
+
+TEST(MetricsRequest, OffWithoutRegistry) {
+  Request req(nullptr, "svc", "127.0.0.1:4000");
+  EXPECT_FALSE(req.sink());
+  EXPECT_EQ(req.traffic(), nullptr);
+  req.set_user("x");
+  req.fail();
+}
+
+// With the label, a request joins {service, client, user} when its handler names the user: its
+// handshake bytes are added then, later bytes go straight to the series, and a counter never
+// moves between series.
+TEST(MetricsRequest, UserLabelJoinsWhenAuthenticated) {
+  Registry r("h", true);
+  auto has = [&](const std::string& sample) {
+    std::string text = r.exposition();
+    return text.find(sample) != std::string::npos;
+  };
+  const std::string alice = "{client=\"10.1.2.3\",host=\"h\",service=\"svc\",user=\"alice\"} ";
+  const std::string nobody = "{client=\"10.1.2.3\",host=\"h\",service=\"svc\",user=\"\"} ";
+  metrics::SinkPtr late;
+  {
+    Request req(&r, "svc", "10.1.2.3:999");
+    ASSERT_TRUE(req.sink());
+    req.sink()->input(100);  // the request head, before authentication
+    req.sink()->output(7);
+    EXPECT_EQ(r.exposition().find("gost_service_requests_total"), std::string::npos)
+        << "not counted before the user is known";
+    req.set_user("alice");
+    EXPECT_TRUE(has("gost_service_requests_total" + alice + "1\n"));
+    EXPECT_TRUE(has("gost_service_requests_in_flight" + alice + "1\n"));
+    EXPECT_TRUE(has("gost_service_transfer_input_bytes_total" + alice + "100\n"));
+    EXPECT_TRUE(has("gost_service_transfer_output_bytes_total" + alice + "7\n"));
+    req.sink()->input(1000);  // the tunnel: visible while it runs
+    EXPECT_TRUE(has("gost_service_transfer_input_bytes_total" + alice + "1100\n"));
+    EXPECT_EQ(req.traffic(), &r.client("svc", "10.1.2.3", "alice").traffic);
+    req.set_user("bob");  // the first call wins
+    req.fail();
+    late = req.sink();
+  }
+  EXPECT_TRUE(has("gost_service_requests_in_flight" + alice + "0\n"));
+  EXPECT_TRUE(has("gost_service_handler_errors_total" + alice + "1\n"));
+  EXPECT_EQ(r.exposition().find("bob"), std::string::npos);
+  late->output(3);  // a stream that outlived its request (a session's last frame)
+  EXPECT_TRUE(has("gost_service_transfer_output_bytes_total" + alice + "10\n"));
+
+  // Never authenticated (e.g. closed during the handshake): joins user "" at its end.
+  {
+    Request req(&r, "svc", "10.1.2.3:1000");
+    req.sink()->input(5);
+    req.fail();
+  }
+  EXPECT_TRUE(has("gost_service_requests_total" + nobody + "1\n"));
+  EXPECT_TRUE(has("gost_service_requests_in_flight" + nobody + "0\n"));
+  EXPECT_TRUE(has("gost_service_handler_errors_total" + nobody + "1\n"));
+  EXPECT_TRUE(has("gost_service_transfer_input_bytes_total" + nobody + "5\n"));
+  EXPECT_TRUE(has("gost_service_request_duration_seconds_count{host=\"h\",service=\"svc\"} 2\n"));
+}
+
+// A reload turning the label off: the users' series are summed, never shown twice with the same
+// labels; turning it on again shows them apart.
+TEST(MetricsExposition, UserLabelTurnedOffSumsUsers) {
+  Registry r("h", true);
+  r.client("svc", "127.0.0.1", "alice").requests.add(2);
+  r.client("svc", "127.0.0.1", "").requests.add(1);
+  r.set_user_label(false);
+  EXPECT_EQ(r.exposition(),
+            "# HELP gost_service_requests_in_flight Current in-flight requests\n"
+            "# TYPE gost_service_requests_in_flight gauge\n"
+            "gost_service_requests_in_flight{client=\"127.0.0.1\",host=\"h\",service=\"svc\"} 0\n"
+            "# HELP gost_service_requests_total Total number of requests\n"
+            "# TYPE gost_service_requests_total counter\n"
+            "gost_service_requests_total{client=\"127.0.0.1\",host=\"h\",service=\"svc\"} 3\n"
+            "# HELP gost_service_transfer_input_bytes_total Total service input data transfer size "
+            "in bytes\n"
+            "# TYPE gost_service_transfer_input_bytes_total counter\n"
+            "gost_service_transfer_input_bytes_total{client=\"127.0.0.1\",host=\"h\",service="
+            "\"svc\"} 0\n"
+            "# HELP gost_service_transfer_output_bytes_total Total service output data transfer "
+            "size in bytes\n"
+            "# TYPE gost_service_transfer_output_bytes_total counter\n"
+            "gost_service_transfer_output_bytes_total{client=\"127.0.0.1\",host=\"h\",service="
+            "\"svc\"} 0\n");
+  r.set_user_label(true);
+  EXPECT_NE(r.exposition().find("gost_service_requests_total{client=\"127.0.0.1\",host=\"h\","
+                                "service=\"svc\",user=\"alice\"} 2\n"),
+            std::string::npos);
+}
+
+TEST(MetricsConfig, UserLabelFlagParsedAndPrinted) {
+  auto m = config::parse_metrics_flag("127.0.0.1:9000?userLabel=true");
+  EXPECT_EQ(m.addr, "127.0.0.1:9000");
+  EXPECT_TRUE(m.userLabel);
+  EXPECT_FALSE(config::parse_metrics_flag(":9000").userLabel);
 }
 
 TEST(MetricsConfig, FlagParsedAndPrinted) {

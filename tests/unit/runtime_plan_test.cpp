@@ -83,8 +83,8 @@ TEST(RuntimePlan, AutherAndLoggerChanges) {
   next.authers[0].auths[0].password = "q";
   EXPECT_EQ(plan(next), (ServicePlan{{}, {"a"}, {}, {"b", "c"}}));
   next = base();
-  next.loggers[0].log.level = "debug";
-  EXPECT_EQ(plan(next), (ServicePlan{{}, {"c"}, {}, {"a", "b"}}));
+  next.loggers[0].log.level = "debug";  // loggers are looked up per line, not bound
+  EXPECT_EQ(plan(next), (ServicePlan{{}, {}, {}, {"a", "b", "c"}}));
 }
 
 TEST(RuntimePlan, UnrelatedSectionsKeepServices) {
