@@ -7,8 +7,10 @@
 #include <fstream>
 
 #include "app/http_server.hpp"
+#include "config/go_text.hpp"
 #include "config/loader.hpp"
 #include "config/printer.hpp"
+#include "config/url_parser.hpp"
 #include "core/auth.hpp"
 #include "core/log.hpp"
 
@@ -67,45 +69,14 @@ constexpr std::string_view kUnsupported[] = {"admissions", "bypasses", "resolver
                                              "ingresses",  "routers",  "observers", "recorders",
                                              "sds",        "limiters", "climiters", "rlimiters"};
 
-std::string trim(std::string s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
-
-// The value of `key` in a query string (first occurrence, %-decoding of the common cases).
+// The value of `key` in the query of a request-target ("" when absent).
 std::string query_value(std::string_view target, std::string_view key) {
   auto q = target.find('?');
   if (q == std::string_view::npos) return {};
-  std::string_view rest = target.substr(q + 1);
-  while (!rest.empty()) {
-    auto amp = rest.find('&');
-    auto pair = rest.substr(0, amp);
-    auto eq = pair.find('=');
-    if (pair.substr(0, eq) == key) {
-      std::string v(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
-      std::string out;
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        if (v[i] == '+') {
-          out += ' ';
-        } else if (v[i] == '%' && i + 2 < v.size() &&
-                   std::isxdigit(static_cast<unsigned char>(v[i + 1])) &&
-                   std::isxdigit(static_cast<unsigned char>(v[i + 2]))) {
-          out += static_cast<char>(std::stoi(v.substr(i + 1, 2), nullptr, 16));
-          i += 2;
-        } else {
-          out += v[i];
-        }
-      }
-      return out;
-    }
-    if (amp == std::string_view::npos) break;
-    rest = rest.substr(amp + 1);
-  }
+  for (auto& [k, v] : config::parse_query(target.substr(q + 1)))
+    if (k == key) return v.as_string();
   return {};
 }
-
-std::string error_message(const std::exception& e) { return error_text(e); }
 
 }  // namespace
 
@@ -218,7 +189,7 @@ struct ApiServer::Impl {
           throw bad_request(40001, e.what());
         }
         if (method == bhttp::verb::put) object->name = name;
-        object->name = trim(object->name);
+        object->name = config::detail::trim_space(object->name);
         target = object->name;
         if (target.empty()) throw bad_request(40001, kind + " name is required");
       }
@@ -242,7 +213,7 @@ struct ApiServer::Impl {
       return error(req, e);
     } catch (const std::exception& e) {
       return error(req, {bhttp::status::internal_server_error, 40003,
-                         fmt::format("{} {} {} failed: {}", verb, kind, target, error_message(e))});
+                         fmt::format("{} {} {} failed: {}", verb, kind, target, error_text(e))});
     }
     return ok(req);
   }
@@ -312,7 +283,7 @@ struct ApiServer::Impl {
       try {
         hooks.reload();
       } catch (const std::exception& e) {
-        return error(req, bad_request(40001, error_message(e)));
+        return error(req, bad_request(40001, error_text(e)));
       }
       return ok(req);
     }

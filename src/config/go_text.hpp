@@ -1,6 +1,6 @@
-// Text helpers shared by the config module that reproduce Go standard-library behaviour
-// (strconv number syntax and formatting, gopkg.in/yaml.v3 plain-scalar resolution), so that
-// loading and -O printing agree with GOST byte for byte. Internal to src/config/.
+// Text helpers that reproduce Go standard-library behaviour (strconv number syntax and
+// formatting, string quoting, gopkg.in/yaml.v3 plain-scalar resolution), so that loading, -O
+// printing, the web API and the logs agree with GOST byte for byte.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +26,15 @@ std::optional<bool> go_parse_bool(std::string_view s);
 std::string go_format_float(double v, char fmt);
 // encoding/json float encoding ('f' unless tiny/huge, then cleaned-up 'e').
 std::string go_json_float(double v);
+
+// strings.TrimSpace (ASCII white space).
+std::string trim_space(std::string_view s);
+
+// encoding/json's string encoding, appended to `out`: invalid UTF-8 becomes \ufffd, U+2028/2029
+// are escaped, and with `escape_html` (json.Marshal's default) so are < > &.
+void append_go_json_string(std::string& out, std::string_view s, bool escape_html);
+// strconv.Quote (what %q prints for a string), appended to `out`.
+void append_go_quoted(std::string& out, std::string_view s);
 
 // What a YAML plain (unquoted) scalar means to gopkg.in/yaml.v3.
 enum class PlainKind { Null, Bool, Int, Float, Timestamp, String };

@@ -745,48 +745,9 @@ class YamlWriter {
 // ---- JSON (encoding/json, Encoder.SetIndent("", "  ")) ------------------------------------
 
 std::string json_string(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        continue;
-      case '\\':
-        out += "\\\\";
-        continue;
-      case '\n':
-        out += "\\n";
-        continue;
-      case '\r':
-        out += "\\r";
-        continue;
-      case '\t':
-        out += "\\t";
-        continue;
-      case '\b':
-        out += "\\b";
-        continue;
-      case '\f':
-        out += "\\f";
-        continue;
-      default:
-        break;
-    }
-    if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-      out += "\\u00";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    } else if (c == 0xE2 && s.substr(i + 1, 1) == "\x80" && i + 2 < s.size() &&
-               (s[i + 2] == '\xA8' || s[i + 2] == '\xA9')) {
-      out += s[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
-      i += 2;
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  return out + "\"";
+  std::string out;
+  detail::append_go_json_string(out, s, true);
+  return out;
 }
 
 // encoding/json: MarshalIndent with two spaces, or Marshal (no whitespace) when indent < 0.

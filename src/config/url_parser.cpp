@@ -67,12 +67,7 @@ std::vector<std::string> split(std::string_view s, char sep) {
   }
 }
 
-std::string trim_space(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n\v\f");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r\n\v\f");
-  return std::string(s.substr(first, last - first + 1));
-}
+using detail::trim_space;
 
 std::string trim_slashes(std::string_view s) {
   while (!s.empty() && s.front() == '/') s.remove_prefix(1);
@@ -339,7 +334,7 @@ std::pair<std::string, std::string> cut_host(const std::string& s) {
 
 using Pairs = std::vector<std::pair<std::string, Value>>;
 
-Pairs parse_query(std::string_view query) {
+Pairs query_pairs(std::string_view query) {
   Pairs m;
   while (!query.empty()) {
     const auto amp = query.find('&');
@@ -677,7 +672,7 @@ std::vector<Service> build_services(const Url& url, std::string_view arg) {
   attach_forwarders(services, nodes);
 
   std::optional<Auth> auth = auth_from_url(url);
-  Pairs m = parse_query(url.raw_query);
+  Pairs m = query_pairs(url.raw_query);
   const Snapshot md(m);
   apply_auth_key(md, auth, arg);
   erase_exact(m, {"auth"});
@@ -828,7 +823,7 @@ Node build_node(const Url& url, Pairs m, std::string_view arg) {
 
 Hop build_hop(std::size_t index, const std::string& arg) {
   const Url url = norm(arg, true);
-  Pairs m = parse_query(url.raw_query);
+  Pairs m = query_pairs(url.raw_query);
   const Snapshot md(m);
   Hop hop;
   hop.name = "hop-" + std::to_string(index);
@@ -918,7 +913,7 @@ EndpointFlag parse_endpoint_flag(const char* flag, const std::string& value) {
     const Url url = norm(value, true);
     EndpointFlag f;
     f.addr = url.host;
-    for (auto& [key, v] : parse_query(url.raw_query)) f.query.set(key, std::move(v));
+    for (auto& [key, v] : query_pairs(url.raw_query)) f.query.set(key, std::move(v));
     if (url.has_user)
       f.auth = Auth{.username = url.username, .password = url.password.value_or("")};
     return f;
@@ -943,6 +938,10 @@ Api parse_api_flag(const std::string& value) {
              .pathPrefix = f.query.get_string("pathPrefix").value_or(""),
              .accesslog = f.query.get_bool("accesslog").value_or(false),
              .auth = f.auth};
+}
+
+std::vector<std::pair<std::string, Value>> parse_query(std::string_view query) {
+  return query_pairs(query);
 }
 
 }  // namespace gost::config

@@ -28,6 +28,9 @@ Config parse_command_line(const std::vector<std::string>& services,
 // The -metrics value `[user:pass@][host]:port[?path=/p]` (spec/cli.md §1.1 step 6): normalised like
 // a node URL; only the host, the userinfo and `path` are used. Throws ConfigError.
 Metrics parse_metrics_flag(const std::string& value);
+// A URL query as Go's url.ParseQuery + Get read it: keys and values %-decoded ('+' is a space),
+// the first value of a key wins, pairs with ';' or a bad escape are skipped.
+std::vector<std::pair<std::string, Value>> parse_query(std::string_view query);
 // -api [user:pass@][host]:port[?pathPrefix=/p&accesslog=true] (spec/cli.md §1.1 step 6).
 Api parse_api_flag(const std::string& value);
 

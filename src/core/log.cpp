@@ -6,6 +6,7 @@
 #include <ctime>
 #include <mutex>
 
+#include "config/go_text.hpp"
 #include "config/model.hpp"
 #include "core/log_file.hpp"
 
@@ -113,179 +114,10 @@ const TimeParts& time_parts(std::int64_t sec) {
   return tp;
 }
 
-// ---- escaping --------------------------------------------------------------------------------
+// ---- escaping: config/go_text (encoding/json and strconv.Quote) -------------------------------
 
-constexpr char kHex[] = "0123456789abcdef";
-
-// utf8.DecodeRuneInString: false for an invalid sequence (then it is one byte wide).
-bool decode_utf8(std::string_view s, std::size_t i, char32_t& r, std::size_t& len) {
-  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  unsigned char c = b(0);
-  std::size_t n = s.size() - i;
-  if (c < 0x80) {
-    r = c;
-    len = 1;
-    return true;
-  }
-  auto cont = [&](std::size_t k) { return k < n && (b(k) & 0xC0) == 0x80; };
-  if (c >= 0xC2 && c <= 0xDF && cont(1)) {
-    r = (char32_t(c & 0x1F) << 6) | (b(1) & 0x3F);
-    len = 2;
-    return true;
-  }
-  if (c >= 0xE0 && c <= 0xEF && cont(1) && cont(2)) {
-    r = (char32_t(c & 0x0F) << 12) | (char32_t(b(1) & 0x3F) << 6) | (b(2) & 0x3F);
-    if (r < 0x800 || (r >= 0xD800 && r <= 0xDFFF)) return false;
-    len = 3;
-    return true;
-  }
-  if (c >= 0xF0 && c <= 0xF4 && cont(1) && cont(2) && cont(3)) {
-    r = (char32_t(c & 0x07) << 18) | (char32_t(b(1) & 0x3F) << 12) | (char32_t(b(2) & 0x3F) << 6) |
-        (b(3) & 0x3F);
-    if (r < 0x10000 || r > 0x10FFFF) return false;
-    len = 4;
-    return true;
-  }
-  return false;
-}
-
-// encoding/json string with SetEscapeHTML(false).
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  std::size_t start = 0, i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      ++i;
-      continue;
-    }
-    if (c < 0x80) {
-      out.append(s, start, i - start);
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        default:
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xF]);
-      }
-      start = ++i;
-      continue;
-    }
-    char32_t r;
-    std::size_t len;
-    if (!decode_utf8(s, i, r, len)) {
-      out.append(s, start, i - start);
-      out += "\\ufffd";
-      start = ++i;
-      continue;
-    }
-    if (r == 0x2028 || r == 0x2029) {
-      out.append(s, start, i - start);
-      out += r == 0x2028 ? "\\u2028" : "\\u2029";
-      start = i + len;
-    }
-    i += len;
-  }
-  out.append(s, start, s.size() - start);
-  out.push_back('"');
-}
-
-// strconv.IsPrint for non-ASCII runes, approximated without Unicode tables: the C1 controls,
-// spaces other than U+0020, format characters, private use and non-characters are not printable.
-bool is_print(char32_t r) {
-  if (r < 0xA1) return false;  // C1 controls and U+00A0
-  if (r == 0xAD || r == 0x61C || r == 0x1680 || r == 0x180E || r == 0x3000 || r == 0xFEFF)
-    return false;
-  if ((r >= 0x2000 && r <= 0x200F) || (r >= 0x2028 && r <= 0x202F) || (r >= 0x205F && r <= 0x206F))
-    return false;
-  if ((r >= 0xE000 && r <= 0xF8FF) || (r >= 0xFFF9 && r <= 0xFFFB) || r == 0xFFFE || r == 0xFFFF)
-    return false;
-  if (r >= 0xE0000) return false;  // tags, variation selectors supplement, private use planes
-  return true;
-}
-
-// strconv.Quote (what %q prints for a string).
-void append_go_quoted(std::string& out, std::string_view s) {
-  out.push_back('"');
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7F) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    }
-    char32_t r;
-    std::size_t len;
-    if (!decode_utf8(s, i, r, len)) {
-      out += "\\x";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-      ++i;
-      continue;
-    }
-    if (r < 0x80) {
-      switch (r) {
-        case '\a':
-          out += "\\a";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        case '\v':
-          out += "\\v";
-          break;
-        default:
-          out += "\\x";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xF]);
-      }
-    } else if (is_print(r)) {
-      out.append(s, i, len);
-    } else if (r < 0x10000) {
-      out += "\\u";
-      for (int sh = 12; sh >= 0; sh -= 4) out.push_back(kHex[(r >> sh) & 0xF]);
-    } else {
-      out += "\\U";
-      for (int sh = 28; sh >= 0; sh -= 4) out.push_back(kHex[(r >> sh) & 0xF]);
-    }
-    i += len;
-  }
-  out.push_back('"');
-}
+using config::detail::append_go_json_string;
+using config::detail::append_go_quoted;
 
 // logrus TextFormatter.needsQuoting.
 bool needs_quoting(std::string_view s) {
@@ -396,11 +228,11 @@ void format_json(std::string& out, const std::vector<Item>& items, const Line& l
   for (const auto& it : items) {
     if (!first) out.push_back(',');
     first = false;
-    append_json_string(out, it.key);
+    append_go_json_string(out, it.key, false);
     out.push_back(':');
     switch (it.kind) {
       case Kind::str:
-        append_json_string(out, it.s);
+        append_go_json_string(out, it.s, false);
         break;
       case Kind::num:
         append_int(out, it.i);
@@ -416,7 +248,7 @@ void format_json(std::string& out, const std::vector<Item>& items, const Line& l
         out.push_back('"');
         break;
       case Kind::msg:
-        append_json_string(out, line.msg);
+        append_go_json_string(out, line.msg, false);
         break;
     }
   }
