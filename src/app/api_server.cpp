@@ -24,7 +24,7 @@ using Response = HttpServer::Response;
 // A request body is one configuration object; 1 MiB is far beyond any real one.
 constexpr std::uint64_t kBodyLimit = 1024 * 1024;
 
-// An API error: HTTP status, GOST's code and message (spec §2.3).
+// An API error: HTTP status, GOST's code and message (docs/PROTOCOLS.md "observability: web API").
 struct ApiError {
   bhttp::status status;
   int code;
@@ -134,7 +134,8 @@ struct ApiServer::Impl {
     return res;
   }
 
-  // The running configuration with each service's status (spec §2.4).
+  // The running configuration with each service's status (docs/PROTOCOLS.md
+  // "observability: web API").
   config::Config snapshot() const {
     auto cfg = runtime.config();
     auto status = runtime.status();
@@ -368,7 +369,7 @@ ApiServer::ApiServer(const config::Api& api, Runtime& runtime, Hooks hooks)
       impl_->log.warn(fmt::format("api: auther \"{}\" is not defined: nobody is let in through it",
                                   api.auther));
   }
-  // An empty address listens on an ephemeral port (spec §2.1).
+  // An empty address listens on an ephemeral port (docs/PROTOCOLS.md "observability: web API").
   std::string addr = api.addr.empty() ? std::string(":0") : api.addr;
   impl_->server = std::make_unique<HttpServer>(
       addr, "@api", kBodyLimit, [im = impl_.get()](const Request& req, const std::string& remote) {

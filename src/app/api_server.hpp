@@ -1,6 +1,7 @@
-// GOST's web API `@api` (spec/observability.md §2): read the running configuration, create,
-// replace and delete services, chains, hops and authers, reload, save. Every change goes through
-// Runtime::update(), so it rebinds only the services it touches and is all or nothing.
+// GOST's web API `@api` (docs/PROTOCOLS.md "observability: web API"): read the running
+// configuration, create, replace and delete services, chains, hops and authers, reload, save. Every
+// change goes through Runtime::update(), so it rebinds only the services it touches and is all or
+// nothing.
 #pragma once
 
 #include <functional>

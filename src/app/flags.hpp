@@ -1,4 +1,4 @@
-// GOST's command line, parsed with Go `flag` package semantics (spec/cli.md §1).
+// GOST's command line, parsed with Go `flag` package semantics (docs/PROTOCOLS.md "cli: flags").
 #pragma once
 
 #include <optional>

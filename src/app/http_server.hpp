@@ -1,7 +1,7 @@
 // The small HTTP/1.1 server (Boost.Beast) behind the global endpoints `@metrics` and `@api`
-// (spec/observability.md §1.2, §2.2): its own thread, so that a scrape or an API call never runs
-// on a worker; bounded heads and bodies, read/write timeouts, a bounded number of connections,
-// keep-alive, Go's plain-text replies to requests that do not parse.
+// (docs/PROTOCOLS.md "observability: metrics", "observability: web API"): its own thread, so that a
+// scrape or an API call never runs on a worker; bounded heads and bodies, read/write timeouts, a
+// bounded number of connections, keep-alive, Go's plain-text replies to requests that do not parse.
 #pragma once
 
 #include <boost/beast/http.hpp>

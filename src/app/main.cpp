@@ -1,4 +1,4 @@
-// gost: command line → configuration → services (spec/cli.md §1.1).
+// gost: command line → configuration → services (docs/PROTOCOLS.md "cli: flags").
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -49,7 +49,8 @@ config::Config build_config(const app::Flags& flags) {
   config::Config cfg;
   for (const auto& src : flags.configs) cfg.merge(config::load_source(src));
   cfg.merge(config::parse_command_line(flags.services, flags.nodes));
-  // The default file is looked for only when nothing else says what to run (spec/cli.md §1.1).
+  // The default file is looked for only when nothing else says what to run (docs/PROTOCOLS.md
+  // "cli: flags").
   if (cfg.services.empty() && flags.configs.empty() && flags.api.empty() && !cfg.api) {
     auto path = config::find_default_config();
     if (!path) {
@@ -65,8 +66,8 @@ config::Config build_config(const app::Flags& flags) {
     if (!cfg.log) cfg.log = config::Log{};
     cfg.log->level = lvl;
   }
-  // GOST 3.2.6 replaces the whole api and metrics sections with {addr} (spec/observability.md
-  // §1.1, §2.1).
+  // GOST 3.2.6 replaces the whole api and metrics sections with {addr} (docs/PROTOCOLS.md
+  // "observability: metrics", "observability: web API").
   if (const char* addr = std::getenv("GOST_API"); addr && *addr) {
     cfg.api = config::Api{};
     cfg.api->addr = addr;

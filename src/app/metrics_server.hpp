@@ -1,5 +1,5 @@
-// The global Prometheus endpoint `@metrics` (spec/observability.md §1.2): an HTTP/1.1 server
-// (Boost.Beast) on its own thread, so that a scrape never runs on a worker.
+// The global Prometheus endpoint `@metrics` (docs/PROTOCOLS.md "observability: metrics"): an
+// HTTP/1.1 server (Boost.Beast) on its own thread, so that a scrape never runs on a worker.
 #pragma once
 
 #include <memory>

@@ -18,7 +18,8 @@
 namespace gost::app {
 namespace {
 
-// The `@metrics` endpoint of a `metrics` section with an address (spec/observability.md §1.1).
+// The `@metrics` endpoint of a `metrics` section with an address (docs/PROTOCOLS.md
+// "observability: metrics").
 std::unique_ptr<MetricsServer> make_metrics_server(const config::Config& cfg) {
   const auto& mc = *cfg.metrics;
   std::shared_ptr<const Authenticator> auth;
@@ -58,8 +59,8 @@ struct Program::Impl {
   std::unique_ptr<ApiServer> api_server;
   bool serving = false;
 
-  // The global servers of `cfg` (spec/observability.md §0 step 4): rebuilt only when their
-  // section changed. A server that cannot bind keeps the old one (and the error is reported).
+  // The global servers of `cfg` (docs/PROTOCOLS.md "observability: reload"): rebuilt only when
+  // their section changed. A server that cannot bind keeps the old one (and the error is reported).
   void apply_globals(const config::Config& cfg) {
     if (cfg.metrics != metrics_config) {
       const bool on = cfg.metrics && !cfg.metrics->addr.empty();

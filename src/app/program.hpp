@@ -1,6 +1,6 @@
-// Turns a configuration into running services (spec/core.md §2), runs them on the workers, and
-// reloads them: SIGHUP, the -R period and the web API's POST /config/reload re-read the
-// configuration sources and apply the difference (app/runtime.hpp).
+// Turns a configuration into running services (docs/PROTOCOLS.md "core: services"), runs them on
+// the workers, and reloads them: SIGHUP, the -R period and the web API's POST /config/reload
+// re-read the configuration sources and apply the difference (app/runtime.hpp).
 #pragma once
 
 #include <chrono>

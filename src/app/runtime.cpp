@@ -127,6 +127,13 @@ class Builder {
         throw ConfigError(
             fmt::format("{}: dialer \"{}\" is not supported by this implementation (dialers: {})",
                         nwhere, dtype, registry_names<DialerRegistry>()));
+      // Dialer http2 yields no byte stream, only HTTP/2 sessions for connector http2's CONNECT
+      // (GOST's pair works the same way): any other connector on it would fail every tunnel.
+      if ((dtype == "http2") != (ctype == "http2"))
+        throw ConfigError(fmt::format(
+            "{}: connector \"{}\" with dialer \"{}\": the HTTP/2 proxy mode pairs connector "
+            "http2 with dialer http2 (-F http2://...); use dialer h2 to carry {} over HTTP/2",
+            nwhere, ctype, dtype, ctype == "http2" ? "another connector" : ctype));
       n->connector = (*cf)(ConnectorOptions{cn.connector, cn.addr});
       n->dialer = (*df)(DialerOptions{cn.dialer, cn.addr});
       nodes.push_back(std::move(n));
@@ -255,6 +262,7 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   lo.addr = sc.addr;
   lo.config = sc.listener;
   lo.service_metadata = &rt->config.metadata;
+  lo.service = sc.name;
   lo.log = rt->log;
   for (auto* w : workers) {
     lo.first = rt->listeners.empty();
@@ -392,7 +400,6 @@ ServicePlan Runtime::update(const std::function<void(config::Config&)>& change) 
 ServicePlan Runtime::apply_locked(const config::Config& next) {
   auto& im = *impl_;
   ServicePlan plan = plan_services(im.config, next);
-  auto old_keys = service_keys(im.config);
   auto new_keys = service_keys(next);
   std::map<std::string, ServiceInstance*> running;
   for (auto& s : im.services) running.emplace(s->key, s.get());

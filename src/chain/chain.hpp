@@ -1,4 +1,4 @@
-// A chain of hops and the router that dials targets through it (spec/core.md §4).
+// A chain of hops and the router that dials targets through it (docs/PROTOCOLS.md "core: routes").
 #pragma once
 
 #include <chrono>

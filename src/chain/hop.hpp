@@ -1,4 +1,4 @@
-// Nodes, hops and node selection with failure marking (spec/core.md §4–§5, config.md §8).
+// Nodes, hops and node selection with failure marking (docs/PROTOCOLS.md "core: selection").
 #pragma once
 
 #include <atomic>
@@ -52,7 +52,8 @@ SelectorOptions selector_options(const std::optional<config::Selector>& sel,
 class Hop {
  public:
   Hop(std::string name, std::vector<std::shared_ptr<Node>> nodes, SelectorOptions opts);
-  // Picks a node (spec/core.md §5.1); `hash_key` feeds the hash strategy. Null when empty.
+  // Picks a node (docs/PROTOCOLS.md "core: selection"); `hash_key` feeds the hash strategy. Null
+  // when empty.
   std::shared_ptr<Node> select(std::string_view hash_key = {});
   bool is_failed(const Node& n) const;
   const std::string& name() const { return name_; }

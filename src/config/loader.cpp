@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -72,6 +73,14 @@ std::string to_string(const YAML::Node& n, const std::string& path) {
   }
 }
 
+// A float where an integer is expected: truncated as Go's int64(f), but only when it fits (Go's
+// conversion of an out-of-range float is implementation-defined, C++'s is undefined).
+std::int64_t float_to_int(double f, const std::string& path, const char* what) {
+  if (!std::isfinite(f) || f < -9223372036854775808.0 || f >= 9223372036854775808.0)
+    fail(path, std::string(what) + " out of range: " + detail::go_format_float(f, 'g'));
+  return static_cast<std::int64_t>(f);
+}
+
 std::int64_t to_int(const YAML::Node& n, const std::string& path) {
   if (is_null(n)) return 0;
   if (!n.IsScalar()) fail(path, "expected an integer");
@@ -84,7 +93,7 @@ std::int64_t to_int(const YAML::Node& n, const std::string& path) {
     case PlainKind::Int:
       return s.value.i;
     case PlainKind::Float:
-      return static_cast<std::int64_t>(s.value.f);
+      return float_to_int(s.value.f, path, "integer");
     default:
       break;
   }
@@ -125,7 +134,7 @@ std::chrono::nanoseconds to_duration(const YAML::Node& n, const std::string& pat
     case PlainKind::Int:
       return std::chrono::nanoseconds(s.value.i);
     case PlainKind::Float:
-      return std::chrono::nanoseconds(static_cast<std::int64_t>(s.value.f));
+      return std::chrono::nanoseconds(float_to_int(s.value.f, path, "duration"));
     default:
       break;
   }

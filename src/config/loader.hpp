@@ -1,5 +1,5 @@
-// Loads configuration files (spec/config.md §1, spec/cli.md §1.2 and §1.4): YAML and JSON with
-// case-insensitive keys, weak typing and GOST's duration rules. Keys GOST knows but this
+// Loads configuration files (docs/PROTOCOLS.md "config: reading rules", "cli: sources"): YAML and
+// JSON with case-insensitive keys, weak typing and GOST's duration rules. Keys GOST knows but this
 // implementation does not support are rejected with a ConfigError naming the key path
 // (e.g. "services[0].bypass: not supported"); unknown keys are ignored as in GOST.
 #pragma once
@@ -18,9 +18,9 @@ Config load_json(std::string_view text);
 // Inline JSON given as `-C '{...}'`: like load_json but metadata keys keep their case.
 Config load_inline_json(std::string_view text);
 
-// One object of a web API request body (spec/observability.md §2.3): a JSON object, checked
-// like the same object in a file (ConfigError naming the key). A body that is not a JSON object
-// counts as an empty one, as in GOST.
+// One object of a web API request body (docs/PROTOCOLS.md "observability: web API"): a JSON object,
+// checked like the same object in a file (ConfigError naming the key). A body that is not a JSON
+// object counts as an empty one, as in GOST.
 Service load_service_object(std::string_view json);
 Chain load_chain_object(std::string_view json);
 Hop load_hop_object(std::string_view json);

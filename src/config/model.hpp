@@ -1,6 +1,7 @@
-// The in-memory configuration model (spec/config.md). One model, three faces: built from -L/-F URLs
-// (url_parser), loaded from YAML/JSON (loader), printed with -O (printer). Field order in each
-// struct is the print order of spec/config.md §13; empty optional fields are not printed.
+// The in-memory configuration model (docs/PROTOCOLS.md "config"). One model, three faces: built
+// from -L/-F URLs (url_parser), loaded from YAML/JSON (loader), printed with -O (printer). Field
+// order in each struct is the print order of docs/PROTOCOLS.md "config: output order"; empty
+// optional fields are not printed.
 #pragma once
 
 #include <chrono>
@@ -61,9 +62,10 @@ class Metadata {
   void set(std::string key, Value value);
   bool erase(std::string_view key);  // case-insensitive; true if something was removed
 
-  // Typed getters, following GOST's metadata conversion rules (spec/config.md §1):
-  // bool from true/false/1/0/t/f (any case) or non-zero int; int from decimal strings or numbers;
-  // durations from Go duration strings ("1m30s") or integers/numeric strings meaning seconds.
+  // Typed getters, following GOST's metadata conversion rules (docs/PROTOCOLS.md
+  // "config: reading rules"): bool from true/false/1/0/t/f (any case) or non-zero int; int from
+  // decimal strings or numbers; durations from Go duration strings ("1m30s") or integers/numeric
+  // strings meaning seconds.
   std::optional<std::string> get_string(std::string_view key) const;
   std::optional<bool> get_bool(std::string_view key) const;
   std::optional<std::int64_t> get_int(std::string_view key) const;
@@ -165,8 +167,8 @@ struct Forwarder {
   bool operator==(const Forwarder&) const = default;
 };
 
-// A running service as the web API shows it (spec/observability.md §2.4): never loaded, never
-// part of what a reload compares.
+// A running service as the web API shows it (docs/PROTOCOLS.md "observability: web API"): never
+// loaded, never part of what a reload compares.
 struct ServiceStatus {
   std::int64_t createTime = 0;                               // unix seconds
   std::string state;                                         // "running"
@@ -176,7 +178,7 @@ struct ServiceStatus {
 struct Service {
   std::string name;  // printed always
   std::string addr;
-  std::string logger;                // a named logger (spec/observability.md §3.1)
+  std::string logger;                // a named logger (docs/PROTOCOLS.md "observability: logging")
   std::vector<std::string> loggers;  // several: every line goes to each of them
   Handler handler;    // printed always (type defaults to "auto" when loaded without one)
   Listener listener;  // printed always (type defaults to "tcp")
@@ -226,7 +228,8 @@ struct Auther {
   bool operator==(const Auther&) const = default;
 };
 
-// Size-based rotation of a log file (lumberjack's options, spec/observability.md §3.1).
+// Size-based rotation of a log file (lumberjack's options, docs/PROTOCOLS.md
+// "observability: logging").
 struct Rotation {
   int maxSize = 0;     // MB; 0 = 100
   int maxAge = 0;      // days; 0 = keep regardless of age
@@ -249,7 +252,7 @@ struct NamedLogger {
   Log log;
   bool operator==(const NamedLogger&) const = default;
 };
-// The web API server (spec/observability.md §2, config.md §11).
+// The web API server (docs/PROTOCOLS.md "observability: web API", "config: operations").
 struct Api {
   std::string addr;  // printed always
   std::string pathPrefix;
@@ -259,8 +262,8 @@ struct Api {
   bool operator==(const Api&) const = default;
 };
 
-// The global Prometheus endpoint (spec/observability.md §1.1, config.md §11). `path` empty =
-// "/metrics"; a named `auther` replaces `auth`.
+// The global Prometheus endpoint (docs/PROTOCOLS.md "observability: metrics",
+// "config: operations"). `path` empty = "/metrics"; a named `auther` replaces `auth`.
 struct Metrics {
   std::string addr;  // printed always
   std::string path;
@@ -284,7 +287,8 @@ struct Config {
   std::optional<Metrics> metrics;
   bool operator==(const Config&) const = default;
 
-  // Appends list sections, replaces single sections present in `other` (spec/cli.md §1.1 step 1).
+  // Appends list sections, replaces single sections present in `other` (docs/PROTOCOLS.md
+  // "cli: flags", step 1).
   void merge(Config other);
 };
 

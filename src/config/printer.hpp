@@ -1,6 +1,6 @@
-// Prints a configuration the way `gost -O yaml|json` does (spec/cli.md §7, spec/config.md §13):
-// GOST's key order and omission rules, gopkg.in/yaml.v3 block style with 2-space indentation,
-// encoding/json MarshalIndent style with 2 spaces. Pure functions, no I/O.
+// Prints a configuration the way `gost -O yaml|json` does (docs/PROTOCOLS.md "cli: output",
+// "config: output order"): GOST's key order and omission rules, gopkg.in/yaml.v3 block style with
+// 2-space indentation, encoding/json MarshalIndent style with 2 spaces. Pure functions, no I/O.
 #pragma once
 
 #include <string>

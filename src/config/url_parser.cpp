@@ -14,7 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// ---- registry tables of the real GOST binary (spec/cli.md §3.2) --------------------------
+// ---- registry tables of the real GOST binary (docs/PROTOCOLS.md "cli: schemes") -----------------
 
 bool contains(std::initializer_list<std::string_view> names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
@@ -653,9 +653,9 @@ std::vector<Service> build_services(const Url& url, std::string_view arg) {
 
   if (!is_registered_handler(handler)) handler = "auto";
   if (!is_registered_listener(listener)) listener = handler == "ssu" ? "udp" : "tcp";
-  // `-L http3://…`, the seed's spelling (spec/http3.md §1.1): PHT over HTTP/3 with handler auto.
-  // GOST 3.2.6 builds its HTTP/3 reverse proxy (handler http3) from it, which we do not have; its
-  // PHT-over-HTTP/3 listener is `h3`, which we also accept.
+  // `-L http3://…`, the seed's spelling (docs/PROTOCOLS.md "http3: names"): PHT over HTTP/3 with
+  // handler auto. GOST 3.2.6 builds its HTTP/3 reverse proxy (handler http3) from it, which we do
+  // not have; its PHT-over-HTTP/3 listener is `h3`, which we also accept.
   if (handler == "http3" && listener == "http3") handler = "auto";
 
   std::vector<ForwardNode> nodes;
@@ -903,7 +903,9 @@ namespace {
 // What -metrics and -api take from their value: normalised like a node URL, only the host, the
 // userinfo and the query are used.
 struct EndpointFlag {
-  std::string addr;  // host:port; empty for unix:// (GOST then starts no endpoint, §1.1)
+  // host:port; empty for unix:// (GOST then starts no endpoint: docs/PROTOCOLS.md
+  // "observability: metrics")
+  std::string addr;
   std::optional<Auth> auth;
   Metadata query;  // case-insensitive keys
 };

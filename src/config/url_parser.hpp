@@ -1,5 +1,6 @@
 // Builds the configuration of the command line: -L service URLs and -F node URLs
-// (spec/cli.md §2–§6), reproducing GOST's naming, scheme tables and query-key rules.
+// (docs/PROTOCOLS.md "cli: URLs", "cli: schemes", "cli: query keys", "cli: naming",
+// "cli: forwarding"), reproducing GOST's naming, scheme tables and query-key rules.
 #pragma once
 
 #include <string>
@@ -25,13 +26,13 @@ struct UnknownSchemeError : ConfigError {
 Config parse_command_line(const std::vector<std::string>& services,
                           const std::vector<std::string>& nodes);
 
-// The -metrics value `[user:pass@][host]:port[?path=/p]` (spec/cli.md §1.1 step 6): normalised like
-// a node URL; only the host, the userinfo and `path` are used. Throws ConfigError.
+// The -metrics value `[user:pass@][host]:port[?path=/p]` (docs/PROTOCOLS.md "cli: flags", step 6):
+// normalised like a node URL; only the host, the userinfo and `path` are used. Throws ConfigError.
 Metrics parse_metrics_flag(const std::string& value);
 // A URL query as Go's url.ParseQuery + Get read it: keys and values %-decoded ('+' is a space),
 // the first value of a key wins, pairs with ';' or a bad escape are skipped.
 std::vector<std::pair<std::string, Value>> parse_query(std::string_view query);
-// -api [user:pass@][host]:port[?pathPrefix=/p&accesslog=true] (spec/cli.md §1.1 step 6).
+// -api [user:pass@][host]:port[?pathPrefix=/p&accesslog=true] (docs/PROTOCOLS.md "cli: flags").
 Api parse_api_flag(const std::string& value);
 
 }  // namespace gost::config

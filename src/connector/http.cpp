@@ -1,5 +1,5 @@
-// Connector "http": asks an HTTP proxy node for a tunnel with CONNECT (spec/http.md §10), or for
-// a UDP relay (X-Gost-Protocol: udp, §8).
+// Connector "http": asks an HTTP proxy node for a tunnel with CONNECT (docs/PROTOCOLS.md
+// "http: connector"), or for a UDP relay (X-Gost-Protocol: udp, "http: UDP").
 #include <fmt/format.h>
 
 #include "core/buffered_stream.hpp"
@@ -54,9 +54,11 @@ class HttpConnector final : public Connector {
     if (resp.status != 200)
       throw system_error(asio::error::connection_refused,
                          fmt::format("{} {}", resp.status, resp.reason));
-    // Unlike GOST's client, keep bytes that arrived together with the 200 (http.md §12 item 10).
+    // Unlike GOST's client, keep bytes that arrived together with the 200 (docs/PROTOCOLS.md
+    // "http: connector").
     auto tunnel = with_prefix(std::move(s), buf.substr(head_len));
-    // UDP: datagrams travel as UDP-TUN frames (spec/http.md §8); the handler uses the PacketConn.
+    // UDP: datagrams travel as UDP-TUN frames (docs/PROTOCOLS.md "http: UDP"); the handler uses the
+    // PacketConn.
     if (udp) co_return std::make_unique<net::UdpTunStream>(std::move(tunnel));
     co_return tunnel;
   }

@@ -1,5 +1,6 @@
-// Connector "http2": one HTTP/2 CONNECT stream per tunnel (spec/http2.md §A.3) on the sessions
-// that dialer `http2` holds. Success is :status 200 only; the stream is then the tunnel.
+// Connector "http2": one HTTP/2 CONNECT stream per tunnel (docs/PROTOCOLS.md "http2: client") on
+// the sessions that dialer `http2` holds. Success is :status 200 only; the stream is then the
+// tunnel.
 #include "dialer/http2.hpp"
 
 #include <fmt/format.h>
@@ -17,8 +18,8 @@ class Http2Connector final : public Connector {
     if (o.config.auth && !o.config.auth->username.empty())
       auth_ =
           "Basic " + proto::base64_encode(o.config.auth->username + ":" + o.config.auth->password);
-    // GOST reads `timeout` but cannot apply it to this connection type (§A.3); read so that it
-    // is not reported as unknown. The engine bounds the wait for the response head.
+    // GOST reads `timeout` but cannot apply it to this connection type ("http2: client"); read so
+    // that it is not reported as unknown. The engine bounds the wait for the response head.
     (void)md.get_duration("timeout");
     extra_ = net::h2_header_map(md, "connector http2");
   }

@@ -1,7 +1,7 @@
-// Connector "relay": asks a GOST relay node to connect (spec/relay.md §7). By default nothing is
-// sent at connect time: the request travels in the same write as the first payload bytes and the
-// response is consumed by the first read (GOST's combined first write); `nodelay=true` exchanges
-// request and response up front.
+// Connector "relay": asks a GOST relay node to connect (docs/PROTOCOLS.md "relay: connector"). By
+// default nothing is sent at connect time: the request travels in the same write as the first
+// payload bytes and the response is consumed by the first read (GOST's combined first write);
+// `nodelay=true` exchanges request and response up front.
 #include "proto/relay.hpp"
 
 #include <fmt/format.h>
@@ -198,7 +198,8 @@ class RelayConnector final : public Connector {
       req.cmd = rp::kCmdConnect;
     } else if (network == "udp" || network == "udp4" || network == "udp6") {
       // With a destination: UDP CONNECT; without one: the UDP association (a UDP BIND on
-      // 0.0.0.0:0 at the node, spec/relay.md §7.3), each datagram carrying its own address.
+      // 0.0.0.0:0 at the node, docs/PROTOCOLS.md "relay: connector"), each datagram carrying its
+      // own address.
       mode = addr.empty() ? Mode::association : Mode::udp;
       req.cmd = (mode == Mode::udp ? rp::kCmdConnect : rp::kCmdBind) | rp::kFlagUdp;
       req.features.network = static_cast<std::uint16_t>(rp::Network::udp);

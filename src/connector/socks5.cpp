@@ -1,5 +1,6 @@
-// Connectors "socks5" and "socks": GOST's SOCKS5 client (spec/socks5.md §10) — method negotiation
-// with the TLS methods 0x80/0x82 unless notls, RFC 1929, CONNECT, and UDP over UDP-TUN (0xF3).
+// Connectors "socks5" and "socks": GOST's SOCKS5 client (docs/PROTOCOLS.md "socks5: connector") —
+// method negotiation with the TLS methods 0x80/0x82 unless notls, RFC 1929, CONNECT, and UDP over
+// UDP-TUN (0xF3).
 #include "proto/socks5.hpp"
 
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-// Basic user/password authentication (spec/core.md §7, config.md §7).
+// Basic user/password authentication (docs/PROTOCOLS.md "core: authentication").
 #pragma once
 
 #include <map>

@@ -1,5 +1,6 @@
-// The four component kinds of DESIGN.md §1 and their registries (name → factory, filled by static
-// registration so that adding a transport or protocol touches one folder and one line).
+// The four component kinds of docs/ARCHITECTURE.md "The model" and their registries (name →
+// factory, filled by static registration so that adding a transport or protocol touches one folder
+// and one line).
 #pragma once
 
 #include <functional>
@@ -57,6 +58,7 @@ struct ListenerOptions {
   std::string addr;  // listen address as configured (":8080", "127.0.0.1:0", "[::1]:80")
   config::Listener config;
   const config::Metadata* service_metadata = nullptr;
+  std::string service;  // the service's name (metrics labels)
   log::Logger log;
   // Set for the first worker's listener (state the workers' listeners share is created once).
   bool first = false;

@@ -1,11 +1,11 @@
 // The payload bytes of a Stream, counted for the service's metrics
 // (gost_service_transfer_*_bytes_total).
 //
-// A service's raw accepted TCP connection counts its own bytes (TcpStream, spec/observability.md
-// §1.4). The multiplexing listeners (mws, h2/h2c, http2, grpc, pht, h3 ...) hand the handler
-// streams of a shared session instead, whose raw bytes belong to no single request: each such
-// stream counts the bytes its handler reads and writes through it — the payload, without the
-// framing (HTTP/2, smux, gRPC, PHT, QUIC) and handshakes of the session under it.
+// A service's raw accepted TCP connection counts its own bytes (TcpStream, docs/PROTOCOLS.md
+// "observability: metrics"). The multiplexing listeners (mws, h2/h2c, http2, grpc, pht, h3 ...)
+// hand the handler streams of a shared session instead, whose raw bytes belong to no single
+// request: each such stream counts the bytes its handler reads and writes through it — the payload,
+// without the framing (HTTP/2, smux, gRPC, PHT, QUIC) and handshakes of the session under it.
 #pragma once
 
 #include <memory>

@@ -1,6 +1,6 @@
-// Logging as GOST (logrus) does it (spec/observability.md §3): a default logger (`log:`) and named
-// loggers (`loggers:`), each with its own level, format (json / text / colored text on a terminal)
-// and output (stderr, stdout, none, a file, a rotated file).
+// Logging as GOST (logrus) does it (docs/PROTOCOLS.md "observability: logging"): a default logger
+// (`log:`) and named loggers (`loggers:`), each with its own level, format (json / text / colored
+// text on a terminal) and output (stderr, stdout, none, a file, a rotated file).
 //
 //   {"handler":"http","kind":"service","level":"info","msg":"listening on ...","time":"..."}
 //   time="2026-12-01T11:11:57Z" level=info msg="listening on ..." handler=http kind=service

@@ -1,5 +1,6 @@
-// Log outputs (spec/observability.md §3.1): stderr/stdout, an appended file, and a size-rotated
-// file with lumberjack's semantics (backup names, maxBackups, maxAge, gzip compression).
+// Log outputs (docs/PROTOCOLS.md "observability: logging"): stderr/stdout, an appended file, and a
+// size-rotated file with lumberjack's semantics (backup names, maxBackups, maxAge, gzip
+// compression).
 #pragma once
 
 #include <chrono>

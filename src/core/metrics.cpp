@@ -166,6 +166,7 @@ struct Registry::Shard {
   std::map<Key, Counter, KeyLess> chain_errors;  // {chain, node}
   std::map<Key, Histogram, KeyLess> connect;
   std::map<std::string, Counter, std::less<>> records;
+  std::map<Key, Counter, KeyLess> refused;  // {service, listener}
 
   template <class Map, class K, class... Args>
   auto& get(Map& m, const K& key, Args&&... args) {
@@ -220,6 +221,11 @@ void Registry::recorder_record(std::string_view recorder) {
   s.get(s.records, recorder).add(1);
 }
 
+void Registry::stream_refused(std::string_view service, std::string_view listener) {
+  auto& s = shard();
+  s.get(s.refused, KeyView(service, listener)).add(1);
+}
+
 void Registry::add_services(std::int64_t delta) {
   services_used_.store(true, std::memory_order_relaxed);
   services_.fetch_add(delta, std::memory_order_relaxed);
@@ -238,6 +244,7 @@ std::string Registry::exposition() const {
   std::map<Key, std::uint64_t> chain_errors;  // {chain, node}
   std::map<Key, HistogramSum> connect;
   std::map<std::string, std::uint64_t> records;
+  std::map<Key, std::uint64_t> refused;  // {service, listener}
   {
     std::lock_guard lock(mu_);
     for (const auto& sp : shards_) {
@@ -255,6 +262,7 @@ std::string Registry::exposition() const {
       for (const auto& [k, c] : sp->chain_errors) chain_errors[k] += c.get();
       for (const auto& [k, h] : sp->connect) connect[k].add(h);
       for (const auto& [k, c] : sp->records) records[k] += c.get();
+      for (const auto& [k, c] : sp->refused) refused[k] += c.get();
     }
   }
   std::string out;
@@ -303,6 +311,14 @@ std::string Registry::exposition() const {
   client_family(
       "gost_service_handler_errors_total", "Total service handler errors", "counter",
       [](const ClientSum& c) { return static_cast<double>(c.errors); }, true);
+  if (!refused.empty()) {
+    const char* name = "gost_service_refused_streams_total";
+    append_header(out, name, "Total streams a listener refused before they carried data",
+                  "counter");
+    for (const auto& [k, v] : refused)
+      append_sample(out, name, {{"host", host}, {"listener", k.second}, {"service", k.first}},
+                    static_cast<double>(v));
+  }
   bool any_duration = false;
   for (const auto& [service, h] : durations) {
     if (h.count == 0) continue;

@@ -1,5 +1,5 @@
-// GOST's Prometheus metrics (spec/observability.md §1): the families, their update points and the
-// text exposition format 0.0.4.
+// GOST's Prometheus metrics (docs/PROTOCOLS.md "observability: metrics"): the families, their
+// update points and the text exposition format 0.0.4.
 //
 // Counters on the data path are per thread: each worker writes its own shard (a plain load + store
 // on a relaxed atomic, no read-modify-write, no shared cache line), and a scrape sums the shards.
@@ -87,7 +87,7 @@ class Histogram {
   std::atomic<double> sum_{0};
 };
 
-// GOST's buckets (spec §1.3).
+// GOST's buckets (docs/PROTOCOLS.md "observability: metrics").
 extern const std::vector<double> kRequestDurationBuckets;
 extern const std::vector<double> kNodeConnectBuckets;
 
@@ -111,6 +111,9 @@ class Registry {
   void chain_error(std::string_view chain, std::string_view node);
   void node_connect(std::string_view chain, std::string_view node, double seconds);
   void recorder_record(std::string_view recorder);
+  // A stream (tunnel) a multiplexing listener refused before it carried data (not in GOST:
+  // gost_service_refused_streams_total{service, listener}).
+  void stream_refused(std::string_view service, std::string_view listener);
   // gost_services: +1 when a service starts serving, -1 when it stops.
   void add_services(std::int64_t delta);
 
@@ -133,8 +136,9 @@ class Registry {
 // The process-wide registry: null until enable().
 Registry* global();
 // Turns collection on (host label = the host name); `user_label`: metrics.userLabel. Call before
-// the workers start, and again on a reload (the registry stays: counters are never reset, spec
-// §1.1; only the label setting follows the new configuration).
+// the workers start, and again on a reload (the registry stays: counters are never reset,
+// docs/PROTOCOLS.md "observability: metrics"; only the label setting follows the new
+// configuration).
 void enable(bool user_label = false);
 
 // One accepted connection (GOST: one request), from accept to handler return. No-op when

@@ -1,7 +1,8 @@
-// Bidirectional relay between two Streams (DESIGN.md §3, spec/core.md §8): both directions run
-// concurrently; EOF on one side half-closes the other and gives the reverse direction a grace
-// period; an optional idle timeout ends a silent relay. Raw TCP on both sides moves data with
-// splice(2); otherwise a copy loop that holds a buffer only while bytes are in flight.
+// Bidirectional relay between two Streams (docs/ARCHITECTURE.md "The relay", docs/PROTOCOLS.md
+// "core: relay"): both directions run concurrently; EOF on one side half-closes the other and gives
+// the reverse direction a grace period; an optional idle timeout ends a silent relay. Raw TCP on
+// both sides moves data with splice(2); otherwise a copy loop that holds a buffer only while bytes
+// are in flight.
 #pragma once
 
 #include <chrono>

@@ -1,5 +1,5 @@
-// Stream: one reliable, ordered, bidirectional byte stream with half-close (DESIGN.md §1). Handlers
-// and connectors only ever see Streams, never the transport under them.
+// Stream: one reliable, ordered, bidirectional byte stream with half-close (docs/ARCHITECTURE.md
+// "Streams"). Handlers and connectors only ever see Streams, never the transport under them.
 #pragma once
 
 #include <memory>

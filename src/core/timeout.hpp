@@ -1,4 +1,4 @@
-// Time limits for waits (DESIGN.md §4: every wait has a timeout).
+// Time limits for waits (docs/ARCHITECTURE.md "Errors, limits and logs": every wait has a timeout).
 #pragma once
 
 #include <chrono>

@@ -1,8 +1,8 @@
-// Dialer "grpc" (spec/grpc.md): every tunnel is one call of GOST's /GostTunel/Tunnel method (or
-// the `path` rule's method) on an HTTP/2 connection — TLS with ALPN h2, or with `grpcInsecure`
-// cleartext with prior knowledge. The call is started without waiting for the response head: a
-// GOST server sends it only with its first message, and the inner protocol may be one where the
-// client speaks first.
+// Dialer "grpc" (docs/PROTOCOLS.md "grpc"): every tunnel is one call of GOST's /GostTunel/Tunnel
+// method (or the `path` rule's method) on an HTTP/2 connection — TLS with ALPN h2, or with
+// `grpcInsecure` cleartext with prior knowledge. The call is started without waiting for the
+// response head: a GOST server sends it only with its first message, and the inner protocol may be
+// one where the client speaks first.
 //
 // Pooled per worker as dialer/h2 does (one session per worker and node while it can take streams;
 // a dead session is dropped and the next tunnel dials again). Reached through a previous node
@@ -45,14 +45,14 @@ class GrpcDialer final : public Dialer {
     tcp_keepalive_.interval =
         md.get_duration("tcp.keepalive.interval").value_or(std::chrono::nanoseconds(0));
     tcp_keepalive_.count = static_cast<int>(md.get_int("tcp.keepalive.count").value_or(0));
-    // :authority (spec/grpc.md §3): `host`, else the node's host without its port, else the
-    // node address as given.
+    // :authority (docs/PROTOCOLS.md "grpc: request and response"): `host`, else the node's host
+    // without its port, else the node address as given.
     if (authority_.empty()) {
       auto hp = split_host_port(o.node_addr);
       authority_ = hp && !hp->host.empty() ? hp->host : o.node_addr;
     }
     if (insecure_) return;
-    // SNI (spec/grpc.md §6): serverName, else the node host, else the authority.
+    // SNI (docs/PROTOCOLS.md "grpc: TLS"): serverName, else the node host, else the authority.
     std::string name_source = o.node_addr;
     bool no_server_name = !o.config.tls || o.config.tls->serverName.empty();
     auto hp = split_host_port(o.node_addr);
@@ -93,9 +93,9 @@ class GrpcDialer final : public Dialer {
   }
 
  private:
-  // spec/grpc.md §7, client side: after `time` (30 s, at least 10 s as in grpc-go) without
-  // receiving anything a PING; no answer within `timeout` (30 s) ends the connection. Only while
-  // tunnels are open unless permitWithoutStream.
+  // docs/PROTOCOLS.md "grpc: keepalive", client side: after `time` (30 s, at least 10 s as in
+  // grpc-go) without receiving anything a PING; no answer within `timeout` (30 s) ends the
+  // connection. Only while tunnels are open unless permitWithoutStream.
   void keepalive(const config::Metadata& md) {
     std::string_view key;
     bool on = false;

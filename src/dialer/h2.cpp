@@ -1,12 +1,12 @@
 // Dialers "h2" (TLS, ALPN h2) and "h2c" (cleartext, prior knowledge): the data channels of
-// spec/http2.md §B.1. Every tunnel is one HTTP/2 stream — a CONNECT to `host`, or with `path` a
-// GET of that path whose request body is the upload — accepted with :status 200.
+// docs/PROTOCOLS.md "h2: client". Every tunnel is one HTTP/2 stream — a CONNECT to `host`, or with
+// `path` a GET of that path whose request body is the upload — accepted with :status 200.
 //
 // As the first node of a route the sessions are pooled per worker (so a session and all its
-// streams live on one thread, DESIGN.md §3), as dialer/mws does: a session is used while it can
-// take a stream (not closing after a GOAWAY, below its stream limit); otherwise another
-// connection is made. A dead session is dropped and the next tunnel dials again. Reached through
-// a previous node (handshake()), a session carries that one tunnel and ends with it.
+// streams live on one thread, docs/ARCHITECTURE.md "Concurrency"), as dialer/mws does: a session is
+// used while it can take a stream (not closing after a GOAWAY, below its stream limit); otherwise
+// another connection is made. A dead session is dropped and the next tunnel dials again. Reached
+// through a previous node (handshake()), a session carries that one tunnel and ends with it.
 #include <fmt/format.h>
 
 #include "chain/chain.hpp"
@@ -30,7 +30,7 @@ class H2Dialer final : public Dialer {
     path_ = md.get_string("path").value_or("");
     headers_ = net::h2_header_map(md, where_);
     if (!tls) return;
-    // SNI (spec/http2.md §B.1): serverName, else the node host, else the `host` option.
+    // SNI (docs/PROTOCOLS.md "h2: client"): serverName, else the node host, else the `host` option.
     std::string name_source = o.node_addr;
     bool no_server_name = !o.config.tls || o.config.tls->serverName.empty();
     auto hp = split_host_port(o.node_addr);
@@ -38,8 +38,8 @@ class H2Dialer final : public Dialer {
     tls_ = net::client_context(o.config.tls, name_source, {"h2", "http/1.1"});
   }
 
-  // GOST's quirk (spec/http2.md §B.1): a `host` option is also the address dialed (default port
-  // 443 for h2, 80 for h2c).
+  // GOST's quirk (docs/PROTOCOLS.md "h2: client"): a `host` option is also the address dialed
+  // (default port 443 for h2, 80 for h2c).
   awaitable<StreamPtr> dial(std::string_view addr, const log::Logger&) override {
     std::string target(addr);
     if (!host_.empty()) {

@@ -1,6 +1,6 @@
-// Dialers "http3" and "h3": PHT over HTTP/3 (spec/pht.md §9): the tunnel's pushes and pulls are
-// HTTP/3 requests on QUIC connections pooled per worker and node (net/pht_h3). Only as the first
-// node of a chain: QUIC runs over UDP to the node, not over a previous node's stream.
+// Dialers "http3" and "h3": PHT over HTTP/3 (docs/PROTOCOLS.md "pht: HTTP/3"): the tunnel's pushes
+// and pulls are HTTP/3 requests on QUIC connections pooled per worker and node (net/pht_h3). Only
+// as the first node of a chain: QUIC runs over UDP to the node, not over a previous node's stream.
 
 #include <fmt/format.h>
 
@@ -17,14 +17,15 @@ class H3Dialer final : public PhtClientDialer {
   H3Dialer(const DialerOptions& o, std::string where)
       : PhtClientDialer(std::move(where), "QUIC runs over UDP to its node") {
     const auto& md = o.config.metadata;
-    // GOST's HTTP/3 dialer has no `header` option (spec/pht.md §9): refuse it rather than ignore.
+    // GOST's HTTP/3 dialer has no `header` option (docs/PROTOCOLS.md "pht: HTTP/3"): refuse it
+    // rather than ignore.
     reject_unsupported(md, {"header"}, where_);
     opts_ = net::pht::client_options(md);
     net::pht::H3ClientConfig cfg;
     cfg.node_addr = o.node_addr;
     cfg.authority = net::pht::client_authority(md, o.node_addr);
     // SNI: the node's serverName, which defaults to the node host; with neither, the host of the
-    // authority (spec/pht.md §9).
+    // authority (docs/PROTOCOLS.md "pht: HTTP/3").
     auto hp = split_host_port(o.node_addr);
     std::string sni_source = hp && !hp->host.empty() ? o.node_addr : cfg.authority;
     cfg.tls = net::quic::client_tls(o.config.tls, sni_source);

@@ -1,11 +1,12 @@
-// Dialer "http2": the client transport of the proxy mode (spec/http2.md §A.3) — TLS with ALPN h2,
-// then HTTP/2. It gives connector `http2` an Http2ProxyOpener (dialer/http2.hpp) on which the
-// connector opens one CONNECT stream per tunnel.
+// Dialer "http2": the client transport of the proxy mode (docs/PROTOCOLS.md "http2: client") — TLS
+// with ALPN h2, then HTTP/2. It gives connector `http2` an Http2ProxyOpener (dialer/http2.hpp) on
+// which the connector opens one CONNECT stream per tunnel.
 //
 // As the first node of a route the sessions are pooled per worker (a session and all its streams
-// live on one thread, DESIGN.md §3), as dialer/h2 does: a session is used while it can take a
-// stream; otherwise another connection is made; a dead one is dropped and the next tunnel dials
-// again. Reached through a previous node (handshake()), a session carries that one tunnel.
+// live on one thread, docs/ARCHITECTURE.md "Concurrency"), as dialer/h2 does: a session is used
+// while it can take a stream; otherwise another connection is made; a dead one is dropped and the
+// next tunnel dials again. Reached through a previous node (handshake()), a session carries that
+// one tunnel.
 #include "dialer/http2.hpp"
 
 #include <fmt/format.h>
@@ -40,6 +41,10 @@ awaitable<net::Http2StreamPtr> open_on(net::Http2Session& session, const net::H2
   error_code ec;
   auto stream = co_await session.open_stream(req, ec);
   if (!stream) throw system_error(ec, "dialer http2: open stream");
+  // GOST's http2 listener answers a CONNECT beyond its queue with an empty 200 and runs no
+  // handler: a refusal, safe to retry (issue 16), not a tunnel that ended at once.
+  if (stream->status() == 200 && stream->ended_with_head() && net::h2_header(req, ":method") == "CONNECT")
+    throw system_error(asio::error::connection_refused, "dialer http2: refused (empty 200)");
   co_return stream;
 }
 

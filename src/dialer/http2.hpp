@@ -1,6 +1,7 @@
-// What dialer `http2` gives connector `http2` (spec/http2.md §A.3): not a byte stream but a hold
-// on the node's HTTP/2 sessions, on which the connector opens its CONNECT stream. GOST's pair works
-// the same way (the dialer's "connection" is an HTTP client); no other connector can use it.
+// What dialer `http2` gives connector `http2` (docs/PROTOCOLS.md "http2: client"): not a byte
+// stream but a hold on the node's HTTP/2 sessions, on which the connector opens its CONNECT stream.
+// GOST's pair works the same way (the dialer's "connection" is an HTTP client); no other connector
+// can use it.
 #pragma once
 
 #include "core/stream.hpp"

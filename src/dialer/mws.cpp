@@ -1,9 +1,9 @@
-// Dialers "mws" and "mwss" (spec/ws.md §7): the ws/wss upgrade, then an smux v1 client session
-// (net/mux) on the WebSocket; every tunnel is one stream. As the first node of a route the
-// sessions are pooled — per worker, so that a session and all its streams live on one thread
-// (DESIGN.md §3) — and reused until they end; a dead session is dropped and the next tunnel dials
-// a new one. Reached through a previous node (handshake() over its stream), a session carries that
-// one tunnel and ends with it.
+// Dialers "mws" and "mwss" (docs/PROTOCOLS.md "ws: mws and mwss"): the ws/wss upgrade, then an smux
+// v1 client session (net/mux) on the WebSocket; every tunnel is one stream. As the first node of a
+// route the sessions are pooled — per worker, so that a session and all its streams live on one
+// thread (docs/ARCHITECTURE.md "Concurrency") — and reused until they end; a dead session is
+// dropped and the next tunnel dials a new one. Reached through a previous node (handshake() over
+// its stream), a session carries that one tunnel and ends with it.
 #include <fmt/format.h>
 
 #include "chain/chain.hpp"

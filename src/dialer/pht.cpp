@@ -1,6 +1,6 @@
-// Dialers "pht" and "phts" (spec/pht.md §7–§8): a tunnel made of HTTP/1.1 requests to the node,
-// over TCP (TLS for phts). Only as the first node of a chain: a session needs several HTTP
-// connections at once (the pull occupies one, pushes take others), while a later node is
+// Dialers "pht" and "phts" (docs/PROTOCOLS.md "pht: client"): a tunnel made of HTTP/1.1 requests to
+// the node, over TCP (TLS for phts). Only as the first node of a chain: a session needs several
+// HTTP connections at once (the pull occupies one, pushes take others), while a later node is
 // reached through a single stream.
 
 #include <fmt/format.h>
@@ -34,7 +34,8 @@ class PhtDialer final : public PhtClientDialer {
     }
     if (tls) {
       // SNI: the node's serverName, which defaults to the node host; with neither, the host of
-      // the authority (spec/pht.md §8). We speak HTTP/1.1 only, so that is all ALPN offers.
+      // the authority (docs/PROTOCOLS.md "pht: client"). We speak HTTP/1.1 only, so that is all
+      // ALPN offers.
       std::string sni_source = hp.host.empty() ? cfg.authority : o.node_addr;
       cfg.tls = net::client_context(o.config.tls, sni_source, {"http/1.1"});
     }

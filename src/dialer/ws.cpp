@@ -1,6 +1,6 @@
-// Dialers "ws" and "wss" (spec/ws.md §5): TCP to the node (first node of a route), then for wss a
-// TLS client handshake, then the WebSocket upgrade. handshake() also runs over an existing stream
-// for later chain nodes. Not multiplexing: one connection per tunnel, as in GOST.
+// Dialers "ws" and "wss" (docs/PROTOCOLS.md "ws"): TCP to the node (first node of a route), then
+// for wss a TLS client handshake, then the WebSocket upgrade. handshake() also runs over an
+// existing stream for later chain nodes. Not multiplexing: one connection per tunnel, as in GOST.
 #include "net/ws.hpp"
 
 #include "chain/chain.hpp"

@@ -1,6 +1,6 @@
 // Handler "auto" (the default): sniffs the first bytes and hands the stream to the SOCKS4,
 // SOCKS5 or HTTP handler, or (only without auth) passes a TLS ClientHello through to its SNI
-// (spec/core.md §6).
+// (docs/PROTOCOLS.md "core: auto").
 #include <fmt/format.h>
 
 #include "chain/chain.hpp"
@@ -49,7 +49,7 @@ class AutoHandler final : public Handler {
     }
     if (tls::is_handshake_record(head)) {
       // With auth configured the pass-through would be an open relay to every host's port 443
-      // (spec/core.md §6): close without dialing, as GOST 3.2.6 does.
+      // (docs/PROTOCOLS.md "core: auto"): close without dialing, as GOST 3.2.6 does.
       if (opts_.auth) {
         conn.log.debug("auto: TLS ClientHello on a service with auth: closed, nothing dialed");
         co_return;

@@ -1,5 +1,5 @@
-// Handlers "tcp" and "forward": port forwarding to the service's fixed targets (spec/cli.md §6),
-// directly or through the chain.
+// Handlers "tcp" and "forward": port forwarding to the service's fixed targets (docs/PROTOCOLS.md
+// "cli: forwarding"), directly or through the chain.
 #include <fmt/format.h>
 
 #include "chain/chain.hpp"

@@ -1,5 +1,5 @@
 // Handler "http": HTTP/1.x proxy — CONNECT tunnels and plain forward proxying with Basic auth
-// (spec/http.md §2–§7).
+// (docs/PROTOCOLS.md "http").
 #include <fmt/format.h>
 #include <strings.h>
 
@@ -80,7 +80,7 @@ class HttpHandler final : public Handler {
                                std::size_t& head_len, ConnInfo& conn);
   awaitable<void> tunnel(StreamPtr client, std::string pending, const std::string& addr,
                          ConnInfo& conn);
-  // UDP over HTTP (spec/http.md §8): after the 200 the stream carries UDP-TUN frames.
+  // UDP over HTTP (docs/PROTOCOLS.md "http: UDP"): after the 200 the stream carries UDP-TUN frames.
   awaitable<void> udp_tunnel(StreamPtr client, ConnInfo& conn);
   awaitable<void> forward(StreamPtr client, std::string buf, http::Request req,
                           std::size_t head_len, ConnInfo& conn);

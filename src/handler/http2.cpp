@@ -1,6 +1,6 @@
-// Handler "http2": the proxy mode of spec/http2.md §A.2. Each HTTP/2 request that listener
-// `http2` yields is one proxy request: CONNECT → a tunnel on the stream (RFC 9113 §8.5); any
-// other method → the request forwarded in HTTP/1.1 form and one response copied back.
+// Handler "http2": the proxy mode of docs/PROTOCOLS.md "http2: server". Each HTTP/2 request that
+// listener `http2` yields is one proxy request: CONNECT → a tunnel on the stream (RFC 9113 §8.5);
+// any other method → the request forwarded in HTTP/1.1 form and one response copied back.
 #include "net/http2.hpp"
 
 #include <fmt/format.h>
@@ -60,7 +60,8 @@ class Http2Handler final : public Handler {
             "handler http2: probeResist \"{}\" is not supported by this implementation (code:N "
             "is)",
             type));
-      // A value that is not a status code falls back to the plain 407 (spec §A.2 item 4).
+      // A value that is not a status code falls back to the plain 407 (docs/PROTOCOLS.md
+      // "http2: server").
       int code = 0;
       auto v = std::string_view(*probe).substr(colon + 1);
       auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), code);
@@ -105,7 +106,7 @@ class Http2Handler final : public Handler {
   awaitable<void> forward(net::Http2Stream& h2, Stream& client, Stream& upstream,
                           const std::string& addr, ConnInfo& conn);
 
-  // probeResist knock (spec/http.md §5.2): the request host names one of `knock_`.
+  // probeResist knock (docs/PROTOCOLS.md "http2: server"): the request host names one of `knock_`.
   bool knocked(std::string_view authority) const {
     std::string host = lower(authority);
     if (auto hp = split_host_port(host)) host = hp->host;
@@ -128,10 +129,10 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
   // may count them for metrics (core/counted_stream.hpp).
   auto* client = dynamic_cast<net::Http2Stream*>(&uncounted(*stream));
   if (!client) {
-    // An HTTP/1.1 client of the http2 listener (ALPN http/1.1 or none; spec §A.2 item 10): the
-    // HTTP/1.1 proxy handler with the same options serves it. Its CONNECT answer is ours
-    // ("200 Connection established"), not GOST's chunked-looking "200 OK" head: clients accept
-    // any 2xx.
+    // An HTTP/1.1 client of the http2 listener (ALPN http/1.1 or none; docs/PROTOCOLS.md
+    // "http2: server"): the HTTP/1.1 proxy handler with the same options serves it. Its CONNECT
+    // answer is ours ("200 Connection established"), not GOST's chunked-looking "200 OK" head:
+    // clients accept any 2xx.
     if (!http1_)
       throw system_error(asio::error::operation_not_supported,
                          "handler http2: HTTP/1.1 clients are not served with these options");
@@ -144,7 +145,7 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
   for (auto name : {"gost-target", "x-gost-target"})
     if (auto v = client->header(name); !v.empty())
       if (auto t = http::decode_gost_target(v)) host = *t;
-  // §A.2 item 3: without a port, 443 — the connection is always TLS on this listener.
+  // "http2: server" step 1: without a port, 443 — the connection is always TLS on this listener.
   std::string addr = ensure_port(host, "443");
   conn.log = conn.log.with("dst", addr);
   if (log::enabled(log::Level::trace)) {
@@ -156,7 +157,8 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
   if (opts_.auth) {
     auto credentials = client->header("proxy-authorization");
     auto [user, pass] = http::parse_basic_auth(credentials);
-    // spec/http.md §5: decoded text without a colon is empty/empty here (not user/"").
+    // docs/PROTOCOLS.md "http2: server": decoded text without a colon is empty/empty here (not
+    // user/"").
     if (!user.empty() && pass.empty() && credentials.substr(0, 6) == "Basic ")
       if (auto text = proto::base64_decode(credentials.substr(6));
           text && text->find(':') == std::string::npos)
@@ -166,12 +168,14 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
       conn.log.warn(fmt::format("{}: authentication failed", conn.remote),
                     {{"user", std::string(user)}});
       // The `header` map is on these answers too, as GOST 3.2.6 sets it before authenticating.
-      conn.failed();  // GOST's handler returns "authentication failed" (spec/observability.md §1.4)
+      // GOST's handler returns "authentication failed" (docs/PROTOCOLS.md "observability: metrics")
+      conn.failed();
       if (probe_code_ && !knocked(client->header(":authority"))) {
         answer(*client, probe_code_, headers_);
         co_return;
       }
-      // GOST 3.2.6 sends each header twice (a bug, spec §A.2 item 4); once is right.
+      // GOST 3.2.6 sends each header twice (a bug, docs/PROTOCOLS.md "http2: differences"); once is
+      // right.
       auto h = headers_;
       h.insert(h.begin(), {"proxy-authenticate", fmt::format("Basic realm=\"{}\"", realm_)});
       answer(*client, 407, std::move(h));
@@ -206,7 +210,8 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
   co_await relay_logged(*stream, *upstream, addr, conn, {.idle_timeout = read_timeout_});
 }
 
-// §A.2 item 9: the request in HTTP/1.1 form (origin-form, Host = authority), one response back.
+// "http2: server" step 3: the request in HTTP/1.1 form (origin-form, Host = authority), one
+// response back.
 awaitable<void> Http2Handler::forward(net::Http2Stream& h2, Stream& client, Stream& upstream,
                                       const std::string& addr, ConnInfo& conn) {
   const std::string method(h2.header(":method"));

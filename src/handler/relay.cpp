@@ -1,5 +1,6 @@
-// Handler "relay": GOST's relay protocol server (spec/relay.md §6) — CONNECT over tcp and udp,
-// UDP BIND (the UDP association GOST clients use), and forward mode for services with targets.
+// Handler "relay": GOST's relay protocol server (docs/PROTOCOLS.md "relay: handler") — CONNECT over
+// tcp and udp, UDP BIND (the UDP association GOST clients use), and forward mode for services with
+// targets.
 #include "core/relay.hpp"
 
 #include <fmt/format.h>
@@ -119,7 +120,7 @@ awaitable<void> run_pair(awaitable<void> x, awaitable<void> y, std::function<voi
   }
 }
 
-// ---- the first response piggy-backed on the first target bytes (spec/relay.md §6.2) ----------
+// ---- the first response piggy-backed on the first target bytes ("relay: handler") ----------
 
 // Wraps the client stream: the first write carries the response too.
 class ReplyOnFirstWrite final : public Stream {
@@ -464,7 +465,7 @@ awaitable<void> RelayHandler::serve_udp(Stream& client, Stream& target, const st
       });
 }
 
-// ---- UDP BIND: UDP-TUN frames ⇄ a local UDP socket (spec/relay.md §5, §6.3) -------------------
+// ---- UDP BIND: UDP-TUN frames ⇄ a local UDP socket (docs/PROTOCOLS.md "relay: handler") ---------
 
 awaitable<void> RelayHandler::bind(StreamPtr client, ParsedRequest req, const std::string& network,
                                    const rp::Address& addr, ConnInfo& conn) {
@@ -513,7 +514,7 @@ awaitable<void> RelayHandler::bind(StreamPtr client, ParsedRequest req, const st
                 {{"duration", (Clock::now() - start).count()}});
 }
 
-// ---- TCP BIND: a listener whose connections come back as smux streams (relay.md §5, §6.3) ----
+// ---- TCP BIND: a listener whose connections come back as smux streams ("relay: framing") ----
 
 // Listens on `addr`: an empty host, 0.0.0.0 or :: is GOST's dual-stack wildcard ([::]:port).
 awaitable<std::shared_ptr<tcp::acceptor>> listen_tcp(asio::any_io_executor ex,

@@ -1,5 +1,5 @@
 // Handlers "socks4" and "socks4a": SOCKS4/4a CONNECT as GOST serves it (go-gost/x handler/socks/v4;
-// spec/core.md §6–§7): the USERID is checked as a user with an empty password; BIND is not
+// docs/PROTOCOLS.md "socks4"): the USERID is checked as a user with an empty password; BIND is not
 // implemented (GOST neither) and unknown commands close the connection without a reply.
 #include "proto/socks4.hpp"
 

@@ -1,5 +1,5 @@
 // Handlers "socks5" and "socks": SOCKS5 with GOST's TLS methods (0x80/0x82), RFC 1929, CONNECT,
-// BIND, UDP ASSOCIATE and UDP-TUN (spec/socks5.md §2–§9).
+// BIND, UDP ASSOCIATE and UDP-TUN (docs/PROTOCOLS.md "socks5").
 #include "proto/socks5.hpp"
 
 #include <fmt/format.h>
@@ -400,7 +400,7 @@ awaitable<void> Socks5Handler::bind(StreamPtr client, const socks5::Address& dst
   co_await relay_logged(*client, *upstream, peer_addr, conn, {.idle_timeout = idle_timeout_});
 }
 
-// ---- MBIND: the control stream becomes an smux session, one stream per peer (socks5.md §6) ---
+// ---- MBIND ("socks5: BIND and MBIND"): the control stream is an smux session, a stream per peer
 
 awaitable<void> Socks5Handler::mbind(StreamPtr client, const socks5::Address& dst, ConnInfo& conn) {
   auto ex = client->executor();

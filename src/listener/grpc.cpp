@@ -1,8 +1,9 @@
-// Listener "grpc" (spec/grpc.md): GOST's gRPC tunnel service. TLS with ALPN h2 by default,
-// cleartext HTTP/2 with prior knowledge with `grpcInsecure`. Every call of the tunnel method is
-// answered with its response head at once and handed to the handler as a GrpcStream; a call of
-// another method, a non-gRPC request or a non-POST is refused as grpc-go refuses it (§5) and the
-// connection goes on serving. Keepalive (§7) maps to the engine's PING keepalive and idle timeout.
+// Listener "grpc" (docs/PROTOCOLS.md "grpc"): GOST's gRPC tunnel service. TLS with ALPN h2 by
+// default, cleartext HTTP/2 with prior knowledge with `grpcInsecure`. Every call of the tunnel
+// method is answered with its response head at once and handed to the handler as a GrpcStream; a
+// call of another method, a non-gRPC request or a non-POST is refused as grpc-go refuses it
+// ("grpc: request and response") and the connection goes on serving. Keepalive ("grpc: keepalive")
+// maps to the engine's PING keepalive and idle timeout.
 //
 // listener/pump: each connection's TLS handshake and HTTP/2 session run in their own coroutine,
 // whose accepted calls are queued (bounded by `backlog`) for accept().
@@ -53,9 +54,9 @@ class GrpcListener final : public PumpListener {
     if (md.find_first({"grpc.insecure", "grpcInsecure", "insecure"}, &key))
       insecure = md.get_bool(key).value_or(false);
     opts_->http2 = net::http2_config(md, where_);
+    opts_->http2.refusals = refusals();
     if (md.find_first({"grpc.backlog", "backlog"}, &key)) {
       if (auto b = md.get_int(key).value_or(0); b > 0) {
-        opts_->http2.accept_backlog = static_cast<std::size_t>(b);
         queue().set_limit(static_cast<std::size_t>(b));
       }
     }
@@ -67,7 +68,7 @@ class GrpcListener final : public PumpListener {
         md.get_duration("tcp.keepalive.interval").value_or(std::chrono::nanoseconds(0));
     opts_->tcp_keepalive.count = static_cast<int>(md.get_int("tcp.keepalive.count").value_or(0));
     opts_->log = o.log;
-    // ALPN h2 only: grpc-go requires it (spec/grpc.md §6).
+    // ALPN h2 only: grpc-go requires it (docs/PROTOCOLS.md "grpc: TLS").
     if (!insecure) opts_->tls = net::server_context(o.config.tls, {"h2"});
     set_serve([opts = std::shared_ptr<const GrpcOptions>(opts_)](StreamPtr conn,
                                                                  std::shared_ptr<StreamQueue> q) {
@@ -76,11 +77,11 @@ class GrpcListener final : public PumpListener {
   }
 
  private:
-  // spec/grpc.md §7, server side: after `time` (60 s) without receiving anything a PING, no
-  // answer within `timeout` (30 s) ends the connection; `maxConnectionIdle` (0 = infinite) closes
-  // a connection without calls with GOAWAY. grpc-go's enforcement of client pings (minTime,
-  // permitWithoutStream) is not applied: every PING is answered (the flood limit still holds), a
-  // superset of what grpc-go accepts.
+  // docs/PROTOCOLS.md "grpc: keepalive", server side: after `time` (60 s) without receiving
+  // anything a PING, no answer within `timeout` (30 s) ends the connection; `maxConnectionIdle` (0
+  // = infinite) closes a connection without calls with GOAWAY. grpc-go's enforcement of client
+  // pings (minTime, permitWithoutStream) is not applied: every PING is answered (the flood limit
+  // still holds), a superset of what grpc-go accepts.
   void keepalive(const config::Metadata& md) {
     std::string_view key;
     bool on = false;
@@ -105,8 +106,8 @@ class GrpcListener final : public PumpListener {
     md.find_first({"grpc.keepalive.permitWithoutStream", "keepalive.permitWithoutStream"}, &key);
   }
 
-  // grpc-go's checks of a request (spec/grpc.md §5). True if it is a call of our method; else the
-  // stream has been answered or reset.
+  // grpc-go's checks of a request (docs/PROTOCOLS.md "grpc: request and response"). True if it is a
+  // call of our method; else the stream has been answered or reset.
   static bool check_call(net::Http2Stream& s, const GrpcOptions& opts) {
     if (s.header(":method") != "POST") {
       s.reset(NGHTTP2_PROTOCOL_ERROR);

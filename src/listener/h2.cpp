@@ -1,7 +1,7 @@
 // Listeners "h2" (TLS, ALPN h2) and "h2c" (cleartext, prior knowledge): the data channels of
-// spec/http2.md §B.2. Every accepted HTTP/2 stream whose request passes the method/path check is
-// answered 200 at once and handed to the handler as one Stream; the handler's protocol (socks5,
-// relay, http, ...) runs inside it.
+// docs/PROTOCOLS.md "h2: server". Every accepted HTTP/2 stream whose request passes the method/path
+// check is answered 200 at once and handed to the handler as one Stream; the handler's protocol
+// (socks5, relay, http, ...) runs inside it.
 //
 // listener/pump: each connection's TLS handshake and HTTP/2 session run in their own coroutine,
 // whose accepted streams are queued (bounded by `backlog`) for accept().
@@ -37,8 +37,8 @@ class H2Listener final : public PumpListener {
     auto opts = std::make_shared<H2Options>();
     opts->path = md.get_string("path").value_or("");
     opts->http2 = net::http2_config(md, where_);
+    opts->http2.refusals = refusals();
     if (auto b = md.get_int("backlog").value_or(0); b > 0) {
-      opts->http2.accept_backlog = static_cast<std::size_t>(b);
       queue().set_limit(static_cast<std::size_t>(b));
     }
     if (auto t = md.get_duration("handshakeTimeout").value_or(std::chrono::nanoseconds(0));
@@ -54,8 +54,8 @@ class H2Listener final : public PumpListener {
   }
 
  private:
-  // spec/http2.md §B.2: without `path` only CONNECT (else 405); with it, only a request whose
-  // target (:path, or the authority of a CONNECT) is exactly `path` (else 400).
+  // docs/PROTOCOLS.md "h2: server": without `path` only CONNECT (else 405); with it, only a request
+  // whose target (:path, or the authority of a CONNECT) is exactly `path` (else 400).
   static int check_request(const net::Http2Stream& s, const std::string& path) {
     auto method = s.header(":method");
     if (path.empty()) return method == "CONNECT" ? 200 : 405;
@@ -63,8 +63,8 @@ class H2Listener final : public PumpListener {
     return target == path ? 200 : 400;
   }
 
-  // h2c (spec/http2.md §B.2): prior knowledge (the connection preface), or an HTTP/1.1 request
-  // with `Upgrade: h2c` answered with 101. Anything else is not served (null).
+  // h2c (docs/PROTOCOLS.md "h2: server"): prior knowledge (the connection preface), or an HTTP/1.1
+  // request with `Upgrade: h2c` answered with 101. Anything else is not served (null).
   static awaitable<std::shared_ptr<net::Http2Session>> h2c_start(StreamPtr conn,
                                                                  const H2Options& opts) {
     static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -145,7 +145,7 @@ class H2Listener final : public PumpListener {
         s->respond(status, {{"content-length", "0"}, {"date", net::h2_date()}}, true);
         return nullptr;  // the stream ends with the answer; the connection stays
       }
-      // Answered before the handler reads anything: GOST clients wait for it (§C.1, §C.9).
+      // Answered before the handler reads anything: GOST clients wait for it ("h2: server").
       s->respond(200, {{"date", net::h2_date()}}, false);
       return s;
     });

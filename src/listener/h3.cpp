@@ -1,6 +1,7 @@
-// Listeners "h3" and "http3": PHT over HTTP/3 (spec/pht.md §9, spec/http3.md §1.1). `h3` is what
-// current GOST calls it; `http3` is the seed's spelling, which GOST 3.2.6 gives to its HTTP/3
-// reverse proxy — here, with handler auto (what `-L http3://` builds), it is the same tunnel.
+// Listeners "h3" and "http3": PHT over HTTP/3 (docs/PROTOCOLS.md "pht: HTTP/3", "http3: names").
+// `h3` is what current GOST calls it; `http3` is the seed's spelling, which GOST 3.2.6 gives to its
+// HTTP/3 reverse proxy — here, with handler auto (what `-L http3://` builds), it is the same
+// tunnel.
 //
 // Each worker has its own UDP socket (SO_REUSEPORT) and its own QUIC connections; a client's
 // pushes and pulls may come over different connections (its pool opens more when one has no
@@ -42,6 +43,7 @@ class H3Listener final : public Listener {
       : ctx_(ctx), log_(o.log) {
     const auto& md = o.config.metadata;
     auto so = net::pht::server_options(md, where);
+    so.refusals = std::make_shared<Refusals>(o.log, o.service, o.config.type);
     auto qc = net::quic::config_from(md, false, where);
     qc.max_handshakes = std::max<std::size_t>(so.backlog, 16) * 2;
     if (o.check_free) check_udp_address_free(o.addr, where);

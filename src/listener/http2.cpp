@@ -1,5 +1,5 @@
-// Listener "http2": the proxy mode of spec/http2.md §A.1. TLS with ALPN h2 (and http/1.1, as
-// GOST offers it); every HTTP/2 request is handed to the handler as one Stream (a
+// Listener "http2": the proxy mode of docs/PROTOCOLS.md "http2: server". TLS with ALPN h2 (and
+// http/1.1, as GOST offers it); every HTTP/2 request is handed to the handler as one Stream (a
 // net::Http2Stream with its request head and no response yet: the `http2` handler answers it);
 // a connection that did not negotiate h2 is handed over whole (HTTP/1.1 proxy requests).
 //
@@ -32,10 +32,8 @@ class Http2Listener final : public PumpListener {
     const auto& md = o.config.metadata;
     auto opts = std::make_shared<Http2ListenerOptions>();
     opts->http2 = net::http2_config(md, "listener http2");
-    if (auto b = md.get_int("backlog").value_or(0); b > 0) {
-      queue().set_limit(static_cast<std::size_t>(b));
-      opts->http2.accept_backlog = static_cast<std::size_t>(b);
-    }
+    opts->http2.refusals = refusals();
+    if (auto b = md.get_int("backlog").value_or(0); b > 0) queue().set_limit(static_cast<std::size_t>(b));
     if (auto t = md.get_duration("handshakeTimeout").value_or(std::chrono::nanoseconds(0));
         t.count() > 0)
       opts->handshake_timeout = t;
@@ -53,25 +51,17 @@ class Http2Listener final : public PumpListener {
     std::string remote = conn->remote_address();
     // A failed handshake ends this coroutine; listener/pump logs it (debug).
     conn = co_await net::tls_accept(std::move(conn), opts->tls, opts->handshake_timeout);
-    // HTTP/1.1 clients (ALPN http/1.1 or none) are served too (§A.2 item 10): the TLS
+    // HTTP/1.1 clients (ALPN http/1.1 or none) are served too ("http2: server"): the TLS
     // connection itself goes to the handler, which speaks HTTP/1.1 proxy on it.
     if (auto alpn = net::negotiated_alpn(*conn); alpn != "h2") {
       if (!q->closed()) q->push(std::move(conn));
       co_return;
     }
     auto session = net::Http2Session::server(std::move(conn), opts->http2);
-    q->track(session);
-    for (;;) {
-      error_code ec;
-      auto s = co_await session->accept_stream(ec);
-      if (!s || q->closed()) break;
-      if (q->full()) {
-        // §A.1: a request beyond the backlog is answered with an empty 200; no handler runs.
-        s->respond(200, {{"content-length", "0"}, {"date", net::h2_date()}}, true);
-        continue;
-      }
-      q->push(std::move(s));
-    }
+    // A request is held while the queue is full (the session's own queue, bounded by its
+    // advertised stream limit, keeps it): GOST answers it with an empty 200 and runs no handler,
+    // which its client takes for a tunnel that ended at once (issue 16).
+    co_await q->take_streams(session, [](StreamPtr s) { return s; });
     session->shutdown();
     opts->log.debug(fmt::format("{}: http2 session ended", remote));
   }

@@ -1,7 +1,7 @@
-// Listeners "mws" and "mwss" (spec/ws.md §7): the WebSocket of the ws/wss listener carries an smux
-// v1 session (net/mux) whose client opens one stream per tunnel. accept() yields those streams
-// (listener/pump: each connection's TLS and WebSocket handshakes, then its session's stream
-// accepts, run in their own coroutine).
+// Listeners "mws" and "mwss" (docs/PROTOCOLS.md "ws: mws and mwss"): the WebSocket of the ws/wss
+// listener carries an smux v1 session (net/mux) whose client opens one stream per tunnel. accept()
+// yields those streams (listener/pump: each connection's TLS and WebSocket handshakes, then its
+// session's stream accepts, run in their own coroutine).
 #include <fmt/format.h>
 
 #include "listener/pump.hpp"

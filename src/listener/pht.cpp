@@ -1,5 +1,5 @@
-// Listeners "pht" and "phts" (spec/pht.md): TCP (TLS for phts) connections carrying HTTP/1.1
-// requests; the sessions they open are the Streams accept() yields.
+// Listeners "pht" and "phts" (docs/PROTOCOLS.md "pht"): TCP (TLS for phts) connections carrying
+// HTTP/1.1 requests; the sessions they open are the Streams accept() yields.
 //
 // Each worker has its own listener (SO_REUSEPORT), and the kernel spreads connections over them
 // by address, so the push and the pull of one session usually arrive on different workers. The
@@ -22,6 +22,7 @@ class PhtListener final : public Listener {
     std::string where = tls ? "listener phts" : "listener pht";
     reject_unsupported(o.config.metadata, {"mptcp"}, where);
     auto so = net::pht::server_options(o.config.metadata, where);
+    so.refusals = std::make_shared<Refusals>(o.log, o.service, o.config.type);
     // The transport under HTTP is the registered tcp / tls listener, options and all.
     ListenerOptions inner = o;
     inner.config.type = tls ? "tls" : "tcp";

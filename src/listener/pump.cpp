@@ -21,7 +21,9 @@ awaitable<void> StreamQueue::room() {
 
 PumpListener::PumpListener(asio::io_context& ctx, const ListenerOptions& o, const char* inner_type,
                            std::size_t limit)
-    : queue_(std::make_shared<StreamQueue>(ctx.get_executor(), limit)), log_(o.log) {
+    : queue_(std::make_shared<StreamQueue>(ctx.get_executor(), limit)),
+      refusals_(std::make_shared<Refusals>(o.log, o.service, o.config.type)),
+      log_(o.log) {
   const auto* factory = ListenerRegistry::find(inner_type);
   if (!factory) throw config::ConfigError(fmt::format("listener {}: not registered", inner_type));
   inner_ = std::shared_ptr<Listener>((*factory)(ctx, o));

@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "core/component.hpp"
+#include "core/refusals.hpp"
 
 namespace gost {
 
@@ -89,6 +90,8 @@ class PumpListener : public Listener {
   // Set by the derived constructor (it captures the derived options, never `this`).
   void set_serve(Serve s) { serve_ = std::move(s); }
   StreamQueue& queue() { return *queue_; }
+  // Where the derived listener reports the streams it still refuses (shared by its sessions).
+  const RefusalsPtr& refusals() const { return refusals_; }
 
  private:
   static awaitable<void> pump(std::shared_ptr<Listener> inner, std::shared_ptr<StreamQueue> q,
@@ -97,6 +100,7 @@ class PumpListener : public Listener {
                              std::shared_ptr<StreamQueue> q, Serve serve);
 
   std::shared_ptr<StreamQueue> queue_;
+  RefusalsPtr refusals_;
   std::shared_ptr<Listener> inner_;
   Serve serve_;
   log::Logger log_;

@@ -1,5 +1,5 @@
 // Listeners "tcp" and "tls": one SO_REUSEPORT acceptor per worker, so a connection stays on the
-// worker that accepted it (DESIGN.md §3).
+// worker that accepted it (docs/ARCHITECTURE.md "Concurrency").
 #include <fmt/format.h>
 #include <linux/filter.h>
 #include <sys/socket.h>
@@ -146,7 +146,7 @@ GOST_REGISTER(ListenerRegistry, "tcp", [](asio::io_context& ctx, const ListenerO
   return std::unique_ptr<Listener>(new TcpListener(ctx, o));
 });
 
-// Listener "tls": TCP, then a TLS server handshake per connection (spec/tls.md).
+// Listener "tls": TCP, then a TLS server handshake per connection (docs/PROTOCOLS.md "tls").
 class TlsListener final : public TcpListener {
  public:
   // The certificate is ready (loaded or generated and persisted) before the port is bound.

@@ -1,6 +1,6 @@
-// Listeners "ws" and "wss" (spec/ws.md §4): the "tcp" / "tls" listener of the registry accepts
-// (and for wss runs the TLS handshake), then the HTTP/1.1 upgrade turns the connection into a
-// WebSocket stream — all in the connection's own coroutine (Listener::handshake).
+// Listeners "ws" and "wss" (docs/PROTOCOLS.md "ws"): the "tcp" / "tls" listener of the registry
+// accepts (and for wss runs the TLS handshake), then the HTTP/1.1 upgrade turns the connection into
+// a WebSocket stream — all in the connection's own coroutine (Listener::handshake).
 #include "net/ws.hpp"
 
 #include <fmt/format.h>

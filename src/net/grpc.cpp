@@ -38,7 +38,7 @@ std::string grpc_message(std::string_view text) {
 
 GrpcStream::GrpcStream(Http2StreamPtr s, bool server, log::Logger log)
     : h2_(std::move(s)), server_(server), log_(std::move(log)) {
-  // A server call that ends normally ends with OK (spec/grpc.md §4).
+  // A server call that ends normally ends with OK (docs/PROTOCOLS.md "grpc: request and response").
   if (server_) h2_->set_trailers({{"grpc-status", "0"}, {"grpc-message", ""}});
 }
 

@@ -1,6 +1,6 @@
-// GOST's gRPC tunnel (spec/grpc.md): one call of /GostTunel/Tunnel = one HTTP/2 stream whose
-// two bodies are sequences of Chunk messages (proto/grpc). GrpcStream turns that stream back into a
-// byte stream: every write is one message, reads concatenate the `data` fields.
+// GOST's gRPC tunnel (docs/PROTOCOLS.md "grpc"): one call of /GostTunel/Tunnel = one HTTP/2 stream
+// whose two bodies are sequences of Chunk messages (proto/grpc). GrpcStream turns that stream back
+// into a byte stream: every write is one message, reads concatenate the `data` fields.
 #pragma once
 
 #include <string>
@@ -11,7 +11,7 @@
 
 namespace gost::net {
 
-// The request head of a tunnel call (spec/grpc.md §3).
+// The request head of a tunnel call (docs/PROTOCOLS.md "grpc: request and response").
 H2Headers grpc_request(std::string_view authority, std::string_view method_path, bool tls);
 
 // A grpc-message value: percent-encoded outside printable ASCII and for '%' (gRPC over HTTP/2).

@@ -119,6 +119,8 @@ struct Http2StreamState {
   std::size_t offset = 0;  // consumed bytes of chunks.front()
   std::size_t buffered = 0;
   bool remote_ended = false;  // END_STREAM received
+  bool ended_with_head = false;  // ... on the head itself: an answer without a body
+  bool body_seen = false;        // a DATA frame arrived
   // send side: the writer's buffer, borrowed while write_some() waits
   const char* out = nullptr;
   std::size_t out_size = 0, out_reserved = 0, out_sent = 0;
@@ -237,9 +239,10 @@ struct Http2Callbacks {
           st->detached = true;
         } else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
           st->headers_done = true;
-          if (s.accept_queue_.size() >= s.cfg_.accept_backlog || s.closing()) {
+          if (s.closing() || s.accept_queue_.size() >= s.cfg_.max_concurrent_streams) {
             st->detached = true;
             nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, hd.stream_id, NGHTTP2_REFUSED_STREAM);
+            if (s.cfg_.refusals) s.cfg_.refusals->add(s.closing() ? "session closing" : "too many");
           } else {
             s.accept_queue_.push_back(s.streams_[hd.stream_id]);
             s.incoming_.cancel();
@@ -259,9 +262,11 @@ struct Http2Callbacks {
         }
       }
     }
+    if (hd.type == NGHTTP2_DATA) st->body_seen = true;
     if ((hd.type == NGHTTP2_HEADERS || hd.type == NGHTTP2_DATA) &&
         (hd.flags & NGHTTP2_FLAG_END_STREAM)) {
       st->remote_ended = true;
+      st->ended_with_head = hd.type == NGHTTP2_HEADERS && st->headers_done && !st->body_seen;
       st->readable.cancel();
     }
     return 0;
@@ -412,6 +417,7 @@ Http2Stream::~Http2Stream() { close(); }
 const H2Headers& Http2Stream::headers() const { return st_->headers; }
 int Http2Stream::status() const { return st_->status; }
 bool Http2Stream::head_received() const { return st_->headers_done; }
+bool Http2Stream::ended_with_head() const { return st_->ended_with_head; }
 const H2Headers& Http2Stream::trailers() const { return st_->trailers; }
 void Http2Stream::set_trailers(H2Headers trailers) { st_->trailers_out = std::move(trailers); }
 

@@ -1,4 +1,4 @@
-// The one HTTP/2 engine (DESIGN.md §3 "The HTTP data channels"): an nghttp2 session over any
+// The one HTTP/2 engine (docs/ARCHITECTURE.md "Transports"): an nghttp2 session over any
 // Stream (TLS or plain TCP), server or client role; every HTTP/2 stream is a Stream. The http2
 // proxy, the h2/h2c data channels and gRPC differ only in how a stream is opened and framed.
 //
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "config/model.hpp"
+#include "core/refusals.hpp"
 #include "core/stream.hpp"
 #include "net/tls.hpp"
 
@@ -53,19 +54,23 @@ struct Http2Config {
   std::uint32_t max_concurrent_streams = 250;
   std::uint32_t max_frame_size = 64 << 10;   // largest frame we accept (advertised)
   std::uint32_t max_header_list = 64 << 10;  // request/response head, RFC 9113 §6.5.2 size
-  std::size_t accept_backlog = 128;          // server: streams waiting for accept_stream()
   std::uint32_t max_control_frames = 2000;   // PING/SETTINGS/RST/... per second, then GOAWAY
   std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(15);  // until peer SETTINGS
   std::chrono::nanoseconds idle_timeout{0};  // no open stream for this long → GOAWAY (0 = never)
   // Client: waiting for a response head (below the router's 15 s dial timeout, so that a pool
   // can drop a session whose server went away without a FIN).
   std::chrono::nanoseconds response_timeout = std::chrono::seconds(10);
-  // PING keepalive (gRPC's, spec/grpc.md §7): after `ping_interval` without receiving anything, a
-  // PING; nothing received within `ping_timeout` after it ends the session. Only while streams
-  // are open unless `ping_without_streams`. 0 = off.
+  // PING keepalive (gRPC's, docs/PROTOCOLS.md "grpc: keepalive"): after `ping_interval` without
+  // receiving anything, a PING; nothing received within `ping_timeout` after it ends the session.
+  // Only while streams are open unless `ping_without_streams`. 0 = off.
   std::chrono::nanoseconds ping_interval{0};
   std::chrono::nanoseconds ping_timeout = std::chrono::seconds(20);
   bool ping_without_streams = false;
+  // Server: where the streams it still refuses are reported (a GOAWAY raced them). A new stream
+  // within SETTINGS_MAX_CONCURRENT_STREAMS is never refused: it waits for accept_stream(), which
+  // bounds the queue by the advertised stream limit (nghttp2 refuses streams beyond it itself,
+  // with REFUSED_STREAM, which clients retry).
+  RefusalsPtr refusals;
 };
 
 // Our (non-GOST) tuning options: http2.streamWindow, http2.connectionWindow,
@@ -75,9 +80,9 @@ Http2Config http2_config(const config::Metadata& md, std::string_view where);
 // The `header` metadata map as HTTP/2 fields (names lower-cased). Throws config::ConfigError for a
 // value that is not a map or a name/value HTTP/2 forbids.
 H2Headers h2_header_map(const config::Metadata& md, std::string_view where);
-// The request head of a GOST h2/h2c tunnel (spec/http2.md §B.1): a plain CONNECT to `authority`,
-// or with `path` a GET of it (:scheme https for h2, http for h2c); then `extra` (the `header`
-// map), accept-encoding and user-agent as Go's client adds them unless `extra` has them.
+// The request head of a GOST h2/h2c tunnel (docs/PROTOCOLS.md "h2: client"): a plain CONNECT to
+// `authority`, or with `path` a GET of it (:scheme https for h2, http for h2c); then `extra` (the
+// `header` map), accept-encoding and user-agent as Go's client adds them unless `extra` has them.
 H2Headers h2_tunnel_request(std::string_view authority, std::string_view path, bool tls,
                             const H2Headers& extra);
 // The current time as a `date` header value (IMF-fixdate).
@@ -102,6 +107,8 @@ class Http2Stream final : public Stream {
   std::int32_t id() const;
   // Client: the response head has arrived (see Http2Session::start_stream).
   bool head_received() const;
+  // The peer ended its side with the head itself (END_STREAM on HEADERS, no DATA before).
+  bool ended_with_head() const;
   // Trailers received after the head (gRPC's grpc-status); empty when there were none.
   const H2Headers& trailers() const;
   // Ends the body with these trailers (a HEADERS frame with END_STREAM) instead of END_STREAM on

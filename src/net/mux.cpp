@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
 #include <cstring>
 
 #include "core/tcp_stream.hpp"
@@ -55,6 +56,7 @@ struct MuxSession::StreamState {
   std::deque<std::string> chunks;
   std::size_t offset = 0;  // consumed bytes of chunks.front()
   std::size_t buffered = 0;
+  std::uint64_t written = 0;  // payload bytes sent: the stream's place in the write order
   bool fin_received = false;
   bool fin_sent = false;
   bool aborted = false;
@@ -203,12 +205,14 @@ std::shared_ptr<MuxSession> MuxSession::server(StreamPtr conn, MuxConfig cfg) {
 }
 
 namespace {
-// Peer-opened streams waiting for accept_stream(); beyond this a SYN is refused with a FIN.
+// Peer-opened streams waiting for accept_stream(); while this many wait, the read loop reads no
+// more frames (smux's own back-pressure: its receive loop blocks on a full accept channel).
+// Refusing the stream instead would end a tunnel the client already wrote to (issue 16).
 constexpr std::size_t kAcceptBacklog = 256;
 }  // namespace
 
 void MuxSession::peer_opened(std::uint32_t sid) {
-  if (!server_ || accept_queue_.size() >= kAcceptBacklog) {
+  if (!server_) {
     send_fin_detached(sid);
     return;
   }
@@ -227,6 +231,7 @@ awaitable<StreamPtr> MuxSession::accept_stream(error_code& ec) {
   }
   auto st = std::move(accept_queue_.front());
   accept_queue_.pop_front();
+  budget_.cancel();  // the read loop may wait for room in the queue
   StreamPtr s = std::make_unique<MuxStream>(shared_from_this(), std::move(st));
   co_return s;
 }
@@ -247,6 +252,7 @@ void MuxSession::close() {
   if (conn_) conn_->close();
   for (auto& [id, st] : streams_) st->readable.cancel();
   writers_.cancel();
+  for (auto& w : write_queue_) w.wake->cancel();
   budget_.cancel();
   done_.cancel();
   incoming_.cancel();
@@ -286,16 +292,50 @@ awaitable<void> MuxSession::write_frame(Cmd cmd, std::uint32_t sid, std::string_
     ec = asio::error::message_size;
     co_return;
   }
-  while (writing_ && !closed_) co_await writers_.async_wait(use_nothrow);
+  std::shared_ptr<StreamState> st;
+  if (cmd == Cmd::psh)
+    if (auto it = streams_.find(sid); it != streams_.end()) st = it->second;
+  bool own = false;
+  if (!closed_ && (writing_ || !write_queue_.empty())) {
+    // Control frames: priority 0; data: 1 + what the stream has written so far.
+    std::uint64_t prio = st ? 1 + st->written : 0;
+    asio::steady_timer wake(conn_->executor(), TimePoint::max());
+    bool granted = false;
+    write_queue_.push_back({prio, write_seq_++, &wake, &granted});
+    std::push_heap(write_queue_.begin(), write_queue_.end(), std::greater<>());
+    while (!granted && !closed_) co_await wake.async_wait(use_nothrow);
+    own = granted;
+    if (!own) {  // closed: leave the queue (close() woke everyone)
+      std::erase_if(write_queue_, [&](const WriteWaiter& w) { return w.granted == &granted; });
+      std::make_heap(write_queue_.begin(), write_queue_.end(), std::greater<>());
+    }
+  } else if (!closed_) {
+    writing_ = true;
+    own = true;
+  }
   if (closed_) {
+    if (own) grant_next_writer();
     ec = asio::error::broken_pipe;
     co_return;
   }
-  writing_ = true;
+  if (st) st->written += payload.size();
   co_await write_all(*conn_, asio::buffer(*frame), ec);
+  grant_next_writer();
+  if (ec) close();  // a partly written frame would corrupt the session
+}
+
+// The connection passes from the writer done (writing_ held) to the next in line, if any.
+void MuxSession::grant_next_writer() {
+  while (!write_queue_.empty()) {
+    std::pop_heap(write_queue_.begin(), write_queue_.end(), std::greater<>());
+    WriteWaiter w = write_queue_.back();
+    write_queue_.pop_back();
+    *w.granted = true;  // writing_ stays true: it is handed over
+    w.wake->cancel();
+    return;
+  }
   writing_ = false;
   writers_.cancel();
-  if (ec) close();  // a partly written frame would corrupt the session
 }
 
 awaitable<void> MuxSession::fin_frame(std::uint32_t sid) {
@@ -312,7 +352,8 @@ void MuxSession::send_fin_detached(std::uint32_t sid) {
 void MuxSession::close_after_writes() {
   auto drain = [](std::shared_ptr<MuxSession> self) -> awaitable<void> {
     // Queued writers (spawned before us) go first: wait until nobody holds the write lock.
-    while (self->writing_ && !self->closed_) co_await self->writers_.async_wait(use_nothrow);
+    while ((self->writing_ || !self->write_queue_.empty()) && !self->closed_)
+      co_await self->writers_.async_wait(use_nothrow);
     self->close();
   };
   asio::co_spawn(conn_->executor(), drain(shared_from_this()), asio::detached);
@@ -327,7 +368,8 @@ awaitable<void> MuxSession::read_loop() {
   char head[smux::kHeaderSize];
   error_code ec;
   while (!closed_) {
-    while (buffered_ >= cfg_.max_receive_buffer && !closed_)
+    while ((buffered_ >= cfg_.max_receive_buffer || accept_queue_.size() >= kAcceptBacklog) &&
+           !closed_)
       co_await budget_.async_wait(use_nothrow);
     if (closed_) break;
     co_await read_exact(*conn_, head, sizeof head, ec);

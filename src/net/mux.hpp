@@ -1,8 +1,8 @@
 // A stream multiplexer session over one Stream: xtaci/smux protocol version 1 (proto/smux.hpp), the
-// session used by relay TCP BIND and SOCKS5 MBIND (spec/relay.md §5, spec/socks5.md §6) and by the
+// session used by relay TCP BIND and SOCKS5 MBIND (docs/PROTOCOLS.md "smux") and by the
 // mws/mwss transports. The client side opens streams (odd ids, the first one 3, as smux's client)
 // and refuses peer-opened ones with a FIN; the server side queues the streams the peer opens for
-// accept_stream() (bounded backlog). One read loop demultiplexes frames into per-stream queues;
+// accept_stream() (a bounded backlog: the read loop waits while it is full). One read loop demultiplexes frames into per-stream queues;
 // the bytes buffered over all streams are bounded (mux.maxReceiveBuffer) and the read loop pauses
 // while the bound is reached (smux v1's session-wide back-pressure). A peer FIN is EOF for the
 // stream (half-close); the end of the session ends every stream. Single-threaded: everything runs
@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/model.hpp"
 #include "core/component.hpp"
@@ -90,9 +91,26 @@ class MuxSession : public std::enable_shared_from_this<MuxSession> {
   std::size_t buffered_ = 0;
   bool closed_ = false;
   bool writing_ = false;
+  // Writers waiting for the connection, served in smux's shaper order: control frames first,
+  // then the frame of the stream that has written the fewest bytes (a new stream's first frame
+  // goes ahead of older streams' bulk data, so a burst of tunnels gets every request through
+  // quickly), first come first served among equals. The writer done hands the connection to the
+  // next one directly: one wake-up per frame, however many wait.
+  struct WriteWaiter {
+    std::uint64_t prio;
+    std::uint64_t seq;
+    asio::steady_timer* wake;
+    bool* granted;
+    bool operator>(const WriteWaiter& o) const {
+      return prio != o.prio ? prio > o.prio : seq > o.seq;
+    }
+  };
+  std::vector<WriteWaiter> write_queue_;  // a min-heap (std::greater)
+  std::uint64_t write_seq_ = 0;
+  void grant_next_writer();
   bool data_seen_ = false;
-  asio::steady_timer writers_;   // condition: the write lock was released
-  asio::steady_timer budget_;    // condition: buffered bytes were consumed
+  asio::steady_timer writers_;   // condition: nobody writes nor waits to (or closed)
+  asio::steady_timer budget_;    // condition: buffered bytes were consumed, a stream accepted
   asio::steady_timer done_;      // condition: the session ended
   asio::steady_timer incoming_;  // condition: a stream was queued for accept_stream()
   asio::steady_timer keepalive_;

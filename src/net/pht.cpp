@@ -193,13 +193,50 @@ class Server : public std::enable_shared_from_this<Server> {
     return {Found::created, s};
   }
 
+  // lookup(), but a new session that finds the backlog full waits for room (at most
+  // opts.busy_hold) rather than being refused at once; a refusal it still makes is reported.
+  awaitable<std::pair<Found, std::shared_ptr<Session>>> lookup_held(
+      const std::string& token, bool create, ServerExchange& ex,
+      const asio::any_io_executor& here) {
+    const auto deadline = Clock::now() + opts.busy_hold;
+    for (;;) {
+      auto r = lookup(token, create, ex, here);
+      if (r.first != Found::busy) co_return r;
+      auto w = std::make_shared<Waker>(here);
+      {
+        std::lock_guard lock(mu_);
+        if (backlog_.size() < opts.backlog && !shut_) continue;  // room meanwhile: try again
+        if (shut_ || Clock::now() >= deadline) {
+          if (opts.refusals) opts.refusals->add("session backlog full");
+          co_return r;
+        }
+        if (room_waiters_.size() > 2 * opts.backlog)
+          std::erase_if(room_waiters_, [](const auto& x) { return x.expired(); });
+        room_waiters_.push_back(w);
+      }
+      co_await w->wait(deadline);
+    }
+  }
+
+  // The backlog shrank: one waiting new session may try again. mu_ held.
+  void wake_room_waiter() {
+    while (!room_waiters_.empty()) {
+      auto w = room_waiters_.front().lock();
+      room_waiters_.pop_front();
+      if (w) {
+        w->notify();
+        return;
+      }
+    }
+  }
+
   // Takes a finished session out of the table and remembers its token.
   void remove(const std::shared_ptr<Session>& s) {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(s->token);
     if (it == sessions_.end() || it->second != s) return;
     sessions_.erase(it);
-    std::erase(backlog_, s);
+    if (std::erase(backlog_, s) > 0) wake_room_waiter();
     remember_stale(s->token);
     if (log::enabled(log::Level::debug)) log.debug(fmt::format("pht: session {} closed", s->token));
   }
@@ -248,6 +285,7 @@ class Server : public std::enable_shared_from_this<Server> {
         while (!closed && !s && !backlog_.empty()) {
           auto c = std::move(backlog_.front());
           backlog_.pop_front();
+          wake_room_waiter();
           std::lock_guard slock(c->mu);
           if (!c->aborted && !c->app_closed) s = std::move(c);
         }
@@ -372,6 +410,7 @@ class Server : public std::enable_shared_from_this<Server> {
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
   std::deque<std::shared_ptr<Session>> backlog_;  // created, not yet accepted
+  std::deque<std::weak_ptr<Waker>> room_waiters_;  // new sessions waiting for backlog room
   std::unordered_set<std::string> stale_;
   std::deque<std::pair<TimePoint, std::string>> stale_order_;
   std::map<int, Acceptor> acceptors_;
@@ -538,7 +577,7 @@ awaitable<void> Server::authorize(ServerExchange& ex) {
   error_code ec;
   auto here = co_await asio::this_coro::executor;
   std::string token = random_token();
-  auto [found, s] = lookup(token, true, ex, here);
+  auto [found, s] = co_await lookup_held(token, true, ex, here);
   if (!s) {
     co_await ex.reply(429, ec);
     co_return;
@@ -546,7 +585,7 @@ awaitable<void> Server::authorize(ServerExchange& ex) {
   co_await ex.reply_authorize(token, ec);
 }
 
-// §5.1, the table of steps; see the comments for where we differ.
+// docs/PROTOCOLS.md "pht: push", the table of steps; see the comments for where we differ.
 awaitable<void> Server::push(ServerExchange& ex, const std::string& token) {
   auto here = co_await asio::this_coro::executor;
   // Steps 4–7 depend on the body: read it up to its first '\n' (the rest is ignored), bounded.
@@ -582,7 +621,7 @@ awaitable<void> Server::push(ServerExchange& ex, const std::string& token) {
 
   // Step 3: only a push with bytes to deliver opens a session; for an unknown token anything else
   // is answered without one (GOST would open it only to close it at once).
-  auto [found, s] = lookup(token, data.has_value(), ex, here);
+  auto [found, s] = co_await lookup_held(token, data.has_value(), ex, here);
   int status = 200;
   if (found == Found::stale) {
     status = 403;
@@ -654,14 +693,14 @@ awaitable<void> Server::push(ServerExchange& ex, const std::string& token) {
   co_await ex.reply(status, ec);
 }
 
-// §5.2: one streamed response; every batch of queued application bytes goes out as lines (one
-// chunk each), a heartbeat line after `heartbeat` without data; the response ends when the
-// application shut its write side or closed (terminating chunk), or when a newer pull of the
-// session arrived. A failed write means the client is gone: the session is closed.
+// docs/PROTOCOLS.md "pht: pull": one streamed response; every batch of queued application bytes
+// goes out as lines (one chunk each), a heartbeat line after `heartbeat` without data; the response
+// ends when the application shut its write side or closed (terminating chunk), or when a newer pull
+// of the session arrived. A failed write means the client is gone: the session is closed.
 awaitable<void> Server::pull(ServerExchange& ex, const std::string& token) {
   auto here = co_await asio::this_coro::executor;
   error_code ec;
-  auto [found, s] = lookup(token, true, ex, here);
+  auto [found, s] = co_await lookup_held(token, true, ex, here);
   if (!s) {
     int status = found == Found::busy ? 429 : 403;
     co_await ex.reply(status, ec);
@@ -833,6 +872,7 @@ struct ClientSession : std::enable_shared_from_this<ClientSession> {
   std::shared_ptr<ClientRequest> pull_req, push_req;
   bool closed = false;
   bool shut = false;  // the close notification was sent (or is on its way)
+  std::uint64_t pushed = 0;  // push body bytes sent so far (their place in the carrier's queue)
 
   static constexpr RequestLimits kPushLimits{std::chrono::seconds(60), std::chrono::seconds(30)};
   static constexpr RequestLimits kPullLimits{std::chrono::seconds(30), std::chrono::seconds(45)};
@@ -847,7 +887,7 @@ struct ClientSession : std::enable_shared_from_this<ClientSession> {
     readable.cancel();
   }
 
-  // The pull loop of §7.2.
+  // The pull loop of docs/PROTOCOLS.md "pht: client".
   awaitable<void> pull_loop() {
     auto self = shared_from_this();
     error_code err;
@@ -917,6 +957,8 @@ struct ClientSession : std::enable_shared_from_this<ClientSession> {
   // One POST; ok = 200. The body of the answer (empty from GOST) is read so that the connection
   // can carry the next request.
   awaitable<void> post(std::string body, RequestLimits limits, error_code& ec) {
+    limits.order = pushed;
+    pushed += body.size();
     auto req = carrier->request("POST", push_target, std::move(body), limits);
     push_req = req;
     co_await req->send(ec);
@@ -1028,11 +1070,18 @@ class ClientStream final : public Stream {
 
 }  // namespace
 
+namespace {
+constexpr int kAuthorizeRetries = 5;  // 50 ms .. 0.8 s apart: 1.55 s in all
+}  // namespace
+
 awaitable<StreamPtr> open_client(std::shared_ptr<ClientCarrier> carrier, const ClientOptions& o,
                                  const log::Logger& log) {
   auto ex = co_await asio::this_coro::executor;
   std::string token;
-  {
+  // A 429 opened nothing on the server (its session backlog was full): safe to ask again, a few
+  // times with a growing pause (issue 16: a burst of tunnels must not lose any).
+  auto pause = std::chrono::milliseconds(50);
+  for (int attempt = 0;; ++attempt) {
     RequestLimits limits;
     auto req = carrier->request("GET", o.authorize_path, std::nullopt, limits);
     error_code ec;
@@ -1041,7 +1090,15 @@ awaitable<StreamPtr> open_client(std::shared_ptr<ClientCarrier> carrier, const C
     int status = req->status();
     std::string body;
     while (!ec && body.size() <= 4096) co_await req->read_body(body, 4096, ec);
-    if (status == 429) throw system_error(asio::error::connection_refused, "pht: authorize: 429");
+    if (status == 429) {
+      if (attempt >= kAuthorizeRetries)
+        throw system_error(asio::error::connection_refused, "pht: authorize: 429");
+      log.debug(fmt::format("pht: authorize: 429, retrying in {}ms", pause.count()));
+      asio::steady_timer t(ex, pause);
+      co_await t.async_wait(use_nothrow);
+      pause *= 2;
+      continue;
+    }
     if (status == 200 && ec == asio::error::eof)
       if (auto t = codec::parse_authorize_body(body)) token = std::move(*t);
     if (token.empty()) {
@@ -1050,6 +1107,7 @@ awaitable<StreamPtr> open_client(std::shared_ptr<ClientCarrier> carrier, const C
       token = random_token();
       log.debug(fmt::format("pht: authorize answered {}, using a local token", status));
     }
+    break;
   }
   auto s = std::make_shared<ClientSession>(ex, std::move(carrier), o, token, log);
   asio::co_spawn(ex, s->pull_loop(), asio::detached);

@@ -1,7 +1,8 @@
-// PHT — Plain HTTP Tunnel (spec/pht.md): the one server state machine and the one client state
-// machine, written against a small "request carrier" interface so that every HTTP version that
-// can carry a request and a streamed response carries PHT with the same logic (DESIGN.md "The
-// HTTP data channels"). HTTP/1.1 over any Stream is net/pht_http1; HTTP/3 will be another carrier.
+// PHT — Plain HTTP Tunnel (docs/PROTOCOLS.md "pht"): the one server state machine and the one
+// client state machine, written against a small "request carrier" interface so that every HTTP
+// version that can carry a request and a streamed response carries PHT with the same logic
+// (docs/ARCHITECTURE.md "Transports"). HTTP/1.1 over any Stream is net/pht_http1; HTTP/3 will be
+// another carrier.
 //
 // Server: sessions keyed by token, each with two bounded queues (pushed bytes waiting for the
 // application, application bytes waiting for the pull). A session is yielded to the service as a
@@ -12,8 +13,8 @@
 // the coroutine that waits. The data itself is copied once per direction (into/out of the queue).
 //
 // Client: one session = one Stream: write → one push at a time (POST, ≤ 32 KiB raw), read ← the
-// lines of one pull (GET) at a time, re-pulled by the rule of §7.2. Single-threaded: everything
-// of a client session runs on the executor it was dialed on.
+// lines of one pull (GET) at a time, re-pulled by the rule of docs/PROTOCOLS.md "pht: client".
+// Single-threaded: everything of a client session runs on the executor it was dialed on.
 #pragma once
 
 #include <chrono>
@@ -26,17 +27,21 @@
 
 #include "config/model.hpp"
 #include "core/log.hpp"
+#include "core/refusals.hpp"
 #include "core/stream.hpp"
 
 namespace gost::net::pht {
 
-// ---- limits and timeouts (documented values; spec/pht.md §10 where GOST fixes them) -----------
+// ---- limits and timeouts (documented values; docs/PROTOCOLS.md "pht: limits") -----------
 struct ServerOptions {
   std::string authorize_path = "/authorize";
   std::string push_path = "/push";
   std::string pull_path = "/pull";
-  // Sessions created but not yet accepted by the service; one more is answered 429.
+  // Sessions created but not yet accepted by the service; one more waits up to `busy_hold` for
+  // room, then is answered 429 (GOST: 429 at once), counted and logged in `refusals`.
   std::size_t backlog = 128;
+  std::chrono::nanoseconds busy_hold = std::chrono::seconds(5);
+  RefusalsPtr refusals;
   // A pull with nothing to send writes "\n" after this long (GOST: 10 s).
   std::chrono::nanoseconds heartbeat = std::chrono::seconds(10);
   // A push waits this long for the application to take its bytes, then 410 (GOST: 30 s).
@@ -125,6 +130,9 @@ class PhtServer {
 struct RequestLimits {
   std::chrono::nanoseconds head_timeout = std::chrono::seconds(30);  // until the response head
   std::chrono::nanoseconds body_idle = std::chrono::seconds(30);     // between body reads
+  // A carrier that has to queue requests serves the lowest first: a push gives the bytes its
+  // tunnel pushed before, so that a new tunnel's first push overtakes older tunnels' bulk.
+  std::uint64_t order = 0;
 };
 
 // One request to the server. All calls on the executor the request was made on.
@@ -159,9 +167,9 @@ struct ClientOptions {
 
 // The options of dialers pht/phts (and http3): the three paths, as for the server.
 ClientOptions client_options(const config::Metadata& md);
-// The authority (Host / :authority) of a client's requests (spec/pht.md §8): the `host` option
-// (with the node's port unless it names one), else the node address; an empty node host
-// (":8080") is the local host, where the dial goes too.
+// The authority (Host / :authority) of a client's requests (docs/PROTOCOLS.md "pht: client"): the
+// `host` option (with the node's port unless it names one), else the node address; an empty node
+// host (":8080") is the local host, where the dial goes too.
 std::string client_authority(const config::Metadata& md, const std::string& node_addr);
 
 // Opens a tunnel: GET authorize (a token from the server: GOST ≤ 3.2.6 servers require it; any

@@ -1,7 +1,8 @@
-// The HTTP/3 request carrier of PHT (net/pht.hpp, spec/pht.md §9) over net/quic: the server side
-// serves each HTTP/3 request stream as one PHT exchange; the client side sends each push and pull
-// as its own request stream on a QUIC connection kept per worker and node (more connections are
-// opened when one has no stream credit left: a pull holds its stream as long as the tunnel lives).
+// The HTTP/3 request carrier of PHT (net/pht.hpp, docs/PROTOCOLS.md "pht: HTTP/3") over net/quic:
+// the server side serves each HTTP/3 request stream as one PHT exchange; the client side sends each
+// push and pull as its own request stream on a QUIC connection kept per worker and node (more
+// connections are opened when one has no stream credit left: a pull holds its stream as long as the
+// tunnel lives).
 #pragma once
 
 #include <memory>
@@ -18,7 +19,7 @@ awaitable<void> serve_h3(std::shared_ptr<quic::RequestStream> stream,
 
 struct H3ClientConfig {
   std::string node_addr;  // where the QUIC connection goes
-  std::string authority;  // :authority (spec/pht.md §8)
+  std::string authority;  // :authority (docs/PROTOCOLS.md "pht: client")
   quic::ClientTls tls;
   quic::Config quic;
 };

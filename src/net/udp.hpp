@@ -1,7 +1,7 @@
 // Datagrams for proxy handlers and connectors: the PacketConn interface (one datagram per call,
 // each with its peer address), a PacketConn over a plain UDP socket, and UDP-TUN — datagrams framed
-// on a Stream (spec/socks5.md §7.2; also relay.md §5). Plus exact-size reads for handshakes, which
-// must never consume bytes beyond the message they read.
+// on a Stream (docs/PROTOCOLS.md "socks5: UDP-TUN", "relay: framing"). Plus exact-size reads for
+// handshakes, which must never consume bytes beyond the message they read.
 #pragma once
 
 #include <functional>

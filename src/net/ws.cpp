@@ -184,7 +184,8 @@ struct Core {
   }
 };
 
-// Client keep-alive (spec/ws.md §3.1): Ping every interval; no Pong for 2 × interval → drop.
+// Client keep-alive (docs/PROTOCOLS.md "ws: framing"): Ping every interval; no Pong for 2 ×
+// interval → drop.
 awaitable<void> keepalive_loop(std::shared_ptr<Core> c) {
   const auto interval = c->opts.keepalive;
   auto next_ping = Clock::now() + interval;

@@ -1,6 +1,6 @@
 // WebSocket (RFC 6455) as a Stream over any Stream (TCP for ws, TLS for wss), with the handshakes
-// of spec/ws.md. The tunnelled bytes travel in binary messages; message boundaries mean nothing.
-// mws/mwss put net/mux on top of this Stream.
+// of docs/PROTOCOLS.md "ws". The tunnelled bytes travel in binary messages; message boundaries mean
+// nothing. mws/mwss put net/mux on top of this Stream.
 //
 // Reading decodes in place in the caller's buffer (no read buffer per connection). Writing: one
 // frame per write_some on the server (header and payload in one gather write over TCP); the
@@ -11,8 +11,8 @@
 // Closing: shutdown_write() sends a Close frame (1000, or the peer's code echoed) and reading
 // goes on until the peer's Close or EOF — the RFC close handshake as a half-close, which also
 // survives reverse proxies (nginx drops both directions of an upgraded connection on a FIN).
-// GOST itself sends no Close frame and half-closes the transport (spec/ws.md §3.2): a plain
-// transport EOF reads as EOF, and so does a received Close frame.
+// GOST itself sends no Close frame and half-closes the transport (docs/PROTOCOLS.md "ws: closing"):
+// a plain transport EOF reads as EOF, and so does a received Close frame.
 #pragma once
 
 #include <chrono>
@@ -62,14 +62,14 @@ struct WsServerConfig {
   std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(15);  // writing the 101
   WsStreamOptions stream;
 };
-// The listener options of spec/ws.md §4 (`ws.`-prefixed keys first). Throws config::ConfigError
-// for values we refuse (enableCompression, a malformed header map).
+// The listener options of docs/PROTOCOLS.md "ws: options" (`ws.`-prefixed keys first). Throws
+// config::ConfigError for values we refuse (enableCompression, a malformed header map).
 WsServerConfig ws_server_config(const config::Metadata& md, std::string_view where);
 
-// Serves the HTTP/1.1 upgrade on an accepted stream (spec/ws.md §2.2–§2.3): error statuses are
-// answered (and the connection kept for another request unless it asked to close); a request
-// followed by more bytes is dropped without an answer. Throws when the connection ends without an
-// upgrade.
+// Serves the HTTP/1.1 upgrade on an accepted stream (docs/PROTOCOLS.md "ws: handshake"): error
+// statuses are answered (and the connection kept for another request unless it asked to close); a
+// request followed by more bytes is dropped without an answer. Throws when the connection ends
+// without an upgrade.
 awaitable<StreamPtr> ws_accept(StreamPtr s, const WsServerConfig& cfg);
 
 // ---- client ------------------------------------------------------------------------------------
@@ -82,7 +82,8 @@ struct WsClientConfig {
   WsStreamOptions stream;
   TcpKeepalive tcp_keepalive;
 };
-// The dialer options of spec/ws.md §5. Throws config::ConfigError like ws_server_config.
+// The dialer options of docs/PROTOCOLS.md "ws: options". Throws config::ConfigError like
+// ws_server_config.
 WsClientConfig ws_client_config(const config::Metadata& md, std::string_view where);
 
 // Sends the upgrade request on `s` (TLS already done for wss) and checks the 101. Bytes that came

@@ -1,6 +1,6 @@
-// gRPC framing of GOST's tunnel (spec/grpc.md §1–§2): each direction is a sequence of
-// length-prefixed messages (1-byte compressed flag, 4-byte big-endian length) whose payload is the
-// protobuf message `Chunk { bytes data = 1; }`. Hand-coded: one bytes field needs no protobuf
+// gRPC framing of GOST's tunnel (docs/PROTOCOLS.md "grpc: framing"): each direction is a sequence
+// of length-prefixed messages (1-byte compressed flag, 4-byte big-endian length) whose payload is
+// the protobuf message `Chunk { bytes data = 1; }`. Hand-coded: one bytes field needs no protobuf
 // library. Sans-IO: the decoder works on whatever pieces the transport delivers.
 #pragma once
 
@@ -14,7 +14,8 @@ namespace gost::proto::grpc {
 inline constexpr std::size_t kPrefixSize = 5;
 // Prefix + tag byte + a varint of a length below 2^32.
 inline constexpr std::size_t kMaxChunkHeader = kPrefixSize + 1 + 5;
-// grpc-go's default receive limit (spec/grpc.md §2): never send more, never accept more.
+// grpc-go's default receive limit (docs/PROTOCOLS.md "grpc: framing"): never send more, never
+// accept more.
 inline constexpr std::size_t kMaxMessage = 4 << 20;
 
 // gRPC status codes used here.
@@ -26,8 +27,9 @@ enum Status : int {
   kInternal = 13,
 };
 
-// The HTTP/2 :path of the tunnel method for a `path` option (spec/grpc.md §1.1): empty →
-// "/GostTunel/Tunnel"; "/foo" → "/foo/Tunnel"; "/a/b" → "/a/b"; "/a/b/c" → "/a/b-c".
+// The HTTP/2 :path of the tunnel method for a `path` option (docs/PROTOCOLS.md
+// "grpc: method and path"): empty → "/GostTunel/Tunnel"; "/foo" → "/foo/Tunnel"; "/a/b" → "/a/b";
+// "/a/b/c" → "/a/b-c".
 std::string method_path(std::string_view path);
 
 // Protobuf base-128 varint; `out` needs 10 bytes. Returns the bytes written.

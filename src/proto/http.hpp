@@ -1,5 +1,5 @@
-// HTTP/1.x codec for the proxy handler and connector (spec/http.md): bounded head parsing, body
-// framing, and the exact bytes GOST writes. No I/O.
+// HTTP/1.x codec for the proxy handler and connector (docs/PROTOCOLS.md "http"): bounded head
+// parsing, body framing, and the exact bytes GOST writes. No I/O.
 #pragma once
 
 #include <cstdint>
@@ -99,29 +99,31 @@ class ChunkedScanner {
   std::size_t line_len_ = 0;
 };
 
-// ---- what the server writes (spec/http.md §4–§6) ------------------------------------------------
-// 407 of §5.1 (realm quoted; Proxy-Connection: close when the client asked for keep-alive).
+// ---- what the server writes ("http: processing order" to "http: CONNECT") -----------------------
+// The 407 of "http: authentication" (realm quoted; Proxy-Connection: close when the client asked
+// for keep-alive).
 std::string response_407(std::string_view realm, bool proxy_connection_keepalive);
 // "HTTP/1.1 200 Connection established\r\nProxy-Agent: <agent>\r\n\r\n"
 std::string response_connect_established(std::string_view proxy_agent);
-// The §4 skeleton (400/403/503): Connection: close first, then `headers` sorted by name.
+// The skeleton of "http: processing order" (400/403/503): Connection: close first, then `headers`
+// sorted by name.
 std::string response_skeleton(int status, const std::vector<Header>& headers);
-// Forward-proxy errors of §7.3 and the UDP answers of §8: "HTTP/1.x <status>\r\nContent-Length:
-// 0\r\n" then `headers` sorted by name.
+// Forward-proxy errors ("http: forward proxy") and the UDP answers ("http: UDP"):
+// "HTTP/1.x <status>\r\nContent-Length: 0\r\n" then `headers` sorted by name.
 std::string response_empty(int status, int version_minor = 1,
                            const std::vector<Header>& headers = {});
 
 // ---- forwarding -------------------------------------------------------------------------------
-// The upstream request of §7.1: origin-form request line, Host, User-Agent, framing, other headers
-// sorted by canonical name, then Connection: close unless `keepalive`.
+// The upstream request of "http: forward proxy": origin-form request line, Host, User-Agent,
+// framing, other headers sorted by canonical name, then Connection: close unless `keepalive`.
 std::string serialize_upstream_request(const Request& r, std::string_view origin_target,
                                        std::string_view host, const Framing& framing,
                                        bool keepalive);
-// The response re-serialised to the client (§7.2).
+// The response re-serialised to the client ("http: forward proxy").
 std::string serialize_client_response(const Response& r, const Framing& framing,
                                       int client_version_minor);
 
-// ---- client (connector) side: the CONNECT request of §10.1 -------------------------------------
+// ---- client (connector) side: the CONNECT request of "http: connector" --------------------------
 std::string connect_request(std::string_view target,
                             std::optional<std::pair<std::string, std::string>> auth,
                             const std::vector<Header>& extra_headers, bool udp = false);
@@ -130,7 +132,8 @@ std::string connect_request(std::string_view target,
 // Proxy-Authorization "Basic <std base64>" → (user, pass), split at the first colon; a value
 // without colon is the user with an empty password. Empty pair on any other form.
 std::pair<std::string, std::string> parse_basic_auth(std::string_view header_value);
-// GOST v2 Gost-Target / X-Gost-Target (spec/http.md §3): nullopt when it does not decode.
+// GOST v2 Gost-Target / X-Gost-Target (docs/PROTOCOLS.md "http: request and target"): nullopt when
+// it does not decode.
 std::optional<std::string> decode_gost_target(std::string_view value);
 std::string encode_gost_target(std::string_view host_port);
 

@@ -1,5 +1,5 @@
-// PHT — Plain HTTP Tunnel codec (spec/pht.md): request targets and tokens, push bodies, pull
-// lines and their HTTP/1.1 chunk framing, the authorize body, and the exact response heads our
+// PHT — Plain HTTP Tunnel codec (docs/PROTOCOLS.md "pht"): request targets and tokens, push bodies,
+// pull lines and their HTTP/1.1 chunk framing, the authorize body, and the exact response heads our
 // server writes. No I/O: net/pht drives these over a request carrier.
 #pragma once
 
@@ -14,14 +14,15 @@
 
 namespace gost::proto::pht {
 
-// ---- paths (§2) -------------------------------------------------------------------------------
+// ---- paths ("pht: endpoints and tokens") --------------------------------------------------------
 inline constexpr std::string_view kDefaultAuthorizePath = "/authorize";
 inline constexpr std::string_view kDefaultPushPath = "/push";
 inline constexpr std::string_view kDefaultPullPath = "/pull";
-// A configured path that does not start with '/' is replaced by the default (§2).
+// A configured path that does not start with '/' is replaced by the default
+// ("pht: endpoints and tokens").
 std::string normalize_path(std::string_view configured, std::string_view fallback);
 
-// ---- limits (§5, §10, §12) --------------------------------------------------------------------
+// ---- limits ("pht: push", "pht: pull", "pht: limits") -------------------------------------------
 // Raw bytes per push and per pull line: what GOST sends (32 KiB → 43 692 base64 characters).
 inline constexpr std::size_t kMaxChunk = 32 * 1024;
 // Longest line (without its '\n') either side accepts: GOST's line reader fails at 64 KiB, and
@@ -31,7 +32,7 @@ inline constexpr std::size_t kMaxLine = 64 * 1024 - 1;
 // a client can make the server remember).
 inline constexpr std::size_t kMaxToken = 256;
 
-// ---- request targets (§2, §5.1 step 2) --------------------------------------------------------
+// ---- request targets ("pht: endpoints and tokens", "pht: push") ---------------------------------
 struct Target {
   std::string path;  // percent-decoded, without the query
   std::optional<std::string> token;
@@ -47,7 +48,7 @@ std::string request_target(std::string_view path, std::string_view token);
 // Go's url.QueryEscape.
 std::string query_escape(std::string_view s);
 
-// ---- push (§5.1) ------------------------------------------------------------------------------
+// ---- push ("pht: push") -------------------------------------------------------------------------
 // Body of a push carrying `raw` (≤ kMaxChunk bytes): base64 + '\n'. Empty `raw` → "" (the close
 // notification has an empty body).
 std::string push_body(std::string_view raw);
@@ -55,7 +56,7 @@ std::string push_body(std::string_view raw);
 // ignored. nullopt = not base64 (step 7).
 std::optional<std::string> decode_line(std::string_view line);
 
-// ---- pull (§5.2) ------------------------------------------------------------------------------
+// ---- pull ("pht: pull") -------------------------------------------------------------------------
 // Appends one line carrying `raw` as one HTTP/1.1 chunk: "<hex>\r\n<base64>\n\r\n". Empty `raw`
 // = the heartbeat "1\r\n\n\r\n".
 void append_pull_chunk(std::string& out, std::string_view raw);
@@ -79,7 +80,7 @@ class LineReader {
   bool too_long_ = false;
 };
 
-// ---- authorize (§4) ---------------------------------------------------------------------------
+// ---- authorize ("pht: endpoints and tokens") ----------------------------------------------------
 std::string authorize_body(std::string_view token);  // "token=<token>"
 // The token of an authorize body; nullopt when the body does not start with "token=" or the
 // token is empty (what old clients treat as failure).

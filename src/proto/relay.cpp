@@ -32,7 +32,8 @@ std::string ipv6_text(const char* p) {
   return buf;
 }
 
-// ATYP ADDR PORT; nullopt when the payload is too short for its type (spec/relay.md §4).
+// ATYP ADDR PORT; nullopt when the payload is too short for its type (docs/PROTOCOLS.md
+// "relay: features").
 std::optional<Address> decode_address(std::string_view p) {
   if (p.size() < 4) return std::nullopt;
   Address a;

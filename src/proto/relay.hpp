@@ -1,6 +1,6 @@
-// GOST relay protocol codec (spec/relay.md): request/response headers, feature TLVs and the
-// 2-byte length framing of UDP CONNECT datagrams. Pure functions over bytes, no I/O; every length
-// is bounded by its 8/16-bit wire field and checked against the input before use.
+// GOST relay protocol codec (docs/PROTOCOLS.md "relay"): request/response headers, feature TLVs and
+// the 2-byte length framing of UDP CONNECT datagrams. Pure functions over bytes, no I/O; every
+// length is bounded by its 8/16-bit wire field and checked against the input before use.
 #pragma once
 
 #include <cstddef>

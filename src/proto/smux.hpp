@@ -1,5 +1,5 @@
-// smux frame codec (xtaci/smux, protocol version 1 — GOST's default multiplexer; spec/relay.md §5,
-// spec/socks5.md §6): VER(1) | CMD(1) | LENGTH(2, little-endian) | STREAMID(4, little-endian) |
+// smux frame codec (xtaci/smux, protocol version 1 — GOST's default multiplexer; docs/PROTOCOLS.md
+// "smux"): VER(1) | CMD(1) | LENGTH(2, little-endian) | STREAMID(4, little-endian) |
 // DATA. Pure functions over bytes, no I/O; LENGTH is bounded by its 16-bit field.
 #pragma once
 

@@ -1,5 +1,5 @@
-// SOCKS5 codec (RFC 1928, RFC 1929 and GOST's extensions, spec/socks5.md): greeting and method
-// selection, username/password, request/reply, the UDP header and UDP-TUN framing. No I/O.
+// SOCKS5 codec (RFC 1928, RFC 1929 and GOST's extensions, docs/PROTOCOLS.md "socks5"): greeting and
+// method selection, username/password, request/reply, the UDP header and UDP-TUN framing. No I/O.
 //
 // Every parser looks at the bytes received so far and answers `complete` (with the message size,
 // so a reader never consumes more than one message), `incomplete` (with the total size known to
@@ -80,10 +80,10 @@ Parsed parse_address(std::string_view data, Address& out);
 // VER NMETHODS METHODS...; bad when VER ≠ 5 or NMETHODS = 0.
 Parsed parse_greeting(std::string_view data, std::vector<std::uint8_t>& methods);
 std::string greeting(const std::vector<std::uint8_t>& methods);
-// What a GOST client offers (socks5.md §10.1): 00, 02 with credentials, then 80 (and 82) unless
+// What a GOST client offers ("socks5: connector"): 00, 02 with credentials, then 80 (and 82) unless
 // notls.
 std::vector<std::uint8_t> client_methods(bool has_credentials, bool notls);
-// The server's choice (socks5.md §2, development-head table).
+// The server's choice ("socks5: method selection", development-head table).
 std::uint8_t select_method(const std::vector<std::uint8_t>& offered, bool auth_required,
                            bool tls_allowed);
 std::string method_reply(std::uint8_t m);
@@ -112,7 +112,7 @@ std::string reply(std::uint8_t code, const Address& a);
 std::string reply(std::uint8_t code);
 
 // ---- UDP --------------------------------------------------------------------------------------
-// RSV(2) FRAG(1) ATYP ADDR PORT. In UDP-TUN framing (socks5.md §7.2) RSV carries the payload
+// RSV(2) FRAG(1) ATYP ADDR PORT. In UDP-TUN framing ("socks5: UDP-TUN") RSV carries the payload
 // length and FRAG is 0xFF.
 struct UdpHeader {
   std::uint16_t rsv = 0;

@@ -1,5 +1,5 @@
 // Reading the server name (SNI) out of a TLS ClientHello record, for the `auto` handler's TLS
-// pass-through (spec/core.md §6). No I/O.
+// pass-through (docs/PROTOCOLS.md "core: auto"). No I/O.
 #pragma once
 
 #include <cstddef>

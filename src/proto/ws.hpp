@@ -1,5 +1,6 @@
-// RFC 6455 WebSocket codec (spec/ws.md): the HTTP/1.1 upgrade handshake as GOST (gorilla/websocket
-// + Go net/http) writes and checks it, and frame encoding/decoding. No I/O: net/ws drives it.
+// RFC 6455 WebSocket codec (docs/PROTOCOLS.md "ws"): the HTTP/1.1 upgrade handshake as GOST
+// (gorilla/websocket + Go net/http) writes and checks it, and frame encoding/decoding. No I/O:
+// net/ws drives it.
 //
 // The decoder works in place on the bytes the caller just read into its own buffer: frame headers
 // and control frames are consumed (a partial header and a control payload are kept inside the
@@ -20,7 +21,7 @@
 
 namespace gost::proto::ws {
 
-// ---- handshake (spec/ws.md §2) ------------------------------------------------------------------
+// ---- handshake ("ws: handshake") ----------------------------------------------------------------
 
 inline constexpr std::string_view kDefaultPath = "/ws";
 
@@ -46,18 +47,19 @@ struct ClientRequest {
   std::vector<http::Header> headers;             // custom headers (names canonicalised)
   bool compression = false;                      // offer permessage-deflate
 };
-// The request of §2.1 byte for byte: request line, Host, User-Agent, then the remaining headers
-// sorted by name. A custom Host overrides `host`; a custom User-Agent replaces Go's (an empty one
-// removes the line).
+// The request of "ws: handshake" byte for byte: request line, Host, User-Agent, then the remaining
+// headers sorted by name. A custom Host overrides `host`; a custom User-Agent replaces Go's (an
+// empty one removes the line).
 std::string client_request(const ClientRequest& r);
 
-// Server-side verdict on an upgrade request, in the order of §2.2: 404 (path), 400 (Connection,
-// Upgrade), 405 (method), 400 (version, key); 101 when it may be upgraded.
+// Server-side verdict on an upgrade request, in the order of "ws: handshake": 404 (path), 400
+// (Connection, Upgrade), 405 (method), 400 (version, key); 101 when it may be upgraded.
 int check_request(const http::Request& r, std::string_view path);
-// The 101 of §2.3 followed by `extra` headers (the listener's `header` map).
+// The 101 of "ws: handshake" followed by `extra` headers (the listener's `header` map).
 std::string response_101(std::string_view key, const std::vector<http::Header>& extra = {});
-// The error responses of §2.2 (404 from Go's ServeMux, 400/405 from gorilla's http.Error) with
-// the given Date value; `connection_close` appends "Connection: close" (the request asked for it).
+// The error responses of "ws: handshake" (404 from Go's ServeMux, 400/405 from gorilla's
+// http.Error) with the given Date value; `connection_close` appends "Connection: close" (the
+// request asked for it).
 std::string error_response(int status, std::string_view date, bool connection_close,
                            int version_minor = 1);
 // Go's answer to a request it cannot parse (400) or whose head is too large (431); the connection
@@ -66,11 +68,11 @@ std::string malformed_request_response(int status);
 // "Mon, 02 Jan 2006 15:04:05 GMT" for a Unix time.
 std::string http_date(std::int64_t unix_seconds);
 
-// Client-side check of the server's answer (gorilla's rules, §2.3). Empty when acceptable, else
-// why not. permessage-deflate in the answer is refused (we do not implement it).
+// Client-side check of the server's answer (gorilla's rules, "ws: handshake"). Empty when
+// acceptable, else why not. permessage-deflate in the answer is refused (we do not implement it).
 std::string check_response(const http::Response& r, std::string_view key);
 
-// ---- framing (spec/ws.md §3)
+// ---- framing ("ws: framing")
 // ---------------------------------------------------------------------
 
 enum class Opcode : std::uint8_t {
