@@ -20,9 +20,10 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
   conn.remote = stream->remote_address();
   conn.local = stream->local_address();
   conn.log = base.with({{"remote", conn.remote}, {"local", conn.local}, {"sid", conn.sid}});
-  // GOST's request metrics; the raw accepted connection counts its bytes (spec §1.4), below the
-  // listener's handshake (TLS, WebSocket). A multiplexing listener's stream is no connection of its
-  // own: its payload is counted instead (core/counted_stream.hpp).
+  // GOST's request metrics; the raw accepted connection counts its bytes (docs/PROTOCOLS.md
+  // "observability: metrics"), below the listener's handshake (TLS, WebSocket). A multiplexing
+  // listener's stream is no connection of its own: its payload is counted instead
+  // (core/counted_stream.hpp).
   metrics::Request request(*service, conn.remote);
   bool count_payload = false;
   if (request.sink()) {

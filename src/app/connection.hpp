@@ -1,6 +1,7 @@
-// A service's accept loop and the life of one accepted connection (spec/core.md §2): transport
-// handshake, handler, logs and request metrics. Both keep the listener and the handler alive, so
-// a service that a reload replaces or removes can go away while its connections run on.
+// A service's accept loop and the life of one accepted connection (docs/PROTOCOLS.md
+// "core: services"): transport handshake, handler, logs and request metrics. Both keep the listener
+// and the handler alive, so a service that a reload replaces or removes can go away while its
+// connections run on.
 #pragma once
 
 #include <memory>

@@ -54,7 +54,7 @@ class GrpcListener final : public PumpListener {
     if (md.find_first({"grpc.insecure", "grpcInsecure", "insecure"}, &key))
       insecure = md.get_bool(key).value_or(false);
     opts_->http2 = net::http2_config(md, where_);
-    opts_->http2.refusals = refusals();
+    opts_->http2.on_refused = [r = refusals()](std::string_view why) { r->add(why); };
     if (md.find_first({"grpc.backlog", "backlog"}, &key)) {
       if (auto b = md.get_int(key).value_or(0); b > 0) {
         queue().set_limit(static_cast<std::size_t>(b));

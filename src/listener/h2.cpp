@@ -37,7 +37,7 @@ class H2Listener final : public PumpListener {
     auto opts = std::make_shared<H2Options>();
     opts->path = md.get_string("path").value_or("");
     opts->http2 = net::http2_config(md, where_);
-    opts->http2.refusals = refusals();
+    opts->http2.on_refused = [r = refusals()](std::string_view why) { r->add(why); };
     if (auto b = md.get_int("backlog").value_or(0); b > 0) {
       queue().set_limit(static_cast<std::size_t>(b));
     }

@@ -32,7 +32,7 @@ class Http2Listener final : public PumpListener {
     const auto& md = o.config.metadata;
     auto opts = std::make_shared<Http2ListenerOptions>();
     opts->http2 = net::http2_config(md, "listener http2");
-    opts->http2.refusals = refusals();
+    opts->http2.on_refused = [r = refusals()](std::string_view why) { r->add(why); };
     if (auto b = md.get_int("backlog").value_or(0); b > 0) queue().set_limit(static_cast<std::size_t>(b));
     if (auto t = md.get_duration("handshakeTimeout").value_or(std::chrono::nanoseconds(0));
         t.count() > 0)

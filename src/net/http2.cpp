@@ -242,7 +242,7 @@ struct Http2Callbacks {
           if (s.closing() || s.accept_queue_.size() >= s.cfg_.max_concurrent_streams) {
             st->detached = true;
             nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, hd.stream_id, NGHTTP2_REFUSED_STREAM);
-            if (s.cfg_.refusals) s.cfg_.refusals->add(s.closing() ? "session closing" : "too many");
+            if (s.cfg_.on_refused) s.cfg_.on_refused(s.closing() ? "session closing" : "too many");
           } else {
             s.accept_queue_.push_back(s.streams_[hd.stream_id]);
             s.incoming_.cancel();

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -25,7 +26,6 @@
 #include <vector>
 
 #include "config/model.hpp"
-#include "core/refusals.hpp"
 #include "core/stream.hpp"
 #include "net/tls.hpp"
 
@@ -70,7 +70,7 @@ struct Http2Config {
   // within SETTINGS_MAX_CONCURRENT_STREAMS is never refused: it waits for accept_stream(), which
   // bounds the queue by the advertised stream limit (nghttp2 refuses streams beyond it itself,
   // with REFUSED_STREAM, which clients retry).
-  RefusalsPtr refusals;
+  std::function<void(std::string_view why)> on_refused;
 };
 
 // Our (non-GOST) tuning options: http2.streamWindow, http2.connectionWindow,

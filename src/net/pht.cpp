@@ -872,7 +872,7 @@ struct ClientSession : std::enable_shared_from_this<ClientSession> {
   std::shared_ptr<ClientRequest> pull_req, push_req;
   bool closed = false;
   bool shut = false;  // the close notification was sent (or is on its way)
-  std::uint64_t pushed = 0;  // push body bytes sent so far (their place in the carrier's queue)
+  std::uint64_t pushed = 0;  // push body bytes sent so far (their place in the PushQueue)
 
   static constexpr RequestLimits kPushLimits{std::chrono::seconds(60), std::chrono::seconds(30)};
   static constexpr RequestLimits kPullLimits{std::chrono::seconds(30), std::chrono::seconds(45)};
@@ -957,7 +957,14 @@ struct ClientSession : std::enable_shared_from_this<ClientSession> {
   // One POST; ok = 200. The body of the answer (empty from GOST) is read so that the connection
   // can carry the next request.
   awaitable<void> post(std::string body, RequestLimits limits, error_code& ec) {
-    limits.order = pushed;
+    auto ex = co_await asio::this_coro::executor;
+    PushQueue& q = carrier->pushes();
+    co_await q.acquire(pushed);
+    struct Slot {
+      PushQueue& q;
+      asio::any_io_executor ex;
+      ~Slot() { q.release(ex); }
+    } slot{q, ex};
     pushed += body.size();
     auto req = carrier->request("POST", push_target, std::move(body), limits);
     push_req = req;
@@ -1069,6 +1076,47 @@ class ClientStream final : public Stream {
 };
 
 }  // namespace
+
+// ---- PushQueue ----------------------------------------------------------------------------------
+
+struct PushQueue::Waiter {
+  explicit Waiter(asio::any_io_executor ex) : wake(ex, TimePoint::max()) {}
+  asio::steady_timer wake;
+  bool granted = false;
+};
+
+PushQueue::Slots& PushQueue::slots(const asio::any_io_executor& ex) {
+  const void* worker = &asio::query(ex, asio::execution::context);
+  std::lock_guard lock(mu_);
+  return slots_[worker];  // std::map: the reference stays valid
+}
+
+awaitable<void> PushQueue::acquire(std::uint64_t order) {
+  auto ex = co_await asio::this_coro::executor;
+  Slots& sl = slots(ex);
+  if (sl.active < limit_ && sl.waiting.empty()) {
+    ++sl.active;
+    co_return;
+  }
+  auto w = std::make_shared<Waiter>(ex);
+  sl.waiting.push_back({order, sl.seq++, w});
+  std::push_heap(sl.waiting.begin(), sl.waiting.end(), std::greater<>());
+  while (!w->granted) co_await w->wake.async_wait(use_nothrow);
+}
+
+void PushQueue::release(const asio::any_io_executor& ex) {
+  Slots& sl = slots(ex);
+  while (!sl.waiting.empty()) {
+    std::pop_heap(sl.waiting.begin(), sl.waiting.end(), std::greater<>());
+    auto w = sl.waiting.back().waiter.lock();
+    sl.waiting.pop_back();
+    if (!w) continue;  // its tunnel is gone
+    w->granted = true;  // the slot passes on: `active` stays
+    w->wake.cancel();
+    return;
+  }
+  --sl.active;
+}
 
 namespace {
 constexpr int kAuthorizeRetries = 5;  // 50 ms .. 0.8 s apart: 1.55 s in all

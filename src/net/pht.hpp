@@ -19,7 +19,9 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -130,9 +132,6 @@ class PhtServer {
 struct RequestLimits {
   std::chrono::nanoseconds head_timeout = std::chrono::seconds(30);  // until the response head
   std::chrono::nanoseconds body_idle = std::chrono::seconds(30);     // between body reads
-  // A carrier that has to queue requests serves the lowest first: a push gives the bytes its
-  // tunnel pushed before, so that a new tunnel's first push overtakes older tunnels' bulk.
-  std::uint64_t order = 0;
 };
 
 // One request to the server. All calls on the executor the request was made on.
@@ -148,6 +147,40 @@ class ClientRequest {
   virtual void abort() = 0;
 };
 
+// The pushes in flight at once, per worker, to one node (issue 16): a push holds its request
+// (an HTTP/1.1 connection, a QUIC stream and its body in the send buffers) until the server's
+// application took its bytes, so a burst of tunnels without a bound opens a connection per push
+// and runs out of descriptors, or queues every tunnel's bulk ahead of the newest tunnel's first
+// push until the server's request timeout ends it. Waiting pushes go by the bytes their tunnel
+// pushed before (a new tunnel's first push overtakes older tunnels' bulk, as smux's shaper
+// does), then first come, first served; the push done hands its slot to the next directly.
+class PushQueue {
+ public:
+  explicit PushQueue(std::size_t limit) : limit_(limit) {}
+  // On the tunnel's executor; release() on the same one.
+  awaitable<void> acquire(std::uint64_t order);
+  void release(const asio::any_io_executor& ex);
+
+ private:
+  struct Waiter;
+  struct Queued {
+    std::uint64_t order, seq;
+    std::weak_ptr<Waiter> waiter;
+    bool operator>(const Queued& o) const {
+      return order != o.order ? order > o.order : seq > o.seq;
+    }
+  };
+  struct Slots {
+    std::size_t active = 0;
+    std::uint64_t seq = 0;
+    std::vector<Queued> waiting;  // a min-heap
+  };
+  Slots& slots(const asio::any_io_executor& ex);  // the worker's; only its thread uses them
+  std::mutex mu_;                                 // the map only
+  std::map<const void*, Slots> slots_;
+  const std::size_t limit_;
+};
+
 class ClientCarrier {
  public:
   virtual ~ClientCarrier() = default;
@@ -155,6 +188,10 @@ class ClientCarrier {
   virtual std::shared_ptr<ClientRequest> request(std::string_view method, std::string target,
                                                  std::optional<std::string> body,
                                                  RequestLimits limits) = 0;
+  PushQueue& pushes() { return pushes_; }
+
+ private:
+  PushQueue pushes_{256};
 };
 
 struct ClientOptions {

@@ -330,36 +330,8 @@ class Http1Client;
 // under the mutex; a connection's own fields only by its executor.
 class Pool : public std::enable_shared_from_this<Pool> {
  public:
-  Pool(std::size_t max_idle, std::chrono::nanoseconds idle_timeout, std::size_t max_pushes)
-      : max_idle_(max_idle), idle_timeout_(idle_timeout), max_pushes_(max_pushes) {}
-
-  // A push slot of the calling executor's worker (at most max_pushes at once; waiters by
-  // `order`, see RequestLimits); release_push() gives it to the next waiter directly. Only that worker's thread touches its slots.
-  awaitable<void> acquire_push(asio::execution_context* ctx, std::uint64_t order) {
-    Slots& sl = slots(ctx);
-    if (sl.active < max_pushes_ && sl.waiting.empty()) {
-      ++sl.active;
-      co_return;
-    }
-    auto ex = co_await asio::this_coro::executor;
-    auto w = std::make_shared<PushWaiter>(ex);
-    sl.waiting.push_back({order, sl.seq++, w});
-    std::push_heap(sl.waiting.begin(), sl.waiting.end(), std::greater<>());
-    while (!w->granted) co_await w->wake.async_wait(use_nothrow);
-  }
-  void release_push(asio::execution_context* ctx) {
-    Slots& sl = slots(ctx);
-    while (!sl.waiting.empty()) {
-      std::pop_heap(sl.waiting.begin(), sl.waiting.end(), std::greater<>());
-      auto w = sl.waiting.back().waiter.lock();
-      sl.waiting.pop_back();
-      if (!w) continue;  // gave up waiting
-      w->granted = true;  // the slot passes on: active stays
-      w->wake.cancel();
-      return;
-    }
-    --sl.active;
-  }
+  Pool(std::size_t max_idle, std::chrono::nanoseconds idle_timeout)
+      : max_idle_(max_idle), idle_timeout_(idle_timeout) {}
 
   ConnPtr take(asio::execution_context* ctx) {
     std::lock_guard lock(mu_);
@@ -420,34 +392,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
     std::erase(idle_[ctx], c);
   }
 
-  struct PushWaiter {
-    explicit PushWaiter(asio::any_io_executor ex) : wake(ex, TimePoint::max()) {}
-    asio::steady_timer wake;
-    bool granted = false;
-  };
-  struct Queued {
-    std::uint64_t order, seq;
-    std::weak_ptr<PushWaiter> waiter;
-    bool operator>(const Queued& o) const {
-      return order != o.order ? order > o.order : seq > o.seq;
-    }
-  };
-  struct Slots {
-    std::size_t active = 0;
-    std::uint64_t seq = 0;
-    std::vector<Queued> waiting;  // a min-heap: lowest order, then first come
-  };
-  Slots& slots(asio::execution_context* ctx) {
-    std::lock_guard lock(mu_);
-    return slots_[ctx];  // std::map: the reference stays valid
-  }
-
   std::mutex mu_;
   std::map<asio::execution_context*, std::vector<ConnPtr>> idle_;
-  std::map<asio::execution_context*, Slots> slots_;
   const std::size_t max_idle_;
   const std::chrono::nanoseconds idle_timeout_;
-  const std::size_t max_pushes_;
 };
 
 class Http1Request final : public ClientRequest {
@@ -462,7 +410,6 @@ class Http1Request final : public ClientRequest {
         body_(std::move(body)),
         limits_(limits) {}
   ~Http1Request() override {
-    release_push_slot();
     if (conn_) conn_->stream->close();
   }
 
@@ -470,10 +417,6 @@ class Http1Request final : public ClientRequest {
     ec = {};
     auto ex = co_await asio::this_coro::executor;
     ctx_ = &asio::query(ex, asio::execution::context_as<asio::execution_context&>);
-    if (method_ == "POST" && !push_slot_) {
-      co_await pool_->acquire_push(ctx_, limits_.order);
-      push_slot_ = true;
-    }
     // A request on a reused connection that dies before any answer is retried once on a new
     // connection when it is a GET (nothing was delivered); a POST is not replayed, as in Go.
     for (int attempt = 0;; ++attempt) {
@@ -650,15 +593,8 @@ class Http1Request final : public ClientRequest {
   }
 
   // The body is complete: the connection goes back to the pool if it can carry another request.
-  void release_push_slot() {
-    if (!push_slot_) return;
-    push_slot_ = false;
-    pool_->release_push(ctx_);
-  }
-
   void release() {
     body_done_ = true;
-    release_push_slot();
     if (!conn_) return;
     if (keep_alive_ && rbuf_.empty() && !aborted_)
       pool_->put(ctx_, std::move(conn_));
@@ -683,14 +619,13 @@ class Http1Request final : public ClientRequest {
   bool keep_alive_ = false;
   bool body_done_ = false;
   bool aborted_ = false;
-  bool push_slot_ = false;  // holds one of the worker's push slots (a POST until its answer)
 };
 
 class Http1Client final : public ClientCarrier {
  public:
   explicit Http1Client(Http1ClientConfig cfg)
       : cfg_(std::make_shared<const Http1ClientConfig>(std::move(cfg))),
-        pool_(std::make_shared<Pool>(cfg_->max_idle, cfg_->idle_timeout, cfg_->max_pushes)) {}
+        pool_(std::make_shared<Pool>(cfg_->max_idle, cfg_->idle_timeout)) {}
 
   std::shared_ptr<ClientRequest> request(std::string_view method, std::string target,
                                          std::optional<std::string> body,

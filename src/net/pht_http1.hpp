@@ -26,13 +26,8 @@ struct Http1ClientConfig {
   TlsContextPtr tls;                         // set: phts
   std::vector<proto::http::Header> headers;  // the `header` option
   // Idle connections kept per worker for the next request (Go keeps 2 per host, 100 overall;
-  // a quarter of max_pushes, so that a busy tunnel's pushes rarely need a new connection).
+  // a quarter of the PushQueue's bound, so that pushes rarely need a new connection).
   std::size_t max_idle = 64;
-  // Pushes in flight at once per worker; more wait for a slot (first come, first served). Each
-  // holds a connection until the server's application took its bytes: without a bound a burst
-  // of tunnels opens a connection per push and runs out of descriptors (9,000 tunnels need
-  // 18,000 for their accepted sockets and pulls alone).
-  std::size_t max_pushes = 256;
   std::chrono::nanoseconds idle_timeout = std::chrono::seconds(90);  // Go's IdleConnTimeout
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(15);
 };

@@ -1,4 +1,4 @@
-// The one QUIC + HTTP/3 engine (DESIGN.md §3 "The HTTP data channels"): ngtcp2 (QUIC v1, TLS 1.3
+// The one QUIC + HTTP/3 engine (docs/ARCHITECTURE.md "Transports"): ngtcp2 (QUIC v1, TLS 1.3
 // through GnuTLS, ALPN h3) and nghttp3, server and client roles. What it offers is HTTP/3 request
 // streams (RequestStream): a head each way and a streamed body each way. PHT over HTTP/3 (the h3 /
 // http3 listener and dialers) is net/pht_h3 on top of it.
@@ -40,8 +40,8 @@ namespace gost::net::quic {
 using Headers = H2Headers;  // HTTP/3 fields: lower-case names, pseudo-headers first
 
 struct Config {
-  // GOST's options (spec/pht.md §9): keepalive + ttl, handshakeTimeout, maxIdleTimeout,
-  // maxStreams.
+  // GOST's options (docs/PROTOCOLS.md "pht: HTTP/3"): keepalive + ttl, handshakeTimeout,
+  // maxIdleTimeout, maxStreams.
   bool keepalive = false;
   std::chrono::nanoseconds keepalive_period = std::chrono::seconds(10);
   std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(5);
@@ -138,6 +138,8 @@ class ClientSession {
   // The pool's questions: it can take a request now; it will never again.
   virtual bool usable() const = 0;
   virtual bool closing() const = 0;
+  // When its last request stream ended; time_point::max() while it has one.
+  virtual std::chrono::steady_clock::time_point idle_since() const = 0;
   virtual void close() = 0;
 };
 
@@ -148,8 +150,9 @@ struct ClientTls {
   std::string ca_file;              // trust anchors instead of the system's
   std::string cert_file, key_file;  // client certificate
 };
-// The TLS settings of a dialer from the node's tls block (spec/tls.md: no verification unless
-// secure=true; caFile pins the chain; SNI = serverName, else the node host unless an IP literal).
+// The TLS settings of a dialer from the node's tls block (docs/PROTOCOLS.md
+// "tls: server and client": no verification unless secure=true; caFile pins the chain; SNI =
+// serverName, else the node host unless an IP literal).
 ClientTls client_tls(const std::optional<config::TLS>& tls, const std::string& node_addr);
 
 // Connects to `addr` ("host:port") and completes the QUIC handshake (ALPN h3) within the

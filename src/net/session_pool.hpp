@@ -1,7 +1,8 @@
 // Per-worker pools of multiplexed client sessions (the mws, h2, http2 and grpc dialers). A session
 // and all its streams live on one worker (docs/ARCHITECTURE.md "Concurrency"), so every worker has
 // a pool of its own; only the map from worker to pool is shared, under a mutex. Tunnels that start
-// while a session is being set up wait for it instead of each opening a connection of their own.
+// while a session is being set up wait for it instead of each opening a connection of their own
+// (or, for a burst larger than the set-ups in progress will take, start a few more: Options).
 #pragma once
 
 #include <chrono>
@@ -19,13 +20,22 @@ template <class Session>
 class SessionPool {
  public:
   using Clock = std::chrono::steady_clock;
+  struct Options {
+    // Closes the spare sessions a burst opened: every session of a worker but its oldest is
+    // closed once it has had no stream for `spare_idle` (`idle_since(session)`: when its last
+    // stream ended, Clock::time_point::max() while it has one). The oldest stays for the next
+    // tunnel. Unset: sessions stay until they end.
+    std::function<Clock::time_point(const Session&)> idle_since;
+    Clock::duration spare_idle{};
+    // Streams a new session is expected to take. Set, a worker sets up more sessions at once
+    // (at most max_setups) while more tunnels wait than the set-ups in progress will take: a
+    // burst then does not wait for its connections one handshake after the other. 0: one set-up
+    // at a time, shared by every tunnel that waits.
+    std::size_t per_session = 0;
+    int max_setups = 8;
+  };
   SessionPool() = default;
-  // Closes the spare sessions a burst opened: every session of a worker but its oldest is closed
-  // once it has had no stream for `spare_idle` (`idle_since(session)`: when its last stream
-  // ended, Clock::time_point::max() while it has one). The oldest stays for the next tunnel.
-  SessionPool(std::function<Clock::time_point(const Session&)> idle_since,
-              Clock::duration spare_idle)
-      : idle_since_(std::move(idle_since)), spare_idle_(spare_idle) {}
+  explicit SessionPool(Options o) : opts_(std::move(o)) {}
 
   // A session of the calling worker: the first for which `usable(session)` holds, else a new one
   // from `make()` (returning awaitable<std::shared_ptr<Session>>). Sessions for which
@@ -34,25 +44,36 @@ class SessionPool {
   awaitable<std::shared_ptr<Session>> get(Forget forget, Usable usable, Make make) {
     auto ex = co_await asio::this_coro::executor;
     Local& l = local(ex);  // from here on only this worker's thread touches `l`
-    while (l.connecting) co_await l.ready.async_wait(use_nothrow);
-    std::erase_if(l.sessions, [&](const auto& s) { return forget(*s); });
-    for (auto& s : l.sessions)
-      if (usable(*s)) co_return s;
-    l.connecting = true;
+    // A usable session is taken even while another is being set up (a burst of tunnels must not
+    // queue behind a handshake while earlier sessions still have room); only a tunnel that finds
+    // none waits for the set-up in progress, or starts one.
+    for (;;) {
+      std::erase_if(l.sessions, [&](const auto& s) { return forget(*s); });
+      for (auto& s : l.sessions)
+        if (usable(*s)) co_return s;
+      if (l.connecting == 0) break;
+      if (opts_.per_session > 0 && l.connecting < opts_.max_setups &&
+          l.waiting >= static_cast<std::size_t>(l.connecting) * opts_.per_session)
+        break;
+      ++l.waiting;
+      co_await l.ready.async_wait(use_nothrow);
+      --l.waiting;
+    }
+    ++l.connecting;
     std::shared_ptr<Session> session;
     try {
       session = co_await make();
     } catch (...) {
-      l.connecting = false;
+      --l.connecting;
       l.ready.cancel();
       throw;
     }
-    l.connecting = false;
+    --l.connecting;
     l.ready.cancel();
     l.sessions.push_back(session);
-    if (idle_since_ && l.sessions.size() == 2 && !l.reaping) {
+    if (opts_.idle_since && l.sessions.size() >= 2 && !l.reaping) {
       l.reaping = true;
-      asio::co_spawn(ex, reap(local_ptr(ex), idle_since_, spare_idle_), asio::detached);
+      asio::co_spawn(ex, reap(local_ptr(ex), opts_.idle_since, opts_.spare_idle), asio::detached);
     }
     co_return session;
   }
@@ -61,7 +82,8 @@ class SessionPool {
   struct Local {
     explicit Local(asio::any_io_executor ex) : ready(ex, asio::steady_timer::time_point::max()) {}
     std::vector<std::shared_ptr<Session>> sessions;
-    bool connecting = false;
+    int connecting = 0;        // set-ups in progress
+    std::size_t waiting = 0;   // tunnels waiting for one
     bool reaping = false;      // reap() runs (while the worker has spare sessions)
     asio::steady_timer ready;  // condition: a session set-up finished
   };
@@ -99,8 +121,7 @@ class SessionPool {
     }
   }
 
-  std::function<Clock::time_point(const Session&)> idle_since_;
-  Clock::duration spare_idle_{};
+  Options opts_;
   std::mutex mu_;  // the map only
   std::map<const void*, std::shared_ptr<Local>> pools_;
 };

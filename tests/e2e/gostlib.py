@@ -10,6 +10,7 @@ Only the Python standard library is used.  Everything listens on / connects to
 import hashlib
 import http.server
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,7 +29,7 @@ LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 10.0
 STOP_GRACE = 5.0
 
-# Exact wire strings from the specification (http.md).
+# Exact wire strings of docs/PROTOCOLS.md "http".
 RESP_407 = (b"HTTP/1.1 407 Proxy Authentication Required\r\n"
             b"Connection: close\r\n"
             b"Proxy-Authenticate: Basic realm=\"gost\"\r\n"
@@ -98,6 +99,10 @@ def free_consecutive_ports(n, attempts=200):
         try:
             for p in range(base, base + n):
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                # as the listeners that will take the ports do (gost's, the helper servers'):
+                # a port with only TIME_WAIT connections on it (many, after a burst test on the
+                # same machine) is free for them
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind((LOOPBACK, p))
                 except OSError:
@@ -125,6 +130,35 @@ def wait_port(port, timeout=START_TIMEOUT, proc=None, host=LOOPBACK):
             return True
         except OSError:
             time.sleep(0.05)
+    return False
+
+
+def tcp_listening(port):
+    """Whether some socket LISTENs on TCP `port` (from /proc/net/tcp{,6}; connects to nothing,
+    so unlike wait_port it makes no connection a forwarding service would pass on)."""
+    want = ":%04X" % port
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[1].endswith(want) and fields[3] == "0A":
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def wait_listening(port, timeout=START_TIMEOUT, proc=None):
+    """Wait until TCP `port` is in LISTEN state (no connection made). Returns True/False."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        if tcp_listening(port):
+            return True
+        time.sleep(0.02)
     return False
 
 
@@ -979,6 +1013,52 @@ def sha256(b):
 # entry point
 # --------------------------------------------------------------------------
 
+# Skips are visible: a test file in which any test was skipped (and none failed) exits with
+# SKIP_RETURN_CODE, which tests/CMakeLists.txt declares as the e2e tests' SKIP_RETURN_CODE, so
+# ctest reports it as "Not Run" instead of "Passed". With GOST_TEST_STRICT=1 (.ci/run exports it)
+# a skip — a missing tool, module or privilege — is a failure, except the ones named in
+# ALLOWED_SKIPS (limits of the supported platform that installing nothing can lift); those stay
+# skips (Not Run). scripts/setup.sh installs everything the suite needs, so on a fresh Debian 12
+# machine as root strict mode passes.
+STRICT = os.environ.get("GOST_TEST_STRICT", "") == "1"
+SKIP_RETURN_CODE = 77
+ALLOWED_SKIPS = {
+    # Debian 12's curl is 7.88; --proxy-http2 (HTTP/2 to an HTTPS proxy) came with curl 8.1.
+    "curl-proxy-http2": "this curl has no --proxy-http2 (curl >= 8.1 needed; Debian 12 has 7.88)",
+}
+
+
+def allowed_skip(testcase, key, detail=""):
+    """Skips `testcase` for a reason named in ALLOWED_SKIPS: a skip even in strict mode."""
+    if key not in ALLOWED_SKIPS:
+        raise KeyError("not an allowed skip: %r" % key)
+    testcase.skipTest("allowed skip [%s]: %s%s" % (key, ALLOWED_SKIPS[key],
+                                                    (" (%s)" % detail) if detail else ""))
+
+
+def is_allowed_skip(reason):
+    m = re.match(r"allowed skip \[([^\]]+)\]: ", reason or "")
+    return bool(m) and m.group(1) in ALLOWED_SKIPS
+
+
+class StrictTestResult(unittest.TextTestResult):
+    """A skip is a failure in strict mode (GOST_TEST_STRICT=1) unless it is an allowed one."""
+
+    def addSkip(self, test, reason):
+        if STRICT and not is_allowed_skip(reason):
+            try:
+                raise AssertionError("GOST_TEST_STRICT=1: this skip is a failure (install what "
+                                     "scripts/setup.sh installs, run as root): %s" % reason) from None
+            except AssertionError:
+                self.addFailure(test, sys.exc_info())
+            return
+        super().addSkip(test, reason)
+
+
+class StrictTestRunner(unittest.TextTestRunner):
+    resultclass = StrictTestResult
+
+
 def main():
     global GOST_BIN
     if len(sys.argv) < 2:
@@ -988,7 +1068,23 @@ def main():
     if not (os.path.isfile(GOST_BIN) and os.access(GOST_BIN, os.X_OK)):
         sys.stderr.write("gost binary not found or not executable: %s\n" % GOST_BIN)
         sys.exit(1)
-    unittest.main(module="__main__", argv=[sys.argv[0]] + sys.argv[2:])
+    prog = unittest.main(module="__main__", argv=[sys.argv[0]] + sys.argv[2:],
+                         testRunner=StrictTestRunner, exit=False)
+    result = prog.result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if result.testsRun == 0:
+        sys.stderr.write("no test ran\n")
+        sys.exit(1)
+    if result.skipped:
+        sys.stderr.write("SKIPPED %d of %d tests%s (exit %d: ctest says Not Run):\n"
+                         % (len(result.skipped), result.testsRun,
+                            " (all allowed in strict mode)" if STRICT else "", SKIP_RETURN_CODE))
+        for test, reason in result.skipped:
+            sys.stderr.write("  %s: %s\n" % (test, reason))
+        sys.stderr.flush()
+        sys.exit(SKIP_RETURN_CODE)
+    sys.exit(0)
 
 
 # --------------------------------------------------------------------------
@@ -998,7 +1094,7 @@ def main():
 class GostProcessIn(GostProcess):
     """Like GostProcess, but with a chosen working directory and extra
     environment variables (e.g. HOME, which decides where the default TLS
-    certificate is persisted: $HOME/.gost, tls.md §2)."""
+    certificate is persisted: $HOME/.gost, docs/PROTOCOLS.md "tls: default certificate")."""
 
     def __init__(self, args, name="gost", cwd=None, env_extra=None):  # noqa: D401 - no super().__init__
         if GOST_BIN is None:
@@ -1122,6 +1218,35 @@ def tls_connect(port, server_hostname=None, timeout=10.0, host=LOOPBACK, ctx=Non
         raise
     s.settimeout(timeout)
     return s
+
+
+def join_all(threads, timeout):
+    """Joins `threads` within one overall deadline; returns those still running (a test must
+    assert this is empty: a join that timed out says nothing about what the thread did)."""
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in threads if t.is_alive()]
+
+
+def tunnel_lines(proc, target):
+    """The log lines (default JSON log, level info) in which the gost process `proc` reports a
+    tunnel it opened to `target` ("host:port"): a relay that began ("A <-> target") or an HTTP
+    request it forwarded ("A GET http://target/... → 200"), both with "dst":"target". They say
+    that a connection went through that process, as opposed to around it."""
+    dst = '"dst":"%s"' % target
+    return [line for line in proc.stderr_text().splitlines()
+            if dst in line and (' <-> %s"' % target in line or " \u2192 " in line)]
+
+
+def assert_tunnels_through(testcase, proc, target, n, label="", timeout=5.0):
+    """`proc` carried exactly n tunnels / requests to `target` (waited for with a deadline: the
+    log line may trail the exchange)."""
+    wait_until(lambda: len(tunnel_lines(proc, target)) >= n, timeout)
+    got = tunnel_lines(proc, target)
+    testcase.assertEqual(len(got), n, "%s: %s carried %d tunnel(s) to %s, not %d (did the "
+                         "client go around it?)\n%s" % (label, proc.name, len(got), target, n,
+                                                       proc.stderr_text()[-3000:]))
 
 
 def wait_until(pred, timeout=5.0, interval=0.02):

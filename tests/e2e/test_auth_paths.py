@@ -1,7 +1,8 @@
 """End-to-end security tests: no handler dials before the client authenticated (issue 11 part 1).
 
-Spec: core.md §6 (auto: the TLS pass-through exists only without auth), §7 (per-handler failure
-responses), http.md §5/§8, socks5.md §2-§7, relay.md §6.
+Spec: docs/PROTOCOLS.md "core: auto" (the TLS pass-through exists only without auth),
+"core: authentication" (per-handler failure responses), "http: authentication", "http: UDP",
+"socks5", "relay: handler".
 
 Every path that reaches the router (or opens a listener / UDP socket for the client) is tried on a
 service with auth, without credentials and with wrong ones, with the request and payload pipelined
@@ -156,7 +157,8 @@ def rfc1929(user, password):
 
 
 def s5_udp_frame(host, port, data):
-    """UDP-TUN frame (socks5.md §7.2, http.md §8): LEN(2) FRAG=FF ATYP ADDR PORT DATA."""
+    """UDP-TUN frame (docs/PROTOCOLS.md "socks5: UDP-TUN", "http: UDP"):
+    LEN(2) FRAG=FF ATYP ADDR PORT DATA."""
     return struct.pack(">H", len(data)) + b"\xff" + s5_addr(host, port) + data
 
 
@@ -236,7 +238,7 @@ class AuthPathsBase(gostlib.GostTestCase):
 
     def gost_service(self, url_fmt, name):
         """Starts gost -L url_fmt % port (HOME in a temp dir: the SOCKS5 TLS methods create the
-        default certificate, tls.md §2); returns the port."""
+        default certificate, docs/PROTOCOLS.md "tls: default certificate"); returns the port."""
         port = free_port()
         home = temp_dir(self, "gost-e2e-home-")
         start_gost_in(self, "-L", url_fmt % port, env_extra={"HOME": home}, port=port, name=name)
@@ -396,7 +398,8 @@ class Socks5AuthPathsTest(AuthPathsBase):
         self.assertEqual(self.tcp.accepted, 1)
 
     def test_tls_auth_method_wrong_credentials(self):
-        # method 0x82: TLS first, then RFC 1929 inside it (socks5.md §2)
+        # method 0x82: TLS first, then RFC 1929 inside it (docs/PROTOCOLS.md
+        # "socks5: method selection")
         raw = connect(self.port)
         try:
             raw.sendall(b"\x05\x01\x82")
@@ -478,7 +481,8 @@ class AutoSocks5AuthPathsTest(Socks5AuthPathsTest):
 
 
 # --------------------------------------------------------------------------
-# SOCKS4 / SOCKS4a: USERID checked as a user with an empty password (core.md §7)
+# SOCKS4 / SOCKS4a: USERID checked as a user with an empty password (docs/PROTOCOLS.md
+# "core: authentication")
 # --------------------------------------------------------------------------
 
 class Socks4AuthPathsTest(AuthPathsBase):
@@ -599,7 +603,7 @@ class RelayAuthPathsTest(AuthPathsBase):
 
 class RelayForwardAuthPathsTest(AuthPathsBase):
     """relay forward mode (`relay://user:pass@:port/target`): CMD and address are ignored, auth
-    still applies (relay.md §6.4)."""
+    still applies (docs/PROTOCOLS.md "relay: handler")."""
 
     def test_forward_tcp(self):
         port = self.gost_service("relay://%s:%s@127.0.0.1:%%d/%s" % (USER, PASS, self.tcp.addr),
@@ -634,7 +638,7 @@ class RelayForwardAuthPathsTest(AuthPathsBase):
 
 
 # --------------------------------------------------------------------------
-# auto: TLS ClientHello pass-through only without auth (core.md §6)
+# auto: TLS ClientHello pass-through only without auth (docs/PROTOCOLS.md "core: auto")
 # --------------------------------------------------------------------------
 
 class AutoTLSPassThroughAuthTest(AuthPathsBase):

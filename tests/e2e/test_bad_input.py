@@ -1,8 +1,8 @@
 """Bad input must never hang or kill the proxy; startup errors exit cleanly.
 
-Spec: http.md §2 (parse error → close without response), core.md §11, cli.md §1.1,
-config.md §4.1. Per the issue, the HTTP handler started with `?readTimeout=2s` closes a
-silent half request after about 2 s.
+Spec: docs/PROTOCOLS.md "http: request and target" (parse error → close without response),
+"core: errors", "cli: flags", "config: reading rules". Per the issue, the HTTP handler started
+with `?readTimeout=2s` closes a silent half request after about 2 s.
 Run: /usr/bin/python3 tests/e2e/test_bad_input.py <path-to-gost>
 """
 
@@ -19,12 +19,30 @@ from gostlib import connect, curl, free_port, recv_until_close, run_gost, descri
 CRASH = gostlib.CRASH_SIGNALS
 
 
-class BadRequestTest(gostlib.GostTestCase):
+def still_open(sock):
+    """True while the peer has neither closed nor reset `sock` and sent nothing (a non-blocking
+    peek finds no data and no EOF)."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)  # b"": EOF; bytes: not silent either
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(timeout)
+
+
+class BadRequestBase(gostlib.GostTestCase):
+    READ_TIMEOUT = 2  # seconds: the handler's readTimeout
 
     def setUp(self):
         self.origin = self.start_server(gostlib.OriginServer())
         self.port = free_port()
-        self.gost = self.start_gost("-L", "http://127.0.0.1:%d?readTimeout=2s" % self.port, port=self.port)
+        self.gost = self.start_gost("-L", "http://127.0.0.1:%d?readTimeout=%ds"
+                                    % (self.port, self.READ_TIMEOUT), port=self.port)
 
     def assert_still_serves(self, what):
         self.assertAlive(self.gost)
@@ -46,12 +64,45 @@ class BadRequestTest(gostlib.GostTestCase):
         finally:
             s.close()
 
+
+class ParseErrorTest(BadRequestBase):
+    """A parse error closes the connection at once, without a response. The read timeout is
+    long here (30 s) and the close is waited for with a 10 s deadline: a close within it is the
+    parse error's, not the read timeout's — without a sub-second wall-clock bound that a loaded
+    machine can break."""
+    READ_TIMEOUT = 30
+    CLOSE_DEADLINE = 10
+
     def test_garbage_bytes(self):
-        data, closed, elapsed = self.send_and_wait_close(b"\x00\x01\x02\x03 garbage \xff\xfe\xfd\r\n\r\n")
+        data, closed, elapsed = self.send_and_wait_close(
+            b"\x00\x01\x02\x03 garbage \xff\xfe\xfd\r\n\r\n", timeout=self.CLOSE_DEADLINE)
         self.assertTrue(closed, "connection not closed after garbage")
         self.assertEqual(data, b"", "a parse error closes without a response")
-        self.assertLess(elapsed, 1.5, "parse error should close at once, not after the read timeout")
+        self.assertLess(elapsed, self.CLOSE_DEADLINE,
+                        "parse error should close at once, not after the read timeout")
         self.assert_still_serves("garbage")
+
+    def test_malformed_request_line_missing_version(self):
+        data, closed, elapsed = self.send_and_wait_close(
+            ("GET http://%s/\r\nHost: %s\r\n\r\n" % (self.origin.addr, self.origin.addr)).encode(),
+            timeout=self.CLOSE_DEADLINE)
+        self.assertTrue(closed)
+        self.assertEqual(data, b"")
+        self.assertLess(elapsed, self.CLOSE_DEADLINE)
+        self.assertEqual(self.origin.requests, [])
+        self.assert_still_serves("malformed request line")
+
+    def test_malformed_request_line_bad_version(self):
+        data, closed, elapsed = self.send_and_wait_close(b"NOT A VALID REQUEST LINE\r\n\r\n",
+                                                         timeout=self.CLOSE_DEADLINE)
+        self.assertTrue(closed)
+        self.assertEqual(data, b"")
+        self.assertLess(elapsed, self.CLOSE_DEADLINE)
+        self.assert_still_serves("bad version")
+
+
+class BadRequestTest(BadRequestBase):
+    """The handler with readTimeout=2s."""
 
     def test_random_binary_garbage(self):
         blob = os.urandom(8192).replace(b"\n", b"\x00")  # no line end: only the timeout can end it
@@ -62,7 +113,8 @@ class BadRequestTest(gostlib.GostTestCase):
         self.assert_still_serves("binary garbage")
 
     def test_tls_client_hello_to_http_handler(self):
-        # a TLS ClientHello is not HTTP: closed as malformed (core.md §6, http handler)
+        # a TLS ClientHello is not HTTP: closed as malformed (docs/PROTOCOLS.md "core: auto", http
+        # handler)
         hello = bytes.fromhex("16030100") + b"\x40" + os.urandom(64) + b"\r\n\r\n"
         data, closed, elapsed = self.send_and_wait_close(hello)
         self.assertTrue(closed)
@@ -93,22 +145,6 @@ class BadRequestTest(gostlib.GostTestCase):
         self.assertFalse(data.startswith(b"HTTP/1.1 200"), data[:100])
         self.assert_still_serves("1 MiB header line")
 
-    def test_malformed_request_line_missing_version(self):
-        data, closed, elapsed = self.send_and_wait_close(
-            ("GET http://%s/\r\nHost: %s\r\n\r\n" % (self.origin.addr, self.origin.addr)).encode())
-        self.assertTrue(closed)
-        self.assertEqual(data, b"")
-        self.assertLess(elapsed, 1.5)
-        self.assertEqual(self.origin.requests, [])
-        self.assert_still_serves("malformed request line")
-
-    def test_malformed_request_line_bad_version(self):
-        data, closed, elapsed = self.send_and_wait_close(b"NOT A VALID REQUEST LINE\r\n\r\n")
-        self.assertTrue(closed)
-        self.assertEqual(data, b"")
-        self.assertLess(elapsed, 1.5)
-        self.assert_still_serves("bad version")
-
     def test_malformed_header_line(self):
         data, closed, elapsed = self.send_and_wait_close(
             ("GET http://%s/ HTTP/1.1\r\nHost: %s\r\nthis header has no colon\r\n\r\n"
@@ -123,10 +159,15 @@ class BadRequestTest(gostlib.GostTestCase):
         try:
             s.sendall(("GET http://%s/ HTTP/1.1\r\nHost: 127.0" % self.origin.addr).encode())
             t0 = time.monotonic()
-            # meanwhile the service keeps serving other clients
+            # meanwhile the service keeps serving other clients: the other client is served
+            # while the silent one is still open (a service that waited for it would serve the
+            # other only after the 2 s read timeout closed it). Checked by the state of the
+            # silent connection, not by a wall-clock bound that a loaded machine can break.
             r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % self.port)
             self.assertEqual((r.http_code, r.body), ("200", self.origin.body), r)
-            self.assertLess(time.monotonic() - t0, 1.8, "a silent client delayed another client")
+            self.assertTrue(still_open(s), "a silent client delayed another client: served only "
+                            "after the silent connection was closed (%.2fs)"
+                            % (time.monotonic() - t0))
             data, closed, _ = recv_until_close(s, timeout=15)
             elapsed = time.monotonic() - t0
         finally:
@@ -270,7 +311,7 @@ class StartupErrorTest(gostlib.GostTestCase):
         self.assertIn('"level":"warning"', warns[0])
 
     def test_bad_base64_auth_query(self):
-        # cli.md §4.2: auth=<base64>; bad base64 → fatal
+        # docs/PROTOCOLS.md "cli: query keys": auth=<base64>; bad base64 → fatal
         port = free_port()
         p, rc = self.run_expect_exit(["-L", "http://127.0.0.1:%d?auth=!!!not-base64!!!" % port])
         self.assertFalse(rc < 0, describe_rc(rc))
@@ -282,7 +323,7 @@ class StartupErrorTest(gostlib.GostTestCase):
         self.assertEqual(rc, 1, "%s\n%s" % (describe_rc(rc), p.stderr_text()))
 
     def test_unknown_flag_exit_2(self):
-        # cli.md §1: unknown flag → usage on stderr, exit status 2
+        # docs/PROTOCOLS.md "cli: flags": unknown flag → usage on stderr, exit status 2
         cp = run_gost(["-no-such-flag"], timeout=10)
         self.assertEqual(cp.returncode, 2, cp.stderr)
         self.assertNotEqual(cp.stderr.strip(), b"")

@@ -1,4 +1,5 @@
-"""End-to-end tests of proxy chains (-F and YAML `chains:`), spec: core.md §4, http.md §10.
+"""End-to-end tests of proxy chains (-F and YAML `chains:`), spec: docs/PROTOCOLS.md "core: routes",
+"http: connector".
 
 Run: /usr/bin/python3 tests/e2e/test_chain.py <path-to-gost>
 """
@@ -13,7 +14,7 @@ from gostlib import (request_until_close, RESP_200_CONNECT, RESP_503_CONNECT, RE
 
 
 def connect_request(target, auth=None):
-    """The exact CONNECT the http connector sends (http.md §10.1)."""
+    """The exact CONNECT the http connector sends (docs/PROTOCOLS.md "http: connector")."""
     req = "CONNECT %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: Go-http-client/1.1\r\n" % (target, target)
     if auth:
         req += "Proxy-Authorization: Basic %s\r\n" % auth
@@ -48,13 +49,26 @@ class ChainTestBase(gostlib.GostTestCase):
         finally:
             s.close()
 
+    def assert_hops_carried(self, hops, msg=""):
+        """assert_proxy_works's three tunnels (GET and CONNECT to the origin, CONNECT to the echo
+        server) went through every hop of `hops` [(process, its address)], in order: each hop
+        carried one tunnel per request to the next hop, the last one to the targets. A chain
+        that skipped a hop (or a front that went direct) fails here, while the bytes alone
+        would not show it."""
+        for (proc, _), (_, nxt) in zip(hops, hops[1:]):
+            gostlib.assert_tunnels_through(self, proc, nxt, 3, msg)
+        last = hops[-1][0]
+        gostlib.assert_tunnels_through(self, last, self.origin.addr, 2, msg)
+        gostlib.assert_tunnels_through(self, last, self.echo.addr, 1, msg)
+
     def assert_proxy_fails_503(self, port, msg=""):
         proxy = "http://127.0.0.1:%d" % port
         r = curl(self.origin.url, proxy=proxy)
         self.assertEqual(r.http_code, "503", "%s GET: %r" % (msg, r))
         r = curl(self.origin.url, proxy=proxy, tunnel=True)
         self.assertEqual(r.http_connect, "503", "%s CONNECT: %r" % (msg, r))
-        # exact bytes: forward-proxy 503 (http.md §7.3) and CONNECT 503 (http.md §6)
+        # exact bytes (docs/PROTOCOLS.md): forward-proxy 503 ("http: forward proxy") and CONNECT 503
+        # ("http: CONNECT")
         data, closed = request_until_close(port, ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (self.origin.url, self.origin.addr)).encode(), timeout=20)
         self.assertEqual(data, RESP_503_FORWARD, msg)
         self.assertTrue(closed, msg)
@@ -126,7 +140,8 @@ class ThreeHopTest(ChainTestBase):
                         "-F", "http://user:pass@127.0.0.1:%d" % c,
                         port=a, name="front-A")
         self.assert_proxy_works(a, "3-hop (one process, two -F)")
-        # core.md §4.3: A dials only B, asks B for C, then asks C (inside the tunnel) for the target
+        # docs/PROTOCOLS.md "core: routes": A dials only B, asks B for C, then asks C (inside the
+        # tunnel) for the target
         first = connect_request("127.0.0.1:%d" % c)
         second_prefix = b"CONNECT "
         got = tap.wait_capture(len(first) + 40)
@@ -193,7 +208,7 @@ chains:
               type: tcp
 """
 
-# hops given at top level and referenced by name (config.md §5.1)
+# hops given at top level and referenced by name (docs/PROTOCOLS.md "config: objects")
 YAML_CHAIN_REFS = """services:
   - name: front
     addr: 127.0.0.1:{a}
@@ -297,15 +312,17 @@ chains:
 class YamlChainTest(ChainTestBase):
 
     def _start_b_c(self, b, c):
-        self.start_gost("-L", "http://127.0.0.1:%d" % b, port=b, name="hop-B")
-        self.start_gost("-L", "http://user:pass@127.0.0.1:%d" % c, port=c, name="hop-C")
+        hb = self.start_gost("-L", "http://127.0.0.1:%d" % b, port=b, name="hop-B")
+        hc = self.start_gost("-L", "http://user:pass@127.0.0.1:%d" % c, port=c, name="hop-C")
+        return [(hb, "127.0.0.1:%d" % b), (hc, "127.0.0.1:%d" % c)]
 
     def test_yaml_two_hop(self):
         a, b = free_ports(2)
-        self.start_gost("-L", "http://user:pass@127.0.0.1:%d" % b, port=b, name="hop-B")
+        hb = self.start_gost("-L", "http://user:pass@127.0.0.1:%d" % b, port=b, name="hop-B")
         path = self.write_file("chain.yaml", YAML_TWO_HOP.format(a=a, b=b, pw="pass"))
         self.start_gost("-C", path, port=a, name="front-A")
         self.assert_proxy_works(a, "yaml 2-hop")
+        self.assert_hops_carried([(hb, "127.0.0.1:%d" % b)], "yaml 2-hop")
 
     def test_yaml_two_hop_wrong_credentials(self):
         a, b = free_ports(2)
@@ -316,10 +333,11 @@ class YamlChainTest(ChainTestBase):
 
     def test_yaml_three_hop_inline_nodes(self):
         a, b, c = free_ports(3)
-        self._start_b_c(b, c)
+        hops = self._start_b_c(b, c)
         path = self.write_file("chain.yaml", YAML_CHAIN_INLINE.format(a=a, b=b, c=c, pw="pass"))
         self.start_gost("-C", path, port=a, name="front-A")
         self.assert_proxy_works(a, "yaml 3-hop")
+        self.assert_hops_carried(hops, "yaml 3-hop")
 
     def test_yaml_three_hop_wrong_credentials(self):
         a, b, c = free_ports(3)
@@ -330,10 +348,12 @@ class YamlChainTest(ChainTestBase):
 
     def test_yaml_hop_references(self):
         a, b, c = free_ports(3)
-        self._start_b_c(b, c)
+        hops = self._start_b_c(b, c)
         path = self.write_file("chain.yaml", YAML_CHAIN_REFS.format(a=a, b=b, c=c))
         self.start_gost("-C", path, port=a, name="front-A")
         self.assert_proxy_works(a, "yaml hop references")
+        # both referenced hops are on the path, B then C
+        self.assert_hops_carried(hops, "yaml hop references")
 
     def test_yaml_all_services_in_one_process(self):
         a, b, c = free_ports(3)

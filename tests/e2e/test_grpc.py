@@ -1,10 +1,12 @@
-"""grpc / grpc insecure: GOST's gRPC tunnel, /GostTunel/Tunnel of Chunk messages (spec/grpc.md).
+"""grpc / grpc insecure: GOST's gRPC tunnel, /GostTunel/Tunnel of Chunk messages
+(docs/PROTOCOLS.md "grpc").
 
 Our client against our server (seed pairs, TLS and insecure): curl through a local http proxy,
 8 MiB both ways with checksums, half-close, 100 concurrent tunnels over one connection, the `path`
 option; an independent gRPC client (python3-grpcio with a hand-written stub) speaking socks5
-inside the tunnel; a raw HTTP/2 client (python3-h2) for the grpc-status answers of §5 and bad
-input (malformed length prefixes, oversized messages, wrong content-type / path / method).
+inside the tunnel; a raw HTTP/2 client (python3-h2) for the grpc-status answers of
+"grpc: request and response" and bad input (malformed length prefixes, oversized messages, wrong
+content-type / path / method).
 Run: /usr/bin/python3 tests/e2e/test_grpc.py <path-to-gost>
 """
 
@@ -187,6 +189,10 @@ class GrpcTest(transportlib.TransportTestCase):
         finally:
             s.close()
         self.assertAlive(server)
+        # every tunnel went through the server (a client that ignored -F would pass the
+        # checks above going direct)
+        for target in (self.origin.addr, self.duplex.addr, self.halfsrv.addr):
+            self.assert_through(server, target, 1, scheme + query)
 
     # -- our client, our server ---------------------------------------------
 
@@ -332,7 +338,7 @@ class GrpcTest(transportlib.TransportTestCase):
                                  port=srv, name="server")
         pem = ssl.get_server_certificate(("127.0.0.1", srv)).encode()
         creds = grpc.ssl_channel_credentials(root_certificates=pem)
-        # our generated certificate names gost.run (spec/tls.md §3)
+        # our generated certificate names gost.run (docs/PROTOCOLS.md "tls: default certificate")
         with grpc.secure_channel("127.0.0.1:%d" % srv, creds,
                                  options=[("grpc.ssl_target_name_override", "gost.run")]) as ch:
             t = GrpcTunnel(ch, "/foo/Tunnel")

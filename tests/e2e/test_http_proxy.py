@@ -1,4 +1,4 @@
-"""End-to-end tests of the HTTP proxy handler (spec: http.md, cli.md §7).
+"""End-to-end tests of the HTTP proxy handler (docs/PROTOCOLS.md "http", "cli: output").
 
 Run: /usr/bin/python3 tests/e2e/test_http_proxy.py <path-to-gost>
 """
@@ -20,7 +20,8 @@ USER, PASS = "user", "pass"
 AUTH = basic(USER, PASS)                     # "Basic dXNlcjpwYXNz"
 WRONG_AUTH = basic(USER, "wrong")
 
-# cli.md §7.1 — `gost -L http://user:pass@:8080 -O yaml` (verified against GOST 3.2.6)
+# docs/PROTOCOLS.md "cli: output" — `gost -L http://user:pass@:8080 -O yaml` (verified against GOST
+# 3.2.6)
 SPEC_71_YAML = """services:
   - name: service-0
     addr: :8080
@@ -33,7 +34,7 @@ SPEC_71_YAML = """services:
       type: tcp
 """
 
-# cli.md §7.1 — same with -O json (verified against GOST 3.2.6)
+# docs/PROTOCOLS.md "cli: output" — same with -O json (verified against GOST 3.2.6)
 SPEC_71_JSON = """{
   "services": [
     {
@@ -54,7 +55,8 @@ SPEC_71_JSON = """{
 }
 """
 
-# cli.md §7.2 — `gost -L http://:8000 -F http://user:pass@:8080 -O yaml` (verified against GOST 3.2.6)
+# docs/PROTOCOLS.md "cli: output" — `gost -L http://:8000 -F http://user:pass@:8080 -O yaml`
+# (verified against GOST 3.2.6)
 SPEC_72_YAML = """services:
   - name: service-0
     addr: :8000
@@ -79,8 +81,9 @@ chains:
               type: tcp
 """
 
-# JSON of the same configuration: cli.md §7 JSON rules (2-space indent, json names,
-# key order of config.md §13, empty fields omitted) applied to the §7.2 structure.
+# JSON of the same configuration: docs/PROTOCOLS.md "cli: output" JSON rules (2-space indent, json
+# names, key order of "config: output order", empty fields omitted) applied to the structure
+# above.
 SPEC_72_JSON = """{
   "services": [
     {
@@ -153,7 +156,8 @@ class HTTPProxyAuthTest(gostlib.GostTestCase):
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(r.http_code, "200", r)
         self.assertEqual(r.body, self.origin.body, r)
-        # exactly one request reached the origin, without proxy headers (http.md §7.1)
+        # exactly one request reached the origin, without proxy headers (docs/PROTOCOLS.md
+        # "http: forward proxy")
         self.assertEqual(len(self.origin.requests), 1)
         names = [k.lower() for k, _ in self.origin.requests[0]["headers"]]
         self.assertNotIn("proxy-authorization", names)
@@ -203,7 +207,7 @@ class HTTPProxyAuthTest(gostlib.GostTestCase):
         self._assert_exact_then_close(raw_get(self.origin, auth=basic("other", PASS)), RESP_407)
 
     def test_raw_407_scheme_prefix_case_sensitive(self):
-        # http.md §5: the prefix "Basic " is case-sensitive
+        # docs/PROTOCOLS.md "http: authentication": the prefix "Basic " is case-sensitive
         lower = "basic " + AUTH.split(" ", 1)[1]
         self._assert_exact_then_close(raw_get(self.origin, auth=lower), RESP_407)
 
@@ -265,7 +269,8 @@ class HTTPProxyAuthTest(gostlib.GostTestCase):
         self.assertEqual([r["path"] for r in self.origin.requests], paths)
 
     def test_keepalive_later_requests_not_reauthenticated(self):
-        # http.md §5: only the first request of a connection is authenticated
+        # docs/PROTOCOLS.md "http: authentication": only the first request of a connection is
+        # authenticated
         s = connect(self.port)
         reader = HTTPResponseReader(s, timeout=10)
         try:
@@ -304,7 +309,7 @@ class HTTPProxyAuthTest(gostlib.GostTestCase):
         self._assert_exact_then_close(req, RESP_503_FORWARD)
 
     def test_https_scheme_forward_is_400(self):
-        # http.md §4 step 5 (after successful authentication)
+        # docs/PROTOCOLS.md "http: processing order" step 2 (after successful authentication)
         req = ("GET https://%s/ HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: %s\r\n\r\n"
                % (self.origin.addr, self.origin.addr, AUTH)).encode()
         self._assert_exact_then_close(req, b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
@@ -376,7 +381,7 @@ class HTTPProxyNoAuthTest(gostlib.GostTestCase):
 
 
 class ConfigFileTest(gostlib.GostTestCase):
-    """-C file.yaml and -O yaml/json (cli.md §7.1, §7.2)."""
+    """-C file.yaml and -O yaml/json (docs/PROTOCOLS.md "cli: output")."""
 
     def setUp(self):
         self.origin = self.start_server(gostlib.OriginServer())

@@ -1,6 +1,6 @@
 """Data integrity through tunnels: 8 MiB both directions at once, and half-close.
 
-Spec: http.md §6 (relay, half-close), core.md §8.
+Spec: docs/PROTOCOLS.md "http: CONNECT", "core: relay" (half-close).
 Run: /usr/bin/python3 tests/e2e/test_integrity.py <path-to-gost>
 """
 
@@ -129,12 +129,22 @@ class IntegrityTest(gostlib.GostTestCase):
         """front http proxy -F socks5://B -F <relay_scheme>://C: one client process reaches the
         target through a SOCKS5 node (GOST's TLS method by default) and then a relay node."""
         a, b, c = free_ports(3)
-        self.start_gost("-L", "socks5://user:pass@127.0.0.1:%d" % b, port=b, name="socks5-node")
-        self.start_gost("-L", "%s://u2:p2@127.0.0.1:%d" % (relay_scheme, c), port=c, name="relay-node")
+        self.socks5_node = self.start_gost("-L", "socks5://user:pass@127.0.0.1:%d" % b, port=b,
+                                           name="socks5-node")
+        self.relay_node = self.start_gost("-L", "%s://u2:p2@127.0.0.1:%d" % (relay_scheme, c),
+                                          port=c, name="relay-node")
+        self.relay_addr = "127.0.0.1:%d" % c
         self.start_gost("-L", "http://127.0.0.1:%d" % a,
                         "-F", "socks5://user:pass@127.0.0.1:%d" % b,
                         "-F", "%s://u2:p2@127.0.0.1:%d" % (relay_scheme, c), port=a, name="front")
         return a
+
+    def assert_mixed_path(self, targets, label):
+        """Each tunnel went front → socks5 node → relay node → target: the socks5 node carried
+        one tunnel to the relay node per target, the relay node one to each target."""
+        gostlib.assert_tunnels_through(self, self.socks5_node, self.relay_addr, len(targets), label)
+        for target in targets:
+            gostlib.assert_tunnels_through(self, self.relay_node, target, 1, label)
 
     def test_mixed_chain_http_socks5_relay_8MiB_both_directions(self):
         a = self.mixed_chain("relay")
@@ -143,6 +153,7 @@ class IntegrityTest(gostlib.GostTestCase):
             self.duplex_exchange(s, "http -> socks5 -> relay")
         finally:
             s.close()
+        self.assert_mixed_path([self.duplex.addr], "http -> socks5 -> relay")
 
     def test_mixed_chain_http_socks5_relay_tls_8MiB_and_half_close(self):
         a = self.mixed_chain("relay+tls")
@@ -156,6 +167,7 @@ class IntegrityTest(gostlib.GostTestCase):
             self.half_close_exchange(s, "http -> socks5 -> relay+tls half-close")
         finally:
             s.close()
+        self.assert_mixed_path([self.duplex.addr, self.halfsrv.addr], "http -> socks5 -> relay+tls")
 
     # -- tcp port forwarding ------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""End-to-end tests of the `log:` / `loggers:` sections (spec/observability.md §3, config.md §10;
+"""End-to-end tests of the `log:` / `loggers:` sections (docs/PROTOCOLS.md "observability: logging";
 issue 10 item 3), on the real binary started with `gost -C file.yaml`:
 
 - a file output in the text format at level info: GOST's text layout, no debug lines, nothing on

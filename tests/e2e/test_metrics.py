@@ -1,4 +1,5 @@
-"""End-to-end tests of GOST's Prometheus metrics (spec/observability.md §1, issue 10 item 1).
+"""End-to-end tests of GOST's Prometheus metrics (docs/PROTOCOLS.md "observability: metrics",
+issue 10 item 1).
 
 - `-metrics`, the `metrics:` section and GOST_METRICS, and how -O prints them;
 - the endpoint: counts and byte totals exact before/after tunnels through an http proxy service
@@ -215,7 +216,8 @@ def tls_tunnel(proxy_port, target, payload):
 
 
 class MetricsConfigTest(GostTestCase):
-    """-metrics, the metrics section and GOST_METRICS, as -O prints them (cli.md §1.1)."""
+    """-metrics, the metrics section and GOST_METRICS, as -O prints them
+    (docs/PROTOCOLS.md "cli: flags")."""
 
     def run_o(self, args, env_extra=None):
         env = gostlib.clean_env()
@@ -520,7 +522,8 @@ def socks5_addr(host, port):
 
 
 def udp_tun_frame(dst, payload):
-    """A UDP-TUN frame (socks5.md §7.2, also http.md §8): LEN(2) FF ATYP ADDR PORT DATA."""
+    """A UDP-TUN frame (docs/PROTOCOLS.md "socks5: UDP-TUN", also "http: UDP"):
+    LEN(2) FF ATYP ADDR PORT DATA."""
     return struct.pack(">H", len(payload)) + b"\xff" + dst + payload
 
 
@@ -645,7 +648,7 @@ class MetricsCoverageTest(Scraping, GostTestCase):
         payloads = (b"abc", os.urandom(1000), os.urandom(3000))
         counts = {}
 
-        # socks5 UDP-TUN, relay mode (socks5.md §7.2)
+        # socks5 UDP-TUN, relay mode (docs/PROTOCOLS.md "socks5: UDP-TUN")
         s = connect(tun)
         sent = received = 0
         s.sendall(b"\x05\x01\x00" + b"\x05\xf3\x00\x01\x00\x00\x00\x00\x00\x00")
@@ -664,7 +667,8 @@ class MetricsCoverageTest(Scraping, GostTestCase):
         s.close()
         counts["service-0"] = (sent, received)
 
-        # relay UDP CONNECT (relay.md §5): LEN(2)+DATA frames, the status with the first reply
+        # relay UDP CONNECT (docs/PROTOCOLS.md "relay: framing"): LEN(2)+DATA frames, the status
+        # with the first reply
         req = test_relay.request(0x81, test_relay.f_network(1),
                                  test_relay.f_addr(LOOPBACK, self.uecho.port))
         s = connect(relay)
@@ -681,7 +685,7 @@ class MetricsCoverageTest(Scraping, GostTestCase):
         s.close()
         counts["service-1"] = (sent, received)
 
-        # UDP over HTTP (http.md §8): UDP-TUN frames after the 200
+        # UDP over HTTP (docs/PROTOCOLS.md "http: UDP"): UDP-TUN frames after the 200
         s = connect(http)
         req = b"CONNECT 127.0.0.1:0 HTTP/1.1\r\nHost: 127.0.0.1:0\r\nX-Gost-Protocol: udp\r\n\r\n"
         s.sendall(req)

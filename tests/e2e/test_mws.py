@@ -1,4 +1,5 @@
-"""mws / mwss: many tunnels over one WebSocket carrying an smux v1 session (spec/ws.md §7).
+"""mws / mwss: many tunnels over one WebSocket carrying an smux v1 session
+(docs/PROTOCOLS.md "ws: mws and mwss").
 
 Our client against our server: curl through a local http proxy, 8 MiB both ways, half-close,
 100 concurrent tunnels sharing one WebSocket, a server restart while the client runs, and bad
@@ -53,6 +54,10 @@ class MwsTest(transportlib.TransportTestCase):
         finally:
             s.close()
         self.assertAlive(server)
+        # every tunnel went through the server (a client that ignored -F would pass the
+        # checks above going direct)
+        for target in (self.origin.addr, self.duplex.addr, self.halfsrv.addr):
+            self.assert_through(server, target, 1, scheme)
 
     def test_socks5_mws(self):
         self.check_transport("socks5+mws")

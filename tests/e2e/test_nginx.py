@@ -108,9 +108,10 @@ class NginxTest(gostlib.GostTestCase):
         self.half_reply = os.urandom(test_integrity.HALF_SIZE)
         self.halfsrv = self.start_server(gostlib.ReplyAfterEOFServer(self.half_reply))
         ws, pht, self.nport = free_ports(3)
-        self.start_gost("-L", "relay+ws://127.0.0.1:%d" % ws, port=ws, name="ws-server")
-        self.start_gost("-L", "relay+pht://127.0.0.1:%d?%s" % (pht, PHT_PATHS), port=pht,
-                        name="pht-server")
+        self.ws_server = self.start_gost("-L", "relay+ws://127.0.0.1:%d" % ws, port=ws,
+                                         name="ws-server")
+        self.pht_server = self.start_gost("-L", "relay+pht://127.0.0.1:%d?%s" % (pht, PHT_PATHS),
+                                          port=pht, name="pht-server")
         self.nginx = Nginx(self.nport, ws, pht)
         self.addCleanup(self.nginx.stop)
 
@@ -119,7 +120,9 @@ class NginxTest(gostlib.GostTestCase):
         self.start_gost("-L", "http://127.0.0.1:%d" % front, "-F", node, port=front, name="client")
         return front
 
-    def check(self, front, label):
+    def check(self, front, label, server):
+        """curl, 8 MiB both ways and half-close through `front`, whose tunnels must have gone
+        through nginx to `server` (the gost server behind it)."""
         r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front)
         self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body),
                          "%s: %r\n%s" % (label, r, self.nginx.errors()))
@@ -133,13 +136,18 @@ class NginxTest(gostlib.GostTestCase):
             self.half_close_exchange(s, label + " half-close")
         finally:
             s.close()
+        # the path: every tunnel reached the gost server behind nginx (the client knows only
+        # nginx's address, so through nginx)
+        for target in (self.origin.addr, self.duplex.addr, self.halfsrv.addr):
+            gostlib.assert_tunnels_through(self, server, target, 1, label)
 
     def test_ws_behind_nginx(self):
-        self.check(self.client("relay+ws://127.0.0.1:%d" % self.nport), "ws via nginx")
+        self.check(self.client("relay+ws://127.0.0.1:%d" % self.nport), "ws via nginx",
+                   self.ws_server)
 
     def test_pht_behind_nginx(self):
         front = self.client("relay+pht://127.0.0.1:%d?%s" % (self.nport, PHT_PATHS))
-        self.check(front, "pht via nginx")
+        self.check(front, "pht via nginx", self.pht_server)
         # a quiet tunnel survives nginx, and the target's close reaches the client as EOF
         srv = socket.socket()
         srv.bind(("127.0.0.1", 0))
@@ -149,7 +157,9 @@ class NginxTest(gostlib.GostTestCase):
         def late_reply():
             c, _ = srv.accept()
             c.settimeout(10)
-            c.recv(4)  # the relay request travels with the client's first bytes (relay.md §7.1)
+            # the relay request travels with the client's first bytes (docs/PROTOCOLS.md
+            # "relay: connector")
+            c.recv(4)
             time.sleep(2)
             c.sendall(b"late reply")
             c.close()

@@ -1,6 +1,6 @@
-"""End-to-end tests of the relay protocol (spec/relay.md): our relay connector against our relay
-server, forward mode, data integrity, golden exchanges on raw sockets, UDP CONNECT / UDP BIND,
-bad input, and relay over TLS.
+"""End-to-end tests of the relay protocol (docs/PROTOCOLS.md "relay"): our relay connector against
+our relay server, forward mode, data integrity, golden exchanges on raw sockets, UDP CONNECT /
+UDP BIND, bad input, and relay over TLS.
 
 Run: /usr/bin/python3 tests/e2e/test_relay.py <path-to-gost>
 """
@@ -132,16 +132,40 @@ class RelayTest(gostlib.GostTestCase):
         self.assertAlive(g)
 
     def test_connector_nodelay_and_server_nodelay(self):
+        # relay's `nodelay` is the protocol's, not TCP_NODELAY (docs/PROTOCOLS.md
+        # "relay: connector", "relay: handler"): the connector sends its request up front and waits
+        # for the response; the server answers at once instead of with the first target bytes. Both
+        # are observed: a tap between client and server has the bare request before the tunnel
+        # carried a byte, and the tunnel opens to a target that says nothing until spoken to (the
+        # echo server), which a server without nodelay would answer only when data arrives — the
+        # connector would wait in vain.
         g, b = self.relay_server(query="?nodelay=true")
+        tap = self.start_server(gostlib.TapProxy(b))
         a = free_port()
         self.start_gost("-L", "http://127.0.0.1:%d" % a,
-                        "-F", "relay://user:pass@127.0.0.1:%d?nodelay=true" % b, port=a, name="client")
+                        "-F", "relay://user:pass@127.0.0.1:%d?nodelay=true" % tap.port, port=a,
+                        name="client")
+        want = request(1, f_auth(b"user", b"pass"), f_addr("127.0.0.1", self.echo.port))
+        s = connect(a)
+        try:
+            s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
+                       % (self.echo.addr, self.echo.addr)).encode())
+            head = recv_exact(s, len(gostlib.RESP_200_CONNECT))
+            self.assertEqual(head, gostlib.RESP_200_CONNECT)
+            # the tunnel is open and nothing was sent into it: the request went alone
+            self.assertEqual(tap.wait_capture(len(want)), want)
+            s.sendall(b"after the response")
+            self.assertEqual(recv_exact(s, 18), b"after the response")
+        finally:
+            s.close()
+        self.assertEqual(tap.wait_capture(len(want) + 18), want + b"after the response")
         r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % a, tunnel=True)
         self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body), r)
 
     def test_connector_combined_first_write(self):
-        # The client sends request + first payload in one write (relay.md §7.1, example E); the
-        # tap between client and server records exactly that.
+        # The client sends request + first payload in one write (docs/PROTOCOLS.md
+        # "relay: connector", "relay: golden vectors", vector E); the tap between client and server
+        # records exactly that.
         g, b = self.relay_server(auth="")
         tap = self.start_server(gostlib.TapProxy(b))
         a = free_port()
@@ -262,7 +286,15 @@ class RelayTest(gostlib.GostTestCase):
 
     def test_8mib_both_directions_nodelay(self):
         g, b = self.relay_server(query="?nodelay=true")
+        # the server is in nodelay mode: its response comes at once, before any target byte
+        # (the echo target sends nothing until spoken to)
+        s = self.raw(b, request(1, f_auth(b"user", b"pass"), f_addr("127.0.0.1", self.echo.port)))
+        try:
+            self.assertEqual(recv_exact(s, 4), OK)
+        finally:
+            s.close()
         self.duplex_through(b, "nodelay")
+        self.assertAlive(g)
 
     # -- golden exchanges on a raw socket --------------------------------------------------------
 
@@ -362,7 +394,7 @@ class RelayTest(gostlib.GostTestCase):
         udp = gostlib.UdpEchoServer()
         self.addCleanup(udp.close)
         g, b = self.relay_server(auth="", query="?bind=true")
-        # GOST 3.2.6's form: empty domain, port 0 (relay.md example I ✗ row)
+        # GOST 3.2.6's form: empty domain, port 0 (docs/PROTOCOLS.md "relay: golden vectors", I)
         for addr in (f_addr("0.0.0.0", 0), feat(2, b"\x03\x00\x00\x00")):
             s = self.raw(b, request(0x82, f_network(1), addr))
             try:
@@ -382,7 +414,8 @@ class RelayTest(gostlib.GostTestCase):
 
     def test_udp_connect_through_relay_chain(self):
         # relay server A with a chain to relay server B: A dials "udp" through our connector,
-        # which sends UDP CONNECT (0x81) to B (relay.md §7.1, LEN-framed datagrams).
+        # which sends UDP CONNECT (0x81) to B (docs/PROTOCOLS.md "relay: connector", LEN-framed
+        # datagrams).
         udp = gostlib.UdpEchoServer()
         self.addCleanup(udp.close)
         g, b = self.relay_server()
@@ -401,7 +434,8 @@ class RelayTest(gostlib.GostTestCase):
 
     def test_socks5_udp_associate_through_relay_hop(self):
         # socks5 UDP ASSOCIATE on the entry node; the relay connector opens the UDP association
-        # (01 82 ..., a UDP BIND on 0.0.0.0:0, relay.md §7.3) on a bind=true relay server.
+        # (01 82 ..., a UDP BIND on 0.0.0.0:0, docs/PROTOCOLS.md "relay: connector") on a bind=true
+        # relay server.
         udp = gostlib.UdpEchoServer()
         self.addCleanup(udp.close)
         g, b = self.relay_server(query="?bind=true")
@@ -427,7 +461,8 @@ class RelayTest(gostlib.GostTestCase):
             c.close()
         self.assertAlive(g)
 
-    # -- TCP BIND: smux v1 session, the server opens the streams (relay.md §5, §6.3) ---------------
+    # -- TCP BIND: smux v1 session, the server opens the streams (docs/PROTOCOLS.md
+    # "relay: framing")
 
     def tcp_bind(self, query="?bind=true"):
         g, b = self.relay_server(auth="", query=query)
@@ -583,22 +618,12 @@ class RelayTest(gostlib.GostTestCase):
 
     # -- relay over TLS ----------------------------------------------------------------------------
 
-    def start_or_skip(self, *args, port, name):
-        """Starts gost; skips the test when this build lacks a component the URLs name."""
-        p = self.start_gost(*args, port=port, name=name, wait=False)
-        if not gostlib.wait_port(port, gostlib.START_TIMEOUT, proc=p.proc):
-            p.expected_exit = True
-            if "not supported by this implementation" in p.stderr_text():
-                self.skipTest("tls listener/dialer not in this build: %s" % p.stderr_text().strip())
-            self.fail("%s did not start\n%s" % (name, p.diagnostics()))
-        return p
-
     def test_relay_over_tls(self):
         b = free_port()
-        g = self.start_or_skip("-L", "relay+tls://user:pass@127.0.0.1:%d" % b, port=b, name="relay-tls")
+        g = self.start_gost("-L", "relay+tls://user:pass@127.0.0.1:%d" % b, port=b, name="relay-tls")
         a = free_port()
-        self.start_or_skip("-L", "http://127.0.0.1:%d" % a,
-                           "-F", "relay+tls://user:pass@127.0.0.1:%d" % b, port=a, name="client")
+        self.start_gost("-L", "http://127.0.0.1:%d" % a,
+                        "-F", "relay+tls://user:pass@127.0.0.1:%d" % b, port=a, name="client")
         r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % a, tunnel=True)
         self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body), r)
         r = curl(self.origin.url + "big", proxy="http://127.0.0.1:%d" % a)

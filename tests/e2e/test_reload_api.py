@@ -1,5 +1,5 @@
 """End-to-end tests of configuration reload and GOST's web API (issue 10 items 2 and 4;
-spec/observability.md §2 and §4).
+docs/PROTOCOLS.md "observability: web API", "observability: reload").
 
 - SIGHUP re-reads the -C file and applies only the difference: added, changed and removed
   services take effect while an 8 MiB tunnel on an unchanged service keeps flowing (checksums
@@ -66,7 +66,7 @@ class Tunnel:
     random bytes up in small paced chunks (so that it spans what the test does meanwhile) and
     reads the echo back; result() compares the checksums of both directions."""
 
-    def __init__(self, proxy_port, target, size=8 * MB, pace=0.004):
+    def __init__(self, proxy_port, target, size=8 * MB, pace=0.004, hold=False):
         self.sock = connect(proxy_port, timeout=60)
         self.sock.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
         head = b""
@@ -79,6 +79,12 @@ class Tunnel:
             raise AssertionError("CONNECT refused: %r" % head)
         self.payload = os.urandom(size)
         self.half = threading.Event()
+        # hold=True: the sender stops after the first quarter (`half` set) until resume(): the
+        # tunnel is then certainly open and unfinished across whatever the test does meanwhile
+        self.go_on = threading.Event()
+        if not hold:
+            self.go_on.set()
+        self.sent_all = threading.Event()
         self.received = hashlib.sha256()
         self.received_len = 0
         self.error = None
@@ -94,7 +100,10 @@ class Tunnel:
                 self.sock.sendall(view[off:off + 64 * 1024])
                 if off >= len(view) // 4:
                     self.half.set()
+                    if not self.go_on.wait(120):
+                        raise OSError("held tunnel never resumed")
                 time.sleep(pace)
+            self.sent_all.set()
             self.sock.shutdown(socket.SHUT_WR)
         except OSError as e:
             self.error = "send: %r" % e
@@ -111,7 +120,16 @@ class Tunnel:
         except OSError as e:
             self.error = "recv: %r" % e
 
+    def running(self):
+        """Both directions still open and nothing failed yet."""
+        return (self.error is None and self.sender.is_alive() and self.receiver.is_alive()
+                and not self.sent_all.is_set())
+
+    def resume(self):
+        self.go_on.set()
+
     def result(self, timeout=60):
+        self.go_on.set()
         self.sender.join(timeout)
         self.receiver.join(timeout)
         self.sock.close()
@@ -139,8 +157,9 @@ class ReloadTest(GostTestCase):
         path = self.write_file("gost.yaml", config_yaml(
             service_yaml("a", pa), service_yaml("b", pb), service_yaml("c", pc)))
         p = self.start_gost("-C", path, ports=[pa, pb, pc])
-        tunnel = Tunnel(pa, self.echo.addr)
-        tunnel.half.wait(30)
+        tunnel = Tunnel(pa, self.echo.addr, hold=True)
+        self.assertTrue(tunnel.half.wait(30), tunnel.error)
+        self.assertTrue(tunnel.running(), tunnel.error)
         with open(path, "w") as f:  # a unchanged, b now with auth, c removed, d added
             f.write(config_yaml(
                 service_yaml("a", pa),
@@ -152,6 +171,10 @@ class ReloadTest(GostTestCase):
         self.assertEqual(self.fetch(pb, "u:p"), "200")
         self.assertEqual(self.fetch(pd), "200")
         self.assertTrue(wait_for(lambda: refused(pc), 5), "removed service c still accepts")
+        # the tunnel was open, unfinished (held after its first quarter), when the reload
+        # applied and still is: it lived through the reload rather than ending before it
+        self.assertTrue(tunnel.running(), "the tunnel ended across the reload: %r" % tunnel.error)
+        tunnel.resume()
         err, n, same = tunnel.result()
         self.assertIsNone(err)
         self.assertEqual(n, 8 * MB)
@@ -221,15 +244,23 @@ class ReloadTest(GostTestCase):
         threads = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
         for t in threads:
             t.start()
+        listening = "listening on %s:%d/tcp" % (LOOPBACK, pb)
+        self.assertEqual(p.stderr_text().count(listening), 1, p.stderr_text()[-2000:])
         for i in range(6):
             with open(path, "w") as f:
                 f.write(config_yaml(service_yaml(
                     "b", pb, extra="      metadata:\n        round: %d\n" % i)))
             self.assertTrue(self.sighup(p), p.stderr_text()[-2000:])
-            time.sleep(0.2)
+            # the changed service was rebuilt (a new listener: its "listening on" line) ...
+            self.assertTrue(wait_for(lambda: p.stderr_text().count(listening) >= i + 2, 5),
+                            "round %d: service b was not rebuilt\n%s" % (i, p.stderr_text()[-2000:]))
+            # ... and the hammer goes on against the new one before the next round
+            mark = attempts[0]
+            self.assertTrue(wait_for(lambda: attempts[0] >= mark + 6, 10),
+                            "round %d: the hammer stalled" % i)
         stop.set()
-        for t in threads:
-            t.join(10)
+        self.assertEqual(gostlib.join_all(threads, 15), [], "a hammer thread hangs")
+        self.assertEqual(p.stderr_text().count(listening), 7, p.stderr_text()[-2000:])
         self.assertGreater(attempts[0], 50)
         self.assertEqual(failures, [], "%d of %d attempts failed" % (len(failures), attempts[0]))
 
@@ -313,7 +344,7 @@ class ApiTest(GostTestCase):
         self.assertEqual(status, 200)
 
     def test_golden_exchanges(self):
-        # spec/observability.md §2.6
+        # docs/PROTOCOLS.md "observability: web API"
         self.start()
         (p1,) = free_ports(1)
         s1 = {"name": "s1", "addr": "%s:%d" % (LOOPBACK, p1), "handler": {"type": "http"},
@@ -351,8 +382,8 @@ class ApiTest(GostTestCase):
 
     def test_service_crud_keeps_other_tunnels(self):
         self.start()
-        tunnel = Tunnel(self.pa, self.echo.addr, pace=0.006)
-        tunnel.half.wait(30)
+        tunnel = Tunnel(self.pa, self.echo.addr, pace=0.006, hold=True)
+        self.assertTrue(tunnel.half.wait(30), tunnel.error)
         (p1,) = free_ports(1)
         addr = "%s:%d" % (LOOPBACK, p1)
         self.assertEqual(self.call("POST", "/config/services",
@@ -370,6 +401,9 @@ class ApiTest(GostTestCase):
         self.assertEqual(got["status"]["state"], "running")
         self.assertEqual(self.call("DELETE", "/config/services/s1")[::2], (200, b'{"msg":"OK"}'))
         self.assertTrue(wait_for(lambda: refused(p1), 5))
+        # the tunnel on the other service was open, unfinished, through all of it
+        self.assertTrue(tunnel.running(), "the tunnel ended across the CRUD: %r" % tunnel.error)
+        tunnel.resume()
         err, n, same = tunnel.result()
         self.assertIsNone(err)
         self.assertEqual(n, 8 * MB)

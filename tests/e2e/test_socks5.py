@@ -1,9 +1,9 @@
 """End-to-end tests of the SOCKS5 and SOCKS4/4a handlers and connectors.
 
-Spec: socks5.md (method selection §2, RFC 1929 §3, requests §4–§7, connector §10, golden bytes §11),
-core.md §6–§8 and §11. Independent clients: curl (--socks5, --socks5-hostname, --socks4,
---socks4a) and Debian's python3-socks (PySocks); GOST's own TLS methods 0x80/0x82 are driven with
-Python's ssl module.
+Spec: docs/PROTOCOLS.md "socks5" (method selection and RFC 1929, requests, BIND, UDP, connector,
+golden bytes), "socks4", "core: auto" to "core: errors". Independent clients: curl (--socks5,
+--socks5-hostname, --socks4, --socks4a) and Debian's python3-socks (PySocks); GOST's own TLS
+methods 0x80/0x82 are driven with Python's ssl module.
 Run: /usr/bin/python3 tests/e2e/test_socks5.py <path-to-gost>
 """
 
@@ -268,7 +268,8 @@ class RequestTest(Socks5Base):
 
     def test_mbind(self):
         # MBIND (0xF2): the control stream becomes an smux v1 session; the server opens stream 3,
-        # 5, ... per inbound connection, each starting with 05 00 00 ATYP <peer> (socks5.md §6).
+        # 5, ... per inbound connection, each starting with 05 00 00 ATYP <peer> (docs/PROTOCOLS.md
+        # "socks5: BIND and MBIND").
         port, p = self.start_socks(query="bind=true")
         s = self.handshake_noauth(port)
         s.sendall(b"\x05\xf2\x00" + socks5_addr("127.0.0.1", 0))
@@ -396,7 +397,7 @@ class UdpTest(Socks5Base):
 
     def test_udp_through_http_chain(self):
         """client → gost A (socks5, udp=true, -F http://H) → gost H (http, udp=true: UDP over HTTP,
-        http.md §8) → UDP echo."""
+        docs/PROTOCOLS.md "http: UDP") → UDP echo."""
         hp = free_port()
         self.start_gost("-L", "http://127.0.0.1:%d?udp=true" % hp, port=hp, name="http-hop")
         a_port = free_port()

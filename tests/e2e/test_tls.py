@@ -1,9 +1,9 @@
-"""End-to-end tests of the TLS listener/dialer (`https://` = http+tls), spec: tls.md,
-cli.md §3 (scheme mapping), http.md §1.
+"""End-to-end tests of the TLS listener/dialer (`https://` = http+tls), spec: docs/PROTOCOLS.md
+"tls", "cli: schemes" (scheme mapping), "http".
 
 Every gost process runs with HOME (and usually the working directory) set to fresh
-temporary directories, so the default certificate (tls.md §2) never touches the real
-$HOME/.gost.
+temporary directories, so the default certificate (docs/PROTOCOLS.md "tls: default certificate")
+never touches the real $HOME/.gost.
 
 Run: /usr/bin/python3 tests/e2e/test_tls.py <path-to-gost>
 """
@@ -107,6 +107,12 @@ class TLSTestBase(gostlib.GostTestCase):
         finally:
             s.close()
 
+    def assert_hop_carried(self, hop, msg=""):
+        """assert_http_proxy_works's three tunnels went through the hop `hop` (GET and CONNECT to
+        the origin, CONNECT to the echo server), not around it."""
+        gostlib.assert_tunnels_through(self, hop, self.origin.addr, 2, msg)
+        gostlib.assert_tunnels_through(self, hop, self.echo.addr, 1, msg)
+
     def assert_front_503(self, port, msg=""):
         """The front HTTP proxy cannot reach the target through its chain: 503 both ways."""
         proxy = "http://127.0.0.1:%d" % port
@@ -181,7 +187,7 @@ class TLSChainTest(TLSTestBase):
         TLS record the client side of the hop has already received (read-ahead) must reach the
         client without further network input (a relay waiting on the socket would hang here)."""
         a, p = free_ports(2)
-        self.gost("-L", "https://127.0.0.1:%d" % p, port=p, name="tls-hop")
+        hop = self.gost("-L", "https://127.0.0.1:%d" % p, port=p, name="tls-hop")
         self.gost("-L", "http://127.0.0.1:%d" % a, "-F", "https://127.0.0.1:%d" % p,
                   port=a, name="front")
         srv = socket.socket()
@@ -210,6 +216,8 @@ class TLSChainTest(TLSTestBase):
         finally:
             s.close()
         t.join(5)
+        self.assertFalse(t.is_alive(), "the target is still waiting for an ack")
+        gostlib.assert_tunnels_through(self, hop, "127.0.0.1:%d" % tport, 1, "over the TLS hop")
 
     def test_chain_get_and_connect_over_tls_hop(self):
         a, hop, tap = self._chain()
@@ -221,13 +229,14 @@ class TLSChainTest(TLSTestBase):
         self.assertIn(first[1:3], (b"\x03\x01", b"\x03\x03"), first[:40])
         for cap in tap.captures:
             self.assertNotIn(b"CONNECT ", bytes(cap), "cleartext CONNECT seen on the TLS hop")
+        self.assert_hop_carried(hop, "front -> https hop")
         # and it is on the path: without it the front answers 503
         hop.stop()
         self.assert_front_503(a, "TLS hop stopped")
 
     def test_chain_8MiB_both_directions_over_tls_hop(self):
         duplex = self.start_server(gostlib.DuplexServer(SIZE))
-        a, _, _ = self._chain()
+        a, hop, _ = self._chain()
         sock = connect(a, timeout=15)
         try:
             sock.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (duplex.addr, duplex.addr)).encode())
@@ -272,12 +281,15 @@ class TLSChainTest(TLSTestBase):
         self.assertEqual(rec["recv_sha"], hashlib.sha256(payload).hexdigest(), "client->target corrupted")
         self.assertEqual(total, SIZE, "client received %d bytes" % total)
         self.assertEqual(h.hexdigest(), rec["sent_sha"], "target->client corrupted")
+        gostlib.assert_tunnels_through(self, hop, duplex.addr, 1, "8 MiB over the TLS hop")
 
     def test_tcp_forward_through_tls_hop(self):
         a, p = free_ports(2)
-        self.gost("-L", "https://127.0.0.1:%d" % p, port=p, name="tls-hop")
-        self.gost("-L", "tcp://127.0.0.1:%d/%s" % (a, self.echo.addr), "-F", "https://127.0.0.1:%d" % p,
-                  port=a, name="forwarder")
+        hop = self.gost("-L", "https://127.0.0.1:%d" % p, port=p, name="tls-hop")
+        fwd = self.gost("-L", "tcp://127.0.0.1:%d/%s" % (a, self.echo.addr),
+                        "-F", "https://127.0.0.1:%d" % p, name="forwarder")
+        # no readiness probe (a connection would be forwarded): wait for the LISTEN state
+        self.assertTrue(gostlib.wait_listening(a, proc=fwd.proc), fwd.diagnostics())
         s = connect(a)
         try:
             payload = os.urandom(300000)
@@ -285,28 +297,33 @@ class TLSChainTest(TLSTestBase):
             self.assertEqual(recv_exact(s, len(payload), timeout=15), payload)
         finally:
             s.close()
+        gostlib.assert_tunnels_through(self, hop, self.echo.addr, 1, "forward over the TLS hop")
 
     def test_relay_over_tls_chain(self):
-        # cli.md §3.3: relay+tls = relay handler/connector over the tls listener/dialer
+        # docs/PROTOCOLS.md "cli: schemes": relay+tls = relay handler/connector over the tls
+        # listener/dialer
         a, p = free_ports(2)
-        self.gost("-L", "relay+tls://127.0.0.1:%d" % p, port=p, name="relay-tls-hop")
+        hop = self.gost("-L", "relay+tls://127.0.0.1:%d" % p, port=p, name="relay-tls-hop")
         tap = self.start_server(gostlib.TapProxy(p))
         self.gost("-L", "http://127.0.0.1:%d" % a, "-F", "relay+tls://127.0.0.1:%d" % tap.port,
                   port=a, name="front")
         self.assert_http_proxy_works(a, "front -> relay+tls hop")
         first = tap.wait_capture(3)
         self.assertEqual(first[:1], b"\x16", "relay+tls hop does not start with a TLS record: %r" % first[:20])
+        self.assert_hop_carried(hop, "front -> relay+tls hop")
 
     def test_tls_scheme_on_F_is_http_over_tls(self):
-        # cli.md §3.3: -F tls:// = connector http + dialer tls; meets -L https://
+        # docs/PROTOCOLS.md "cli: schemes": -F tls:// = connector http + dialer tls; meets -L
+        # https://
         a, p = free_ports(2)
-        self.gost("-L", "https://127.0.0.1:%d" % p, port=p, name="tls-hop")
+        hop = self.gost("-L", "https://127.0.0.1:%d" % p, port=p, name="tls-hop")
         self.gost("-L", "http://127.0.0.1:%d" % a, "-F", "tls://127.0.0.1:%d" % p, port=a, name="front")
         self.assert_http_proxy_works(a, "front -F tls://")
+        self.assert_hop_carried(hop, "front -F tls://")
 
 
 # --------------------------------------------------------------------------
-# the default certificate (tls.md §2, §3)
+# the default certificate (docs/PROTOCOLS.md "tls: default certificate")
 # --------------------------------------------------------------------------
 
 class DefaultCertificateTest(TLSTestBase):
@@ -404,7 +421,8 @@ class DefaultCertificateTest(TLSTestBase):
 
 
 # --------------------------------------------------------------------------
-# listener options certFile / keyFile / caFile (tls.md §4, §7.1)
+# listener options certFile / keyFile / caFile (docs/PROTOCOLS.md "tls: server and client",
+# "tls: options")
 # --------------------------------------------------------------------------
 
 class ListenerCertOptionsTest(TLSTestBase):
@@ -484,7 +502,7 @@ class ListenerCertOptionsTest(TLSTestBase):
 
 
 # --------------------------------------------------------------------------
-# dialer options secure / caFile / serverName (tls.md §5)
+# dialer options secure / caFile / serverName (docs/PROTOCOLS.md "tls: server and client")
 # --------------------------------------------------------------------------
 
 class DialerVerificationTest(TLSTestBase):
@@ -535,9 +553,10 @@ class DialerVerificationTest(TLSTestBase):
         self.assert_http_proxy_works(a, "secure=true, CA-signed cert with IP SAN")
 
     def test_secure_verifies_ip_literal_node_address(self):
-        # tls.md §5: secure=true = full verification incl. the name; the verification name
-        # defaults to the node host, here the IP 127.0.0.1, which the default certificate
-        # (SAN DNS:gost.run only, no IP SANs, tls.md §3) does not contain -> handshake fails.
+        # docs/PROTOCOLS.md "tls: server and client": secure=true = full verification incl. the
+        # name; the verification name defaults to the node host, here the IP 127.0.0.1, which the
+        # default certificate (SAN DNS:gost.run only, no IP SANs: "tls: default certificate") does
+        # not contain -> handshake fails.
         home = temp_dir(self, "gost-e2e-home-")
         p, a = free_ports(2)
         self.gost("-L", "https://127.0.0.1:%d" % p, port=p, home=home, name="tls-hop")
@@ -551,8 +570,8 @@ class DialerVerificationTest(TLSTestBase):
 
 
 class DialerSNITest(TLSTestBase):
-    """What the tls dialer sends as SNI (tls.md §5), seen by a Python TLS server that
-    plays the next HTTP proxy (answers the CONNECT with 200 and echoes)."""
+    """What the tls dialer sends as SNI (docs/PROTOCOLS.md "tls: server and client"), seen by a
+    Python TLS server that plays the next HTTP proxy (answers the CONNECT with 200 and echoes)."""
 
     def setUp(self):
         super().setUp()

@@ -1,9 +1,9 @@
-"""WebSocket data channel: listeners and dialers ws / wss (spec/ws.md).
+"""WebSocket data channel: listeners and dialers ws / wss (docs/PROTOCOLS.md "ws").
 
 Our client against our server (curl through chains, 8 MiB both ways, half-close, 100 concurrent
 tunnels, keep-alive pings), python3-websockets as an independent client (to our server) and as an
-independent server (for our client), and hostile input: the exact statuses of ws.md §2.2, frames
-that break the rules, garbage.
+independent server (for our client), and hostile input: the exact statuses of
+docs/PROTOCOLS.md "ws: handshake", frames that break the rules, garbage.
 
 Run: /usr/bin/python3 tests/e2e/test_ws.py <path-to-gost>
 """
@@ -205,8 +205,9 @@ class WsTestBase(gostlib.GostTestCase):
         """Server gost `-L <server_scheme>://` and a front http proxy `-F <client_scheme>://`
         to it. Returns (front_port, server_port)."""
         front, srv = free_ports(2)
-        self.start_gost("-L", "%s://%s127.0.0.1:%d%s" % (server_scheme, auth, srv, query),
-                        port=srv, name="ws-server")
+        self.ws_server = self.start_gost("-L", "%s://%s127.0.0.1:%d%s" % (server_scheme, auth, srv,
+                                                                         query),
+                                         port=srv, name="ws-server")
         self.start_gost("-L", "http://127.0.0.1:%d" % front,
                         "-F", "%s://%s127.0.0.1:%d%s" % (client_scheme, auth, srv, query),
                         port=front, name="front")
@@ -275,6 +276,9 @@ class WsTunnelTest(WsTestBase):
             integrity.IntegrityTest.half_close_exchange(self, s, label + " half-close")
         finally:
             s.close()
+        # both tunnels went through the ws server, not around it
+        for target in (self.duplex.addr, self.halfsrv.addr):
+            gostlib.assert_tunnels_through(self, self.ws_server, target, 1, label)
 
     def test_8MiB_both_ways_and_half_close_socks5_ws(self):
         self._integrity("socks5+ws", "socks5+ws")

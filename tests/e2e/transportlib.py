@@ -24,3 +24,8 @@ class TransportTestCase(gostlib.GostTestCase):
         self.half_reply = os.urandom(test_integrity.HALF_SIZE)
         self.halfsrv = self.start_server(gostlib.ReplyAfterEOFServer(self.half_reply))
         self.echo = self.start_server(gostlib.EchoServer())
+
+    def assert_through(self, server, target, n=1, label=""):
+        """The server (not just the client) carried n tunnels to `target`: checks the bytes went
+        through it, which the integrity checks alone (bytes right, server alive) do not."""
+        gostlib.assert_tunnels_through(self, server, target, n, label)

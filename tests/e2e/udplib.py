@@ -107,16 +107,21 @@ def wait_udp_bound(proc, port, timeout=10.0):
 
 
 def rss_kib(pid):
+    """Resident set size of `pid` in KiB. Raises (never 0) when it cannot be read, so that a
+    growth check on a vanished process fails instead of comparing zeros."""
     with open("/proc/%d/status" % pid) as f:
         m = re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M)
-    return int(m.group(1)) if m else 0
+    if not m:
+        raise AssertionError("no VmRSS in /proc/%d/status (process gone?)" % pid)
+    return int(m.group(1))
 
 
 def fd_count(pid):
+    """Open file descriptors of `pid`. Raises (never -1) when /proc/<pid>/fd cannot be read."""
     try:
         return len(os.listdir("/proc/%d/fd" % pid))
-    except OSError:
-        return -1
+    except OSError as e:
+        raise AssertionError("cannot count the fds of %d: %r" % (pid, e))
 
 
 # --------------------------------------------------------------------------

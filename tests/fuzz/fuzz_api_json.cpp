@@ -1,5 +1,6 @@
-// libFuzzer target: the web API's request bodies (spec/observability.md §2.3) — untrusted JSON
-// into the config loader's object readers, and what they accept back out through the printer.
+// libFuzzer target: the web API's request bodies (docs/PROTOCOLS.md "observability: web API") —
+// untrusted JSON into the config loader's object readers, and what they accept back out through the
+// printer.
 #include <cstdint>
 #include <string>
 

@@ -1,5 +1,5 @@
-// The web API's envelopes, codes and auth (spec/observability.md §2.3, §2.6), in process: an
-// ApiServer over a Runtime with no services, driven with plain HTTP/1.1 on loopback.
+// The web API's envelopes, codes and auth (docs/PROTOCOLS.md "observability: web API"), in process:
+// an ApiServer over a Runtime with no services, driven with plain HTTP/1.1 on loopback.
 #include "app/api_server.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Command line (-L/-F) -> model -> -O output, against the examples of spec/cli.md.
+// Command line (-L/-F) -> model -> -O output, against the examples of docs/PROTOCOLS.md "cli".
 #include <gtest/gtest.h>
 
 #include <string>
@@ -24,7 +24,7 @@ std::string error_of(const Args& l, const Args& f = {}) {
   return "no error";
 }
 
-// ---- §7 examples (verified against GOST 3.2.6) ----------------------------------------------
+// ---- "cli: output" examples (verified against GOST 3.2.6) ---------------------------------------
 
 TEST(ConfigCli, Section7_1_UserPassYaml) {
   EXPECT_EQ(yaml({"http://user:pass@:8080"}), R"(services:
@@ -138,7 +138,8 @@ TEST(ConfigCli, Section7_4_Socks5Ws) {
 }
 
 // A deliberate difference from GOST 3.2.6 (which builds its HTTP/3 reverse proxy, handler http3):
-// `-L http3://` is the seed's PHT over HTTP/3 with handler auto (spec/http3.md §1.1, issue 9).
+// `-L http3://` is the seed's PHT over HTTP/3 with handler auto (docs/PROTOCOLS.md "http3: names",
+// issue 9).
 TEST(ConfigCli, Section7_5_Http3IsPhtOverHttp3) {
   EXPECT_EQ(yaml({"http3://:8443"}), R"(services:
   - name: service-0
@@ -227,7 +228,7 @@ TEST(ConfigCli, Section7_6_BypassIsRejected) {
             "(not implemented)");
 }
 
-// ---- §2 normalisation -----------------------------------------------------------------------
+// ---- "cli: URLs": normalisation -----------------------------------------------------------------
 
 TEST(ConfigCli, BarePortAndUserinfoMeanAuto) {
   EXPECT_EQ(yaml({":8080"}), R"(services:
@@ -337,7 +338,7 @@ TEST(ConfigCli, PathBasedListenersAndDialers) {
   EXPECT_EQ(cfg.chains[0].hops[0].nodes[0].dialer.type, "unix");
 }
 
-// ---- §3.3 schemes ----------------------------------------------------------------------------
+// ---- "cli: schemes" ----------------------------------------------------------------------------
 
 struct SchemeRow {
   const char* scheme;
@@ -432,7 +433,7 @@ TEST(ConfigCli, NodeSchemeTable) {
   EXPECT_EQ(plain.chains[0].hops[0].nodes[0].dialer.type, "tcp");
 }
 
-// ---- §4 query parameters ---------------------------------------------------------------------
+// ---- "cli: query keys" ---------------------------------------------------------------------
 
 TEST(ConfigCli, ServiceScopePrefixes) {
   EXPECT_EQ(yaml({"http://:8080?service.a=1&handler.b=2&listener.c=3&d=x"}), R"(services:
@@ -629,7 +630,7 @@ TEST(ConfigCli, UnsupportedObjectKeysAreRejected) {
   EXPECT_EQ(error_of({"http://:8080?listener.bypass=x&service.bypass=y"}), "no error");
 }
 
-// ---- §5 naming, multiple -L/-F ------------------------------------------------------------
+// ---- "cli: naming", multiple -L/-F ------------------------------------------------------------
 
 TEST(ConfigCli, MultipleServicesAndHops) {
   auto cfg =
@@ -658,7 +659,7 @@ TEST(ConfigCli, ReverseListenersGetTheChainOnTheListener) {
   EXPECT_EQ(cfg.services[2].handler.chain, "chain-0");
 }
 
-// ---- §6 forward table ------------------------------------------------------------------------
+// ---- "cli: forwarding" table --------------------------------------------------------------------
 
 TEST(ConfigCli, ForwardTcp) {
   EXPECT_EQ(yaml({"tcp://:8080/192.168.1.1:80"}), R"(services:

@@ -1,5 +1,5 @@
-// gRPC tunnel framing (proto/grpc): golden bytes of spec/grpc.md §1.1 and §2, the streaming
-// decoder across arbitrary splits, and malformed / oversized input.
+// gRPC tunnel framing (proto/grpc): golden bytes of docs/PROTOCOLS.md "grpc: method and path",
+// "grpc: framing", the streaming decoder across arbitrary splits, and malformed / oversized input.
 #include <gtest/gtest.h>
 
 #include <random>

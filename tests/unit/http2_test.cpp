@@ -1,6 +1,6 @@
-// net/http2: the request heads of spec/http2.md §B.1 (golden lists), and a client session and a
-// server session of ours over loopback TCP: data both ways, END_STREAM half-close, error
-// statuses, RST, and flow control as the back-pressure of a reader that pauses.
+// net/http2: the request heads of docs/PROTOCOLS.md "h2: client" (golden lists), and a client
+// session and a server session of ours over loopback TCP: data both ways, END_STREAM half-close,
+// error statuses, RST, and flow control as the back-pressure of a reader that pauses.
 #include "net/http2.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Golden vectors of spec/http.md and the bounds of the HTTP/1 codec.
+// Golden vectors of docs/PROTOCOLS.md "http" and the bounds of the HTTP/1 codec.
 #include <gtest/gtest.h>
 
 #include "proto/base64.hpp"
@@ -35,7 +35,7 @@ TEST(HttpGolden, SkeletonResponses) {
   EXPECT_EQ(http::response_empty(503),
             "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(http::response_empty(403), "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
-  // UDP over HTTP answers (§8) carry the configured headers, sorted.
+  // UDP over HTTP answers ("http: UDP") carry the configured headers, sorted.
   EXPECT_EQ(http::response_empty(200), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(http::response_empty(200, 1, {{"x-b", "2"}, {"A", "1"}}),
             "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nA: 1\r\nX-B: 2\r\n\r\n");

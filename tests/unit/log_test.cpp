@@ -1,6 +1,6 @@
-// Logging (spec/observability.md §3): the JSON and text layouts byte for byte, the colored layout
-// on a terminal, %q quoting, per-logger levels and fan-out, file output, lumberjack rotation, and
-// reconfiguration while other threads log.
+// Logging (docs/PROTOCOLS.md "observability: logging"): the JSON and text layouts byte for byte,
+// the colored layout on a terminal, %q quoting, per-logger levels and fan-out, file output,
+// lumberjack rotation, and reconfiguration while other threads log.
 #include "core/log.hpp"
 
 #include <dirent.h>

@@ -1,5 +1,5 @@
-// GOST's Prometheus exposition (spec/observability.md §1.3–§1.5): golden text, Go's number
-// format, per-thread shards summed at scrape time.
+// GOST's Prometheus exposition (docs/PROTOCOLS.md "observability: metrics"): golden text, Go's
+// number format, per-thread shards summed at scrape time.
 #include "core/metrics.hpp"
 
 #include <fmt/format.h>
@@ -60,8 +60,9 @@ TEST(MetricsFormat, ClientIpWithoutPort) {
   EXPECT_EQ(client_ip("[::1]:80"), "::1");
 }
 
-// spec §1.5: svc-chain (chain-0 = node-a at a closed port) and svc-chain2 (chain-1 = node-ok, then
-// node-dead); one proxied request from 127.0.0.1 to each, both answered 503; host "vm".
+// GOST 3.2.6's golden scrape (docs/PROTOCOLS.md "observability: metrics"): svc-chain (chain-0 =
+// node-a at a closed port) and svc-chain2 (chain-1 = node-ok, then node-dead); one proxied request
+// from 127.0.0.1 to each, both answered 503; host "vm".
 TEST(MetricsExposition, GoldenScrape) {
   Registry r("vm");
   r.chain_error("chain-0", "node-a");

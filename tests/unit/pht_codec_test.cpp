@@ -1,4 +1,5 @@
-// Golden bytes of spec/pht.md (§4, §5, §11) and the request-target rules of §5.1 step 2.
+// Golden bytes of docs/PROTOCOLS.md "pht" (authorize, push, pull, the example) and the
+// request-target rules of "pht: push".
 #include <gtest/gtest.h>
 
 #include "net/pht.hpp"
@@ -27,7 +28,7 @@ TEST(PhtCodec, HttpDate) {
 }
 
 TEST(PhtCodec, AuthorizeGolden) {
-  // §4, verified against GOST 3.2.6 (Date value ours).
+  // "pht: endpoints and tokens", verified against GOST 3.2.6 (Date value ours).
   EXPECT_EQ(pht::authorize_response(kToken, kDate),
             std::string("HTTP/1.1 200 OK\r\nDate: ") + kDate +
                 "\r\nContent-Length: 26\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
@@ -41,7 +42,7 @@ TEST(PhtCodec, AuthorizeGolden) {
 }
 
 TEST(PhtCodec, EmptyResponsesGolden) {
-  // §3 / §5.1: every status with Content-Length: 0.
+  // "pht: push": every status with Content-Length: 0.
   EXPECT_EQ(pht::empty_response(200, kDate),
             std::string("HTTP/1.1 200 OK\r\nDate: ") + kDate + "\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(pht::empty_response(403, kDate), std::string("HTTP/1.1 403 Forbidden\r\nDate: ") +
@@ -57,7 +58,7 @@ TEST(PhtCodec, EmptyResponsesGolden) {
 }
 
 TEST(PhtCodec, NotFoundGolden) {
-  // §2, verified against GOST 3.2.6.
+  // "pht: endpoints and tokens", verified against GOST 3.2.6.
   EXPECT_EQ(pht::not_found_response(kDate),
             std::string("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; "
                         "charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nDate: ") +
@@ -65,7 +66,7 @@ TEST(PhtCodec, NotFoundGolden) {
 }
 
 TEST(PhtCodec, PullGolden) {
-  // §5.2 [golden]: data "hello", heartbeat, data "world", end.
+  // "pht: pull" [golden]: data "hello", heartbeat, data "world", end.
   EXPECT_EQ(pht::pull_head(kDate),
             std::string("HTTP/1.1 200 OK\r\nX-Accel-Buffering: no\r\nDate: ") + kDate +
                 "\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -79,13 +80,13 @@ TEST(PhtCodec, PullGolden) {
 }
 
 TEST(PhtCodec, GoldenExchangeSection11) {
-  // The pull chunk of §11, byte for byte (also against GOST 3.2.6).
+  // The pull chunk of "pht: example", byte for byte (also against GOST 3.2.6).
   const std::string established =
       "HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\n";
   EXPECT_EQ(chunk(established),
             "55\r\nSFRUUC8xLjEgMjAwIENvbm5lY3Rpb24gZXN0YWJsaXNoZWQNClByb3h5LUFnZW50OiBnb3N0LzMuMA0K"
             "DQo=\n\r\n");
-  // The push of §11: 165 bytes (164 base64 + '\n') carrying the connector's CONNECT.
+  // The push of "pht: example": 165 bytes (164 base64 + '\n') carrying the connector's CONNECT.
   const std::string connect =
       "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nUser-Agent: "
       "Go-http-client/1.1\r\nProxy-Connection: keep-alive\r\n\r\n";
@@ -98,8 +99,8 @@ TEST(PhtCodec, GoldenExchangeSection11) {
 }
 
 TEST(PhtCodec, PushRequestGolden) {
-  // §5.1 push of "hello" as the 3.2.6 client sends it, minus Accept-Encoding (we never want a
-  // compressed pull, so we do not offer it).
+  // "pht: push": the push of "hello" as the 3.2.6 client sends it, minus Accept-Encoding (we never
+  // want a compressed pull, so we do not offer it).
   std::string body = pht::push_body("hello");
   EXPECT_EQ(body, "aGVsbG8=\n");
   EXPECT_EQ(pht::client_request("POST", pht::request_target("/push", kToken), "203.0.113.5:8443",
@@ -121,7 +122,7 @@ TEST(PhtCodec, PushRequestGolden) {
 }
 
 TEST(PhtCodec, PushSizesOfA100000ByteBurst) {
-  // §5.1 [verified against GOST 3.2.6]: Content-Length 43693, 43693, 43693, 2265.
+  // "pht: push" [verified against GOST 3.2.6]: Content-Length 43693, 43693, 43693, 2265.
   std::string burst(100000, 'x');
   std::vector<std::size_t> sizes;
   for (std::size_t off = 0; off < burst.size(); off += pht::kMaxChunk)
@@ -215,7 +216,7 @@ TEST(PhtCodec, LineReader) {
 }
 
 TEST(PhtCodec, ChunkedBodyDecodes) {
-  // The pull body of §5.2 through the shared chunked scanner.
+  // The pull body of "pht: pull" through the shared chunked scanner.
   http::ChunkedScanner scanner;
   std::string body = "9\r\naGVsbG8=\n\r\n1\r\n\n\r\n9\r\nd29ybGQ=\n\r\n0\r\n\r\nNEXT";
   std::string payload;

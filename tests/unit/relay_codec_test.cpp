@@ -1,4 +1,4 @@
-// Golden vectors of spec/relay.md §9 and the bounds of the relay codec.
+// Golden vectors of docs/PROTOCOLS.md "relay: golden vectors" and the bounds of the relay codec.
 #include <gtest/gtest.h>
 
 #include <cctype>

@@ -1,4 +1,4 @@
-// Hop node selection and failure marking (spec/core.md §5, config.md §8).
+// Hop node selection and failure marking (docs/PROTOCOLS.md "core: selection").
 #include <gtest/gtest.h>
 
 #include <map>

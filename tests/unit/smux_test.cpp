@@ -1,5 +1,5 @@
-// smux v1 frame codec (golden frames of spec/relay.md §6.3 and spec/socks5.md §6) and the mux
-// session of net/mux over a loopback TCP connection.
+// smux v1 frame codec (golden frames of docs/PROTOCOLS.md "smux", "socks5: BIND and MBIND") and the
+// mux session of net/mux over a loopback TCP connection.
 #include "proto/smux.hpp"
 
 #include <gtest/gtest.h>

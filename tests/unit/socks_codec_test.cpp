@@ -1,4 +1,5 @@
-// Golden vectors of spec/socks5.md §11 and SOCKS4/4a bytes; bounds and rejection of the codecs.
+// Golden vectors of docs/PROTOCOLS.md "socks5: golden bytes" and SOCKS4/4a bytes; bounds and
+// rejection of the codecs.
 #include <gtest/gtest.h>
 
 #include "proto/socks4.hpp"

@@ -1,5 +1,5 @@
-// WebSocket codec (golden bytes of spec/ws.md §2–§3) and the WebSocket stream of net/ws over a
-// loopback TCP connection.
+// WebSocket codec (golden bytes of docs/PROTOCOLS.md "ws: handshake", "ws: framing") and the
+// WebSocket stream of net/ws over a loopback TCP connection.
 #include <gtest/gtest.h>
 
 #include <cctype>

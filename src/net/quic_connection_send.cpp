@@ -1,0 +1,182 @@
+// A QUIC connection's send path: packets written in batches (one send quantum per flush, one ECN
+// mark per batch), the batch the socket buffer could not take, the ngtcp2 timer (loss detection,
+// pacing, idle and handshake timeouts).
+#include <algorithm>
+
+#include "net/quic_connection.hpp"
+
+namespace gost::net::quic {
+
+void Connection::send_connection_close(const ngtcp2_connection_close_error& ccerr) {
+  thread_local std::array<std::uint8_t, 1500> buf;
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi{};
+  auto n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buf.data(), buf.size(), &ccerr,
+                                              now_ts());
+  if (n > 0) send_batch(buf.data(), static_cast<std::size_t>(n), static_cast<std::size_t>(n), 0);
+}
+
+void Connection::schedule_flush() {
+  if (flush_posted_ || closed_) return;
+  flush_posted_ = true;
+  asio::post(ex_, [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->flush();
+  });
+}
+
+void Connection::flush() {
+  if (closed_ || blocked_ || !conn_) return;
+  thread_local std::vector<std::uint8_t> buf(kMaxBatch + 2048);
+  ngtcp2_tstamp ts = now_ts();
+  std::size_t max_udp = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
+  std::size_t max_pkts = std::clamp<std::size_t>(ngtcp2_conn_get_send_quantum(conn_) / max_udp, 1,
+                                                 std::min(kMaxSegments, kMaxBatch / max_udp));
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi{};
+  std::size_t off = 0, npkts = 0, seg = 0;
+  unsigned ecn = 0;
+  for (;;) {
+    std::int64_t sid = -1;
+    int fin = 0;
+    nghttp3_vec vec[16];
+    nghttp3_ssize sv = 0;
+    if (h3_ && ngtcp2_conn_get_max_data_left(conn_)) {
+      sv = nghttp3_conn_writev_stream(h3_, &sid, &fin, vec, 16);
+      if (sv < 0) {
+        h3_error_ = nghttp3_err_infer_quic_app_error_code(static_cast<int>(sv));
+        fatal(NGTCP2_ERR_CALLBACK_FAILURE);
+        return;
+      }
+    }
+    ngtcp2_ssize ndatalen = -1;
+    std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE | (fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
+    auto nwrite = ngtcp2_conn_writev_stream(
+        conn_, &ps.path, &pi, buf.data() + off, max_udp, &ndatalen, flags, sid,
+        reinterpret_cast<const ngtcp2_vec*>(vec), static_cast<std::size_t>(sv), ts);
+    if (nwrite < 0) {
+      switch (nwrite) {
+        case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+          nghttp3_conn_block_stream(h3_, sid);
+          continue;
+        case NGTCP2_ERR_STREAM_SHUT_WR:
+          nghttp3_conn_shutdown_stream_write(h3_, sid);
+          continue;
+        case NGTCP2_ERR_WRITE_MORE:
+          if (nghttp3_conn_add_write_offset(h3_, sid, static_cast<std::size_t>(ndatalen)) != 0) {
+            fatal(NGTCP2_ERR_CALLBACK_FAILURE);
+            return;
+          }
+          continue;
+        default:
+          fatal(static_cast<int>(nwrite));
+          return;
+      }
+    }
+    if (ndatalen >= 0 && sid >= 0 &&
+        nghttp3_conn_add_write_offset(h3_, sid, static_cast<std::size_t>(ndatalen)) != 0) {
+      fatal(NGTCP2_ERR_CALLBACK_FAILURE);
+      return;
+    }
+    if (nwrite == 0) {
+      if (off > 0) send_batch(buf.data(), off, seg, ecn);
+      break;
+    }
+    if (off == 0) {
+      seg = static_cast<std::size_t>(nwrite);
+      ecn = pi.ecn;
+    } else if (pi.ecn != ecn) {
+      // A batch carries one ECN mark: send what came before this packet on its own.
+      send_batch(buf.data(), off, seg, ecn);
+      if (blocked_ || closed_) return;
+      std::memmove(buf.data(), buf.data() + off, static_cast<std::size_t>(nwrite));
+      off = 0;
+      seg = static_cast<std::size_t>(nwrite);
+      ecn = pi.ecn;
+    }
+    off += static_cast<std::size_t>(nwrite);
+    ++npkts;
+    // A GSO batch: equal segments, the last may be shorter and ends it.
+    if (npkts >= max_pkts || static_cast<std::size_t>(nwrite) < seg || off + max_udp > kMaxBatch) {
+      send_batch(buf.data(), off, seg, ecn);
+      off = 0;
+      if (blocked_ || closed_) return;
+      if (npkts >= max_pkts) break;  // one send quantum per flush; the pacing timer resumes
+    }
+  }
+  ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+  arm_timer();
+}
+
+void Connection::send_batch(const std::uint8_t* data, std::size_t len, std::size_t seg,
+                            unsigned ecn) {
+  bool refused = false;
+  port_->carry_off = 0;
+  if (!port_->send(reinterpret_cast<const sockaddr*>(&remote_), sockaddr_len(remote_), data, len,
+                   seg, ecn, refused)) {
+    std::size_t done = port_->carry_off;
+    pending_.assign(reinterpret_cast<const char*>(data) + done, len - done);
+    pending_seg_ = seg;
+    pending_ecn_ = ecn;
+    blocked_ = true;
+    port_->sock.async_wait(udp::socket::wait_write, [self = shared_from_this()](error_code ec) {
+      if (!ec) self->on_send_ready();
+    });
+    return;
+  }
+  if (refused && !server_) {
+    // The server's port is closed (ICMP port unreachable): the connection is gone.
+    asio::post(ex_,
+               [self = shared_from_this()] { self->close(asio::error::connection_refused, true); });
+  }
+}
+
+void Connection::on_send_ready() {
+  blocked_ = false;
+  if (closed_) return;
+  std::string p = std::move(pending_);
+  pending_.clear();
+  send_batch(reinterpret_cast<const std::uint8_t*>(p.data()), p.size(), pending_seg_, pending_ecn_);
+  if (!blocked_) flush();
+}
+
+void Connection::arm_timer() {
+  if (closed_) return;
+  ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(conn_);
+  if (expiry == armed_) return;
+  armed_ = expiry;
+  if (expiry == UINT64_MAX) {
+    timer_.cancel();
+    return;
+  }
+  ngtcp2_tstamp now = now_ts();
+  auto wait = std::chrono::nanoseconds(expiry > now ? expiry - now : 0);
+  timer_.expires_after(wait);
+  timer_.async_wait([w = weak_from_this()](error_code ec) {
+    if (ec) return;
+    if (auto self = w.lock()) self->on_timer();
+  });
+}
+
+void Connection::on_timer() {
+  armed_ = UINT64_MAX;
+  if (closed_) return;
+  int rv = ngtcp2_conn_handle_expiry(conn_, now_ts());
+  if (rv == NGTCP2_ERR_IDLE_CLOSE) {
+    close(asio::error::timed_out, true);
+    return;
+  }
+  if (rv != 0) {
+    if (!handshake_done_ && rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+      close(asio::error::timed_out, true);
+      return;
+    }
+    fatal(rv);
+    return;
+  }
+  flush();
+}
+
+}  // namespace gost::net::quic
