@@ -10,24 +10,29 @@ constexpr std::size_t kMaxPooled = 32;
 constexpr int kPipeSize = 256 * 1024;
 
 struct ThreadPools {
-  std::vector<std::unique_ptr<char[]>> buffers;
+  std::vector<std::unique_ptr<char[]>> large;  // kRelayBufferSize
+  std::vector<std::unique_ptr<char[]>> small;  // kSmallBufferSize
   std::vector<std::unique_ptr<Pipe>> pipes;
 };
 thread_local ThreadPools pools;
 
-}  // namespace
-
-RelayBuffer::RelayBuffer() {
-  if (!pools.buffers.empty()) {
-    data_ = std::move(pools.buffers.back());
-    pools.buffers.pop_back();
-  } else {
-    data_.reset(new char[kRelayBufferSize]);
-  }
+std::vector<std::unique_ptr<char[]>>& free_list(std::size_t n) {
+  return n == kSmallBufferSize ? pools.small : pools.large;
 }
 
-RelayBuffer::~RelayBuffer() {
-  if (pools.buffers.size() < kMaxPooled) pools.buffers.push_back(std::move(data_));
+}  // namespace
+
+std::unique_ptr<char[]> take_buffer(std::size_t n) {
+  auto& list = free_list(n);
+  if (list.empty()) return std::unique_ptr<char[]>(new char[n]);
+  auto b = std::move(list.back());
+  list.pop_back();
+  return b;
+}
+
+void give_buffer(std::size_t n, std::unique_ptr<char[]> b) {
+  auto& list = free_list(n);
+  if (b && list.size() < kMaxPooled) list.push_back(std::move(b));
 }
 
 Pipe::Pipe() {

@@ -164,10 +164,22 @@ class SpliceDirection {
   asio::steady_timer* finished_;
 };
 
+// Reads once into a Buffer (held only while its bytes are in flight) and writes it all.
+template <class Buffer>
+awaitable<std::size_t> move_chunk(Stream& src, Stream& dst, RelayState& st, error_code& ec) {
+  Buffer buf;
+  std::size_t n = co_await src.read_some(asio::buffer(buf.data(), buf.size()), ec);
+  if (ec) co_return 0;
+  st.touch();
+  co_await write_all(dst, asio::buffer(buf.data(), n), ec);
+  co_return n;
+}
+
 awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::uint64_t& count,
                                metrics::Counter* src_reads, metrics::Counter* dst_writes) {
   error_code ec;
   bool may_have_more = false;
+  bool bulk = false;
   for (;;) {
     // Once both ends are plain TCP sockets (e.g. a protocol wrapper has finished its handshake),
     // the rest of this direction moves with splice(2).
@@ -184,16 +196,18 @@ awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::ui
       co_await src.wait_readable(ec);
       if (ec) break;
     }
-    RelayBuffer buf;  // held only while bytes are in flight
-    std::size_t n = co_await src.read_some(asio::buffer(buf.data(), buf.size()), ec);
-    if (ec) break;
-    st.touch();
-    co_await write_all(dst, asio::buffer(buf.data(), n), ec);
+    // A small buffer until a read fills it (bulk), then a RelayBuffer while reads stay large.
+    std::size_t n = 0;
+    if (bulk)
+      n = co_await move_chunk<RelayBuffer>(src, dst, st, ec);
+    else
+      n = co_await move_chunk<SmallBuffer>(src, dst, st, ec);
     if (ec) break;
     count += n;
     // A full read (a whole TLS record counts) suggests more is queued: read again without first
     // waiting for readiness.
     may_have_more = n >= kFullRead;
+    bulk = n >= SmallBuffer::size();
   }
   bool clean = ec == asio::error::eof;
   if (clean && !st.aborted) {

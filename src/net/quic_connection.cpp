@@ -362,6 +362,12 @@ void Connection::finish_close(error_code ec) {
       h->removed(handshake_done_);
     }
   cids_.clear();
+  // A client's UDP socket is its own: wake its receive loop, which then closes it (a connection
+  // that timed out or failed would otherwise keep it until the next datagram).
+  if (!server_) {
+    error_code ignored;
+    port_->sock.cancel(ignored);
+  }
   log_.debug(fmt::format("quic {}: closed ({})", remote_text(), ec.message()));
 }
 

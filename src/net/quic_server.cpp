@@ -118,7 +118,8 @@ struct Server::Impl : ServerHooks, std::enable_shared_from_this<Server::Impl> {
     std::uint8_t unused = 0;
     random_bytes(&unused, 1);
     auto n = ngtcp2_pkt_write_version_negotiation(buf.data(), buf.size(), unused, vc.scid,
-                                                  vc.scidlen, vc.dcid, vc.dcidlen, versions, 1);
+                                                  vc.scidlen, vc.dcid, vc.dcidlen, versions,
+                                                  std::size(versions));
     if (n > 0) send_raw(buf.data(), static_cast<std::size_t>(n), d);
   }
 

@@ -357,16 +357,27 @@ class WsStream final : public Stream {
   }
 
   // One message, fragmented at the frame size (first frame binary, then continuations, the last
-  // with FIN), masked into a pooled buffer and written at once.
+  // with FIN), masked into a pooled buffer and written at once: a small one when the message
+  // fits (a short tunnel's write then holds 16 KiB, not 64, while the peer is slow).
   awaitable<std::size_t> write_client(const std::uint8_t* data, std::size_t len, error_code& ec) {
+    const std::size_t f = core_->opts.frame_size;
+    const std::size_t frames = f == 0 ? 1 : (len + f - 1) / f;
+    if (len + frames * ws::kMaxHeader <= SmallBuffer::size())
+      co_return co_await write_client_into<SmallBuffer>(data, len, ec);
+    co_return co_await write_client_into<RelayBuffer>(data, len, ec);
+  }
+
+  template <class Buffer>
+  awaitable<std::size_t> write_client_into(const std::uint8_t* data, std::size_t len,
+                                           error_code& ec) {
     Core& c = *core_;
     const std::size_t f = c.opts.frame_size;
-    const std::size_t room = RelayBuffer::size();
+    const std::size_t room = Buffer::size();
     const std::size_t per_frame = f + ws::header_size(f, true);
     std::size_t cap = room / per_frame * f;
     if (std::size_t rest = room % per_frame; rest > ws::kMaxHeader) cap += rest - ws::kMaxHeader;
     const std::size_t total = std::min(len, cap);
-    RelayBuffer out;
+    Buffer out;
     auto* o = reinterpret_cast<std::uint8_t*>(out.data());
     std::size_t pos = 0, done = 0;
     while (done < total) {
