@@ -386,3 +386,18 @@ TEST(MetricsConfig, FlagParsedAndPrinted) {
             "services: []\nmetrics:\n  addr: 127.0.0.1:9000\n  path: /m\n  auth:\n    username: "
             "user\n    password: pass\n");
 }
+
+// Not in GOST (issue 16): the streams a multiplexing listener still refused, per service and
+// listener type.
+TEST(MetricsExposition, RefusedStreams) {
+  Registry r("h");
+  r.stream_refused("svc", "pht");
+  r.stream_refused("svc", "h2");
+  r.stream_refused("svc", "h2");
+  EXPECT_EQ(r.exposition(),
+            "# HELP gost_service_refused_streams_total Total streams a listener refused before "
+            "they carried data\n"
+            "# TYPE gost_service_refused_streams_total counter\n"
+            "gost_service_refused_streams_total{host=\"h\",listener=\"h2\",service=\"svc\"} 2\n"
+            "gost_service_refused_streams_total{host=\"h\",listener=\"pht\",service=\"svc\"} 1\n");
+}
