@@ -134,7 +134,8 @@ class GrpcDialer final : public Dialer {
   std::chrono::nanoseconds connect_timeout_ = std::chrono::seconds(30);
   net::TcpKeepalive tcp_keepalive_;
   net::TlsContextPtr tls_;
-  net::SessionPool<net::Http2Session> pool_;
+  // Spare sessions a burst opened close 10 s after their last stream (the oldest stays).
+  net::SessionPool<net::Http2Session> pool_{net::spare_reaping<net::Http2Session>(net::kSpareIdle)};
 };
 
 GOST_REGISTER(DialerRegistry, "grpc",

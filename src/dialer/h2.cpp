@@ -110,7 +110,8 @@ class H2Dialer final : public Dialer {
   std::string host_, path_;
   net::H2Headers headers_;
   net::TlsContextPtr tls_;
-  net::SessionPool<net::Http2Session> pool_;
+  // Spare sessions a burst opened close 10 s after their last stream (the oldest stays).
+  net::SessionPool<net::Http2Session> pool_{net::spare_reaping<net::Http2Session>(net::kSpareIdle)};
 };
 
 GOST_REGISTER(DialerRegistry, "h2", [](const DialerOptions& o) {

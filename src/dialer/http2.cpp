@@ -34,7 +34,8 @@ struct Http2Transport {
 struct NodePools {
   Http2Transport transport;
   std::string addr;
-  net::SessionPool<net::Http2Session> pool;
+  // Spare sessions a burst opened close 10 s after their last stream (the oldest stays).
+  net::SessionPool<net::Http2Session> pool{net::spare_reaping<net::Http2Session>(net::kSpareIdle)};
 };
 
 awaitable<net::Http2StreamPtr> open_on(net::Http2Session& session, const net::H2Headers& req) {

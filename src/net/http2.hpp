@@ -171,6 +171,10 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   bool closing() const { return closed_ || goaway_; }
   bool closed() const { return closed_; }
   std::size_t stream_count() const { return streams_.size(); }
+  // When the last stream closed (or the session began); max() while one is open.
+  std::chrono::steady_clock::time_point idle_since() const {
+    return streams_.empty() ? idle_since_ : std::chrono::steady_clock::time_point::max();
+  }
   // Ends the session (GOAWAY) once its last stream has closed (a session made for one tunnel).
   void close_when_idle();
   // Sends GOAWAY(NO_ERROR): streams already open go on, no new ones; the session ends with them.

@@ -126,7 +126,7 @@ class MuxStream final : public Stream {
     session_->release(st_->buffered);
     st_->buffered = 0;
     st_->chunks.clear();
-    session_->streams_.erase(st_->id);
+    session_->forget_stream(st_->id);
     if (!st_->fin_sent && !session_->closed_) {
       st_->fin_sent = true;
       session_->send_fin_detached(st_->id);
@@ -236,6 +236,11 @@ awaitable<StreamPtr> MuxSession::accept_stream(error_code& ec) {
   co_return s;
 }
 
+void MuxSession::forget_stream(std::uint32_t sid) {
+  streams_.erase(sid);
+  if (streams_.empty()) idle_since_ = std::chrono::steady_clock::now();
+}
+
 void MuxSession::start() {
   auto ex = conn_->executor();
   auto keep = [self = shared_from_this()](std::exception_ptr) {};
@@ -277,7 +282,7 @@ awaitable<StreamPtr> MuxSession::open_stream(error_code& ec) {
   std::string_view none;
   co_await write_frame(Cmd::syn, sid, none, ec);
   if (ec) {
-    streams_.erase(sid);
+    forget_stream(sid);
     co_return nullptr;
   }
   StreamPtr s = std::make_unique<MuxStream>(shared_from_this(), std::move(st));

@@ -51,6 +51,10 @@ class MuxSession : public std::enable_shared_from_this<MuxSession> {
   awaitable<StreamPtr> accept_stream(error_code& ec);
   // Streams open on this session (accepted or opened, not yet closed).
   std::size_t stream_count() const { return streams_.size(); }
+  // When the last stream closed (or the session began); max() while one is open.
+  std::chrono::steady_clock::time_point idle_since() const {
+    return streams_.empty() ? idle_since_ : std::chrono::steady_clock::time_point::max();
+  }
   // Ends the session once its last stream has closed (a session made for one tunnel).
   void close_when_idle() { close_when_idle_ = true; }
 
@@ -83,6 +87,8 @@ class MuxSession : public std::enable_shared_from_this<MuxSession> {
   StreamPtr conn_;
   MuxConfig cfg_;
   std::map<std::uint32_t, std::shared_ptr<StreamState>> streams_;
+  std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::now();
+  void forget_stream(std::uint32_t sid);  // erases it; notes when the session became idle
   std::uint32_t next_id_ = 1;
   bool server_ = false;
   bool close_when_idle_ = false;

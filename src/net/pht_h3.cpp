@@ -148,8 +148,14 @@ class H3Request final : public ClientRequest {
 
 class H3Client final : public ClientCarrier, public std::enable_shared_from_this<H3Client> {
  public:
+  // A burst of tunnels opens connections a few at a time (a server lets a connection carry 100
+  // requests at once by default, GOST's maxStreams as ours; a tunnel holds its pull's and, while
+  // it pushes, a push's), and the connections it left behind close after 10 s without a request
+  // but the oldest of each worker (issue 16: 188 UDP sockets stayed after 9,000 tunnels).
   H3Client(H3ClientConfig cfg, log::Logger log)
-      : cfg_(std::move(cfg)), log_(std::move(log)), pool_(pool_options()) {}
+      : cfg_(std::move(cfg)),
+        log_(std::move(log)),
+        pool_(spare_reaping<quic::ClientSession>(kSpareIdle, 50)) {}
 
   std::shared_ptr<ClientRequest> request(std::string_view method, std::string target,
                                          std::optional<std::string> body,
@@ -181,18 +187,6 @@ class H3Client final : public ClientCarrier, public std::enable_shared_from_this
   const log::Logger& log() const { return log_; }
 
  private:
-  // A burst of tunnels opens connections a few at a time (a server lets a connection carry 100
-  // requests at once by default, GOST's maxStreams as ours; a tunnel holds its pull's and, while
-  // it pushes, a push's), and the connections it left behind close after 10 s without a request
-  // but the oldest of each worker (issue 16: 188 UDP sockets stayed after 9,000 tunnels).
-  static SessionPool<quic::ClientSession>::Options pool_options() {
-    SessionPool<quic::ClientSession>::Options o;
-    o.idle_since = [](const quic::ClientSession& s) { return s.idle_since(); };
-    o.spare_idle = std::chrono::seconds(10);
-    o.per_session = 50;
-    return o;
-  }
-
   H3ClientConfig cfg_;
   log::Logger log_;
   SessionPool<quic::ClientSession> pool_;

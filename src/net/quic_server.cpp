@@ -114,7 +114,14 @@ struct Server::Impl : ServerHooks, std::enable_shared_from_this<Server::Impl> {
 
   void send_version_negotiation(const ngtcp2_version_cid& vc, const Datagram& d) {
     std::array<std::uint8_t, 256> buf;
-    std::uint32_t versions[] = {NGTCP2_PROTO_VER_V1, 0x1a2a3a4au};  // + a greased version
+    // QUIC v1 and a random reserved version 0x?a?a?a?a (RFC 9000 §15), never the one the client
+    // offered (a version listed is one the server supports).
+    std::uint32_t grease = 0;
+    do {
+      random_bytes(reinterpret_cast<std::uint8_t*>(&grease), sizeof grease);
+      grease = (grease & 0xf0f0f0f0u) | 0x0a0a0a0au;
+    } while (grease == vc.version);
+    std::uint32_t versions[] = {NGTCP2_PROTO_VER_V1, grease};
     std::uint8_t unused = 0;
     random_bytes(&unused, 1);
     auto n = ngtcp2_pkt_write_version_negotiation(buf.data(), buf.size(), unused, vc.scid,

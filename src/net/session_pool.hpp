@@ -126,4 +126,20 @@ class SessionPool {
   std::map<const void*, std::shared_ptr<Local>> pools_;
 };
 
+// How long a spare session of a burst stays without a stream before its pool closes it.
+inline constexpr std::chrono::seconds kSpareIdle{10};
+
+// Options for sessions that tell when they became idle (Session::idle_since()): the spares a
+// burst opened close `spare_idle` after their last stream; `per_session` as in Options.
+template <class Session>
+typename SessionPool<Session>::Options spare_reaping(std::chrono::steady_clock::duration spare_idle,
+                                                     std::size_t per_session = 0) {
+  static_assert(requires(const Session& s) { s.idle_since(); });
+  typename SessionPool<Session>::Options o;
+  o.idle_since = [](const Session& s) { return s.idle_since(); };
+  o.spare_idle = spare_idle;
+  o.per_session = per_session;
+  return o;
+}
+
 }  // namespace gost::net
