@@ -27,11 +27,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from helper import Sampler, reset_hwm, status_kib  # noqa: E402  (bench/helper.py: /proc)
 
 PHT_PATHS = "authorizePath=/authorize&pushPath=/push&pullPath=/pull"
 # transport -> (server -L, client -F) with {port} for the server's port.
@@ -61,26 +62,6 @@ def free_port(udp=False):
     p = s.getsockname()[1]
     s.close()
     return p
-
-
-def status_kib(pid, key):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def reset_hwm(pid):
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def udp_sockets(pid):
@@ -155,30 +136,6 @@ def wait_for(pred, timeout, procs=()):
                 raise RuntimeError("process exited: " + p.tail())
         time.sleep(0.05)
     return False
-
-
-class Sampler:
-    """VmRSS of some pids every 50 ms in a thread: the peak where VmHWM cannot be reset."""
-
-    def __init__(self, pids):
-        self.pids, self.peak, self._stop = pids, {p: 0 for p in pids}, threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            for p in self.pids:
-                v = status_kib(p, "VmRSS")
-                if v:
-                    self.peak[p] = max(self.peak[p], v)
-            self._stop.wait(0.05)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join(2)
 
 
 # ---------------------------------------------------------------- echo target (own process)

@@ -26,6 +26,7 @@ import signal
 import statistics
 import socket
 import sys
+import threading
 import time
 
 
@@ -110,17 +111,59 @@ def cmd_cpu(args):
     print("%.4f" % (total / tck))
 
 
+def status_kib(pid, key):
+    """A "<key>: N kB" line of /proc/PID/status (VmRSS, VmHWM ...), None if gone or absent."""
+    try:
+        with open("/proc/%s/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_hwm(pid):
+    """Resets VmHWM to the current RSS (Linux >= 4.0: 5 to clear_refs); False if refused."""
+    try:
+        with open("/proc/%s/clear_refs" % pid, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class Sampler:
+    """VmRSS of some pids every 50 ms in a thread: the peak where VmHWM cannot be reset."""
+
+    def __init__(self, pids):
+        self.pids, self.peak, self._stop = pids, {p: 0 for p in pids}, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            for p in self.pids:
+                v = status_kib(p, "VmRSS")
+                if v:
+                    self.peak[p] = max(self.peak[p], v)
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(2)
+
+
 def cmd_rss(args):
     total = 0
     for a in args:
-        try:
-            with open("/proc/%s/status" % a) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
+        v = status_kib(a, "VmRSS")
+        if v is None:
             die("process %s is gone (rss)" % a)
+        total += v
     print(total)
 
 
