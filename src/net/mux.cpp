@@ -292,8 +292,7 @@ awaitable<StreamPtr> MuxSession::open_stream(error_code& ec) {
 awaitable<void> MuxSession::write_frame(Cmd cmd, std::uint32_t sid, std::string_view payload,
                                         error_code& ec) {
   ec = {};
-  auto frame = smux::encode_frame(cmd, sid, payload);
-  if (!frame) {
+  if (payload.size() > smux::kMaxPayload) {
     ec = asio::error::message_size;
     co_return;
   }
@@ -324,7 +323,12 @@ awaitable<void> MuxSession::write_frame(Cmd cmd, std::uint32_t sid, std::string_
     co_return;
   }
   if (st) st->written += payload.size();
-  co_await write_all(*conn_, asio::buffer(*frame), ec);
+  // Encoded only now: a writer waiting in line holds no copy of its frame.
+  auto frame = smux::encode_frame(cmd, sid, payload);
+  if (frame)
+    co_await write_all(*conn_, asio::buffer(*frame), ec);
+  else
+    ec = asio::error::message_size;
   grant_next_writer();
   if (ec) close();  // a partly written frame would corrupt the session
 }
