@@ -27,7 +27,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,49 +38,7 @@ AIM_AFTER_FACTOR = 2.0  # RSS after the last burst <= 2x idle
 AIM_KIB_PER_HANDSHAKE = 60.0  # peak growth per pending handshake (today's level)
 
 
-def status_kib(pid, key):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def reset_hwm(pid):
-    """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs); False if refused."""
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-class Sampler:
-    """Samples VmRSS every 20 ms in a thread; keeps the maximum (a cross-check of VmHWM, and the
-    peak where clear_refs is not allowed)."""
-
-    def __init__(self, pid):
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            v = status_kib(self.pid, "VmRSS")
-            if v is not None:
-                self.peak = max(self.peak, v)
-            self._stop.wait(0.02)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join(2)
+status_kib, reset_hwm, Sampler = helper.status_kib, helper.reset_hwm, helper.Sampler
 
 
 async def burst(port, n, timeout):
@@ -117,22 +74,10 @@ def mib(kib):
     return kib / 1024.0
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--gost", default=os.environ.get("GOST"))
-    ap.add_argument("--bursts", type=int, default=15)
-    ap.add_argument("--conns", type=int, default=1500)
-    ap.add_argument("--settle", type=float, default=3.0,
-                    help="seconds after the last close before 'after' is read")
-    ap.add_argument("--pause", type=float, default=0.0,
-                    help="extra seconds between bursts (after the 'after' reading)")
-    ap.add_argument("--timeout", type=float, default=30.0, help="per-handshake timeout")
-    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
-    ap.add_argument("--json", help="write the numbers to this file")
-    ap.add_argument("--keep-log", action="store_true")
-    a = ap.parse_args()
-
-    gost = a.gost or os.path.join(ROOT, "build", "gost")
+# ---- shared with bench/tls_halfopen.py and bench/idle_tunnels.py
+def gost_binary(path):
+    """The gost to measure (--gost, else $GOST, else build/gost); warns about a non-Release one."""
+    gost = path or os.path.join(ROOT, "build", "gost")
     if not os.access(gost, os.X_OK):
         helper.die("%s is not an executable (use --gost PATH or GOST=...)" % gost)
     cache = os.path.join(os.path.dirname(os.path.realpath(gost)), "CMakeCache.txt")
@@ -143,62 +88,140 @@ def main():
             print("WARNING: CMAKE_BUILD_TYPE is '%s' in %s" % (bt[0], cache), file=sys.stderr)
     except OSError:
         pass
+    return gost
+
+
+def gost_env(pairs):
+    """This environment plus the NAME=VALUE pairs of --env."""
     env = dict(os.environ)
-    for kv in a.env:
+    for kv in pairs:
         k, sep, v = kv.partition("=")
         if not sep:
             helper.die("--env wants NAME=VALUE, got %r" % kv)
         env[k] = v
+    return env
 
-    # Each burst holds up to --conns sockets at once in this process.
+
+def raise_nofile(want):
+    """Raises RLIMIT_NOFILE to `want` if it is lower (children started later inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = a.conns + 256
     if soft != resource.RLIM_INFINITY and soft < want:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
         if new < want:
             print("warning: RLIMIT_NOFILE is only %d" % new, file=sys.stderr)
 
-    port = int(subprocess.check_output([sys.executable, os.path.join(HERE, "helper.py"),
+
+def free_port():
+    return int(subprocess.check_output([sys.executable, os.path.join(HERE, "helper.py"),
                                         "freeport"]))
-    log = tempfile.NamedTemporaryFile(prefix="tls_burst-gost-", suffix=".log", delete=False)
-    cmd = [gost, "-L", "relay+tls://127.0.0.1:%d" % port]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env)
-    pid = proc.pid
-    rc = 1
-    result = {"gost": gost, "cmd": cmd, "env": a.env, "conns": a.conns, "settle_s": a.settle,
-              "bursts": []}
 
-    def stop():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
-    def tail():
+def stop_process(proc):
+    """SIGTERM to a process started here, SIGKILL if it is still there 5 s later."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
         try:
-            with open(log.name, "rb") as f:
-                f.seek(max(0, os.path.getsize(log.name) - 1500))
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def start_relay_tls(gost, env, env_pairs, prefix):
+    """Starts `gost -L relay+tls://127.0.0.1:PORT` and prints its command line once it listens
+    and has settled; returns (the Gost, PORT, its idle RSS in KiB, whether VmHWM can be reset)."""
+    port = free_port()
+    g = Gost([gost, "-L", "relay+tls://127.0.0.1:%d" % port], env, prefix=prefix)
+    if not g.wait_listening(port):
+        tail = g.tail()
+        g.stop()
+        helper.die("gost did not listen on %d: %s" % (port, tail))
+    time.sleep(1.0)
+    idle = status_kib(g.pid, "VmRSS")
+    hwm_ok = reset_hwm(g.pid)
+    print("gost: %s %s%s" % (gost, " ".join(g.cmd[1:]),
+                             (" (env " + " ".join(env_pairs) + ")") if env_pairs else ""))
+    return g, port, idle, hwm_ok
+
+
+def add_gost_args(ap):
+    """--gost, --env, --json and --keep-log."""
+    ap.add_argument("--gost", default=os.environ.get("GOST"))
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--json", help="write the numbers to this file")
+    ap.add_argument("--keep-log", action="store_true")
+
+
+def finish(g, result, json_path, keep_log):
+    """Stops gost, writes `result` to --json, keeps and names gost's log if asked (or failed)."""
+    g.stop(keep_log=keep_log)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+    if keep_log:
+        print("gost log: %s" % g.log.name)
+
+
+class Gost:
+    """A gost started here with its output in a log file (a temp file unless `log_path`)."""
+
+    def __init__(self, args, env, prefix="gost-", log_path=None):
+        self.log = (open(log_path, "w") if log_path else
+                    tempfile.NamedTemporaryFile(prefix=prefix, suffix=".log", delete=False))
+        self.cmd = args
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env)
+        self.pid = self.proc.pid
+
+    def tail(self):
+        try:
+            with open(self.log.name, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.log.name) - 1500))
                 return f.read().decode(errors="replace")
         except OSError:
             return ""
 
-    try:
-        deadline = time.time() + 10
+    def wait_listening(self, port, seconds=10):
+        """True once `port` listens; False if gost exited or the time is up."""
+        deadline = time.time() + seconds
         while port not in helper.listening_ports():
-            if proc.poll() is not None or time.time() > deadline:
-                helper.die("gost did not listen on %d: %s" % (port, tail()))
+            if self.proc.poll() is not None or time.time() > deadline:
+                return False
             time.sleep(0.05)
-        time.sleep(1.0)
-        idle = status_kib(pid, "VmRSS")
-        hwm_ok = reset_hwm(pid)
-        result["idle_kib"] = idle
-        print("gost: %s %s%s" % (gost, " ".join(cmd[1:]),
-                                 (" (env " + " ".join(a.env) + ")") if a.env else ""))
+        return True
+
+    def stop(self, keep_log=True):
+        stop_process(self.proc)
+        self.log.close()
+        if not keep_log:
+            os.unlink(self.log.name)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_gost_args(ap)
+    ap.add_argument("--bursts", type=int, default=15)
+    ap.add_argument("--conns", type=int, default=1500)
+    ap.add_argument("--settle", type=float, default=3.0,
+                    help="seconds after the last close before 'after' is read")
+    ap.add_argument("--pause", type=float, default=0.0,
+                    help="extra seconds between bursts (after the 'after' reading)")
+    ap.add_argument("--timeout", type=float, default=30.0, help="per-handshake timeout")
+    a = ap.parse_args()
+
+    gost = gost_binary(a.gost)
+    env = gost_env(a.env)
+    raise_nofile(a.conns + 256)  # each burst holds up to --conns sockets at once in this process
+
+    g, port, idle, hwm_ok = start_relay_tls(gost, env, a.env, "tls_burst-gost-")
+    pid, tail = g.pid, g.tail
+    rc = 1
+    result = {"gost": gost, "cmd": g.cmd, "env": a.env, "conns": a.conns, "settle_s": a.settle,
+              "idle_kib": idle, "bursts": []}
+
+    try:
         print("idle RSS %.1f MiB; %d bursts of %d concurrent TLS handshakes, 'after' = %.1f s "
               "after the last close%s" % (mib(idle), a.bursts, a.conns, a.settle,
                                           "" if hwm_ok else " (VmHWM reset refused: sampled peak)"))
@@ -208,13 +231,13 @@ def main():
         for i in range(1, a.bursts + 1):
             before = status_kib(pid, "VmRSS")
             reset_hwm(pid)
-            with Sampler(pid) as s:
+            with Sampler([pid]) as s:
                 ok, errs, secs = asyncio.run(burst(port, a.conns, a.timeout))
             hwm = status_kib(pid, "VmHWM") if hwm_ok else 0
-            peak = max(s.peak, hwm or 0)
+            peak = max(s.peak[pid], hwm or 0)
             time.sleep(a.settle)
             after = status_kib(pid, "VmRSS")
-            if proc.poll() is not None or after is None:
+            if g.proc.poll() is not None or after is None:
                 print("FAILED: gost exited during burst %d: %s" % (i, tail()))
                 return 1
             per = (peak - idle) / float(a.conns)
@@ -253,16 +276,7 @@ def main():
         print("verdict: %s" % ("aims met" if rc == 0 else "aims missed" if rc == 2 else "run failed"))
         return rc
     finally:
-        stop()
-        log.close()
-        if a.json:
-            with open(a.json, "w") as f:
-                json.dump(result, f, indent=2)
-                f.write("\n")
-        if a.keep_log or rc == 1:
-            print("gost log: %s" % log.name)
-        else:
-            os.unlink(log.name)
+        finish(g, result, a.json, a.keep_log or rc == 1)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,13 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <boost/asio/ssl/error.hpp>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -33,7 +37,7 @@ std::string ssl_error_text() {
   return buf;
 }
 
-// ---- the default certificate (spec/tls.md §2–§3) ----------------------------------------------
+// ---- the default certificate (docs/PROTOCOLS.md "tls: default certificate") ---------------------
 
 struct CertKey {
   X509* cert = nullptr;
@@ -236,54 +240,69 @@ bool is_ip_literal(const std::string& host) {
 
 BIO_METHOD* stream_bio_method();
 
+// Whether SSL_free_buffers() is safe to call: it could free a buffer still in use before
+// OpenSSL 3.0.14 / 3.1.6 / 3.2.2 / 3.3.1 (CVE-2024-4741). Without it a waiting session keeps
+// OpenSSL's buffers, as before.
+bool can_free_buffers() {
+  static const bool ok = [] {
+    const unsigned long v = OpenSSL_version_num();  // 0xMNN00PP0
+    const unsigned long minor = v & 0xfff00000UL;
+    if (minor == 0x30000000UL) return v >= 0x300000e0UL;
+    if (minor == 0x30100000UL) return v >= 0x30100060UL;
+    if (minor == 0x30200000UL) return v >= 0x30200020UL;
+    if (minor == 0x30300000UL) return v >= 0x30300010UL;
+    return v >= 0x30400000UL;
+  }();
+  return ok;
+}
+
+// The size of the TLS record whose first `n` bytes are `h` once it is complete (header
+// included), as long as it can be a ClientHello's; 0 when it cannot be one (another record type,
+// a bogus length): then OpenSSL should look at it at once and reject it.
+std::size_t client_hello_record_size(const unsigned char* h, std::size_t n) {
+  constexpr std::size_t kHeader = 5, kMaxBody = 16384 + 2048;
+  if (n >= 1 && h[0] != 22) return 0;  // handshake
+  if (n >= 2 && h[1] != 3) return 0;   // TLS 1.x record version (3, x)
+  if (n < kHeader) return kHeader;
+  std::size_t len = (std::size_t{h[3]} << 8) | h[4];
+  return len == 0 || len > kMaxBody ? 0 : kHeader + len;
+}
+
 // TLS over a Stream. Ciphertext out always collects in out_ (a custom BIO), so the records of one
 // SSL_write leave in one write. Ciphertext in: over a plain TCP socket OpenSSL reads the
 // (non-blocking) socket itself, with read-ahead, and we only wait for readiness — no copy, no
 // buffer of ours; over any other stream (a tunnel, a WebSocket ...) it comes through in_.
+//
+// Memory while waiting for the peer (docs/ARCHITECTURE.md "Memory"): a server creates no OpenSSL
+// state before the first record of the ClientHello is complete (a silent or slow client costs
+// the socket and a few coroutine frames), and a session about to wait for its peer — in the
+// handshake or idle — gives OpenSSL's 16 KiB read and write buffers back (SSL_free_buffers;
+// SSL_MODE_RELEASE_BUFFERS alone frees them only after application data), and in_ holds nothing
+// while the inner stream is waited for.
 class TlsStream final : public Stream {
  public:
   TlsStream(StreamPtr inner, TlsContextPtr ctx)
       : inner_(std::move(inner)), ctx_(std::move(ctx)), write_done_(inner_->executor()) {
-    ssl_ = SSL_new(ctx_->native());
     socket_ = inner_->raw_tcp();
     error_code ec;
     if (socket_) socket_->native_non_blocking(true, ec);
-    BIO* wbio = BIO_new(stream_bio_method());
-    BIO_set_data(wbio, this);
-    BIO_set_init(wbio, 1);
-    if (socket_ && !ec) {
-      BIO* rbio = BIO_new_socket(static_cast<int>(socket_->native_handle()), BIO_NOCLOSE);
-      SSL_set_bio(ssl_, rbio, wbio);
-      // The service's metrics count the raw bytes of the accepted socket (spec/observability.md
-      // §1.4); OpenSSL reads it directly here, so its reads are counted from the BIO.
-      if (auto* tcp = dynamic_cast<TcpStream*>(inner_.get()); tcp && tcp->counts_traffic()) {
-        counted_ = tcp;
-        rbio_ = rbio;
-      }
-      SSL_set_read_ahead(ssl_, 1);
-    } else {
-      socket_ = nullptr;
-      SSL_set_bio(ssl_, wbio, wbio);
-    }
-    if (ctx_->is_server) {
-      SSL_set_accept_state(ssl_);
-    } else {
-      SSL_set_connect_state(ssl_);
-      if (!ctx_->server_name.empty()) SSL_set_tlsext_host_name(ssl_, ctx_->server_name.c_str());
-      const std::string& v = ctx_->verify_name;
-      if (!v.empty()) {
-        if (is_ip_literal(v))
-          X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), v.c_str());
-        else
-          SSL_set1_host(ssl_, v.c_str());
-      }
-    }
+    if (ec) socket_ = nullptr;
   }
   ~TlsStream() override { SSL_free(ssl_); }
 
   awaitable<void> handshake() {
     error_code ec;
+    if (ctx_->is_server) {
+      if (socket_)
+        co_await await_client_hello_in_socket(ec);
+      else
+        co_await await_client_hello_in_stream(ec);
+      if (ec) throw system_error(ec, "tls handshake");
+    }
+    create_ssl();
+    handshaking_ = true;
     int r = co_await drive([this] { return SSL_do_handshake(ssl_); }, ec);
+    handshaking_ = false;
     if (ec) throw system_error(ec, "tls handshake");
     if (r != 1)
       throw system_error(asio::error::connection_aborted, "tls handshake: " + last_failure_);
@@ -338,10 +357,11 @@ class TlsStream final : public Stream {
         }
         if (ready) co_return;
       }
+      release_buffers();
       co_await inner_->wait_readable(ec);
       if (ec) co_return;
       if (!socket_) {
-        co_await fill(ec);
+        co_await fill(ec, true);
         if (ec) co_return;
       }
     }
@@ -361,7 +381,7 @@ class TlsStream final : public Stream {
   std::string alpn() const {
     const unsigned char* p = nullptr;
     unsigned int len = 0;
-    SSL_get0_alpn_selected(ssl_, &p, &len);
+    if (ssl_) SSL_get0_alpn_selected(ssl_, &p, &len);
     return p ? std::string(reinterpret_cast<const char*>(p), len) : std::string();
   }
 
@@ -381,6 +401,108 @@ class TlsStream final : public Stream {
   void bio_write(const char* data, std::size_t len) { out_.append(data, len); }
 
  private:
+  void create_ssl() {
+    ssl_ = SSL_new(ctx_->native());
+    if (!ssl_) throw std::runtime_error("tls: " + ssl_error_text());
+    BIO* wbio = BIO_new(stream_bio_method());
+    BIO_set_data(wbio, this);
+    BIO_set_init(wbio, 1);
+    if (socket_) {
+      BIO* rbio = BIO_new_socket(static_cast<int>(socket_->native_handle()), BIO_NOCLOSE);
+      SSL_set_bio(ssl_, rbio, wbio);
+      // The service's metrics count the raw bytes of the accepted socket (docs/PROTOCOLS.md
+      // "observability: metrics"); OpenSSL reads it directly here, so its reads are counted from
+      // the BIO.
+      if (auto* tcp = dynamic_cast<TcpStream*>(inner_.get()); tcp && tcp->counts_traffic()) {
+        counted_ = tcp;
+        rbio_ = rbio;
+      }
+      SSL_set_read_ahead(ssl_, 1);
+    } else {
+      SSL_set_bio(ssl_, wbio, wbio);
+    }
+    if (ctx_->is_server) {
+      SSL_set_accept_state(ssl_);
+    } else {
+      SSL_set_connect_state(ssl_);
+      if (!ctx_->server_name.empty()) SSL_set_tlsext_host_name(ssl_, ctx_->server_name.c_str());
+      const std::string& v = ctx_->verify_name;
+      if (!v.empty()) {
+        if (is_ip_literal(v))
+          X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), v.c_str());
+        else
+          SSL_set1_host(ssl_, v.c_str());
+      }
+    }
+  }
+
+  // Server over a TCP socket: waits until the first record of the ClientHello is complete in the
+  // socket, without consuming it. Anything else is left to OpenSSL at once (another record type,
+  // the end or an error, also behind a partial record), so that errors and their timing stay
+  // OpenSSL's. While a partial record waits, SO_RCVLOWAT makes the socket readable only once the
+  // rest is there (or the peer's FIN or RST): readiness alone would be reported again and again.
+  awaitable<void> await_client_hello_in_socket(error_code& ec) {
+    const int fd = static_cast<int>(socket_->native_handle());
+    int lowat = 1;
+    for (;;) {
+      unsigned char h[5];
+      ssize_t n = ::recv(fd, h, sizeof h, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) break;
+      if (n > 0) {
+        int avail = 0;
+        std::size_t need = client_hello_record_size(h, static_cast<std::size_t>(n));
+        if (need == 0 || ::ioctl(fd, FIONREAD, &avail) < 0 ||
+            static_cast<std::size_t>(avail) >= need)
+          break;
+        pollfd p{fd, POLLRDHUP, 0};
+        if (::poll(&p, 1, 0) != 0) break;  // the end (or an error) behind the partial record
+        int want = static_cast<int>(need);
+        if (want != lowat && ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) < 0)
+          break;
+        lowat = want;
+      }
+      auto [e] = co_await socket_->async_wait(tcp::socket::wait_read, use_nothrow);
+      if (e) {
+        ec = e;
+        break;
+      }
+    }
+    if (lowat != 1 && !ec) {
+      int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    }
+  }
+
+  // Server over any other stream: reads the first record of the ClientHello into in_, exactly,
+  // waiting for each part without a buffer.
+  awaitable<void> await_client_hello_in_stream(error_code& ec) {
+    for (;;) {
+      std::size_t have = in_.size();
+      std::size_t need =
+          client_hello_record_size(reinterpret_cast<const unsigned char*>(in_.data()), have);
+      if (need == 0 || have >= need) co_return;
+      co_await inner_->wait_readable(ec);
+      if (ec) co_return;
+      in_.resize(need);
+      std::size_t n = co_await inner_->read_some(asio::buffer(in_.data() + have, need - have), ec);
+      in_.resize(have + n);
+      if (ec) co_return;
+    }
+  }
+
+  void free_ssl() {
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+    counted_ = nullptr;
+    rbio_ = nullptr;
+  }
+
+  // Frees OpenSSL's read and write buffers unless they hold data (see can_free_buffers()).
+  void release_buffers() {
+    if (ssl_ && can_free_buffers()) SSL_free_buffers(ssl_);
+  }
+
   // Runs an OpenSSL call until it completes or fails, moving ciphertext / waiting for the socket
   // as it asks (the write side never blocks inside OpenSSL: it fills out_). Returns the call's
   // result; `last_error_` holds SSL_get_error on failure; `ec` is set only for transport errors.
@@ -395,18 +517,26 @@ class TlsStream final : public Stream {
       // worker run while we wait below.
       if (r <= 0) last_error_ = SSL_get_error(ssl_, r);
       std::string failure;
-      if (r <= 0 && last_error_ != SSL_ERROR_WANT_READ) failure = ssl_error_text();
+      if (r <= 0 && last_error_ != SSL_ERROR_WANT_READ) {
+        failure = ssl_error_text();
+        // A failed handshake is over but for its alert in out_: free the session before sending
+        // it. The send completes through the scheduler, i.e. after every other connection woken
+        // with this one, and when a crowd of clients leaves mid-handshake each would hold its
+        // session (and OpenSSL's buffers) until then.
+        if (handshaking_) free_ssl();
+      }
       if (!out_.empty()) {
         co_await flush(ec);
         if (ec) co_return r;
       }
       if (r > 0) co_return r;
       if (last_error_ == SSL_ERROR_WANT_READ) {
+        release_buffers();
         if (socket_) {
           auto [e] = co_await socket_->async_wait(tcp::socket::wait_read, use_nothrow);
           ec = e;
         } else {
-          co_await fill(ec);
+          co_await fill(ec, false);
         }
       } else {
         if (last_error_ == SSL_ERROR_SYSCALL && r == 0 && failure == "unknown TLS error")
@@ -424,12 +554,18 @@ class TlsStream final : public Stream {
     counted_total_ = total;
   }
 
-  // Reads more ciphertext from the inner stream (BIO mode).
-  awaitable<void> fill(error_code& ec) {
+  // Reads more ciphertext from the inner stream (BIO mode). The read buffer is taken only once
+  // the inner stream is readable (`readable`: the caller has just waited for that): a session
+  // waiting between records holds none (bio_read() frees in_ once it is consumed).
+  awaitable<void> fill(error_code& ec, bool readable) {
     constexpr std::size_t kChunk = 64 * 1024;  // several TLS records per read when available
     if (in_off_ > 0) {
       in_.erase(0, in_off_);
       in_off_ = 0;
+    }
+    if (!readable) {
+      co_await inner_->wait_readable(ec);
+      if (ec) co_return;
     }
     std::size_t old = in_.size();
     in_.resize(old + kChunk);
@@ -469,6 +605,7 @@ class TlsStream final : public Stream {
   std::size_t in_off_ = 0;
   std::string out_;
   bool writing_ = false;
+  bool handshaking_ = false;  // in handshake(): a failure frees ssl_
   asio::steady_timer write_done_;
 };
 
@@ -527,6 +664,10 @@ TlsContextPtr server_context(const std::optional<config::TLS>& tls,
   auto ctx = std::make_shared<TlsContext>(raw);
   ctx->is_server = true;
   apply_options(raw, tls);
+  // No server-side session cache: it would keep every TLS 1.2 session (up to 20,480) long after
+  // its connection, i.e. memory a burst leaves behind. Go's server, like GOST, resumes with
+  // tickets only, which need no cache.
+  SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
 
   std::shared_ptr<CertKey> ck;
   X509_STORE* client_ca = nullptr;

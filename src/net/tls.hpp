@@ -1,6 +1,7 @@
-// The shared TLS layer (spec/tls.md) on OpenSSL 3: server/client contexts built from a config TLS
-// block, GOST's default certificate, and TlsStream — TLS over any Stream (a TCP socket, a CONNECT
-// tunnel, a SOCKS5 session ...), driven through memory BIOs so it composes with every transport.
+// The shared TLS layer (docs/PROTOCOLS.md "tls") on OpenSSL 3: server/client contexts built from a
+// config TLS block, GOST's default certificate, and TlsStream — TLS over any Stream (a TCP socket,
+// a CONNECT tunnel, a SOCKS5 session ...), driven through memory BIOs so it composes with every
+// transport.
 #pragma once
 
 #include <chrono>
@@ -34,8 +35,9 @@ class TlsContext {
 };
 using TlsContextPtr = std::shared_ptr<const TlsContext>;
 
-// Loads (or generates) the global default certificate (spec/tls.md §2–§3) from the top-level
-// `tls:` section. Called once at start-up, before any server context is built.
+// Loads (or generates) the global default certificate (docs/PROTOCOLS.md
+// "tls: default certificate") from the top-level `tls:` section. Called once at start-up, before
+// any server context is built.
 void init_default_certificate(const std::optional<config::TLS>& global);
 
 // Server context: `tls` with certFile+keyFile → that pair (caFile → client certificates required);
