@@ -7,6 +7,7 @@
 #include "core/metrics.hpp"
 #include "core/tcp_stream.hpp"
 #include "core/xid.hpp"
+#include "net/proxy_protocol.hpp"
 
 namespace gost::app {
 namespace {
@@ -15,6 +16,9 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
                                  std::shared_ptr<Handler> handler, StreamPtr stream,
                                  log::Logger base, std::shared_ptr<const std::string> service) {
   memory::ConnectionScope counted;
+  // A PROXY protocol header first, when the service asks for one: its client address is the one
+  // logs, metrics and admission see (net/proxy_protocol.hpp).
+  if (!co_await net::accept_proxy_header(*stream, base)) co_return;
   ConnInfo conn;
   conn.sid = new_xid();
   conn.remote = stream->remote_address();

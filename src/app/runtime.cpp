@@ -106,11 +106,11 @@ class Builder {
 
   std::shared_ptr<Hop> hop(const config::Hop& h, const std::string& where) {
     std::string hwhere = fmt::format("{} hop {}", where, h.name);
-    reject_unsupported(h.metadata, {"interface", "so_mark", "proxyProtocol", "netns"}, hwhere);
+    reject_unsupported(h.metadata, {"interface", "so_mark", "netns"}, hwhere);
     std::vector<std::shared_ptr<Node>> nodes;
     for (const auto& cn : h.nodes) {
       std::string nwhere = fmt::format("{} node {}", hwhere, cn.name);
-      reject_unsupported(cn.metadata, {"interface", "so_mark", "proxyProtocol", "netns"}, nwhere);
+      reject_unsupported(cn.metadata, {"interface", "so_mark", "netns"}, nwhere);
       auto n = std::make_shared<Node>();
       n->name = cn.name;
       n->addr = cn.addr;
@@ -134,6 +134,19 @@ class Builder {
             "{}: connector \"{}\" with dialer \"{}\": the HTTP/2 proxy mode pairs connector "
             "http2 with dialer http2 (-F http2://...); use dialer h2 to carry {} over HTTP/2",
             nwhere, ctype, dtype, ctype == "http2" ? "another connector" : ctype));
+      // PROXY protocol toward the node (docs/PROTOCOLS.md "PROXY protocol"): the node's own
+      // `proxyProtocol`, else the hop's (GOST copies hop metadata into its nodes).
+      auto pp = cn.metadata.get_int("proxyProtocol");
+      if (!pp) pp = h.metadata.get_int("proxyProtocol");
+      // 1 is v1; any other positive version is v2 (pires' HeaderProxyFromAddrs).
+      n->proxy_protocol = static_cast<int>(std::clamp<std::int64_t>(pp.value_or(0), 0, 2));
+      // The header goes between dial() and handshake(); a multiplexing dialer opens its pooled
+      // sessions inside connect(), where there is no such point.
+      if (n->proxy_protocol > 0 && dtype != "tcp" && dtype != "tls" && dtype != "ws" &&
+          dtype != "wss")
+        throw ConfigError(fmt::format(
+            "{}: proxyProtocol is not supported with dialer \"{}\" (only tcp, tls, ws, wss)",
+            nwhere, dtype));
       n->connector = (*cf)(ConnectorOptions{cn.connector, cn.addr});
       n->dialer = (*df)(DialerOptions{cn.dialer, cn.addr});
       nodes.push_back(std::move(n));
@@ -214,11 +227,17 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   rt->config = sc;
   std::string where = fmt::format("service {}", sc.name);
   // Service metadata keys GOST reads that this implementation does not implement.
-  reject_unsupported(
-      sc.metadata,
-      {"interface", "so_mark", "proxyProtocol", "netns", "netns.out", "preUp", "postUp", "preDown",
-       "postDown", "enableStats", "observer.period", "observePeriod", "labels"},
-      where);
+  reject_unsupported(sc.metadata,
+                     {"interface", "so_mark", "netns", "netns.out", "preUp", "postUp", "preDown",
+                      "postDown", "enableStats", "observer.period", "observePeriod", "labels"},
+                     where);
+  // GOST's forward handlers send a PROXY header to their target from the handler's own
+  // `proxyProtocol`; a service's is read by its listener (docs/PROTOCOLS.md "PROXY protocol").
+  if (sc.handler.metadata.get_int("proxyProtocol").value_or(0) > 0)
+    throw ConfigError(fmt::format(
+        "{}: handler option proxyProtocol (a PROXY header to the forwarding target) is not "
+        "supported by this implementation",
+        where));
   std::string htype = sc.handler.type.empty() ? "auto" : sc.handler.type;
   std::string ltype = sc.listener.type.empty() ? "tcp" : sc.listener.type;
   auto* hf = HandlerRegistry::find(htype);
@@ -277,6 +296,13 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
     }
   }
   rt->address = rt->listeners.front()->bound_address();
+  // The PROXY header is read on TCP connections (listener/tcp.cpp): a QUIC listener has no byte
+  // stream in front of its handshake to carry one.
+  if (sc.metadata.get_int("proxyProtocol").value_or(0) > 0 &&
+      rt->listeners.front()->network() != "tcp")
+    throw ConfigError(fmt::format(
+        "{}: proxyProtocol is not supported with listener {} (PROXY headers come on TCP)", where,
+        ltype));
   rt->created = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();

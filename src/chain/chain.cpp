@@ -8,6 +8,7 @@
 #include "core/metrics.hpp"
 #include "core/tcp_stream.hpp"
 #include "core/timeout.hpp"
+#include "proto/proxy_protocol.hpp"
 
 namespace gost {
 
@@ -67,11 +68,24 @@ awaitable<StreamPtr> node_step(Node& node, F step) {
 
 awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
                                 std::string_view network, std::string_view target,
-                                const log::Logger& log, std::string_view chain) {
+                                const ConnInfo& conn, std::string_view chain) {
+  const log::Logger& log = conn.log;
   Node& first = *route.front();
   auto start = std::chrono::steady_clock::now();
   StreamPtr s = co_await node_step(first, [&]() -> awaitable<StreamPtr> {
-    auto st = co_await first.dialer->connect(first.addr, log);
+    StreamPtr st;
+    if (first.proxy_protocol > 0) {
+      // GOST's dialers write the header on the connection they dialed, before the transport's
+      // handshake: source the client, destination the address it connected to
+      // (docs/PROTOCOLS.md "PROXY protocol").
+      st = co_await first.dialer->dial(first.addr, log);
+      std::string header =
+          proto::proxy_protocol::build_for_node(first.proxy_protocol, conn.remote, conn.local);
+      co_await write_all(*st, asio::buffer(header));
+      st = co_await first.dialer->handshake(std::move(st), first.addr);
+    } else {
+      st = co_await first.dialer->connect(first.addr, log);
+    }
     co_return co_await first.connector->handshake(std::move(st));
   });
   first.marker.reset();
@@ -113,7 +127,7 @@ awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view add
     try {
       if (route.empty()) co_return co_await with_timeout(dial_tcp(address), opts_.dial_timeout);
       std::string_view chain_name = opts_.chain->name();
-      co_return co_await with_timeout(dial_route(route, network, address, conn.log, chain_name),
+      co_return co_await with_timeout(dial_route(route, network, address, conn, chain_name),
                                       opts_.dial_timeout);
     } catch (const system_error& e) {
       // gost_chain_errors_total: every failed attempt through a named chain, labelled with the

@@ -25,10 +25,11 @@ class Chain {
 
 // Opens a stream through `route` (dial the first node, connect through each next one, finally
 // ask the last node for `target`). Marks nodes failed/healthy as it goes. `chain` names the route
-// for metrics (gost_chain_node_connect_duration_seconds); empty = not a named chain.
+// for metrics (gost_chain_node_connect_duration_seconds); empty = not a named chain. `conn` is the
+// client's connection: its log, and its addresses for a PROXY protocol header to the first node.
 awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
                                 std::string_view network, std::string_view target,
-                                const log::Logger& log, std::string_view chain);
+                                const ConnInfo& conn, std::string_view chain);
 
 // Direct TCP connection (host names resolved by the OS resolver).
 awaitable<StreamPtr> dial_tcp(std::string_view addr);

@@ -33,6 +33,9 @@ struct Node {
   std::chrono::nanoseconds fail_timeout{0};
   bool backup = false;
   int weight = 1;
+  // PROXY protocol header version sent to the node right after it is dialed (0: none); only the
+  // first node of a route is dialed (docs/PROTOCOLS.md "PROXY protocol").
+  int proxy_protocol = 0;
   FailMarker marker;
 };
 

@@ -53,12 +53,14 @@ std::string endpoint_text(const tcp::endpoint& ep) {
 }
 
 std::string TcpStream::remote_address() const {
+  if (proxied_) return proxied_->remote;
   error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   return ec ? std::string() : endpoint_text(ep);
 }
 
 std::string TcpStream::local_address() const {
+  if (proxied_) return proxied_->local;
   error_code ec;
   auto ep = socket_.local_endpoint(ec);
   return ec ? std::string() : endpoint_text(ep);

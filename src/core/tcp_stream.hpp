@@ -27,10 +27,23 @@ class TcpStream final : public Stream {
   bool counts_traffic() const { return sink_ != nullptr; }
   // Bytes read from the socket by someone else (OpenSSL reading it directly).
   void count_read(std::size_t n);
+  // PROXY protocol (net/proxy_protocol.hpp): set by the listener of a service with
+  // proxyProtocol > 0 on each accepted socket, cleared once the header has been looked for.
+  void expect_proxy_header(bool on) { expect_proxy_header_ = on; }
+  bool proxy_header_expected() const { return expect_proxy_header_; }
+  // The addresses a PROXY protocol header gave: reported instead of the socket's from now on.
+  void set_proxied_addresses(std::string remote, std::string local) {
+    proxied_ = std::make_unique<Proxied>(Proxied{std::move(remote), std::move(local)});
+  }
 
  private:
   tcp::socket socket_;
   std::shared_ptr<metrics::Sink> sink_;
+  bool expect_proxy_header_ = false;
+  struct Proxied {
+    std::string remote, local;
+  };
+  std::unique_ptr<Proxied> proxied_;  // a pointer: no cost per connection without a header
 };
 
 // "host:port" text of an endpoint, IPv6 bracketed, v4-mapped IPv6 shown as IPv4.

@@ -13,6 +13,7 @@
 #include "core/address.hpp"
 #include "core/component.hpp"
 #include "core/tcp_stream.hpp"
+#include "net/proxy_protocol.hpp"
 #include "net/tls.hpp"
 
 namespace gost {
@@ -59,7 +60,15 @@ void check_address_free(const std::string& addr) {
 class TcpListener : public Listener {
  public:
   TcpListener(asio::io_context& ctx, const ListenerOptions& o) : acceptor_(ctx) {
-    reject_unsupported(o.config.metadata, {"mptcp", "proxyProtocol"}, "listener tcp");
+    reject_unsupported(o.config.metadata, {"mptcp"}, "listener tcp");
+    if (o.config.metadata.get_int("proxyProtocol").value_or(0) > 0)
+      throw config::ConfigError(
+          "listener tcp: proxyProtocol is a service option (GOST reads it from the service's "
+          "metadata, -L ...?proxyProtocol=1): move it there");
+    // PROXY protocol (docs/PROTOCOLS.md "PROXY protocol"): every wrapping listener (tls, ws, mws,
+    // h2, grpc, http2, pht ...) accepts through this one, so the mark below reaches them all.
+    if (o.service_metadata)
+      proxy_protocol_ = o.service_metadata->get_int("proxyProtocol").value_or(0) > 0;
     if (o.check_free) check_address_free(o.addr);
     auto ep = listen_endpoint(o.addr);
     acceptor_.open(ep.protocol());
@@ -95,7 +104,17 @@ class TcpListener : public Listener {
     }
     error_code ignored;
     if (keepalive_) sock.set_option(asio::socket_base::keep_alive(true), ignored);
-    co_return std::make_unique<TcpStream>(std::move(sock));
+    auto stream = std::make_unique<TcpStream>(std::move(sock));
+    stream->expect_proxy_header(proxy_protocol_);
+    co_return stream;
+  }
+
+  // The PROXY header, unless the service's connection coroutine has read it already
+  // (app/connection.cpp): the multiplexing listeners and PHT run this handshake in a coroutine of
+  // their own per connection.
+  awaitable<StreamPtr> handshake(StreamPtr s) override {
+    co_await net::read_proxy_header(*s);
+    co_return s;
   }
 
   // Connections the kernel has already completed on this socket would be reset when it closes:
@@ -140,6 +159,7 @@ class TcpListener : public Listener {
   tcp::acceptor acceptor_;
   std::deque<tcp::socket> pending_;
   bool keepalive_ = false;
+  bool proxy_protocol_ = false;
 };
 
 GOST_REGISTER(ListenerRegistry, "tcp", [](asio::io_context& ctx, const ListenerOptions& o) {
@@ -154,6 +174,7 @@ class TlsListener final : public TcpListener {
       : TlsListener(ctx, o, net::server_context(o.config.tls)) {}
 
   awaitable<StreamPtr> handshake(StreamPtr s) override {
+    s = co_await TcpListener::handshake(std::move(s));
     co_return co_await net::tls_accept(std::move(s), tls_, handshake_timeout_);
   }
   std::string network() const override { return "tcp"; }
