@@ -87,8 +87,9 @@ void Connection::flush() {
     if (off == 0) {
       seg = static_cast<std::size_t>(nwrite);
       ecn = pi.ecn;
-    } else if (pi.ecn != ecn) {
-      // A batch carries one ECN mark: send what came before this packet on its own.
+    } else if (pi.ecn != ecn || static_cast<std::size_t>(nwrite) > seg) {
+      // A batch carries one ECN mark, and GSO cuts it into segments of its first packet's size:
+      // send what came before this packet on its own.
       send_batch(buf.data(), off, seg, ecn);
       if (blocked_ || closed_) return;
       std::memmove(buf.data(), buf.data() + off, static_cast<std::size_t>(nwrite));

@@ -55,6 +55,9 @@ std::string push_body(std::string_view raw);
 // Decodes a push line (the body up to its first '\n', without it). Like Go's decoder, '\r' is
 // ignored. nullopt = not base64 (step 7).
 std::optional<std::string> decode_line(std::string_view line);
+// Whether push and pull lines are encoded and decoded 24 bytes ↔ 32 characters at a time (AVX2,
+// checked at run time); otherwise proto/base64's scalar code does all of it. Same results.
+bool base64_simd();
 
 // ---- pull ("pht: pull") -------------------------------------------------------------------------
 // Appends one line carrying `raw` as one HTTP/1.1 chunk: "<hex>\r\n<base64>\n\r\n". Empty `raw`

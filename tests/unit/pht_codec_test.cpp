@@ -2,6 +2,11 @@
 // request-target rules of "pht: push".
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "net/pht.hpp"
 #include "proto/base64.hpp"
 #include "proto/pht.hpp"
@@ -245,6 +250,94 @@ TEST(PhtCodec, Base64AppendMatchesEncode) {
   std::string keep = "k";
   EXPECT_FALSE(gost::proto::base64_decode_append(keep, "ab=c"));
   EXPECT_EQ(keep, "k");
+}
+
+// The AVX2 path of push and pull lines (proto/pht.cpp "bulk base64") against proto/base64's scalar
+// code: the same text for every length, the same bytes, and the same accept/reject for every byte
+// value at every position of lines long enough for the fast path.
+namespace {
+
+std::string random_bytes(std::mt19937& rng, std::size_t n) {
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng() & 0xff);
+  return s;
+}
+
+// What decode_line must answer: Go's decoder ignores '\r', then strict padded standard base64.
+std::optional<std::string> scalar_line(std::string_view line) {
+  std::string clean;
+  for (char c : line)
+    if (c != '\r') clean += c;
+  return gost::proto::base64_decode(clean);
+}
+
+}  // namespace
+
+TEST(PhtCodec, FastBase64EncodeMatchesScalar) {
+  RecordProperty("avx2", pht::base64_simd() ? "yes" : "no");
+  std::mt19937 rng(20261206);
+  std::vector<std::size_t> lengths;
+  for (std::size_t n = 0; n <= 300; ++n) lengths.push_back(n);
+  for (std::size_t n : {pht::kMaxChunk - 1, pht::kMaxChunk, pht::kMaxChunk + 1}) lengths.push_back(n);
+  for (std::size_t n : lengths) {
+    for (int trial = 0; trial < 3; ++trial) {
+      std::string raw = random_bytes(rng, n);
+      std::string text = gost::proto::base64_encode(raw);
+      EXPECT_EQ(pht::push_body(raw), raw.empty() ? "" : text + "\n") << n;
+      std::string line = "xy";
+      pht::append_pull_line(line, raw);
+      EXPECT_EQ(line, "xy" + text + "\n") << n;
+      EXPECT_EQ(pht::decode_line(text), raw) << n;
+      // Every prefix length of a line reaches the decoder: valid or not, as the scalar code says.
+      std::string_view t = text;
+      if (trial == 0)
+        for (std::size_t k = 0; k <= std::min<std::size_t>(t.size(), 400); ++k)
+          ASSERT_EQ(pht::decode_line(t.substr(0, k)), gost::proto::base64_decode(t.substr(0, k)))
+              << n << " " << k;
+    }
+  }
+}
+
+TEST(PhtCodec, FastBase64DecodeRejectsAsScalar) {
+  std::mt19937 rng(7);
+  // Raw lengths whose lines (36 characters and more, a multiple of 4) take the fast path, ending
+  // in no, one and two '='; 300 bytes → 400 characters: several 32-character blocks.
+  for (std::size_t n : {27u, 28u, 29u, 30u, 47u, 48u, 49u, 72u, 73u, 74u, 100u, 300u}) {
+    std::string text = gost::proto::base64_encode(random_bytes(rng, n));
+    ASSERT_GE(text.size(), 36u);
+    std::size_t accepted = 0, rejected = 0;
+    for (std::size_t pos = 0; pos < text.size(); ++pos) {
+      for (int b = 0; b < 256; ++b) {
+        // Replaced: every byte value (the alphabet, '=', '\r', '\n', '-', '_', NUL, 0x80..0xff).
+        std::string bad = text;
+        bad[pos] = static_cast<char>(b);
+        auto want = scalar_line(bad);
+        auto got = pht::decode_line(bad);
+        ASSERT_EQ(got, want) << "n=" << n << " pos=" << pos << " byte=" << b;
+        ++(want ? accepted : rejected);
+      }
+      // Inserted: '\r' anywhere is ignored; '=' or a bad byte inserted is a length or alphabet error.
+      for (char c : {'\r', '=', '*', '\n'}) {
+        std::string ins = text;
+        ins.insert(pos, 1, c);
+        ASSERT_EQ(pht::decode_line(ins), scalar_line(ins)) << "n=" << n << " pos=" << pos;
+        // Four in all: a multiple of 4 again, so the fast path sees them ('\r' dropped, the rest
+        // errors).
+        ins.insert(ins.size() - 1, 3, c);
+        ASSERT_EQ(pht::decode_line(ins), scalar_line(ins)) << "n=" << n << " pos=" << pos;
+      }
+    }
+    // Both outcomes happened (the test is not comparing two answers that never differ from one).
+    EXPECT_GT(accepted, text.size());
+    EXPECT_GT(rejected, text.size() * 150);
+  }
+  // A '\r' in every position of a long line: decoded as without them.
+  std::string raw = random_bytes(rng, 300);
+  std::string text = gost::proto::base64_encode(raw);
+  std::string spaced;
+  for (char c : text) (spaced += c) += '\r';
+  EXPECT_EQ(pht::decode_line(spaced), raw);
+  EXPECT_EQ(pht::decode_line("\r" + text), raw);
 }
 
 TEST(PhtCodec, RandomTokens) {
