@@ -12,47 +12,70 @@
 namespace gost::app {
 namespace {
 
-awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
-                                 std::shared_ptr<Handler> handler, StreamPtr stream,
-                                 log::Logger base, std::shared_ptr<const std::string> service) {
-  memory::ConnectionScope counted;
-  // A PROXY protocol header first, when the service asks for one: its client address is the one
-  // logs, metrics and admission see (net/proxy_protocol.hpp).
-  if (!co_await net::accept_proxy_header(*stream, base)) co_return;
+// The connection's identity and logger, made before its coroutine starts: the service's logger
+// is not copied into every connection's frame (docs/ARCHITECTURE.md "Memory").
+ConnInfo new_connection(const Stream& stream, const log::Logger& base) {
   ConnInfo conn;
   conn.sid = new_xid();
-  conn.remote = stream->remote_address();
-  conn.local = stream->local_address();
+  conn.remote = stream.remote_address();
+  conn.local = stream.local_address();
   conn.log = base.with({{"remote", conn.remote}, {"local", conn.local}, {"sid", conn.sid}});
-  // GOST's request metrics; the raw accepted connection counts its bytes (docs/PROTOCOLS.md
-  // "observability: metrics"), below the listener's handshake (TLS, WebSocket). A multiplexing
-  // listener's stream is no connection of its own: its payload is counted instead
-  // (core/counted_stream.hpp).
-  metrics::Request request(*service, conn.remote);
-  bool count_payload = false;
-  if (request.sink()) {
-    conn.metrics = &request;
-    if (auto* tcp = dynamic_cast<TcpStream*>(stream.get()))
-      tcp->count_traffic(request.sink());
-    else
-      count_payload = true;
-  }
-  auto start = std::chrono::steady_clock::now();
-  conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));
+  return conn;
+}
+
+// GOST's request metrics; the raw accepted connection counts its bytes (docs/PROTOCOLS.md
+// "observability: metrics"), below the listener's handshake (TLS, WebSocket). A multiplexing
+// listener's stream is no connection of its own: its payload is counted instead
+// (core/counted_stream.hpp). True when the stream after the handshake is to be wrapped for that.
+bool count_traffic(metrics::Request& request, Stream& stream, ConnInfo& conn) {
+  if (!request.sink()) return false;
+  conn.metrics = &request;
+  auto* tcp = dynamic_cast<TcpStream*>(&stream);
+  if (tcp) tcp->count_traffic(request.sink());
+  return !tcp;
+}
+
+// Called in a catch block: logs why the connection ended (quiet errors at debug level) and
+// counts the request as failed.
+void log_failure(ConnInfo& conn, metrics::Request& request) {
   try {
-    stream = co_await listener->handshake(std::move(stream));
-    if (count_payload) stream = std::make_unique<CountedStream>(std::move(stream), request.sink());
-    co_await handler->handle(std::move(stream), conn);
+    throw;
   } catch (const system_error& e) {
     auto code = e.code();
     bool quiet = code == asio::error::eof || code == asio::error::operation_aborted ||
                  code == asio::error::connection_reset || code == asio::error::timed_out ||
                  code == asio::error::broken_pipe || code == asio::error::bad_descriptor;
     conn.log.write(quiet ? log::Level::debug : log::Level::error, error_text(e));
-    request.fail();
   } catch (const std::exception& e) {
     conn.log.error(error_text(e));
-    request.fail();
+  }
+  request.fail();
+}
+
+// Lives as long as the connection: locals and temporaries that last over a co_await are kept in
+// the coroutine's frame, so the work around the awaits is done in the functions above.
+awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
+                                 std::shared_ptr<Handler> handler, StreamPtr stream, ConnInfo conn,
+                                 std::shared_ptr<const std::string> service) {
+  memory::ConnectionScope counted;
+  // A PROXY protocol header first, when the service asks for one: its client address is the one
+  // logs, metrics and admission see (net/proxy_protocol.hpp).
+  if (auto* tcp = dynamic_cast<TcpStream*>(stream.get()); tcp && tcp->proxy_header_expected()) {
+    if (!co_await net::accept_proxy_header(*stream, conn.log)) co_return;
+    conn.remote = stream->remote_address();
+    conn.local = stream->local_address();
+    conn.log = conn.log.with({{"remote", conn.remote}, {"local", conn.local}});
+  }
+  metrics::Request request(*service, conn.remote);
+  bool count_payload = count_traffic(request, *stream, conn);
+  auto start = std::chrono::steady_clock::now();
+  conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));
+  try {
+    stream = co_await listener->handshake(std::move(stream));
+    if (count_payload) stream = std::make_unique<CountedStream>(std::move(stream), request.sink());
+    co_await handler->handle(std::move(stream), conn);
+  } catch (const std::exception&) {
+    log_failure(conn, request);
   }
   conn.log.info(fmt::format("{} >< {}", conn.remote, conn.local),
                 {{"duration", (std::chrono::steady_clock::now() - start).count()},
@@ -80,7 +103,9 @@ awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<
       continue;
     }
     backoff = std::chrono::seconds(1);
-    asio::co_spawn(ex, serve_connection(listener, handler, std::move(stream), log, name),
+    ConnInfo conn = new_connection(*stream, log);
+    asio::co_spawn(ex,
+                   serve_connection(listener, handler, std::move(stream), std::move(conn), name),
                    asio::detached);
   }
 }

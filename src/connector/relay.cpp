@@ -51,16 +51,19 @@ awaitable<void> read_response(Stream& s, const log::Logger& log, error_code& ec)
 // the first read consumes the response first.
 class RelayTunnel final : public Stream {
  public:
-  RelayTunnel(StreamPtr inner, std::string request, log::Logger log)
-      : inner_(std::move(inner)), request_(std::move(request)), log_(std::move(log)) {}
+  RelayTunnel(StreamPtr inner, std::string request, const log::Logger& log)
+      : inner_(std::move(inner)),
+        request_(std::move(request)),
+        log_(std::make_unique<log::Logger>(log)) {}
 
   asio::any_io_executor executor() override { return inner_->executor(); }
 
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
     if (awaiting_reply_) {
-      co_await read_response(*inner_, log_, ec);
+      co_await read_response(*inner_, *log_, ec);
       if (ec) co_return 0;
       awaiting_reply_ = false;
+      log_.reset();  // only the response is logged: no copy of the fields while the tunnel lasts
     }
     co_return co_await inner_->read_some(buf, ec);
   }
@@ -102,7 +105,7 @@ class RelayTunnel final : public Stream {
   StreamPtr inner_;
   std::string request_;
   bool awaiting_reply_ = true;
-  log::Logger log_;
+  std::unique_ptr<log::Logger> log_;  // while awaiting_reply_
 };
 
 // UDP CONNECT: datagrams to one destination framed LEN(2)+DATA. A PacketConn (every datagram goes

@@ -1,68 +1,195 @@
 #include "core/relay.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+
+#include <optional>
+#include <utility>
 
 #include "core/buffer_pool.hpp"
+#include "core/component.hpp"
 #include "core/metrics.hpp"
 
 namespace gost {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t kFullRead = 16 * 1024;
 
-// Shared by both directions. The relay coroutine waits on `signal`: it doubles as the watchdog
-// (half-close grace, idle timeout) and as the completion event (cancel() wakes the coroutine,
-// which then re-reads the state). An idle relay holds this object and two pending waits, nothing
-// more.
-struct RelayState {
-  Stream& a;
-  Stream& b;
-  RelayOptions options;
-  asio::steady_timer signal;
-  int finished = 0;
-  bool aborted = false;
-  Clock::time_point first_eof{};
-  Clock::time_point last_activity = Clock::now();
+class RelayState;
 
-  RelayState(Stream& sa, Stream& sb, RelayOptions o)
-      : a(sa), b(sb), options(o), signal(sa.executor()) {}
+// One direction of a TCP→TCP relay: socket → pipe → socket with splice(2), no user-space copy.
+// Callback-driven (no coroutine frame): each wait is a small reactor operation, and the object
+// lives in the RelayState, so an idle spliced direction costs its pending wait and nothing else.
+class SpliceDirection {
+ public:
+  bool active() const { return st_ != nullptr; }
+  // Starts direction `i` of `st` (0: a → b, 1: b → a), from socket `src` to socket `dst`.
+  void start(tcp::socket& src, tcp::socket& dst, RelayState& st, int i) {
+    src_ = &src;
+    dst_ = &dst;
+    st_ = &st;
+    i_ = i;
+    wait_readable();
+  }
+
+ private:
+  static constexpr std::size_t kChunk = 1 << 20;
+
+  void wait_readable();
+  void wait_writable();
+  void pump();
+  void finish(error_code ec);
+  static error_code errno_code() { return error_code(errno, boost::system::system_category()); }
+
+  tcp::socket* src_ = nullptr;
+  tcp::socket* dst_ = nullptr;
+  RelayState* st_ = nullptr;  // null until started
+  std::unique_ptr<Pipe> pipe_;
+  int i_ = 0;
+};
+
+// One relay, shared by both directions. No coroutine waits for the directions: each reports to
+// direction_done(), and once both have, complete() hands the stats to the coroutine that awaits
+// relay(). The timer is armed only while a deadline exists (idle timeout, half-close grace), so an
+// idle spliced relay is this object and its two splice waits (docs/ARCHITECTURE.md "The relay",
+// "Memory").
+//
+// Its memory is held by what may still use it (Hold): the pending waits' handlers, the copy
+// coroutines, start(). The last hold deletes it, also when asio destroys the pending waits
+// unrun at shutdown; the awaiting coroutine, whose handler it keeps until completion, then goes
+// with it.
+class RelayState {
+ public:
+  RelayState(Stream& sa, Stream& sb, const RelayOptions& o) : a(sa), b(sb), options(o) {}
+  virtual ~RelayState() = default;
+  RelayState(const RelayState&) = delete;
+  RelayState& operator=(const RelayState&) = delete;
+
+  class Hold {
+   public:
+    explicit Hold(RelayState& st) : st_(&st) { ++st.holds_; }
+    Hold(Hold&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+    Hold& operator=(Hold&&) = delete;
+    ~Hold() {
+      if (st_ && --st_->holds_ == 0) delete st_;
+    }
+
+   private:
+    RelayState* st_;
+  };
+
+  void start();
 
   void touch() {
-    if (options.idle_timeout.count() > 0) last_activity = Clock::now();
+    if (options.idle_timeout.count() > 0) last_activity_ = Clock::now();
   }
+  bool aborted() const { return aborted_; }
   void abort() {
-    if (aborted) return;
-    aborted = true;
+    if (aborted_) return;
+    aborted_ = true;
     a.close();
     b.close();
   }
   // One direction ended: after EOF the destination was half-closed; an error stops everything.
   void direction_done(bool clean) {
-    ++finished;
+    ++finished_;
     if (!clean)
       abort();
-    else if (finished == 1)
-      first_eof = Clock::now();
-    signal.cancel();
+    else if (finished_ == 1)
+      first_eof_ = Clock::now();
+    watch();
   }
+
+  // Direction i's byte count.
+  std::uint64_t& count(int i) { return i == 0 ? stats.a_to_b : stats.b_to_a; }
+  // The metrics counters of the raw bytes a splice moves past a's socket: those it reads from a
+  // (direction 0) or writes to a (direction 1).
+  metrics::Counter* a_reads(int i) const {
+    return options.a_traffic && i == 0 ? &options.a_traffic->input : nullptr;
+  }
+  metrics::Counter* a_writes(int i) const {
+    return options.a_traffic && i == 1 ? &options.a_traffic->output : nullptr;
+  }
+
+  Stream& a;
+  Stream& b;
+  RelayOptions options;  // options.since: when the relay started (for the ">-<" line)
+  RelayStats stats;
+  SpliceDirection splices[2];  // [0]: a → b, [1]: b → a; active once the direction splices
+
+ protected:
+  // Both directions are done: hand the stats to the awaiting coroutine (once).
+  virtual void complete() = 0;
+  // relay_logged()'s end: the byte counts and the ">-<" line.
+  void log_end();
+
+ private:
+  void start_direction(int i, Stream& src, Stream& dst);
   Clock::time_point deadline() const {
     auto d = Clock::time_point::max();
-    if (options.idle_timeout.count() > 0) d = last_activity + options.idle_timeout;
-    if (finished == 1) d = std::min(d, first_eof + options.half_close_grace);
+    if (aborted_) return d;
+    if (options.idle_timeout.count() > 0) d = last_activity_ + options.idle_timeout;
+    if (finished_ == 1) d = std::min(d, first_eof_ + options.half_close_grace);
     return d;
   }
+  // Completes the relay once both directions are done, else (re)arms the timer for the current
+  // deadline. One wait at most is ever pending: a wait for a later deadline is cancelled, and its
+  // handler arms the timer again.
+  void watch() {
+    if (finished_ == 2 || deadline() == Clock::time_point::max()) {
+      if (timer_pending_) timer_->cancel();
+      if (finished_ == 2 && !completed_) {
+        completed_ = true;
+        complete();
+      }
+      return;
+    }
+    if (timer_pending_) {
+      if (timer_->expiry() > deadline()) timer_->cancel();
+      return;
+    }
+    if (!timer_) timer_ = std::make_unique<asio::steady_timer>(a.executor());
+    timer_pending_ = true;
+    timer_->expires_at(deadline());
+    timer_->async_wait([this, hold = Hold(*this)](error_code) {
+      timer_pending_ = false;
+      if (finished_ < 2 && Clock::now() >= deadline()) abort();
+      watch();
+    });
+  }
+
+  int holds_ = 0;
+  int finished_ = 0;
+  bool aborted_ = false;
+  bool completed_ = false;
+  bool timer_pending_ = false;
+  std::unique_ptr<asio::steady_timer> timer_;  // made when a deadline first exists
+  Clock::time_point first_eof_{};
+  Clock::time_point last_activity_ = Clock::now();
 };
 
-// Waits until both directions are done, aborting the relay when a deadline passes.
-awaitable<void> supervise(RelayState& st) {
-  while (st.finished < 2) {
-    auto deadline = st.aborted ? Clock::time_point::max() : st.deadline();
-    st.signal.expires_at(deadline);
-    co_await st.signal.async_wait(use_nothrow);
-    if (st.finished < 2 && !st.aborted && Clock::now() >= st.deadline()) st.abort();
+// The RelayState of one awaiting coroutine: `Handler` resumes it.
+template <class Handler>
+class RelayOp final : public RelayState {
+ public:
+  using RelayState::RelayState;
+
+  // From here on the relay's holds own it.
+  static void start(std::unique_ptr<RelayOp> op, Handler h) {
+    op->handler_.emplace(std::move(h));
+    op.release()->RelayState::start();
   }
-}
+
+ private:
+  void complete() override {
+    log_end();
+    auto ex = asio::get_associated_executor(*handler_, a.executor());
+    asio::post(ex, [h = std::move(*handler_), s = stats]() mutable { std::move(h)(s); });
+    handler_.reset();
+  }
+
+  std::optional<Handler> handler_;
+};
 
 bool prepare_for_splice(tcp::socket* s) {
   error_code ec;
@@ -70,98 +197,89 @@ bool prepare_for_splice(tcp::socket* s) {
   return !ec;
 }
 
-// One direction of a TCP→TCP relay: socket → pipe → socket with splice(2), no user-space copy.
-// Callback-driven (no coroutine frame): each wait is a small reactor operation.
-class SpliceDirection {
- public:
-  // `finished` (optional) is cancelled when the direction is done.
-  // `src_reads` / `dst_writes` (optional): metrics counters of the sockets' raw bytes.
-  SpliceDirection(tcp::socket& src, tcp::socket& dst, RelayState& st, std::uint64_t& count,
-                  metrics::Counter* src_reads, metrics::Counter* dst_writes,
-                  asio::steady_timer* finished = nullptr)
-      : src_(src),
-        dst_(dst),
-        st_(st),
-        count_(count),
-        src_reads_(src_reads),
-        dst_writes_(dst_writes),
-        finished_(finished) {}
+// Starts direction `i` (src → dst) as a SpliceDirection when both ends are plain TCP sockets for
+// it now; false when it has to copy (for now).
+bool try_splice(RelayState& st, int i, Stream& src, Stream& dst) {
+  tcp::socket* s = src.raw_tcp();
+  tcp::socket* d = dst.raw_tcp_write();
+  if (!s || !d || st.aborted() || !prepare_for_splice(s) || !prepare_for_splice(d)) return false;
+  st.splices[i].start(*s, *d, st, i);
+  return true;
+}
 
-  void start() { wait_readable(); }
+void SpliceDirection::wait_readable() {
+  src_->async_wait(tcp::socket::wait_read, [this, hold = RelayState::Hold(*st_)](error_code ec) {
+    if (ec) return finish(ec);
+    pump();
+  });
+}
 
- private:
-  static constexpr std::size_t kChunk = 1 << 20;
+void SpliceDirection::wait_writable() {
+  dst_->async_wait(tcp::socket::wait_write, [this, hold = RelayState::Hold(*st_)](error_code ec) {
+    if (ec) return finish(ec);
+    pump();
+  });
+}
 
-  void wait_readable() {
-    src_.async_wait(tcp::socket::wait_read, [this](error_code ec) {
-      if (ec) return finish(ec);
-      pump();
-    });
-  }
-  void wait_writable() {
-    dst_.async_wait(tcp::socket::wait_write, [this](error_code ec) {
-      if (ec) return finish(ec);
-      pump();
-    });
-  }
-
-  // Moves as much as possible now; returns to the reactor only when a side would block.
-  void pump() {
-    for (;;) {
-      if (pipe_ && pipe_->pending > 0) {
-        ssize_t m = ::splice(pipe_->read_fd(), nullptr, dst_.native_handle(), nullptr,
-                             pipe_->pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (m > 0) {
-          pipe_->pending -= static_cast<std::size_t>(m);
-          count_ += static_cast<std::uint64_t>(m);
-          if (dst_writes_) dst_writes_->add(static_cast<std::uint64_t>(m));
-          continue;
-        }
-        if (m < 0 && errno == EINTR) continue;
-        if (m < 0 && errno == EAGAIN) return wait_writable();
-        return finish(errno_code());
-      }
-      if (pipe_) release_pipe(std::move(pipe_));  // empty: back to the per-thread pool
-      pipe_ = acquire_pipe();
-      if (!pipe_) return finish(asio::error::no_descriptors);
-      ssize_t n = ::splice(src_.native_handle(), nullptr, pipe_->write_fd(), nullptr, kChunk,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        pipe_->pending = static_cast<std::size_t>(n);
-        if (src_reads_) src_reads_->add(static_cast<std::uint64_t>(n));
-        st_.touch();
+// Moves as much as possible now; returns to the reactor only when a side would block.
+void SpliceDirection::pump() {
+  for (;;) {
+    if (pipe_ && pipe_->pending > 0) {
+      ssize_t m = ::splice(pipe_->read_fd(), nullptr, dst_->native_handle(), nullptr,
+                           pipe_->pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (m > 0) {
+        pipe_->pending -= static_cast<std::size_t>(m);
+        st_->count(i_) += static_cast<std::uint64_t>(m);
+        if (auto* c = st_->a_writes(i_)) c->add(static_cast<std::uint64_t>(m));
         continue;
       }
-      if (n == 0) return finish(asio::error::eof);
-      if (errno == EINTR) continue;
-      int err = errno;
-      release_pipe(std::move(pipe_));
-      if (err == EAGAIN) return wait_readable();
-      return finish(error_code(err, boost::system::system_category()));
+      if (m < 0 && errno == EINTR) continue;
+      if (m < 0 && errno == EAGAIN) return wait_writable();
+      return finish(errno_code());
     }
-  }
-
-  static error_code errno_code() { return error_code(errno, boost::system::system_category()); }
-
-  void finish(error_code ec) {
-    release_pipe(std::move(pipe_));  // destroyed instead when it still holds bytes
-    bool clean = ec == asio::error::eof;
-    if (clean && !st_.aborted) {
-      error_code ignored;
-      dst_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (pipe_) release_pipe(std::move(pipe_));  // empty: back to the per-thread pool
+    pipe_ = acquire_pipe();
+    if (!pipe_) return finish(asio::error::no_descriptors);
+    ssize_t n = ::splice(src_->native_handle(), nullptr, pipe_->write_fd(), nullptr, kChunk,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      pipe_->pending = static_cast<std::size_t>(n);
+      if (auto* c = st_->a_reads(i_)) c->add(static_cast<std::uint64_t>(n));
+      st_->touch();
+      continue;
     }
-    st_.direction_done(clean);
-    if (finished_) finished_->cancel();
+    if (n == 0) return finish(asio::error::eof);
+    if (errno == EINTR) continue;
+    int err = errno;
+    release_pipe(std::move(pipe_));
+    if (err == EAGAIN) return wait_readable();
+    return finish(error_code(err, boost::system::system_category()));
   }
+}
 
-  tcp::socket& src_;
-  tcp::socket& dst_;
-  RelayState& st_;
-  std::uint64_t& count_;
-  metrics::Counter* src_reads_;
-  metrics::Counter* dst_writes_;
-  std::unique_ptr<Pipe> pipe_;
-  asio::steady_timer* finished_;
+void SpliceDirection::finish(error_code ec) {
+  release_pipe(std::move(pipe_));  // destroyed instead when it still holds bytes
+  bool clean = ec == asio::error::eof;
+  if (clean && !st_->aborted()) {
+    error_code ignored;
+    dst_->shutdown(tcp::socket::shutdown_send, ignored);
+  }
+  st_->direction_done(clean);
+}
+
+// What a copy direction reads into until a read fills it: from the heap, not the buffer pool.
+// Short exchanges (a request, a handshake, an echo, keystrokes) then never take a pooled buffer,
+// which the pool would keep: a burst of new tunnels each taking one left up to 32 SmallBuffers per
+// worker behind (0.5 MiB, 0.8 KiB per tunnel of 1,000; issue 16 §5).
+class TinyBuffer {
+ public:
+  TinyBuffer() : data_(new char[kSize]) {}
+  char* data() { return data_.get(); }
+  static constexpr std::size_t size() { return kSize; }
+
+ private:
+  static constexpr std::size_t kSize = 2048;
+  std::unique_ptr<char[]> data_;
 };
 
 // Reads once into a Buffer (held only while its bytes are in flight) and writes it all.
@@ -175,72 +293,97 @@ awaitable<std::size_t> move_chunk(Stream& src, Stream& dst, RelayState& st, erro
   co_return n;
 }
 
-awaitable<void> copy_direction(Stream& src, Stream& dst, RelayState& st, std::uint64_t& count,
-                               metrics::Counter* src_reads, metrics::Counter* dst_writes) {
+// `readable`: src is known to be readable (no wait before the first read).
+awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, bool readable) {
+  RelayState::Hold hold(st);
   error_code ec;
-  bool may_have_more = false;
-  bool bulk = false;
+  bool grown = false;    // a read has filled a TinyBuffer
+  std::size_t last = 0;  // bytes of the last read
   for (;;) {
     // Once both ends are plain TCP sockets (e.g. a protocol wrapper has finished its handshake),
-    // the rest of this direction moves with splice(2).
-    tcp::socket* s = src.raw_tcp();
-    tcp::socket* d = dst.raw_tcp_write();
-    if (s && d && !st.aborted && prepare_for_splice(s) && prepare_for_splice(d)) {
-      asio::steady_timer finished(src.executor(), asio::steady_timer::time_point::max());
-      SpliceDirection splice(*s, *d, st, count, src_reads, dst_writes, &finished);
-      splice.start();
-      co_await finished.async_wait(use_nothrow);
-      co_return;
-    }
-    if (!may_have_more) {
+    // the rest of this direction moves with splice(2), without this coroutine.
+    if (try_splice(st, i, src, dst)) co_return;
+    // Before every read, also after a full one: a read that blocks would hold its buffer for as
+    // long as the tunnel then stays idle. Streams answer at once when bytes are there
+    // (TcpStream peeks first).
+    if (!readable) {
       co_await src.wait_readable(ec);
       if (ec) break;
     }
-    // A small buffer until a read fills it (bulk), then a RelayBuffer while reads stay large.
+    readable = false;
+    // A TinyBuffer until a read fills one; from then on a SmallBuffer, or a RelayBuffer while
+    // reads fill a SmallBuffer (bulk).
     std::size_t n = 0;
-    if (bulk)
+    if (last >= SmallBuffer::size())
       n = co_await move_chunk<RelayBuffer>(src, dst, st, ec);
-    else
+    else if (grown)
       n = co_await move_chunk<SmallBuffer>(src, dst, st, ec);
+    else
+      n = co_await move_chunk<TinyBuffer>(src, dst, st, ec);
     if (ec) break;
-    count += n;
-    // A full read (a whole TLS record counts) suggests more is queued: read again without first
-    // waiting for readiness.
-    may_have_more = n >= kFullRead;
-    bulk = n >= SmallBuffer::size();
+    st.count(i) += n;
+    grown = grown || n == TinyBuffer::size();
+    last = n;
   }
   bool clean = ec == asio::error::eof;
-  if (clean && !st.aborted) {
+  if (clean && !st.aborted()) {
     error_code ignored;
     co_await dst.shutdown_write(ignored);
   }
   st.direction_done(clean);
 }
 
+// Direction `i`: spliced from the start when it can be, else a copy loop of its own. A copy loop
+// starts only once there is something to copy when src reads a socket (a wrapper that waits for
+// the target's first bytes): a tunnel whose target has not spoken yet holds a reactor wait, not a
+// coroutine.
+void RelayState::start_direction(int i, Stream& src, Stream& dst) {
+  if (try_splice(*this, i, src, dst)) return;
+  tcp::socket* s = src.raw_tcp();
+  if (!s) {
+    asio::co_spawn(src.executor(), copy_direction(*this, i, src, dst, false), asio::detached);
+    return;
+  }
+  s->async_wait(tcp::socket::wait_read, [this, i, &src, &dst, hold = Hold(*this)](error_code ec) {
+    if (ec) return direction_done(false);  // as a copy loop whose wait fails
+    if (try_splice(*this, i, src, dst)) return;
+    asio::co_spawn(src.executor(), copy_direction(*this, i, src, dst, true), asio::detached);
+  });
+}
+
+void RelayState::start() {
+  if (options.conn && options.since == Clock::time_point{}) {
+    options.since = Clock::now();
+    options.conn->log.info(fmt::format("{} <-> {}", options.conn->remote, options.target));
+  }
+  Hold hold(*this);  // a direction may end before start() returns (a stream already at its end)
+  start_direction(0, a, b);
+  start_direction(1, b, a);
+  stats.spliced = splices[0].active() && splices[1].active();
+  watch();
+}
+
+void RelayState::log_end() {
+  auto* conn = options.conn;
+  if (!conn) return;
+  conn->input_bytes += stats.a_to_b;
+  conn->output_bytes += stats.b_to_a;
+  conn->log.info(fmt::format("{} >-< {}", conn->remote, options.target),
+                 {{"duration", (Clock::now() - options.since).count()}});
+}
+
 }  // namespace
 
 awaitable<RelayStats> relay(Stream& a, Stream& b, RelayOptions options) {
-  RelayState st(a, b, options);
-  RelayStats stats;
-  metrics::Counter* a_reads = options.a_traffic ? &options.a_traffic->input : nullptr;
-  metrics::Counter* a_writes = options.a_traffic ? &options.a_traffic->output : nullptr;
-  tcp::socket* ta = a.raw_tcp();
-  tcp::socket* tb = b.raw_tcp();
-  if (ta && tb && a.raw_tcp_write() == ta && b.raw_tcp_write() == tb && prepare_for_splice(ta) &&
-      prepare_for_splice(tb)) {
-    stats.spliced = true;
-    SpliceDirection forward(*ta, *tb, st, stats.a_to_b, a_reads, nullptr);
-    SpliceDirection backward(*tb, *ta, st, stats.b_to_a, nullptr, a_writes);
-    forward.start();
-    backward.start();
-    co_await supervise(st);
-  } else {
-    auto ex = co_await asio::this_coro::executor;
-    asio::co_spawn(ex, copy_direction(a, b, st, stats.a_to_b, a_reads, nullptr), asio::detached);
-    asio::co_spawn(ex, copy_direction(b, a, st, stats.b_to_a, nullptr, a_writes), asio::detached);
-    co_await supervise(st);
-  }
-  co_return stats;
+  using Handler = asio::async_result<asio::use_awaitable_t<>, void(RelayStats)>::handler_type;
+  // Made now: until it is awaited, the awaitable (whose frame lasts as long as the relay) keeps a
+  // pointer rather than the arguments. Freed with the awaitable if it never is.
+  auto op = std::make_unique<RelayOp<Handler>>(a, b, options);
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(RelayStats)>(
+      [op = std::move(op)](Handler handler) mutable {
+        RelayOp<Handler>::start(std::move(op), std::move(handler));
+      },
+      asio::use_awaitable);
 }
 
 }  // namespace gost

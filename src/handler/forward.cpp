@@ -21,19 +21,28 @@ class ForwardHandler final : public Handler {
 
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override {
     auto node = opts_.forwarder->select(conn.remote);
-    conn.log = conn.log.with("dst", node->addr);
-    StreamPtr upstream;
-    try {
-      upstream = co_await opts_.router->dial("tcp", node->addr, conn);
-    } catch (const system_error&) {
-      node->marker.mark();
-      throw;
-    }
-    node->marker.reset();
-    co_await relay_logged(*client, *upstream, node->addr, conn, {.idle_timeout = idle_timeout_});
+    add_log_field(conn, "dst", node->addr);
+    StreamPtr upstream = co_await dial(*node, conn);
+    // Made apart from the co_await: a temporary in a co_await expression takes a frame slot.
+    auto relaying =
+        relay_logged(*client, *upstream, node->addr, conn, {.idle_timeout = idle_timeout_});
+    co_await std::move(relaying);
   }
 
  private:
+  // The dial and its fail marks in a coroutine of their own: what they need does not stay in
+  // handle()'s frame while the tunnel lasts.
+  awaitable<StreamPtr> dial(Node& node, ConnInfo& conn) {
+    try {
+      auto upstream = co_await opts_.router->dial("tcp", node.addr, conn);
+      node.marker.reset();
+      co_return upstream;
+    } catch (const system_error&) {
+      node.marker.mark();
+      throw;
+    }
+  }
+
   HandlerOptions opts_;
   std::chrono::nanoseconds idle_timeout_{0};
 };

@@ -125,7 +125,10 @@ awaitable<void> run_pair(awaitable<void> x, awaitable<void> y, std::function<voi
 // Wraps the client stream: the first write carries the response too.
 class ReplyOnFirstWrite final : public Stream {
  public:
-  ReplyOnFirstWrite(Stream& inner, std::string reply) : inner_(inner), reply_(std::move(reply)) {}
+  // `replied`: the response is out already (nodelay), the wrapper is transparent.
+  ReplyOnFirstWrite(Stream& inner, bool replied) : inner_(inner) {
+    if (!replied) reply_ = rp::encode_status(rp::Status::ok);
+  }
   asio::any_io_executor executor() override { return inner_.executor(); }
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
     co_return co_await inner_.read_some(buf, ec);
@@ -141,16 +144,18 @@ class ReplyOnFirstWrite final : public Stream {
   awaitable<void> wait_readable(error_code& ec) override { return inner_.wait_readable(ec); }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_.shutdown_write(ec); }
   void close() override { inner_.close(); }
+  bool replied() const { return reply_.empty(); }
   // Reads are the inner stream's; writes too once the reply is out. So the client → target
   // direction splices from the start and the reverse one as soon as the target has spoken.
   tcp::socket* raw_tcp() override { return inner_.raw_tcp(); }
-  tcp::socket* raw_tcp_write() override { return reply_.empty() ? inner_.raw_tcp_write() : nullptr; }
+  tcp::socket* raw_tcp_write() override {
+    return reply_.empty() ? inner_.raw_tcp_write() : nullptr;
+  }
 
  private:
   Stream& inner_;
   std::string reply_;
 };
-
 
 // ---- the handler ------------------------------------------------------------------------------
 
@@ -158,6 +163,16 @@ struct ParsedRequest {
   std::uint8_t cmd = 0;
   rp::Features features;
   std::string pending;  // bytes that followed the request in the same reads
+};
+
+// What the request phase leaves to the TCP relay, which has started (logged, the bytes that
+// followed the request sent on). Everything else the request phase needed is gone when it
+// returns, so an idle tunnel's frame holds only this (docs/ARCHITECTURE.md "Memory").
+struct TcpTunnel {
+  StreamPtr target;      // null: the connection is done (refused, failed, or a UDP/BIND session)
+  std::string addr;      // for the ">-<" line
+  bool replied = false;  // nodelay: the response is out (else it goes with the first bytes)
+  std::chrono::steady_clock::time_point start;  // of the relay, for the ">-<" line
 };
 
 class RelayHandler final : public Handler {
@@ -178,19 +193,25 @@ class RelayHandler final : public Handler {
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override;
 
  private:
+  // The request phase: request, authentication, dial, error replies; runs UDP and BIND sessions
+  // to their end itself (taking `client`). Fills `t` for a TCP tunnel (no target: none).
+  // open_tunnel() only stores request_phase()'s result: awaited in handle(), a returned
+  // TcpTunnel would take a temporary's slot in handle()'s frame.
+  awaitable<void> open_tunnel(StreamPtr& client, ConnInfo& conn, TcpTunnel& t);
+  awaitable<TcpTunnel> request_phase(StreamPtr& client, ConnInfo& conn);
   awaitable<std::optional<ParsedRequest>> read_request(Stream& client, ConnInfo& conn);
-  awaitable<void> connect(StreamPtr client, ParsedRequest req, const std::string& network,
-                          const std::string& addr, ConnInfo& conn);
-  awaitable<void> forward(StreamPtr client, ParsedRequest req, const std::string& network,
-                          ConnInfo& conn);
+  awaitable<TcpTunnel> connect(StreamPtr& client, ParsedRequest req, const std::string& network,
+                               const std::string& addr, ConnInfo& conn);
+  awaitable<TcpTunnel> forward(StreamPtr& client, ParsedRequest req, const std::string& network,
+                               ConnInfo& conn);
+  // A dialed target: a TCP tunnel is returned to handle() for relaying; UDP is served here.
+  awaitable<TcpTunnel> serve(StreamPtr& client, StreamPtr target, std::string pending,
+                             const std::string& network, const std::string& addr, ConnInfo& conn);
   awaitable<void> bind(StreamPtr client, ParsedRequest req, const std::string& network,
                        const rp::Address& addr, ConnInfo& conn);
   awaitable<void> tcp_bind(StreamPtr client, ParsedRequest req, const rp::Address& addr,
                            ConnInfo& conn);
   awaitable<StreamPtr> dial(const std::string& network, const std::string& addr, ConnInfo& conn);
-  awaitable<void> serve(StreamPtr client, StreamPtr target, std::string pending,
-                        const std::string& network, const std::string& addr, ConnInfo& conn);
-  awaitable<void> serve_tcp(Stream& client, Stream& target, std::string pending, ConnInfo& conn);
   awaitable<void> serve_udp(Stream& client, Stream& target, const std::string& addr,
                             std::string pending, ConnInfo& conn);
 
@@ -217,6 +238,8 @@ awaitable<std::optional<ParsedRequest>> RelayHandler::read_request(Stream& clien
   {
     Deadline deadline(client.executor(), read_timeout_, [&client] { client.close(); });
     while (buf.size() < need) {
+      co_await client.wait_readable(ec);  // no buffer while the client is silent
+      if (ec) break;
       std::size_t old = buf.size();
       buf.resize(std::max(need, old + 4096));
       std::size_t n =
@@ -251,9 +274,34 @@ awaitable<std::optional<ParsedRequest>> RelayHandler::read_request(Stream& clien
   co_return ParsedRequest{h->code, std::move(*f), buf.substr(need)};
 }
 
+// The relay of a started TCP tunnel whose client side is `client`: relay_logged() without the
+// "<->" line, which serve() wrote with the network.
+awaitable<RelayStats> relay_tunnel(Stream& client, const TcpTunnel& t, ConnInfo& conn) {
+  RelayOptions options;
+  options.since = t.start;
+  return relay_logged(client, *t.target, t.addr, conn, options);
+}
+
+// The TCP tunnel's life: this frame is all that waits for an idle tunnel; the request phase runs
+// in open_tunnel(), whose frames are gone once it returns.
 awaitable<void> RelayHandler::handle(StreamPtr client, ConnInfo& conn) {
+  TcpTunnel t;
+  co_await open_tunnel(client, conn, t);
+  if (!t.target) co_return;
+  // The response rides on the first bytes to the client (unless nodelay sent it already).
+  ReplyOnFirstWrite wrapped(*client, t.replied);
+  // Made apart from the co_await: a temporary in a co_await expression takes a frame slot.
+  auto relaying = relay_tunnel(wrapped.replied() ? *client : wrapped, t, conn);
+  co_await std::move(relaying);
+}
+
+awaitable<void> RelayHandler::open_tunnel(StreamPtr& client, ConnInfo& conn, TcpTunnel& t) {
+  t = co_await request_phase(client, conn);
+}
+
+awaitable<TcpTunnel> RelayHandler::request_phase(StreamPtr& client, ConnInfo& conn) {
   auto parsed = co_await read_request(*client, conn);
-  if (!parsed) co_return;
+  if (!parsed) co_return TcpTunnel{};
   ParsedRequest req = std::move(*parsed);
   const auto& f = req.features;
 
@@ -265,10 +313,10 @@ awaitable<void> RelayHandler::handle(StreamPtr client, ConnInfo& conn) {
       conn.log.warn(fmt::format("{}: authentication failed", conn.remote), {{"user", user}});
       co_await reply(*client, rp::Status::unauthorized);
       conn.failed();  // GOST's handler returns an error after the 401 status
-      co_return;
+      co_return TcpTunnel{};
     }
     conn.client_id = *id;
-    conn.log = conn.log.with("user", *id);
+    add_log_field(conn, "user", *id);
   }
   conn.authenticated();
 
@@ -280,19 +328,21 @@ awaitable<void> RelayHandler::handle(StreamPtr client, ConnInfo& conn) {
     if (network == "unix" || network == "serial") addr = f.address->host;
   }
 
-  if (opts_.forwarder) co_return co_await forward(std::move(client), std::move(req), network, conn);
+  if (opts_.forwarder) co_return co_await forward(client, std::move(req), network, conn);
 
   switch (req.cmd & rp::kCmdMask) {
     case 0x00:
     case rp::kCmdConnect:
-      co_return co_await connect(std::move(client), std::move(req), network, addr, conn);
+      co_return co_await connect(client, std::move(req), network, addr, conn);
     case rp::kCmdBind: {
       auto a = f.address.value_or(rp::Address{});
-      co_return co_await bind(std::move(client), std::move(req), network, a, conn);
+      co_await bind(std::move(client), std::move(req), network, a, conn);
+      co_return TcpTunnel{};
     }
     default:
       conn.log.warn(fmt::format("unknown relay command 0x{:02x}", req.cmd & rp::kCmdMask));
       co_await reply(*client, rp::Status::bad_request);
+      co_return TcpTunnel{};
   }
 }
 
@@ -315,15 +365,15 @@ awaitable<StreamPtr> RelayHandler::dial(const std::string& network, const std::s
   co_return co_await opts_.router->dial("tcp", addr, conn);
 }
 
-awaitable<void> RelayHandler::connect(StreamPtr client, ParsedRequest req,
-                                      const std::string& network, const std::string& addr,
-                                      ConnInfo& conn) {
+awaitable<TcpTunnel> RelayHandler::connect(StreamPtr& client, ParsedRequest req,
+                                           const std::string& network, const std::string& addr,
+                                           ConnInfo& conn) {
   if (addr.empty()) {
     conn.log.warn("relay CONNECT without an address");
     co_await reply(*client, rp::Status::bad_request);
-    co_return;
+    co_return TcpTunnel{};
   }
-  conn.log = conn.log.with("dst", addr);
+  add_log_field(conn, "dst", addr);
   StreamPtr target;
   try {
     target = co_await dial(network, addr, conn);
@@ -332,20 +382,20 @@ awaitable<void> RelayHandler::connect(StreamPtr client, ParsedRequest req,
   }
   if (!target) {
     co_await reply(*client, rp::Status::network_unreachable);
-    co_return;
+    co_return TcpTunnel{};
   }
-  co_await serve(std::move(client), std::move(target), std::move(req.pending), network, addr, conn);
+  co_return co_await serve(client, std::move(target), std::move(req.pending), network, addr, conn);
 }
 
-awaitable<void> RelayHandler::forward(StreamPtr client, ParsedRequest req,
-                                      const std::string& network, ConnInfo& conn) {
+awaitable<TcpTunnel> RelayHandler::forward(StreamPtr& client, ParsedRequest req,
+                                           const std::string& network, ConnInfo& conn) {
   auto node = opts_.forwarder->select(conn.remote);
   if (!node) {
     conn.log.warn("relay forward: no target available");
     co_await reply(*client, rp::Status::service_unavailable);
-    co_return;
+    co_return TcpTunnel{};
   }
-  conn.log = conn.log.with("dst", node->addr);
+  add_log_field(conn, "dst", node->addr);
   std::string net = network == "udp" ? "udp" : "tcp";
   StreamPtr target;
   try {
@@ -355,49 +405,37 @@ awaitable<void> RelayHandler::forward(StreamPtr client, ParsedRequest req,
   if (!target) {
     node->marker.mark();
     co_await reply(*client, rp::Status::host_unreachable);
-    co_return;
+    co_return TcpTunnel{};
   }
   node->marker.reset();
-  co_await serve(std::move(client), std::move(target), std::move(req.pending), net, node->addr,
-                 conn);
+  co_return co_await serve(client, std::move(target), std::move(req.pending), net, node->addr,
+                           conn);
 }
 
-awaitable<void> RelayHandler::serve(StreamPtr client, StreamPtr target, std::string pending,
-                                    const std::string& network, const std::string& addr,
-                                    ConnInfo& conn) {
+awaitable<TcpTunnel> RelayHandler::serve(StreamPtr& client, StreamPtr target, std::string pending,
+                                         const std::string& network, const std::string& addr,
+                                         ConnInfo& conn) {
   auto start = Clock::now();
   conn.log.info(fmt::format("{} <-> {}", conn.remote, addr), {{"network", network}});
-  if (network == "udp")
+  bool relay_tcp = false;
+  if (network == "udp") {
     co_await serve_udp(*client, *target, addr, std::move(pending), conn);
-  else
-    co_await serve_tcp(*client, *target, std::move(pending), conn);
+  } else {
+    error_code ec;
+    if (!pending.empty()) {
+      co_await write_all(*target, asio::buffer(pending), ec);
+      if (!ec) conn.input_bytes += pending.size();
+    }
+    if (!ec && nodelay_) {
+      const std::string ok = rp::encode_status(rp::Status::ok);
+      co_await write_all(*client, asio::buffer(ok), ec);
+    }
+    relay_tcp = !ec;
+  }
+  if (relay_tcp) co_return TcpTunnel{std::move(target), addr, nodelay_, start};
   conn.log.info(fmt::format("{} >-< {}", conn.remote, addr),
                 {{"duration", (Clock::now() - start).count()}});
-}
-
-awaitable<void> RelayHandler::serve_tcp(Stream& client, Stream& target, std::string pending,
-                                        ConnInfo& conn) {
-  error_code ec;
-  if (!pending.empty()) {
-    co_await write_all(target, asio::buffer(pending), ec);
-    if (ec) co_return;
-    conn.input_bytes += pending.size();
-    std::string().swap(pending);
-  }
-  const std::string ok = rp::encode_status(rp::Status::ok);
-  RelayStats stats;
-  RelayOptions options;
-  count_client_splice(options, conn);
-  if (nodelay_) {
-    co_await write_all(client, asio::buffer(ok), ec);
-    if (ec) co_return;
-    stats = co_await relay(client, target, options);
-  } else {
-    ReplyOnFirstWrite wrapped(client, ok);
-    stats = co_await relay(wrapped, target, options);
-  }
-  conn.input_bytes += stats.a_to_b;
-  conn.output_bytes += stats.b_to_a;
+  co_return TcpTunnel{};
 }
 
 // client frames LEN(2)+DATA → one datagram each, to `addr`.
@@ -503,7 +541,7 @@ awaitable<void> RelayHandler::bind(StreamPtr client, ParsedRequest req, const st
   if (!ec) co_await write_all(*client, asio::buffer(*bytes), ec);
   if (ec) co_return;
   auto bound = resp.features.address->to_string();
-  conn.log = conn.log.with("bind", bound);
+  add_log_field(conn, "bind", bound);
   auto start = Clock::now();
   conn.log.info(fmt::format("{} <-> {} (udp bind)", conn.remote, bound));
   net::UdpSocketConn socket_conn(std::move(*sock));
@@ -569,7 +607,7 @@ awaitable<void> RelayHandler::tcp_bind(StreamPtr client, ParsedRequest req, cons
   if (!ec) co_await write_all(*client, asio::buffer(*bytes), ec);
   if (ec) co_return;
   auto bound = resp.features.address->to_string();
-  conn.log = conn.log.with("bind", bound);
+  add_log_field(conn, "bind", bound);
   auto start = Clock::now();
   conn.log.info(fmt::format("{} <-> {} (tcp bind)", conn.remote, bound));
   auto session =
