@@ -159,8 +159,7 @@ bool BypassRules::matches(std::string_view addr) const {
   if (!globs.empty()) {
     const std::string name = lower(host);
     for (const auto& g : globs)
-      if (g.ports.contains(port) && tail_may_match(g.pattern, name) &&
-          glob_match(g.pattern, name))
+      if (g.ports.contains(port) && tail_may_match(g.pattern, name) && glob_match(g.pattern, name))
         return true;
   }
   return false;

@@ -198,6 +198,22 @@ bypasses:
         time.sleep(0.2)
         self.assertEqual(self.echo.connections, 0, "a bypassed target was dialed")
 
+    def test_forwarding_services_refuse_bypassed_targets(self):
+        pt, pr = free_ports(2)
+        self.start_gost("-L", "tcp://127.0.0.1:%d/%s?bypass=127.0.0.1" % (pt, self.echo.addr),
+                        "-L", "relay://127.0.0.1:%d/%s?bypass=127.0.0.1" % (pr, self.echo.addr),
+                        ports=[pt, pr])
+        s = socket.create_connection((LOOPBACK, pt), timeout=10)
+        s.sendall(b"ping")
+        self.assertEqual(read_all(s), b"")  # port forwarding: closed
+        s.close()
+        s = socket.create_connection((LOOPBACK, pr), timeout=10)
+        s.sendall(struct.pack("!BBH", 1, 1, 0))  # relay forward mode: CONNECT without address
+        self.assertEqual(recv_exact(s, 4), RELAY_FORBIDDEN)
+        s.close()
+        time.sleep(0.2)
+        self.assertEqual(self.echo.connections, 0)
+
     def test_whitelist_bypass_and_port_ranges(self):
         port = free_port()
         lo, hi = self.origin.port, self.origin.port

@@ -26,8 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (asking ? targets : matchers).push_back(std::move(line));
   }
   std::vector<std::string> rejected;
-  auto bypass = p::compile_bypass(!matchers.empty() && matchers[0].size() % 2, "", matchers,
-                                  &rejected);
+  auto bypass =
+      p::compile_bypass(!matchers.empty() && matchers[0].size() % 2, "", matchers, &rejected);
   auto admission = p::compile_admission(false, matchers, &rejected);
   std::vector<gost::config::HostMapping> mappings;
   for (const auto& m : matchers)
