@@ -214,6 +214,28 @@ bypasses:
         time.sleep(0.2)
         self.assertEqual(self.echo.connections, 0)
 
+    def test_udp_datagrams_to_bypassed_targets_are_dropped(self):
+        if socks is None:
+            self.skipTest("python3-socks not installed")
+        blocked = gostlib.UdpEchoServer()
+        self.addCleanup(blocked.close)
+        allowed = gostlib.UdpEchoServer()
+        self.addCleanup(allowed.close)
+        port = free_port()
+        self.start_gost("-L", "socks5://127.0.0.1:%d?udp=true&bypass=127.0.0.1:%d" % (port, blocked.port),
+                        port=port)
+        c = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.set_proxy(socks.SOCKS5, "127.0.0.1", port)
+        c.settimeout(2)
+        c.sendto(b"blocked", ("127.0.0.1", blocked.port))
+        c.sendto(b"allowed", ("127.0.0.1", allowed.port))
+        d, src = c.recvfrom(8192)
+        self.assertEqual((d, src), (b"echo:allowed", ("127.0.0.1", allowed.port)))
+        with self.assertRaises(socket.timeout):
+            c.recvfrom(8192)
+        c.close()
+        self.assertEqual(blocked.received, [])
+
     def test_whitelist_bypass_and_port_ranges(self):
         port = free_port()
         lo, hi = self.origin.port, self.origin.port
