@@ -56,7 +56,8 @@ void log_failure(ConnInfo& conn, metrics::Request& request) {
 // the coroutine's frame, so the work around the awaits is done in the functions above.
 awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
                                  std::shared_ptr<Handler> handler, StreamPtr stream, ConnInfo conn,
-                                 std::shared_ptr<const std::string> service) {
+                                 std::shared_ptr<const std::string> service,
+                                 std::shared_ptr<const policy::Admissions> admissions) {
   memory::ConnectionScope counted;
   // A PROXY protocol header first, when the service asks for one: its client address is the one
   // logs, metrics and admission see (net/proxy_protocol.hpp).
@@ -65,6 +66,11 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
     conn.remote = stream->remote_address();
     conn.local = stream->local_address();
     conn.log = conn.log.with({{"remote", conn.remote}, {"local", conn.local}});
+  }
+  // A refused client is closed before any handshake, log line or byte (go-gost/x admission).
+  if (admissions && !policy::admits(*admissions, conn.remote)) {
+    conn.log.debug(fmt::format("admission: {} is denied", conn.remote));
+    co_return;
   }
   metrics::Request request(*service, conn.remote);
   bool count_payload = count_traffic(request, *stream, conn);
@@ -86,7 +92,8 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
 }  // namespace
 
 awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<Handler> handler,
-                            log::Logger log, std::string service) {
+                            log::Logger log, std::string service,
+                            std::shared_ptr<const policy::Admissions> admissions) {
   auto ex = co_await asio::this_coro::executor;
   // One copy of the name for all connections of this loop (they may outlive the service).
   auto name = std::make_shared<const std::string>(std::move(service));
@@ -105,7 +112,8 @@ awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<
     backoff = std::chrono::seconds(1);
     ConnInfo conn = new_connection(*stream, log);
     asio::co_spawn(ex,
-                   serve_connection(listener, handler, std::move(stream), std::move(conn), name),
+                   serve_connection(listener, handler, std::move(stream), std::move(conn), name,
+                                    admissions),
                    asio::detached);
   }
 }

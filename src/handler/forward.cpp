@@ -22,6 +22,10 @@ class ForwardHandler final : public Handler {
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override {
     auto node = opts_.forwarder->select(conn.remote);
     add_log_field(conn, "dst", node->addr);
+    if (opts_.router->bypassed("tcp", node->addr)) {  // go-gost/x handler/forward: closed
+      conn.log.debug(fmt::format("bypass: {}", node->addr));
+      co_return;
+    }
     StreamPtr upstream = co_await dial(*node, conn);
     // Made apart from the co_await: a temporary in a co_await expression takes a frame slot.
     auto relaying =
