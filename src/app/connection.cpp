@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include "core/address.hpp"
 #include "core/counted_stream.hpp"
 #include "core/memory.hpp"
 #include "core/metrics.hpp"
 #include "core/tcp_stream.hpp"
+#include "core/throttle.hpp"
 #include "core/xid.hpp"
 
 namespace gost::app {
@@ -13,13 +15,27 @@ namespace {
 
 awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
                                  std::shared_ptr<Handler> handler, StreamPtr stream,
-                                 log::Logger base, std::shared_ptr<const std::string> service) {
+                                 log::Logger base, std::shared_ptr<const std::string> service,
+                                 std::shared_ptr<const ServiceLimiters> limiters) {
   memory::ConnectionScope counted;
   ConnInfo conn;
   conn.sid = new_xid();
   conn.remote = stream->remote_address();
   conn.local = stream->local_address();
   conn.log = base.with({{"remote", conn.remote}, {"local", conn.local}, {"sid", conn.sid}});
+  std::string client_ip = conn.remote;
+  if (auto hp = split_host_port(conn.remote)) client_ip = hp->host;
+  // Connection limiter: the connection beyond the limit is closed right after accept
+  // (go-gost/x limiter/conn/wrapper: at the listener, before any handshake or log line).
+  std::optional<policy::ConnSlot> slot;
+  if (limiters->conn) {
+    slot = limiters->conn->admit(client_ip);
+    if (!slot) {
+      conn.log.debug(fmt::format("climiter: {} exceeds the connection limit", conn.remote));
+      stream->close();
+      co_return;
+    }
+  }
   // GOST's request metrics; the raw accepted connection counts its bytes (docs/PROTOCOLS.md
   // "observability: metrics"), below the listener's handshake (TLS, WebSocket). A multiplexing
   // listener's stream is no connection of its own: its payload is counted instead
@@ -35,20 +51,36 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
   }
   auto start = std::chrono::steady_clock::now();
   conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));
-  try {
-    stream = co_await listener->handshake(std::move(stream));
-    if (count_payload) stream = std::make_unique<CountedStream>(std::move(stream), request.sink());
-    co_await handler->handle(std::move(stream), conn);
-  } catch (const system_error& e) {
-    auto code = e.code();
-    bool quiet = code == asio::error::eof || code == asio::error::operation_aborted ||
-                 code == asio::error::connection_reset || code == asio::error::timed_out ||
-                 code == asio::error::broken_pipe || code == asio::error::bad_descriptor;
-    conn.log.write(quiet ? log::Level::debug : log::Level::error, error_text(e));
+  // Request-rate limiter: asked once per connection before its request is read; a refusal
+  // closes it without a reply (go-gost/x handlers' checkRateLimit; GOST's ErrRateLimit, logged
+  // at debug).
+  if (limiters->rate && !limiters->rate->allow(client_ip, policy::Clock::now())) {
+    conn.log.debug("rate limit exceeded");
     request.fail();
-  } catch (const std::exception& e) {
-    conn.log.error(error_text(e));
-    request.fail();
+    stream->close();
+  } else {
+    try {
+      stream = co_await listener->handshake(std::move(stream));
+      if (count_payload)
+        stream = std::make_unique<CountedStream>(std::move(stream), request.sink());
+      // Traffic limiter: the client's stream keeps to its budgets; an unlimited one is not wrapped
+      // and keeps the splice path (core/throttle.hpp).
+      if (limiters->traffic) {
+        auto t = limiters->traffic->for_connection(client_ip, policy::Clock::now());
+        stream = throttled(std::move(stream), std::move(t.in), std::move(t.out));
+      }
+      co_await handler->handle(std::move(stream), conn);
+    } catch (const system_error& e) {
+      auto code = e.code();
+      bool quiet = code == asio::error::eof || code == asio::error::operation_aborted ||
+                   code == asio::error::connection_reset || code == asio::error::timed_out ||
+                   code == asio::error::broken_pipe || code == asio::error::bad_descriptor;
+      conn.log.write(quiet ? log::Level::debug : log::Level::error, error_text(e));
+      request.fail();
+    } catch (const std::exception& e) {
+      conn.log.error(error_text(e));
+      request.fail();
+    }
   }
   conn.log.info(fmt::format("{} >< {}", conn.remote, conn.local),
                 {{"duration", (std::chrono::steady_clock::now() - start).count()},
@@ -59,10 +91,11 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
 }  // namespace
 
 awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<Handler> handler,
-                            log::Logger log, std::string service) {
+                            log::Logger log, std::string service, ServiceLimiters limiters) {
   auto ex = co_await asio::this_coro::executor;
   // One copy of the name for all connections of this loop (they may outlive the service).
   auto name = std::make_shared<const std::string>(std::move(service));
+  auto limits = std::make_shared<const ServiceLimiters>(std::move(limiters));
   auto backoff = std::chrono::seconds(1);
   for (;;) {
     error_code ec;
@@ -76,7 +109,7 @@ awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<
       continue;
     }
     backoff = std::chrono::seconds(1);
-    asio::co_spawn(ex, serve_connection(listener, handler, std::move(stream), log, name),
+    asio::co_spawn(ex, serve_connection(listener, handler, std::move(stream), log, name, limits),
                    asio::detached);
   }
 }

@@ -8,11 +8,20 @@
 #include <string>
 
 #include "core/component.hpp"
+#include "policy/limiter.hpp"
 
 namespace gost::app {
 
+// The limiters a service applies to each accepted connection (docs/ARCHITECTURE.md "Limiters");
+// any may be null. Shared by the service's accept loops on all workers.
+struct ServiceLimiters {
+  std::shared_ptr<policy::TrafficLimiter> traffic;
+  std::shared_ptr<policy::ConnLimiter> conn;
+  std::shared_ptr<policy::RateLimiter> rate;
+};
+
 // Accepts until the listener is closed; each connection runs in its own coroutine.
 awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<Handler> handler,
-                            log::Logger log, std::string service);
+                            log::Logger log, std::string service, ServiceLimiters limiters = {});
 
 }  // namespace gost::app
