@@ -16,7 +16,13 @@ namespace {
 awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
                                  std::shared_ptr<Handler> handler, StreamPtr stream,
                                  log::Logger base, std::shared_ptr<const std::string> service,
+                                 std::shared_ptr<const policy::Admissions> admissions,
                                  std::shared_ptr<const ServiceLimiters> limiters) {
+  // A refused client is closed before any handshake, log line or byte (go-gost/x admission).
+  if (admissions && !policy::admits(*admissions, stream->remote_address())) {
+    base.debug(fmt::format("admission: {} is denied", stream->remote_address()));
+    co_return;
+  }
   memory::ConnectionScope counted;
   ConnInfo conn;
   conn.sid = new_xid();
@@ -91,7 +97,9 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
 }  // namespace
 
 awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<Handler> handler,
-                            log::Logger log, std::string service, ServiceLimiters limiters) {
+                            log::Logger log, std::string service,
+                            std::shared_ptr<const policy::Admissions> admissions,
+                            ServiceLimiters limiters) {
   auto ex = co_await asio::this_coro::executor;
   // One copy of the name for all connections of this loop (they may outlive the service).
   auto name = std::make_shared<const std::string>(std::move(service));
@@ -109,8 +117,9 @@ awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<
       continue;
     }
     backoff = std::chrono::seconds(1);
-    asio::co_spawn(ex, serve_connection(listener, handler, std::move(stream), log, name, limits),
-                   asio::detached);
+    asio::co_spawn(
+        ex, serve_connection(listener, handler, std::move(stream), log, name, admissions, limits),
+        asio::detached);
   }
 }
 

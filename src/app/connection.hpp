@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/component.hpp"
+#include "policy/admission.hpp"
 #include "policy/limiter.hpp"
 
 namespace gost::app {
@@ -20,8 +21,12 @@ struct ServiceLimiters {
   std::shared_ptr<policy::RateLimiter> rate;
 };
 
-// Accepts until the listener is closed; each connection runs in its own coroutine.
+// Accepts until the listener is closed; each connection runs in its own coroutine. A client the
+// service's admissions refuse is closed before anything else (docs/PROTOCOLS.md
+// "config: controls"); then the service's limiters apply.
 awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<Handler> handler,
-                            log::Logger log, std::string service, ServiceLimiters limiters = {});
+                            log::Logger log, std::string service,
+                            std::shared_ptr<const policy::Admissions> admissions = nullptr,
+                            ServiceLimiters limiters = {});
 
 }  // namespace gost::app
