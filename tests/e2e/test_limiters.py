@@ -175,6 +175,16 @@ class TrafficLimits(GostTestCase):
                         "-F", "relay+ws://127.0.0.1:%d" % relay, port=front, name="client")
         self.check_both_ways(front, server, 1 * MiB, 512 * KiB)
 
+    def test_http2_proxy_streams(self):
+        # The http2 handler reads its request from the HTTP/2 stream under the limiter's wrapper.
+        server = self.start_server(RateServer(send_size=int(512 * KiB * 3.5)))
+        proxy, front = free_ports(2)
+        self.start_gost("-L", "http2://:%d?limiter.in=1MB&limiter.out=512KB" % proxy,
+                        port=proxy, name="http2-server")
+        self.start_gost("-L", "tcp://:%d/127.0.0.1:%d" % (front, server.port),
+                        "-F", "http2://127.0.0.1:%d" % proxy, port=front, name="client")
+        self.check_both_ways(front, server, 1 * MiB, 512 * KiB)
+
     def test_unlimited_service_still_splices(self):
         server = self.start_server(RateServer(send_size=4 * MiB))
         port = free_port()
