@@ -246,11 +246,14 @@ bool IpNetwork::contains(std::string_view ip) const {
 
 // ---- TokenBucket ---------------------------------------------------------------------------
 
+// Rates below one token in ~11 days are that rate: the arithmetic stays within int64 nanoseconds.
+constexpr double kMinRate = 1e-6;
+
 TokenBucket::TokenBucket(double rate, double burst)
-    : rate_(rate),
-      burst_(burst),
-      ns_per_token_(1e9 / rate),
-      burst_ns_(static_cast<std::int64_t>(std::llround(burst * 1e9 / rate))),
+    : rate_(std::max(rate, kMinRate)),
+      burst_(std::max(burst, 1.0)),
+      ns_per_token_(1e9 / rate_),
+      burst_ns_(static_cast<std::int64_t>(std::llround(burst_ * ns_per_token_))),
       empty_at_(std::numeric_limits<std::int64_t>::min() / 4) {}
 
 std::int64_t TokenBucket::start(std::int64_t now_ns) const {

@@ -99,6 +99,29 @@ TEST(TokenBucket, TryTakeIsAllowN) {
   EXPECT_FALSE(b.try_take(1, t0 + 500ms));
 }
 
+TEST(TokenBucket, HostileRatesStayFinite) {
+  RateLimiter tiny({"$ 1e-300"});  // one request, then (almost) never again
+  EXPECT_TRUE(tiny.allow("10.0.0.1", t0));
+  EXPECT_FALSE(tiny.allow("10.0.0.1", t0 + 1000s));
+  RateLimiter huge({"$ 1e300"});
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(huge.allow("10.0.0.1", t0));
+  TrafficLimiter big({"$ 7EB 6EB", "$$ 8EB"});  // 8 EiB = 2^63: overflows int64, ignored
+  EXPECT_EQ(big.ignored(), (std::vector<std::string>{"$$ 8EB"}));
+  auto t = big.for_connection("10.0.0.1", t0);
+  ASSERT_TRUE(t.in);
+  auto g = t.in->check(64 * 1024, t0);
+  EXPECT_EQ(g.bytes, 64u * 1024);
+  t.in->charge(g.bytes, t0);
+  EXPECT_EQ(t.in->check(64 * 1024, t0).bytes, 64u * 1024);
+  TrafficLimiter one({"$ 1B"});  // one byte a second: a quantum of one byte
+  auto o = one.for_connection("10.0.0.1", t0);
+  EXPECT_EQ(o.in->check(100, t0).bytes, 1u);
+  o.in->charge(1, t0);
+  auto w = o.in->check(100, t0);
+  EXPECT_EQ(w.bytes, 0u);
+  EXPECT_EQ(w.wait, 1s);
+}
+
 TEST(BucketThrottle, GrantsWhatAllBucketsAllowAndWaitsForAQuantum) {
   auto a = std::make_shared<TokenBucket>(1 * MiB, 1 * MiB);
   auto b = std::make_shared<TokenBucket>(64 * KiB, 64 * KiB);
@@ -108,7 +131,7 @@ TEST(BucketThrottle, GrantsWhatAllBucketsAllowAndWaitsForAQuantum) {
   t.charge(g.bytes, t0);
   g = t.check(1 << 20, t0);
   EXPECT_EQ(g.bytes, 0u);
-  EXPECT_EQ(g.wait, 250ms);     // 16 KiB at 64 KiB/s
+  EXPECT_EQ(g.wait, 250ms);    // 16 KiB at 64 KiB/s
   g = t.check(100, t0 + 1ms);  // a small want needs only itself: 65 bytes are not enough
   EXPECT_EQ(g.bytes, 0u);
   EXPECT_EQ(g.wait, std::chrono::nanoseconds(1525879) - 1ms);  // 100 B at 64 KiB/s, less 1 ms
