@@ -352,6 +352,11 @@ awaitable<void> RelayHandler::forward(StreamPtr client, ParsedRequest req,
   }
   conn.log = conn.log.with("dst", node->addr);
   std::string net = network == "udp" ? "udp" : "tcp";
+  if (opts_.router->bypassed(net, node->addr)) {  // as for CONNECT: Forbidden, nothing dialed
+    conn.log.debug(fmt::format("bypass: {}", node->addr));
+    co_await reply(*client, rp::Status::forbidden);
+    co_return;
+  }
   StreamPtr target;
   try {
     target = co_await dial(net, node->addr, conn);

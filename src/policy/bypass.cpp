@@ -54,6 +54,18 @@ std::size_t utf8_len(unsigned char c) {
   return c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
 }
 
+// The literal characters a pattern ends with (after its last '*' or '?') must end `text` too: a
+// cheap test that rules out almost every glob of a long list before the backtracking match.
+bool tail_may_match(std::string_view pattern, std::string_view text) {
+  std::size_t p = pattern.size(), t = text.size();
+  while (p > 0 && pattern[p - 1] != '*' && pattern[p - 1] != '?') {
+    if (t == 0 || pattern[p - 1] != text[t - 1]) return false;
+    --p;
+    --t;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool glob_match(std::string_view pattern, std::string_view text) {
@@ -147,7 +159,8 @@ bool BypassRules::matches(std::string_view addr) const {
   if (!globs.empty()) {
     const std::string name = lower(host);
     for (const auto& g : globs)
-      if (g.ports.contains(port) && glob_match(g.pattern, name)) return true;
+      if (g.ports.contains(port) && tail_may_match(g.pattern, name) && glob_match(g.pattern, name))
+        return true;
   }
   return false;
 }

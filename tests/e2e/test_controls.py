@@ -198,6 +198,44 @@ bypasses:
         time.sleep(0.2)
         self.assertEqual(self.echo.connections, 0, "a bypassed target was dialed")
 
+    def test_forwarding_services_refuse_bypassed_targets(self):
+        pt, pr = free_ports(2)
+        self.start_gost("-L", "tcp://127.0.0.1:%d/%s?bypass=127.0.0.1" % (pt, self.echo.addr),
+                        "-L", "relay://127.0.0.1:%d/%s?bypass=127.0.0.1" % (pr, self.echo.addr),
+                        ports=[pt, pr])
+        s = socket.create_connection((LOOPBACK, pt), timeout=10)
+        s.sendall(b"ping")
+        self.assertEqual(read_all(s), b"")  # port forwarding: closed
+        s.close()
+        s = socket.create_connection((LOOPBACK, pr), timeout=10)
+        s.sendall(struct.pack("!BBH", 1, 1, 0))  # relay forward mode: CONNECT without address
+        self.assertEqual(recv_exact(s, 4), RELAY_FORBIDDEN)
+        s.close()
+        time.sleep(0.2)
+        self.assertEqual(self.echo.connections, 0)
+
+    def test_udp_datagrams_to_bypassed_targets_are_dropped(self):
+        if socks is None:
+            self.skipTest("python3-socks not installed")
+        blocked = gostlib.UdpEchoServer()
+        self.addCleanup(blocked.close)
+        allowed = gostlib.UdpEchoServer()
+        self.addCleanup(allowed.close)
+        port = free_port()
+        self.start_gost("-L", "socks5://127.0.0.1:%d?udp=true&bypass=127.0.0.1:%d" % (port, blocked.port),
+                        port=port)
+        c = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.set_proxy(socks.SOCKS5, "127.0.0.1", port)
+        c.settimeout(2)
+        c.sendto(b"blocked", ("127.0.0.1", blocked.port))
+        c.sendto(b"allowed", ("127.0.0.1", allowed.port))
+        d, src = c.recvfrom(8192)
+        self.assertEqual((d, src), (b"echo:allowed", ("127.0.0.1", allowed.port)))
+        with self.assertRaises(socket.timeout):
+            c.recvfrom(8192)
+        c.close()
+        self.assertEqual(blocked.received, [])
+
     def test_whitelist_bypass_and_port_ranges(self):
         port = free_port()
         lo, hi = self.origin.port, self.origin.port
@@ -356,8 +394,8 @@ hosts:
                 ("services: [{name: s, addr: ':0', bypass: nope}]", b'service s: bypass \\"nope\\" is not defined'),
                 ("services: [{name: s, addr: ':0', admission: a}]\nadmissions: [{name: a, matchers: [example.com]}]",
                  b'admission a: matcher \\"example.com\\" is neither an IP address nor a CIDR'),
-                ("limiters: [{name: l, limits: ['$ 1MB']}]\nservices: [{name: s, addr: ':0'}]",
-                 b"limiters: not supported yet"),
+                ("limiters: [{name: l, limits: ['$ 1MB'], reload: 10s}]\nservices: [{name: s, addr: ':0'}]",
+                 b"limiter l: reload: not supported yet"),
                 ("bypasses: [{name: b, file: {path: /tmp/x}}]\nservices: [{name: s, addr: ':0'}]",
                  b"bypass b: file: not supported yet"),
                 ("resolvers: [{name: r}]", b"resolvers: not supported")):
@@ -415,10 +453,10 @@ bypasses:
                          (200, b'{"msg":"OK"}'))
         self.assertEqual(self.api(papi, "GET", "/config/hosts/h"),
                          (200, b'{"data":{"name":"h","mappings":[{"ip":"127.0.0.1","hostname":"x.test"}]}}'))
-        status, body = self.api(papi, "POST", "/config/limiters", {"name": "l", "limits": ["$ 1MB"]})
-        self.assertNotEqual(status, 200)
-        self.assertIn(b"limiters: not supported yet", body)
-        self.assertEqual(self.api(papi, "GET", "/config/limiters"), (200, b'{"data":{"count":0,"list":null}}'))
+        self.assertEqual(self.api(papi, "POST", "/config/limiters", {"name": "l", "limits": ["$ 1MB"]}),
+                         (200, b'{"msg":"OK"}'))
+        self.assertEqual(self.api(papi, "GET", "/config/limiters"),
+                         (200, b'{"data":{"count":1,"list":[{"name":"l","limits":["$ 1MB"]}]}}'))
 
     def test_reload_changes_a_bypass(self):
         port = free_port()
