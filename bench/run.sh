@@ -24,13 +24,15 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp tcp_controls http socks5 relay relay_controls relay_tls socks5_ws relay_wss relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3)
+SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
+  [tcp_limiter]="tcp with a limiter, climiter and rlimiter whose lines do not apply to 127.0.0.1 (the cost of an unlimited limiter)"
   [http]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F http://127.0.0.1:Q  ->  gost -L http://127.0.0.1:Q"
   [socks5]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F socks5://127.0.0.1:Q  ->  gost -L socks5://127.0.0.1:Q (GOST's TLS method 0x80 between the two)"
   [relay]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F relay://127.0.0.1:Q  ->  gost -L relay://127.0.0.1:Q"
+  [relay_limiter]="relay with the limiters of tcp_limiter on both gost services"
   [relay_tls]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET -F relay+tls://127.0.0.1:Q  ->  gost -L relay+tls://127.0.0.1:Q"
   [socks5_ws]="the same chain with socks5+ws (GOST's TLS method 0x80 inside the WebSocket)"
   [relay_wss]="the same chain with relay+wss"
@@ -143,6 +145,57 @@ scenario_relay_h3() { scenario_chain_udp relay+h3 "$1"; }
 scenario_socks5_h3() { scenario_chain_udp socks5+h3 "$1"; }
 scenario_socks5() { scenario_chain socks5 "$1"; }
 scenario_relay() { scenario_chain relay "$1"; }
+
+# The YAML of one service with limiters whose lines name another network: every connection is
+# looked up and none is limited (docs/ARCHITECTURE.md "Limiters": not wrapped, still spliced).
+limiter_yaml() {   # file addr handler listener forward_target [chain_node]
+  {
+    echo "services:"
+    echo "- name: svc"
+    echo "  addr: $2"
+    echo "  limiter: lim"
+    echo "  climiter: clim"
+    echo "  rlimiter: rlim"
+    if [ -n "${6:-}" ]; then
+      echo "  handler: {type: $3, chain: chain-0}"
+    else
+      echo "  handler: {type: $3}"
+    fi
+    echo "  listener: {type: $4}"
+    [ -n "$5" ] && echo "  forwarder: {nodes: [{name: t, addr: $5}]}"
+    if [ -n "${6:-}" ]; then
+      echo "chains:"
+      echo "- name: chain-0"
+      echo "  hops: [{name: hop-0, nodes: [{name: node-0, addr: $6, connector: {type: relay}, dialer: {type: tcp}}]}]"
+    fi
+    echo "limiters: [{name: lim, limits: ['10.0.0.0/8 1MB 1MB']}]"
+    echo "climiters: [{name: clim, limits: ['10.0.0.0/8 1']}]"
+    echo "rlimiters: [{name: rlim, limits: ['10.0.0.0/8 1']}]"
+  } >"$1"
+}
+
+scenario_tcp_limiter() {
+  local target=$1 p
+  free_port p || return 1
+  limiter_yaml "$TMP/limiter-fwd.yaml" "127.0.0.1:$p" tcp tcp "127.0.0.1:$target"
+  start_gost fwd -C "$TMP/limiter-fwd.yaml" || return 1
+  wait_listen "$p" || return 1
+  ENTRY_PORT=$p
+}
+
+scenario_relay_limiter() {
+  local target=$1 p q
+  free_port q || return 1
+  limiter_yaml "$TMP/limiter-relay-server.yaml" "127.0.0.1:$q" relay tcp ""
+  start_gost relay-server -C "$TMP/limiter-relay-server.yaml" || return 1
+  wait_listen "$q" || return 1
+  free_port p || return 1
+  limiter_yaml "$TMP/limiter-relay-client.yaml" "127.0.0.1:$p" tcp tcp "127.0.0.1:$target" \
+    "127.0.0.1:$q"
+  start_gost relay-client -C "$TMP/limiter-relay-client.yaml" || return 1
+  wait_listen "$p" || return 1
+  ENTRY_PORT=$p
+}
 scenario_relay_tls() { scenario_chain relay+tls "$1"; }
 scenario_socks5_ws() { scenario_chain socks5+ws "$1"; }
 scenario_relay_wss() { scenario_chain relay+wss "$1"; }

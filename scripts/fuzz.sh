@@ -41,6 +41,7 @@ for t in $targets; do
     api_json) srcs="src/config/loader.cpp src/config/json_check.cpp src/config/model.cpp \
       src/config/go_text.cpp src/config/printer.cpp"
       libs="-lyaml-cpp -lfmt" ;;
+    limiter) srcs="src/policy/limiter.cpp" ;;
     policy) srcs="src/policy/ip.cpp src/policy/bypass.cpp src/policy/admission.cpp \
       src/policy/hosts.cpp"
       libs="-lfmt" ;;

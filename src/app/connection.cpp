@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include "core/address.hpp"
 #include "core/counted_stream.hpp"
 #include "core/memory.hpp"
 #include "core/metrics.hpp"
 #include "core/tcp_stream.hpp"
+#include "core/throttle.hpp"
 #include "core/xid.hpp"
 #include "net/proxy_protocol.hpp"
 
@@ -57,7 +59,8 @@ void log_failure(ConnInfo& conn, metrics::Request& request) {
 awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
                                  std::shared_ptr<Handler> handler, StreamPtr stream, ConnInfo conn,
                                  std::shared_ptr<const std::string> service,
-                                 std::shared_ptr<const policy::Admissions> admissions) {
+                                 std::shared_ptr<const policy::Admissions> admissions,
+                                 std::shared_ptr<const ServiceLimiters> limiters) {
   memory::ConnectionScope counted;
   // A PROXY protocol header first, when the service asks for one: its client address is the one
   // logs, metrics and admission see (net/proxy_protocol.hpp).
@@ -72,16 +75,45 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
     conn.log.debug(fmt::format("admission: {} is denied", conn.remote));
     co_return;
   }
+  std::string client_ip = conn.remote;
+  if (auto hp = split_host_port(conn.remote)) client_ip = hp->host;
+  // Connection limiter: the connection beyond the limit is closed right after accept
+  // (go-gost/x limiter/conn/wrapper: at the listener, before any handshake or log line).
+  std::optional<policy::ConnSlot> slot;
+  if (limiters->conn) {
+    slot = limiters->conn->admit(client_ip);
+    if (!slot) {
+      conn.log.debug(fmt::format("climiter: {} exceeds the connection limit", conn.remote));
+      stream->close();
+      co_return;
+    }
+  }
   metrics::Request request(*service, conn.remote);
   bool count_payload = count_traffic(request, *stream, conn);
   auto start = std::chrono::steady_clock::now();
   conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));
-  try {
-    stream = co_await listener->handshake(std::move(stream));
-    if (count_payload) stream = std::make_unique<CountedStream>(std::move(stream), request.sink());
-    co_await handler->handle(std::move(stream), conn);
-  } catch (const std::exception&) {
-    log_failure(conn, request);
+  // Request-rate limiter: asked once per connection before its request is read; a refusal
+  // closes it without a reply (go-gost/x handlers' checkRateLimit; GOST's ErrRateLimit, logged
+  // at debug).
+  if (limiters->rate && !limiters->rate->allow(client_ip, policy::Clock::now())) {
+    conn.log.debug("rate limit exceeded");
+    request.fail();
+    stream->close();
+  } else {
+    try {
+      stream = co_await listener->handshake(std::move(stream));
+      if (count_payload)
+        stream = std::make_unique<CountedStream>(std::move(stream), request.sink());
+      // Traffic limiter: the client's stream keeps to its budgets; an unlimited one is not wrapped
+      // and keeps the splice path (core/throttle.hpp).
+      if (limiters->traffic) {
+        auto t = limiters->traffic->for_connection(client_ip, policy::Clock::now());
+        stream = throttled(std::move(stream), std::move(t.in), std::move(t.out));
+      }
+      co_await handler->handle(std::move(stream), conn);
+    } catch (const std::exception&) {
+      log_failure(conn, request);
+    }
   }
   conn.log.info(fmt::format("{} >< {}", conn.remote, conn.local),
                 {{"duration", (std::chrono::steady_clock::now() - start).count()},
@@ -93,10 +125,12 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
 
 awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<Handler> handler,
                             log::Logger log, std::string service,
-                            std::shared_ptr<const policy::Admissions> admissions) {
+                            std::shared_ptr<const policy::Admissions> admissions,
+                            ServiceLimiters limiters) {
   auto ex = co_await asio::this_coro::executor;
   // One copy of the name for all connections of this loop (they may outlive the service).
   auto name = std::make_shared<const std::string>(std::move(service));
+  auto limits = std::make_shared<const ServiceLimiters>(std::move(limiters));
   auto backoff = std::chrono::seconds(1);
   for (;;) {
     error_code ec;
@@ -113,7 +147,7 @@ awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<
     ConnInfo conn = new_connection(*stream, log);
     asio::co_spawn(ex,
                    serve_connection(listener, handler, std::move(stream), std::move(conn), name,
-                                    admissions),
+                                    admissions, limits),
                    asio::detached);
   }
 }

@@ -9,14 +9,24 @@
 
 #include "core/component.hpp"
 #include "policy/admission.hpp"
+#include "policy/limiter.hpp"
 
 namespace gost::app {
 
+// The limiters a service applies to each accepted connection (docs/ARCHITECTURE.md "Limiters");
+// any may be null. Shared by the service's accept loops on all workers.
+struct ServiceLimiters {
+  std::shared_ptr<policy::TrafficLimiter> traffic;
+  std::shared_ptr<policy::ConnLimiter> conn;
+  std::shared_ptr<policy::RateLimiter> rate;
+};
+
 // Accepts until the listener is closed; each connection runs in its own coroutine. A client the
 // service's admissions refuse is closed before anything else (docs/PROTOCOLS.md
-// "config: controls").
+// "config: controls"); then the service's limiters apply.
 awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<Handler> handler,
                             log::Logger log, std::string service,
-                            std::shared_ptr<const policy::Admissions> admissions = nullptr);
+                            std::shared_ptr<const policy::Admissions> admissions = nullptr,
+                            ServiceLimiters limiters = {});
 
 }  // namespace gost::app

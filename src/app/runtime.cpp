@@ -25,9 +25,25 @@ std::vector<std::string> names_of(const std::string& one, const std::vector<std:
   return out;
 }
 
+// Built limiters by name (docs/ARCHITECTURE.md "Limiters"). An apply() reuses the ones whose
+// lines are unchanged, so that a service rebuilt for another reason keeps sharing its `$`
+// budgets and counts with the others; a changed limiter is built anew and applies to new
+// connections (the running ones keep the old).
+struct LimiterCache {
+  template <class L>
+  struct Entry {
+    config::Limiter config;
+    std::shared_ptr<L> built;  // null: no line has an effect
+  };
+  std::map<std::string, Entry<policy::TrafficLimiter>> traffic;
+  std::map<std::string, Entry<policy::ConnLimiter>> conn;
+  std::map<std::string, Entry<policy::RateLimiter>> rate;
+};
+
 class Builder {
  public:
-  explicit Builder(const config::Config& cfg) : cfg_(cfg) {
+  Builder(const config::Config& cfg, const LimiterCache& previous)
+      : cfg_(cfg), previous_(previous) {
     for (const auto& a : cfg.authers) {
       Auther auther;
       for (const auto& u : a.auths) auther.add(u.username, u.password);
@@ -52,6 +68,32 @@ class Builder {
   std::shared_ptr<const policy::Hosts> hosts(const std::string& name) const {
     auto it = hosts_.find(name);
     return it == hosts_.end() ? nullptr : it->second;
+  }
+
+  // Names were checked by reject_unbuilt(); an empty name is no limiter.
+  std::shared_ptr<policy::TrafficLimiter> traffic_limiter(const std::string& name) {
+    return limiter(cfg_.limiters, previous_.traffic, limiters_.traffic, "limiter", name);
+  }
+  std::shared_ptr<policy::ConnLimiter> conn_limiter(const std::string& name) {
+    return limiter(cfg_.climiters, previous_.conn, limiters_.conn, "climiter", name);
+  }
+  std::shared_ptr<policy::RateLimiter> rate_limiter(const std::string& name) {
+    return limiter(cfg_.rlimiters, previous_.rate, limiters_.rate, "rlimiter", name);
+  }
+  // The limiters of this configuration after apply(): those built or reused now, and the
+  // unchanged ones that kept services hold.
+  LimiterCache limiters() const {
+    LimiterCache c = limiters_;
+    auto keep = [](const auto& list, const auto& old, auto& now) {
+      for (const auto& [name, e] : old)
+        if (!now.contains(name))
+          for (const auto& l : list)
+            if (l.name == name && l == e.config) now.emplace(name, e);
+    };
+    keep(cfg_.limiters, previous_.traffic, c.traffic);
+    keep(cfg_.climiters, previous_.conn, c.conn);
+    keep(cfg_.rlimiters, previous_.rate, c.rate);
+    return c;
   }
 
   std::shared_ptr<Chain> chain(const std::string& name, std::string_view where) {
@@ -192,7 +234,31 @@ class Builder {
     return out;
   }
 
+  template <class L>
+  std::shared_ptr<L> limiter(const std::vector<config::Limiter>& list,
+                             const std::map<std::string, LimiterCache::Entry<L>>& previous,
+                             std::map<std::string, LimiterCache::Entry<L>>& built,
+                             std::string_view kind, const std::string& name) {
+    if (name.empty()) return nullptr;
+    if (auto it = built.find(name); it != built.end()) return it->second.built;
+    const config::Limiter* found = nullptr;
+    for (const auto& l : list)
+      if (l.name == name) found = &l;
+    if (!found) return nullptr;  // reject_unbuilt() names it first
+    if (auto it = previous.find(name); it != previous.end() && it->second.config == *found)
+      return built.emplace(name, it->second).first->second.built;
+    auto l = std::make_shared<L>(found->limits);
+    for (const auto& line : l->ignored())
+      log::root().warn(
+          fmt::format("{} {}: limit \"{}\" ignored (GOST ignores it too)", kind, name, line));
+    if (l->empty()) l.reset();
+    built.emplace(name, LimiterCache::Entry<L>{*found, l});
+    return l;
+  }
+
   const config::Config& cfg_;
+  const LimiterCache& previous_;
+  LimiterCache limiters_;
   // Not const: a source (src/source/) updates a holder in place.
   std::map<std::string, std::shared_ptr<policy::Admission>> admissions_;
   std::map<std::string, std::shared_ptr<policy::Bypass>> bypasses_;
@@ -311,9 +377,12 @@ void reject_unbuilt(const config::Config& c) {
   for (const auto& a : c.admissions) reject_sources(a.sources, "admission " + a.name);
   for (const auto& b : c.bypasses) reject_sources(b.sources, "bypass " + b.name);
   for (const auto& h : c.hosts) reject_sources(h.sources, "hosts " + h.name);
-  if (!c.limiters.empty()) throw ConfigError("limiters: not supported yet");
-  if (!c.climiters.empty()) throw ConfigError("climiters: not supported yet");
-  if (!c.rlimiters.empty()) throw ConfigError("rlimiters: not supported yet");
+  check_unique(c.limiters, "limiters");
+  check_unique(c.climiters, "climiters");
+  check_unique(c.rlimiters, "rlimiters");
+  for (const auto& l : c.limiters) reject_sources(l.sources, "limiter " + l.name);
+  for (const auto& l : c.climiters) reject_sources(l.sources, "climiter " + l.name);
+  for (const auto& l : c.rlimiters) reject_sources(l.sources, "rlimiter " + l.name);
   for (const auto& s : c.services) {
     const std::string where = "service " + s.name;
     check_defined(c.admissions, names_of(s.admission, s.admissions), "admission", where);
@@ -350,6 +419,7 @@ struct ServiceInstance {
   log::Logger log;
   std::string address;  // as bound, e.g. "[::]:8080"
   std::shared_ptr<const policy::Admissions> admissions;
+  ServiceLimiters limiters;
   std::int64_t created = 0;
   bool serving = false;
 };
@@ -408,6 +478,15 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   rt->admissions = std::make_shared<const policy::Admissions>(
       builder.admissions(names_of(sc.admission, sc.admissions)));
   if (auto d = sc.metadata.get_duration("dialTimeout"); d && d->count() > 0) ro.dial_timeout = *d;
+  // Limiters (docs/ARCHITECTURE.md "Limiters"): the service's, applied per connection.
+  rt->limiters.traffic = builder.traffic_limiter(sc.limiter);
+  rt->limiters.conn = builder.conn_limiter(sc.climiter);
+  rt->limiters.rate = builder.rate_limiter(sc.rlimiter);
+  if (builder.traffic_limiter(sc.handler.limiter))
+    rt->log.warn(fmt::format(
+        "{}: handler limiter \"{}\" has no effect: GOST applies a handler's limiter per client "
+        "(plugin limiters only); name it on the service to limit its connections",
+        where, sc.handler.limiter));
 
   HandlerOptions ho;
   ho.service = sc.name;
@@ -535,13 +614,15 @@ struct Runtime::Impl {
   mutable std::mutex mu;
   config::Config config;
   std::vector<std::unique_ptr<ServiceInstance>> services;
+  LimiterCache limiters;
   bool started = false;
 
   void serve(ServiceInstance& s) {
     for (std::size_t i = 0; i < s.listeners.size(); ++i)
-      asio::co_spawn(*workers[i],
-                     accept_loop(s.listeners[i], s.handler, s.log, s.config.name, s.admissions),
-                     asio::detached);
+      asio::co_spawn(
+          *workers[i],
+          accept_loop(s.listeners[i], s.handler, s.log, s.config.name, s.admissions, s.limiters),
+          asio::detached);
     s.serving = true;
   }
 
@@ -583,9 +664,10 @@ ServicePlan Runtime::apply_locked(const config::Config& next) {
 
   std::vector<std::unique_ptr<ServiceInstance>> built;
   std::vector<std::unique_ptr<ServiceInstance>> next_services;
+  LimiterCache next_limiters;
   {
     config::MetadataKeyLog key_log;
-    Builder builder(next);
+    Builder builder(next, im.limiters);
     std::vector<const config::Service*> built_configs;
     try {
       for (std::size_t i = 0; i < next.services.size(); ++i) {
@@ -600,6 +682,7 @@ ServicePlan Runtime::apply_locked(const config::Config& next) {
       throw;
     }
     warn_unknown_keys(next, built_configs, key_log);
+    next_limiters = builder.limiters();
   }
   // Committed: the new services in configuration order, the kept ones as they are.
   for (const auto& key : new_keys) {
@@ -630,6 +713,7 @@ ServicePlan Runtime::apply_locked(const config::Config& next) {
     m->add_services(static_cast<std::int64_t>(built.size()) - gone);
   im.services = std::move(next_services);
   im.config = next;
+  im.limiters = std::move(next_limiters);
   return plan;
 }
 

@@ -1,6 +1,7 @@
 #include "core/counted_stream.hpp"
 
 #include "core/metrics.hpp"
+#include "core/throttle.hpp"
 
 namespace gost {
 
@@ -17,6 +18,7 @@ awaitable<std::size_t> CountedStream::write_some(asio::const_buffer buf, error_c
 }
 
 Stream& uncounted(Stream& s) {
+  if (auto* t = dynamic_cast<ThrottledStream*>(&s)) return uncounted(t->inner());
   if (auto* c = dynamic_cast<CountedStream*>(&s)) return c->inner();
   return s;
 }

@@ -39,8 +39,9 @@ class CountedStream final : public Stream {
   std::shared_ptr<metrics::Sink> sink_;
 };
 
-// The stream under a CountedStream (the one a listener yielded, e.g. an HTTP/2 stream whose
-// request headers a handler reads), else `s` itself. Reads and writes go through `s`, so that
+// The stream under a CountedStream and a ThrottledStream (core/throttle.hpp) — the one a
+// listener yielded, e.g. an HTTP/2 stream whose request headers a handler reads —, else `s`
+// itself. Reads and writes go through `s`, so that
 // they are counted.
 Stream& uncounted(Stream& s);
 

@@ -394,8 +394,8 @@ hosts:
                 ("services: [{name: s, addr: ':0', bypass: nope}]", b'service s: bypass \\"nope\\" is not defined'),
                 ("services: [{name: s, addr: ':0', admission: a}]\nadmissions: [{name: a, matchers: [example.com]}]",
                  b'admission a: matcher \\"example.com\\" is neither an IP address nor a CIDR'),
-                ("limiters: [{name: l, limits: ['$ 1MB']}]\nservices: [{name: s, addr: ':0'}]",
-                 b"limiters: not supported yet"),
+                ("limiters: [{name: l, limits: ['$ 1MB'], reload: 10s}]\nservices: [{name: s, addr: ':0'}]",
+                 b"limiter l: reload: not supported yet"),
                 ("bypasses: [{name: b, file: {path: /tmp/x}}]\nservices: [{name: s, addr: ':0'}]",
                  b"bypass b: file: not supported yet"),
                 ("resolvers: [{name: r}]", b"resolvers: not supported")):
@@ -453,10 +453,10 @@ bypasses:
                          (200, b'{"msg":"OK"}'))
         self.assertEqual(self.api(papi, "GET", "/config/hosts/h"),
                          (200, b'{"data":{"name":"h","mappings":[{"ip":"127.0.0.1","hostname":"x.test"}]}}'))
-        status, body = self.api(papi, "POST", "/config/limiters", {"name": "l", "limits": ["$ 1MB"]})
-        self.assertNotEqual(status, 200)
-        self.assertIn(b"limiters: not supported yet", body)
-        self.assertEqual(self.api(papi, "GET", "/config/limiters"), (200, b'{"data":{"count":0,"list":null}}'))
+        self.assertEqual(self.api(papi, "POST", "/config/limiters", {"name": "l", "limits": ["$ 1MB"]}),
+                         (200, b'{"msg":"OK"}'))
+        self.assertEqual(self.api(papi, "GET", "/config/limiters"),
+                         (200, b'{"data":{"count":1,"list":[{"name":"l","limits":["$ 1MB"]}]}}'))
 
     def test_reload_changes_a_bypass(self):
         port = free_port()

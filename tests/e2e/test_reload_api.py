@@ -379,9 +379,15 @@ class ApiTest(GostTestCase):
                          (200, b'{"msg":"OK"}'))
         self.assertEqual(self.call("GET", "/config/bypasses")[::2],
                          (200, b'{"data":{"count":1,"list":[{"name":"b","matchers":["a.test"]}]}}'))
-        status, _, body = self.call("POST", "/config/limiters", {"name": "l"})
+        self.assertEqual(self.call("POST", "/config/limiters",
+                                   {"name": "l", "limits": ["$ 1MB 2MB"]})[::2],
+                         (200, b'{"msg":"OK"}'))
+        self.assertEqual(self.call("GET", "/config/limiters")[::2],
+                         (200, b'{"data":{"count":1,"list":[{"name":"l","limits":["$ 1MB 2MB"]}]}}'))
+        status, _, body = self.call("POST", "/config/climiters",
+                                    {"name": "c", "limits": ["$ 1"], "reload": "10s"})
         self.assertEqual(status, 500)
-        self.assertIn(b"limiters: not supported yet", body)
+        self.assertIn(b"climiter c: reload: not supported yet", body)
         self.assertEqual(self.call("GET", "/config/resolvers")[::2],
                          (200, b'{"data":{"count":0,"list":null}}'))
         status, _, body = self.call("POST", "/config/resolvers", {"name": "r"})

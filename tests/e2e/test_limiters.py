@@ -1,0 +1,400 @@
+"""Traffic, connection and request-rate limiters (docs/ARCHITECTURE.md "Limiters").
+
+- traffic (`limiters`, `?limiter.in=`/`?limiter.out=`): the steady rate through a limited
+  service is the limit within 10 %, both ways at once, on the splice path (`-L tcp://`) and
+  through relay+ws; `$$` is per connection, `$` shared; a CIDR line limits only its clients;
+- an unlimited service still splices (its pipes show in /proc), a limited one does not;
+- connections (`?climiter=N`): the N+1th is closed right after accept, and admitted again once
+  one ends;
+- requests (`?rlimiter=R`): beyond the rate a connection is closed without a reply;
+- a reload that changes a limiter applies to new connections.
+"""
+
+import os
+import signal
+import socket
+import threading
+import time
+import unittest
+
+import gostlib
+from gostlib import GostTestCase, free_port, free_ports, recv_exact, wait_port
+
+KiB = 1024
+MiB = 1024 * 1024
+TOLERANCE = 0.10
+
+
+class Samples:
+    """(monotonic time, total bytes) as bytes arrive; shared by the connections that add to it."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.points = []
+        self.total = 0
+
+    def add(self, n):
+        with self.lock:
+            self.total += n
+            self.points.append((time.monotonic(), self.total))
+
+    def steady_rate(self, skip):
+        """Bytes per second from the moment `skip` bytes had arrived to the last byte: the
+        bucket's initial burst (one second of its rate) is not the steady rate."""
+        with self.lock:
+            pts = list(self.points)
+        start = next((p for p in pts if p[1] >= skip), None)
+        if start is None or pts[-1][0] - start[0] < 0.5:
+            raise AssertionError("too few bytes after the burst: %r" % (pts[-1:],))
+        return (pts[-1][1] - start[1]) / (pts[-1][0] - start[0])
+
+
+def pump(sock, size, samples_in, timeout=60):
+    """Sends `size` bytes (then FIN) while reading until EOF into `samples_in`."""
+    err = []
+
+    def sender():
+        try:
+            chunk = os.urandom(64 * KiB)
+            left = size
+            while left > 0:
+                n = sock.send(chunk[:min(left, len(chunk))])
+                left -= n
+            sock.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            err.append(e)
+
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    sock.settimeout(timeout)
+    while True:
+        d = sock.recv(256 * KiB)
+        if not d:
+            break
+        samples_in.add(len(d))
+    t.join(timeout)
+    if err:
+        raise err[0]
+
+
+class RateServer:
+    """Per connection: sends `send_size` bytes while reading until EOF; what arrives (from all
+    connections) goes into `received`."""
+
+    def __init__(self, send_size):
+        self.send_size = send_size
+        self.received = Samples()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            pump(c, self.send_size, self.received)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def wait_bytes(self, n, timeout=30):
+        """Waits until `n` bytes have arrived in all (a client is done sending long before a
+        limited gost has passed it all on); bounded."""
+        deadline = time.monotonic() + timeout
+        while self.received.total < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.received.total >= n
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def transfer(port, size, source=None, timeout=60):
+    """One connection through gost: sends `size` bytes, returns the Samples it received."""
+    got = Samples()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                 source_address=(source, 0) if source else None)
+    try:
+        pump(s, size, got, timeout)
+    finally:
+        s.close()
+    return got
+
+
+def pipes_of(pid):
+    """How many pipes the process holds (the relay's splice pipes, core/relay.cpp)."""
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("pipe:"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+class TrafficLimits(GostTestCase):
+    def check_both_ways(self, port, server, rate_in, rate_out):
+        # Several MB both ways at once on one connection: 3.5 s of IN, 3 s of OUT after bursts.
+        got = transfer(port, int(rate_in * 3.5))
+        self.assertTrue(server.wait_bytes(int(rate_in * 3.5)))
+        r_in = server.received.steady_rate(skip=rate_in * 1.25)
+        r_out = got.steady_rate(skip=rate_out * 1.25)
+        self.assertEqual(server.received.total, int(rate_in * 3.5))
+        self.assertEqual(got.total, server.send_size)
+        self.assertLess(abs(r_in / rate_in - 1), TOLERANCE, "in: %.0f B/s" % r_in)
+        self.assertLess(abs(r_out / rate_out - 1), TOLERANCE, "out: %.0f B/s" % r_out)
+
+    def test_tcp_forward_in_and_out(self):
+        server = self.start_server(RateServer(send_size=int(512 * KiB * 3.5)))
+        port = free_port()
+        p = self.start_gost("-L", "tcp://:%d/127.0.0.1:%d?limiter.in=1MB&limiter.out=512KB"
+                            % (port, server.port), port=port)
+        self.check_both_ways(port, server, 1 * MiB, 512 * KiB)
+        # A limited tunnel leaves the splice path: no pipe was ever taken.
+        self.assertEqual(pipes_of(p.pid), 0)
+
+    def test_relay_ws_in_and_out(self):
+        server = self.start_server(RateServer(send_size=int(512 * KiB * 3.5)))
+        relay, front = free_ports(2)
+        self.start_gost("-L", "relay+ws://:%d?limiter.in=1MB&limiter.out=512KB" % relay,
+                        port=relay, name="relay-server")
+        self.start_gost("-L", "tcp://:%d/127.0.0.1:%d" % (front, server.port),
+                        "-F", "relay+ws://127.0.0.1:%d" % relay, port=front, name="client")
+        self.check_both_ways(front, server, 1 * MiB, 512 * KiB)
+
+    def test_http2_proxy_streams(self):
+        # The http2 handler reads its request from the HTTP/2 stream under the limiter's wrapper.
+        server = self.start_server(RateServer(send_size=int(512 * KiB * 3.5)))
+        proxy, front = free_ports(2)
+        self.start_gost("-L", "http2://:%d?limiter.in=1MB&limiter.out=512KB" % proxy,
+                        port=proxy, name="http2-server")
+        self.start_gost("-L", "tcp://:%d/127.0.0.1:%d" % (front, server.port),
+                        "-F", "http2://127.0.0.1:%d" % proxy, port=front, name="client")
+        self.check_both_ways(front, server, 1 * MiB, 512 * KiB)
+
+    def test_unlimited_service_still_splices(self):
+        server = self.start_server(RateServer(send_size=4 * MiB))
+        port = free_port()
+        p = self.start_gost("-L", "tcp://:%d/127.0.0.1:%d" % (port, server.port), port=port)
+        self.assertEqual(pipes_of(p.pid), 0)
+        t = time.monotonic()
+        got = transfer(port, 4 * MiB)
+        self.assertEqual(got.total, 4 * MiB)
+        self.assertLess(time.monotonic() - t, 5)
+        # The splice path's pipes go back to a per-thread pool: there they are.
+        self.assertGreater(pipes_of(p.pid), 0)
+
+    def per_connection_vs_shared(self, line):
+        rate = 256 * KiB
+        server = self.start_server(RateServer(send_size=0))
+        port = free_port()
+        cfg = self.write_file("gost.yaml", f"""
+services:
+- name: svc
+  addr: :{port}
+  limiter: lim
+  handler: {{type: tcp}}
+  listener: {{type: tcp}}
+  forwarder: {{nodes: [{{name: t, addr: 127.0.0.1:{server.port}}}]}}
+limiters:
+- name: lim
+  limits: ["{line} 256KB"]
+""")
+        self.start_gost("-C", cfg, port=port)
+        threads = [threading.Thread(target=transfer, args=(port, 2 * rate)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertTrue(server.wait_bytes(4 * rate))
+        self.assertEqual(server.received.total, 4 * rate)
+        return server.received.steady_rate(skip=rate * 2.5) / rate
+
+    def test_dollar_dollar_is_per_connection(self):
+        both = self.per_connection_vs_shared("$$")
+        self.assertLess(abs(both / 2 - 1), TOLERANCE * 1.5, "two connections: %.2f x" % both)
+
+    def test_dollar_is_shared_by_the_service(self):
+        both = self.per_connection_vs_shared("$")
+        self.assertLess(abs(both - 1), TOLERANCE, "two connections: %.2f x" % both)
+
+    def test_cidr_line_limits_its_clients_only(self):
+        rate = 256 * KiB
+        server = self.start_server(RateServer(send_size=0))
+        port = free_port()
+        cfg = self.write_file("gost.yaml", f"""
+services:
+- name: svc
+  addr: :{port}
+  limiter: lim
+  handler: {{type: tcp}}
+  listener: {{type: tcp}}
+  forwarder: {{nodes: [{{name: t, addr: 127.0.0.1:{server.port}}}]}}
+limiters:
+- name: lim
+  limits: ["127.0.0.2/32 256KB 256KB", "10.0.0.0/8 1KB"]
+""")
+        self.start_gost("-C", cfg, port=port)
+        t = time.monotonic()
+        transfer(port, 8 * MiB)  # 127.0.0.1: no line for it
+        self.assertTrue(server.wait_bytes(8 * MiB))
+        self.assertLess(time.monotonic() - t, 5)
+        self.assertEqual(server.received.total, 8 * MiB)
+        server.received = Samples()
+        transfer(port, 3 * rate, source="127.0.0.2")
+        self.assertTrue(server.wait_bytes(3 * rate))
+        r = server.received.steady_rate(skip=rate * 1.25)
+        self.assertLess(abs(r / rate - 1), TOLERANCE, "127.0.0.2: %.0f B/s" % r)
+
+    def test_reload_applies_a_changed_limiter_to_new_connections(self):
+        server = self.start_server(RateServer(send_size=0))
+        port = free_port()
+        text = """
+services:
+- name: svc
+  addr: :%d
+  limiter: lim
+  handler: {type: tcp}
+  listener: {type: tcp}
+  forwarder: {nodes: [{name: t, addr: 127.0.0.1:%d}]}
+limiters:
+- name: lim
+  limits: ["$ %s"]
+"""
+        cfg = self.write_file("gost.yaml", text % (port, server.port, "128KB"))
+        p = self.start_gost("-C", cfg, port=port)
+        transfer(port, 384 * KiB)
+        self.assertTrue(server.wait_bytes(384 * KiB))
+        r = server.received.steady_rate(skip=160 * KiB)
+        self.assertLess(abs(r / (128 * KiB) - 1), TOLERANCE, "before: %.0f B/s" % r)
+        with open(cfg, "w") as f:
+            f.write(text % (port, server.port, "512KB"))
+        listening = p.stderr_text().count("listening on")
+        os.kill(p.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while p.stderr_text().count("listening on") == listening and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertGreater(p.stderr_text().count("listening on"), listening)
+        time.sleep(0.5)  # the old listener retires after a short grace
+        server.received = Samples()
+        transfer(port, 3 * 512 * KiB)
+        self.assertTrue(server.wait_bytes(3 * 512 * KiB))
+        r = server.received.steady_rate(skip=640 * KiB)
+        self.assertLess(abs(r / (512 * KiB) - 1), TOLERANCE, "after: %.0f B/s" % r)
+
+
+class ConnectionLimits(GostTestCase):
+    def echo_ok(self, s, data=b"ping"):
+        s.sendall(data)
+        return recv_exact(s, len(data), timeout=5) == data
+
+    def admitted(self, port, source=None, within=5):
+        """A connection that echoes, retried while start-up's port probe may still hold a place
+        (bounded: a limiter that never admits fails here)."""
+        deadline = time.monotonic() + within
+        while True:
+            s = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                         source_address=(source, 0) if source else None)
+            self.addCleanup(s.close)
+            try:
+                if self.echo_ok(s):
+                    return s
+            except OSError:
+                pass
+            self.assertLess(time.monotonic(), deadline, "never admitted")
+            time.sleep(0.1)
+
+    def closed_without_data(self, s, timeout=5):
+        s.settimeout(timeout)
+        try:
+            return s.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def test_extra_connection_closed_after_accept_and_admitted_later(self):
+        echo = self.start_server(gostlib.EchoServer())
+        port = free_port()
+        self.start_gost("-L", "tcp://:%d/127.0.0.1:%d?climiter=2" % (port, echo.port), port=port)
+        a = self.admitted(port)
+        b = self.admitted(port)
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(c.close)
+        t = time.monotonic()
+        self.assertTrue(self.closed_without_data(c))
+        self.assertLess(time.monotonic() - t, 2)
+        a.close()  # its tunnel ends, and with it its place
+        self.admitted(port)
+        self.assertTrue(self.echo_ok(b))
+
+    def test_per_ip_limit(self):
+        echo = self.start_server(gostlib.EchoServer())
+        port = free_port()
+        cfg = self.write_file("gost.yaml", f"""
+services:
+- name: svc
+  addr: :{port}
+  climiter: cl
+  handler: {{type: tcp}}
+  listener: {{type: tcp}}
+  forwarder: {{nodes: [{{name: t, addr: 127.0.0.1:{echo.port}}}]}}
+climiters:
+- name: cl
+  limits: ["$$ 1"]
+""")
+        self.start_gost("-C", cfg, port=port)
+        self.admitted(port)
+        b = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(b.close)
+        self.assertTrue(self.closed_without_data(b))
+        self.admitted(port, source="127.0.0.2")  # another client IP has its own
+
+
+class RequestRateLimits(GostTestCase):
+    def connect_request(self, port, target):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
+            s.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    d = s.recv(4096)
+                    if not d:
+                        break
+                    data += d
+            except ConnectionResetError:
+                pass
+            return data
+        finally:
+            s.close()
+
+    def test_requests_beyond_the_rate_closed_without_reply(self):
+        echo = self.start_server(gostlib.EchoServer())
+        port = free_port()
+        self.start_gost("-L", "http://:%d?rlimiter=1" % port, port=port)
+        time.sleep(1.1)  # start-up's port probe was a request too: let the bucket refill
+        target = b"127.0.0.1:%d" % echo.port
+        # Burst int(1)+1 = 2: two answered, then closed without a byte (a reset or a FIN).
+        answers = [self.connect_request(port, target) for _ in range(4)]
+        self.assertTrue(answers[0].startswith(b"HTTP/1.1 200"), answers)
+        self.assertTrue(answers[1].startswith(b"HTTP/1.1 200"), answers)
+        self.assertEqual(answers[2:], [b"", b""])
+        time.sleep(1.1)
+        self.assertTrue(self.connect_request(port, target).startswith(b"HTTP/1.1 200"))
+
+
+if __name__ == "__main__":
+    gostlib.main()
