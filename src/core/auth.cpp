@@ -12,11 +12,22 @@ void Auther::add(std::string user, std::string password) {
   state_->table.store(std::make_shared<const Table>(state_->inline_users));
 }
 
-void Auther::set_loaded(const std::vector<std::pair<std::string, std::string>>& users) const {
-  auto t = std::make_shared<Table>(state_->inline_users);
+void Auther::State::set_loaded(const std::vector<std::pair<std::string, std::string>>& users) {
+  auto t = std::make_shared<Table>(inline_users);
   for (const auto& [u, p] : users)
     if (!u.empty()) t->insert_or_assign(u, p);
-  state_->table.store(std::move(t));
+  table.store(std::move(t));
+}
+
+void Auther::set_loaded(const std::vector<std::pair<std::string, std::string>>& users) const {
+  state_->set_loaded(users);
+}
+
+std::function<void(const std::vector<std::pair<std::string, std::string>>&)> Auther::loaded_setter()
+    const {
+  return [weak = std::weak_ptr<State>(state_)](const auto& users) {
+    if (auto s = weak.lock()) s->set_loaded(users);
+  };
 }
 
 std::optional<std::string> Auther::authenticate(std::string_view user,

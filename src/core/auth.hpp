@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +35,9 @@ class Auther {
   void add(std::string user, std::string password);  // inline users, before the auther is shared
   // Replaces the loaded users (later pairs win, and win over inline users; go-gost/x auth.go).
   void set_loaded(const std::vector<std::pair<std::string, std::string>>& users) const;
+  // set_loaded for a source's callback: holds the auther weakly (the auther holds its source).
+  std::function<void(const std::vector<std::pair<std::string, std::string>>&)> loaded_setter()
+      const;
   std::optional<std::string> authenticate(std::string_view user, std::string_view password) const;
 
   void set_plugin(std::shared_ptr<const AuthPlugin> p) { state_->plugin = std::move(p); }
@@ -44,6 +48,7 @@ class Auther {
  private:
   using Table = std::map<std::string, std::string, std::less<>>;
   struct State {
+    void set_loaded(const std::vector<std::pair<std::string, std::string>>& users);
     Table inline_users;
     std::atomic<std::shared_ptr<const Table>> table;
     std::shared_ptr<const AuthPlugin> plugin;
