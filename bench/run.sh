@@ -24,7 +24,7 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp http socks5 relay relay_tls socks5_ws relay_wss relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3)
+SCENARIOS=(direct tcp tcp_controls http socks5 relay relay_controls relay_tls socks5_ws relay_wss relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
@@ -47,6 +47,8 @@ declare -A SCEN_DESC=(
   [socks5_h2]="the same chain with socks5+h2"
   [relay_h3]="the same chain with relay+h3 (PHT over HTTP/3: QUIC over UDP, one connection per worker)"
   [socks5_h3]="the same chain with socks5+h3"
+  [tcp_controls]="the tcp row with a 1,000-entry bypass and a 1,000-entry admission on the service (none matching)"
+  [relay_controls]="the relay row with the same bypass and admission on the relay server"
 )
 
 scenario_direct() {
@@ -68,6 +70,45 @@ scenario_http() {
   wait_listen "$q" || return 1
   free_port p || return 1
   start_gost http-client -L "tcp://127.0.0.1:$p/127.0.0.1:$target" -F "http://127.0.0.1:$q" || return 1
+  wait_listen "$p" || return 1
+  ENTRY_PORT=$p
+}
+
+# A configuration file: SERVICE (a YAML services[] entry, one line) named `bench`, with a 1,000-entry
+# bypass (250 names, 250 .domains, 250 CIDRs, 250 globs) and a 1,000-entry admission (CIDRs and
+# IPs), none of which matches 127.0.0.1 (docs/PROTOCOLS.md "config: controls").
+controls_config() {   # file service-line
+  "$PY" - "$1" "$2" <<'PYEOF'
+import sys
+path, service = sys.argv[1], sys.argv[2]
+m = []
+for i in range(250):
+    m += ["host%d.example.com" % i, ".zone%d.net" % i, "10.%d.0.0/16" % i, "*.glob%d.org" % i]
+a = ["192.168.%d.0/24" % (i % 256) if i < 500 else "172.16.%d.%d" % (i // 256, i % 256) for i in range(1000)]
+with open(path, "w") as f:
+    f.write("services:\n  - " + service + "\n")
+    f.write("bypasses:\n  - name: big\n    matchers: [%s]\n" % ", ".join('"%s"' % x for x in m))
+    f.write("admissions:\n  - name: big\n    matchers: [%s]\n" % ", ".join('"%s"' % x for x in a))
+PYEOF
+}
+
+scenario_tcp_controls() {
+  local target=$1 p
+  free_port p || return 1
+  controls_config "$TMP/tcp_controls.yaml" "{name: bench, addr: \"127.0.0.1:$p\", bypass: big, admission: big, handler: {type: tcp}, forwarder: {nodes: [{name: t, addr: \"127.0.0.1:$target\"}]}}" || return 1
+  start_gost fwd-controls -C "$TMP/tcp_controls.yaml" || return 1
+  wait_listen "$p" || return 1
+  ENTRY_PORT=$p
+}
+
+scenario_relay_controls() {
+  local target=$1 p q
+  free_port q || return 1
+  controls_config "$TMP/relay_controls.yaml" "{name: bench, addr: \"127.0.0.1:$q\", bypass: big, admission: big, handler: {type: relay}}" || return 1
+  start_gost relay-server-controls -C "$TMP/relay_controls.yaml" || return 1
+  wait_listen "$q" || return 1
+  free_port p || return 1
+  start_gost relay-client -L "tcp://127.0.0.1:$p/127.0.0.1:$target" -F "relay://127.0.0.1:$q" || return 1
   wait_listen "$p" || return 1
   ENTRY_PORT=$p
 }

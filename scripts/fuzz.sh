@@ -41,6 +41,9 @@ for t in $targets; do
     api_json) srcs="src/config/loader.cpp src/config/json_check.cpp src/config/model.cpp \
       src/config/go_text.cpp src/config/printer.cpp"
       libs="-lyaml-cpp -lfmt" ;;
+    policy) srcs="src/policy/ip.cpp src/policy/bypass.cpp src/policy/admission.cpp \
+      src/policy/hosts.cpp"
+      libs="-lfmt" ;;
     http2*) srcs="src/net/http2.cpp src/core/stream.cpp src/core/buffer_pool.cpp \
       src/config/model.cpp src/config/go_text.cpp"
       libs="-lnghttp2 -lfmt"

@@ -36,38 +36,29 @@ ApiError bad_request(int code, std::string msg) {
 }
 
 // The collections this implementation has objects for, with GOST's words for them.
-template <class T>
-struct Collection;
-template <>
-struct Collection<config::Service> {
-  static constexpr const char* kind = "service";
-  static auto& list(config::Config& c) { return c.services; }
-  static config::Service load(std::string_view body) { return config::load_service_object(body); }
-};
-template <>
-struct Collection<config::Chain> {
-  static constexpr const char* kind = "chain";
-  static auto& list(config::Config& c) { return c.chains; }
-  static config::Chain load(std::string_view body) { return config::load_chain_object(body); }
-};
-template <>
-struct Collection<config::Hop> {
-  static constexpr const char* kind = "hop";
-  static auto& list(config::Config& c) { return c.hops; }
-  static config::Hop load(std::string_view body) { return config::load_hop_object(body); }
-};
-template <>
-struct Collection<config::Auther> {
-  static constexpr const char* kind = "auther";
-  static auto& list(config::Config& c) { return c.authers; }
-  static config::Auther load(std::string_view body) { return config::load_auther_object(body); }
-};
+#define GOST_API_COLLECTION(Name, T, word, field, loader)                 \
+  struct Name {                                                           \
+    using Type = config::T;                                               \
+    static constexpr const char* kind = word;                             \
+    static auto& list(config::Config& c) { return c.field; }              \
+    static config::T load(std::string_view body) { return loader(body); } \
+  };
+GOST_API_COLLECTION(Services, Service, "service", services, config::load_service_object)
+GOST_API_COLLECTION(Chains, Chain, "chain", chains, config::load_chain_object)
+GOST_API_COLLECTION(Hops, Hop, "hop", hops, config::load_hop_object)
+GOST_API_COLLECTION(Authers, Auther, "auther", authers, config::load_auther_object)
+GOST_API_COLLECTION(Admissions, Admission, "admission", admissions, config::load_admission_object)
+GOST_API_COLLECTION(Bypasses, Bypass, "bypass", bypasses, config::load_bypass_object)
+GOST_API_COLLECTION(HostsList, Hosts, "hosts", hosts, config::load_hosts_object)
+GOST_API_COLLECTION(Limiters, Limiter, "limiter", limiters, config::load_limiter_object)
+GOST_API_COLLECTION(CLimiters, Limiter, "climiter", climiters, config::load_limiter_object)
+GOST_API_COLLECTION(RLimiters, Limiter, "rlimiter", rlimiters, config::load_limiter_object)
+#undef GOST_API_COLLECTION
 
 // GOST's other collections: objects this implementation does not have. Reading them shows none;
 // creating one is refused with a message that says so.
-constexpr std::string_view kUnsupported[] = {"admissions", "bypasses", "resolvers", "hosts",
-                                             "ingresses",  "routers",  "observers", "recorders",
-                                             "sds",        "limiters", "climiters", "rlimiters"};
+constexpr std::string_view kUnsupported[] = {"resolvers", "ingresses", "routers",
+                                             "observers", "recorders", "sds"};
 
 // The value of `key` in the query of a request-target ("" when absent).
 std::string query_value(std::string_view target, std::string_view key) {
@@ -153,9 +144,9 @@ struct ApiServer::Impl {
     return cfg;
   }
 
-  template <class T>
+  template <class C>
   Response collection(const Request& req, const std::string& name) {
-    using C = Collection<T>;
+    using T = typename C::Type;
     const std::string kind = C::kind;
     auto method = req.method();
     if (method == bhttp::verb::get) {
@@ -293,10 +284,16 @@ struct ApiServer::Impl {
     std::string name =
         slash == std::string_view::npos ? std::string() : std::string(rest.substr(slash + 1));
     if (name.find('/') != std::string::npos) return not_found(req);
-    if (coll == "services") return collection<config::Service>(req, name);
-    if (coll == "chains") return collection<config::Chain>(req, name);
-    if (coll == "hops") return collection<config::Hop>(req, name);
-    if (coll == "authers") return collection<config::Auther>(req, name);
+    if (coll == "services") return collection<Services>(req, name);
+    if (coll == "chains") return collection<Chains>(req, name);
+    if (coll == "hops") return collection<Hops>(req, name);
+    if (coll == "authers") return collection<Authers>(req, name);
+    if (coll == "admissions") return collection<Admissions>(req, name);
+    if (coll == "bypasses") return collection<Bypasses>(req, name);
+    if (coll == "hosts") return collection<HostsList>(req, name);
+    if (coll == "limiters") return collection<Limiters>(req, name);
+    if (coll == "climiters") return collection<CLimiters>(req, name);
+    if (coll == "rlimiters") return collection<RLimiters>(req, name);
     if (std::find(std::begin(kUnsupported), std::end(kUnsupported), coll) !=
         std::end(kUnsupported)) {
       if (req.method() == bhttp::verb::get)

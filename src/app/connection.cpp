@@ -13,7 +13,13 @@ namespace {
 
 awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
                                  std::shared_ptr<Handler> handler, StreamPtr stream,
-                                 log::Logger base, std::shared_ptr<const std::string> service) {
+                                 log::Logger base, std::shared_ptr<const std::string> service,
+                                 std::shared_ptr<const policy::Admissions> admissions) {
+  // A refused client is closed before any handshake, log line or byte (go-gost/x admission).
+  if (admissions && !policy::admits(*admissions, stream->remote_address())) {
+    base.debug(fmt::format("admission: {} is denied", stream->remote_address()));
+    co_return;
+  }
   memory::ConnectionScope counted;
   ConnInfo conn;
   conn.sid = new_xid();
@@ -59,7 +65,8 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
 }  // namespace
 
 awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<Handler> handler,
-                            log::Logger log, std::string service) {
+                            log::Logger log, std::string service,
+                            std::shared_ptr<const policy::Admissions> admissions) {
   auto ex = co_await asio::this_coro::executor;
   // One copy of the name for all connections of this loop (they may outlive the service).
   auto name = std::make_shared<const std::string>(std::move(service));
@@ -76,7 +83,8 @@ awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<
       continue;
     }
     backoff = std::chrono::seconds(1);
-    asio::co_spawn(ex, serve_connection(listener, handler, std::move(stream), log, name),
+    asio::co_spawn(ex,
+                   serve_connection(listener, handler, std::move(stream), log, name, admissions),
                    asio::detached);
   }
 }

@@ -8,11 +8,15 @@
 #include <string>
 
 #include "core/component.hpp"
+#include "policy/admission.hpp"
 
 namespace gost::app {
 
-// Accepts until the listener is closed; each connection runs in its own coroutine.
+// Accepts until the listener is closed; each connection runs in its own coroutine. A client the
+// service's admissions refuse is closed before anything else (docs/PROTOCOLS.md
+// "config: controls").
 awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<Handler> handler,
-                            log::Logger log, std::string service);
+                            log::Logger log, std::string service,
+                            std::shared_ptr<const policy::Admissions> admissions = nullptr);
 
 }  // namespace gost::app

@@ -11,21 +11,70 @@
 #include "chain/chain.hpp"
 #include "core/component.hpp"
 #include "core/metrics.hpp"
+#include "policy/admission.hpp"
+#include "policy/bypass.hpp"
+#include "policy/hosts.hpp"
+#include "source/bind.hpp"
 
 namespace gost::app {
 namespace {
 
 using config::ConfigError;
 
+// `x` and `xs` of a service, hop or node (`bypass` + `bypasses`, `admission` + `admissions`).
+std::vector<std::string> names_of(const std::string& one, const std::vector<std::string>& many) {
+  auto out = many;
+  out.push_back(one);
+  return out;
+}
+
 class Builder {
  public:
   explicit Builder(const config::Config& cfg) : cfg_(cfg) {
-    for (const auto& a : cfg.authers) {
-      Auther auther;
-      for (const auto& u : a.auths) auther.add(u.username, u.password);
-      authers_.emplace(a.name, std::move(auther));
-    }
+    // Sources are read here the first time, then on the source thread (docs/ARCHITECTURE.md
+    // "Sources"); a holder keeps its loader.
+    for (const auto& a : cfg.authers) authers_.emplace(a.name, source::make_auther(a));
     for (const auto& h : cfg.hops) hops_.emplace(h.name, &h);
+    // The controls (docs/PROTOCOLS.md "config: controls"): one holder per name, shared by every
+    // service, hop and node that names it.
+    for (const auto& a : cfg.admissions)
+      admissions_[a.name] = source::with_sources(
+          std::make_shared<policy::Admission>(a),
+          source::loader_sources(a.sources, "admission " + a.name, "set"),
+          log::root().with({{"kind", "admission"}, {"admission", a.name}}),
+          [](policy::Admission& h, const source::Data& d) { h.update(d.lines); });
+    for (const auto& b : cfg.bypasses)
+      bypasses_[b.name] =
+          source::with_sources(std::make_shared<policy::Bypass>(b),
+                               source::loader_sources(b.sources, "bypass " + b.name, "set"),
+                               log::root().with({{"kind", "bypass"}, {"bypass", b.name}}),
+                               [](policy::Bypass& h, const source::Data& d) { h.update(d.lines); });
+    for (const auto& h : cfg.hosts)
+      hosts_[h.name] =
+          source::with_sources(std::make_shared<policy::Hosts>(h),
+                               source::loader_sources(h.sources, "hosts " + h.name, "set-or-list"),
+                               log::root().with({{"kind", "hosts"}, {"hosts", h.name}}),
+                               [](policy::Hosts& holder, const source::Data& d) {
+                                 // "IP name [aliases...]" a line (go-gost/x hosts/hosts.go
+                                 // parseLine).
+                                 std::vector<config::HostMapping> mappings;
+                                 for (const auto& line : d.lines)
+                                   for (auto& m : policy::parse_hosts_line(line))
+                                     mappings.push_back(std::move(m));
+                                 holder.update(mappings);
+                               });
+  }
+
+  // Names were checked by reject_unbuilt(); empty names are skipped.
+  policy::Admissions admissions(const std::vector<std::string>& names) const {
+    return pick(admissions_, names);
+  }
+  policy::Bypasses bypasses(const std::vector<std::string>& names) const {
+    return pick(bypasses_, names);
+  }
+  std::shared_ptr<const policy::Hosts> hosts(const std::string& name) const {
+    auto it = hosts_.find(name);
+    return it == hosts_.end() ? nullptr : it->second;
   }
 
   std::shared_ptr<Chain> chain(const std::string& name, std::string_view where) {
@@ -136,12 +185,28 @@ class Builder {
             nwhere, ctype, dtype, ctype == "http2" ? "another connector" : ctype));
       n->connector = (*cf)(ConnectorOptions{cn.connector, cn.addr});
       n->dialer = (*df)(DialerOptions{cn.dialer, cn.addr});
+      n->bypass = bypasses(names_of(cn.bypass, cn.bypasses));
+      n->hosts = hosts(cn.hosts.empty() ? h.hosts : cn.hosts);  // a node inherits its hop's
       nodes.push_back(std::move(n));
     }
-    return std::make_shared<Hop>(h.name, std::move(nodes), selector_options(h.selector, hwhere));
+    return std::make_shared<Hop>(h.name, std::move(nodes), selector_options(h.selector, hwhere),
+                                 bypasses(names_of(h.bypass, h.bypasses)));
+  }
+
+  template <class T>
+  static std::vector<std::shared_ptr<const T>> pick(
+      const std::map<std::string, std::shared_ptr<T>>& all, const std::vector<std::string>& names) {
+    std::vector<std::shared_ptr<const T>> out;
+    for (const auto& n : names)
+      if (auto it = all.find(n); !n.empty() && it != all.end()) out.push_back(it->second);
+    return out;
   }
 
   const config::Config& cfg_;
+  // Not const: a source (src/source/) updates a holder in place.
+  std::map<std::string, std::shared_ptr<policy::Admission>> admissions_;
+  std::map<std::string, std::shared_ptr<policy::Bypass>> bypasses_;
+  std::map<std::string, std::shared_ptr<policy::Hosts>> hosts_;
   std::map<std::string, Auther> authers_;
   std::map<std::string, const config::Hop*> hops_;
   std::map<std::string, std::shared_ptr<Chain>> chains_;
@@ -163,24 +228,120 @@ bool same_named(const std::vector<T>& a, const std::vector<T>& b, const std::str
   return (!x && !y) || (x && y && *x == *y);
 }
 
+template <class T>
+bool same_all(const std::vector<T>& a, const std::vector<T>& b,
+              const std::vector<std::string>& names) {
+  for (const auto& n : names)
+    if (!n.empty() && !same_named(a, b, n)) return false;
+  return true;
+}
+
+// The bypasses and hosts a hop and its nodes name (docs/PROTOCOLS.md "config: controls").
+bool same_hop_references(const config::Hop& h, const config::Config& a, const config::Config& b) {
+  if (!same_all(a.bypasses, b.bypasses, names_of(h.bypass, h.bypasses))) return false;
+  if (!same_all(a.hosts, b.hosts, {h.hosts})) return false;
+  for (const auto& n : h.nodes) {
+    if (!same_all(a.bypasses, b.bypasses, names_of(n.bypass, n.bypasses))) return false;
+    if (!same_all(a.hosts, b.hosts, {n.hosts})) return false;
+  }
+  return true;
+}
+
 // Everything a service refers to by name and binds when it is built. (Loggers are looked up by
 // name at each line: a logger change needs no rebuild.)
 bool same_references(const config::Service& s, const config::Config& a, const config::Config& b) {
   if (!s.handler.chain.empty()) {
     if (!same_named(a.chains, b.chains, s.handler.chain)) return false;
     if (const auto* chain = by_name(b.chains, s.handler.chain))
-      for (const auto& h : chain->hops)
+      for (const auto& h : chain->hops) {
         if (h.nodes.empty() && !same_named(a.hops, b.hops, h.name)) return false;
+        const config::Hop* used = h.nodes.empty() ? by_name(b.hops, h.name) : &h;
+        if (used && !same_hop_references(*used, a, b)) return false;
+      }
   }
   if (s.forwarder) {
     const std::string& ref = !s.forwarder->hop.empty() ? s.forwarder->hop : s.forwarder->name;
     if (!ref.empty() && !same_named(a.hops, b.hops, ref)) return false;
   }
-  auto authers = s.handler.authers;
-  authers.push_back(s.handler.auther);
-  for (const auto& n : authers)
-    if (!n.empty() && !same_named(a.authers, b.authers, n)) return false;
-  return true;
+  if (!same_all(a.authers, b.authers, names_of(s.handler.auther, s.handler.authers))) return false;
+  if (!same_all(a.admissions, b.admissions, names_of(s.admission, s.admissions))) return false;
+  if (!same_all(a.bypasses, b.bypasses, names_of(s.bypass, s.bypasses))) return false;
+  if (!same_all(a.hosts, b.hosts, {s.hosts})) return false;
+  if (!same_all(a.limiters, b.limiters, {s.limiter, s.handler.limiter})) return false;
+  if (!same_all(a.climiters, b.climiters, {s.climiter})) return false;
+  return same_all(a.rlimiters, b.rlimiters, {s.rlimiter});
+}
+
+// ---- what is not built yet -------------------------------------------------------------------
+
+// Sections and keys the model holds that this implementation does not carry out yet: refused by
+// name, never silently ignored (docs/ARCHITECTURE.md "Errors, limits and logs").
+// `file`, `redis`, `http` and `reload` are read by src/source/ for authers, admissions, bypasses
+// and hosts; `plugin` only for authers (the admission, bypass and hosts checks are synchronous).
+void reject_plugin(const config::Sources& s, const std::string& where) {
+  if (s.plugin) throw ConfigError(fmt::format("{}: plugin: not supported yet", where));
+}
+
+template <class T>
+void check_defined(const std::vector<T>& list, const std::vector<std::string>& names,
+                   const char* kind, const std::string& where) {
+  for (const auto& n : names)
+    if (!n.empty() && !by_name(list, n))
+      throw ConfigError(fmt::format("{}: {} \"{}\" is not defined", where, kind, n));
+}
+
+void check_hop_references(const config::Hop& h, const config::Config& c, const std::string& where) {
+  check_defined(c.bypasses, names_of(h.bypass, h.bypasses), "bypass", where);
+  check_defined(c.hosts, {h.hosts}, "hosts", where);
+  for (const auto& n : h.nodes) {
+    const std::string nwhere = fmt::format("{} node {}", where, n.name);
+    check_defined(c.bypasses, names_of(n.bypass, n.bypasses), "bypass", nwhere);
+    check_defined(c.hosts, {n.hosts}, "hosts", nwhere);
+  }
+}
+
+// GOST registers every named object per kind: a second object of one name is a load error.
+template <class T>
+void check_unique(const std::vector<T>& list, const char* section) {
+  std::set<std::string> seen;
+  for (const auto& x : list)
+    if (!seen.insert(x.name).second)
+      throw ConfigError(fmt::format("{}: duplicate name \"{}\"", section, x.name));
+}
+
+void reject_unbuilt(const config::Config& c) {
+  check_unique(c.admissions, "admissions");
+  check_unique(c.bypasses, "bypasses");
+  check_unique(c.hosts, "hosts");
+  // @api and @metrics check an auther's inline users only (synchronously, on their thread).
+  auto global_auther = [&](const std::string& name, const char* where) {
+    const auto* a = name.empty() ? nullptr : by_name(c.authers, name);
+    if (a && (a->sources.file || a->sources.redis || a->sources.http || a->sources.plugin))
+      throw ConfigError(fmt::format(
+          "{}: auther \"{}\": file/redis/http/plugin sources are not supported for {} yet", where,
+          name, where));
+  };
+  if (c.api) global_auther(c.api->auther, "api");
+  if (c.metrics) global_auther(c.metrics->auther, "metrics");
+  for (const auto& a : c.admissions) reject_plugin(a.sources, "admission " + a.name);
+  for (const auto& b : c.bypasses) reject_plugin(b.sources, "bypass " + b.name);
+  for (const auto& h : c.hosts) reject_plugin(h.sources, "hosts " + h.name);
+  if (!c.limiters.empty()) throw ConfigError("limiters: not supported yet");
+  if (!c.climiters.empty()) throw ConfigError("climiters: not supported yet");
+  if (!c.rlimiters.empty()) throw ConfigError("rlimiters: not supported yet");
+  for (const auto& s : c.services) {
+    const std::string where = "service " + s.name;
+    check_defined(c.admissions, names_of(s.admission, s.admissions), "admission", where);
+    check_defined(c.bypasses, names_of(s.bypass, s.bypasses), "bypass", where);
+    check_defined(c.hosts, {s.hosts}, "hosts", where);
+    check_defined(c.limiters, {s.limiter, s.handler.limiter}, "limiter", where);
+    check_defined(c.climiters, {s.climiter}, "climiter", where);
+    check_defined(c.rlimiters, {s.rlimiter}, "rlimiter", where);
+  }
+  for (const auto& ch : c.chains)
+    for (const auto& h : ch.hops)
+      check_hop_references(h, c, fmt::format("chain {} hop {}", ch.name, h.name));
+  for (const auto& h : c.hops) check_hop_references(h, c, "hop " + h.name);
 }
 
 // Services are matched by name; a repeated name is told apart by its occurrence.
@@ -203,6 +364,7 @@ struct ServiceInstance {
   std::vector<std::shared_ptr<Listener>> listeners;  // one per worker
   log::Logger log;
   std::string address;  // as bound, e.g. "[::]:8080"
+  std::shared_ptr<const policy::Admissions> admissions;
   std::int64_t created = 0;
   bool serving = false;
 };
@@ -243,6 +405,17 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   if (!sc.handler.chain.empty() && !sc.metadata.get_bool("ignoreChain").value_or(false))
     ro.chain = builder.chain(sc.handler.chain, where);
   ro.retries = sc.handler.retries;
+  // The command line's `?admission=`, `?bypass=`, `?hosts=` stay in the service and listener
+  // metadata as GOST leaves them (docs/PROTOCOLS.md "cli: query keys"): looked up here, so that
+  // they are not reported as unknown options.
+  for (const char* key : {"admission", "bypass", "hosts"}) {
+    (void)sc.metadata.contains(key);
+    (void)sc.listener.metadata.contains(key);
+  }
+  ro.bypass = builder.bypasses(names_of(sc.bypass, sc.bypasses));
+  ro.hosts = builder.hosts(sc.hosts);
+  rt->admissions = std::make_shared<const policy::Admissions>(
+      builder.admissions(names_of(sc.admission, sc.admissions)));
   if (auto d = sc.metadata.get_duration("dialTimeout"); d && d->count() > 0) ro.dial_timeout = *d;
 
   HandlerOptions ho;
@@ -368,7 +541,8 @@ struct Runtime::Impl {
 
   void serve(ServiceInstance& s) {
     for (std::size_t i = 0; i < s.listeners.size(); ++i)
-      asio::co_spawn(*workers[i], accept_loop(s.listeners[i], s.handler, s.log, s.config.name),
+      asio::co_spawn(*workers[i],
+                     accept_loop(s.listeners[i], s.handler, s.log, s.config.name, s.admissions),
                      asio::detached);
     s.serving = true;
   }
@@ -399,6 +573,7 @@ ServicePlan Runtime::update(const std::function<void(config::Config&)>& change) 
 
 ServicePlan Runtime::apply_locked(const config::Config& next) {
   auto& im = *impl_;
+  reject_unbuilt(next);
   ServicePlan plan = plan_services(im.config, next);
   auto new_keys = service_keys(next);
   std::map<std::string, ServiceInstance*> running;

@@ -11,11 +11,12 @@
 
 namespace gost {
 
-std::vector<std::shared_ptr<Node>> Chain::route(std::string_view hash_key) const {
+std::vector<std::shared_ptr<Node>> Chain::route(std::string_view hash_key,
+                                                const RouteTarget* target) const {
   std::vector<std::shared_ptr<Node>> nodes;
   nodes.reserve(hops_.size());
   for (const auto& hop : hops_) {
-    auto n = hop->select(hash_key);
+    auto n = hop->select(hash_key, target);
     if (!n) break;
     nodes.push_back(std::move(n));
   }
@@ -71,7 +72,8 @@ awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
   Node& first = *route.front();
   auto start = std::chrono::steady_clock::now();
   StreamPtr s = co_await node_step(first, [&]() -> awaitable<StreamPtr> {
-    auto st = co_await first.dialer->connect(first.addr, log);
+    const std::string addr = first.dial_address();
+    auto st = co_await first.dialer->connect(addr, log);
     co_return co_await first.connector->handshake(std::move(st));
   });
   first.marker.reset();
@@ -84,7 +86,8 @@ awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
     Node& prev = *route[k - 1];
     Node& node = *route[k];
     s = co_await node_step(node, [&]() -> awaitable<StreamPtr> {
-      auto st = co_await prev.connector->connect(std::move(s), "tcp", node.addr, log);
+      const std::string addr = node.dial_address();
+      auto st = co_await prev.connector->connect(std::move(s), "tcp", addr, log);
       st = co_await node.dialer->handshake(std::move(st), node.addr);
       co_return co_await node.connector->handshake(std::move(st));
     });
@@ -98,22 +101,33 @@ awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view add
   std::string last_error;
   std::string last_context;
   error_code last_code = asio::error::host_unreachable;
+  // The service's hosts mapping (go-gost/x chain/router.go: Resolve before Route); hops and
+  // nodes see both the mapped and the requested address.
+  std::string mapped;
+  if (opts_.hosts)
+    if (auto m = opts_.hosts->current()->map_address(address)) {
+      conn.log.debug(fmt::format("hit host mapper: {} -> {}", address, *m));
+      mapped = std::move(*m);
+    }
+  const std::string_view target = mapped.empty() ? address : std::string_view(mapped);
+  const RouteTarget route_target{network, target, mapped.empty() ? std::string_view() : address};
   for (int attempt = 0; attempt <= opts_.retries; ++attempt) {
     std::vector<std::shared_ptr<Node>> route;
     if (opts_.chain)
-      route = opts_.chain->route(conn.client_id.empty() ? conn.remote : conn.client_id);
+      route =
+          opts_.chain->route(conn.client_id.empty() ? conn.remote : conn.client_id, &route_target);
     if (log::enabled(log::Level::debug)) {
       std::string path;
       for (auto& n : route) path += fmt::format("{}@{} > ", n->name, n->addr);
-      conn.log.debug(fmt::format("route(retry={}) {}{}", attempt, path, address));
+      conn.log.debug(fmt::format("route(retry={}) {}{}", attempt, path, target));
     }
     if (route.empty() && network.substr(0, 3) == "udp")
       throw system_error(asio::error::operation_not_supported,
                          "direct UDP is opened by the handler itself, not dialed by the router");
     try {
-      if (route.empty()) co_return co_await with_timeout(dial_tcp(address), opts_.dial_timeout);
+      if (route.empty()) co_return co_await with_timeout(dial_tcp(target), opts_.dial_timeout);
       std::string_view chain_name = opts_.chain->name();
-      co_return co_await with_timeout(dial_route(route, network, address, conn.log, chain_name),
+      co_return co_await with_timeout(dial_route(route, network, target, conn.log, chain_name),
                                       opts_.dial_timeout);
     } catch (const system_error& e) {
       // gost_chain_errors_total: every failed attempt through a named chain, labelled with the

@@ -15,8 +15,10 @@ class Chain {
   Chain(std::string name, std::vector<std::shared_ptr<Hop>> hops)
       : name_(std::move(name)), hops_(std::move(hops)) {}
   const std::string& name() const { return name_; }
-  // One node per hop, in order; stops at the first hop that selects nothing.
-  std::vector<std::shared_ptr<Node>> route(std::string_view hash_key) const;
+  // One node per hop, in order; stops at the first hop that selects nothing (a hop's bypass
+  // covers `target`, or every node's does): the nodes chosen so far carry the traffic.
+  std::vector<std::shared_ptr<Node>> route(std::string_view hash_key,
+                                           const RouteTarget* target = nullptr) const;
 
  private:
   std::string name_;
@@ -37,6 +39,8 @@ struct RouterOptions {
   std::shared_ptr<Chain> chain;  // null = direct
   int retries = 0;
   std::chrono::nanoseconds dial_timeout = std::chrono::seconds(15);
+  policy::Bypasses bypass;                     // the service's (`bypass`, `bypasses`)
+  std::shared_ptr<const policy::Hosts> hosts;  // the service's: maps target host names
 };
 
 class Router {
@@ -46,6 +50,11 @@ class Router {
   awaitable<StreamPtr> dial(std::string_view network, std::string_view address,
                             const ConnInfo& conn);
   bool has_chain() const { return opts_.chain != nullptr; }
+  // The service's bypass covers this target: the handler refuses it with its protocol's answer
+  // and dials nothing (docs/PROTOCOLS.md "config: controls").
+  bool bypassed(std::string_view network, std::string_view address) const {
+    return !opts_.bypass.empty() && policy::bypasses(opts_.bypass, network, address);
+  }
 
  private:
   RouterOptions opts_;

@@ -58,8 +58,23 @@ SelectorOptions selector_options(const std::optional<config::Selector>& sel,
   return o;
 }
 
-Hop::Hop(std::string name, std::vector<std::shared_ptr<Node>> nodes, SelectorOptions opts)
-    : name_(std::move(name)), nodes_(std::move(nodes)), opts_(opts) {}
+Hop::Hop(std::string name, std::vector<std::shared_ptr<Node>> nodes, SelectorOptions opts,
+         policy::Bypasses bypass)
+    : name_(std::move(name)), nodes_(std::move(nodes)), opts_(opts), bypass_(std::move(bypass)) {
+  for (const auto& n : nodes_) node_bypass_ = node_bypass_ || !n->bypass.empty();
+}
+
+std::string Node::dial_address() const {
+  if (hosts)
+    if (auto mapped = hosts->current()->map_address(addr)) return *mapped;
+  return addr;
+}
+
+namespace {
+bool bypassed(const policy::Bypasses& list, const RouteTarget& t) {
+  return policy::bypasses(list, t.network, t.addr, t.host);
+}
+}  // namespace
 
 bool Hop::is_failed(const Node& n) const {
   int max_fails = n.max_fails > 0 ? n.max_fails : opts_.max_fails;
@@ -67,15 +82,25 @@ bool Hop::is_failed(const Node& n) const {
   return n.marker.failed(max_fails, timeout);
 }
 
-std::shared_ptr<Node> Hop::select(std::string_view hash_key) {
+std::shared_ptr<Node> Hop::select(std::string_view hash_key, const RouteTarget* target) {
   if (nodes_.empty()) return nullptr;
-  if (nodes_.size() == 1) return nodes_.front();
+  if (target && !bypass_.empty() && bypassed(bypass_, *target)) return nullptr;
+  // The nodes this target may use: all, or those whose bypass does not cover it.
+  std::vector<std::shared_ptr<Node>> allowed_storage;
+  const std::vector<std::shared_ptr<Node>>* allowed = &nodes_;
+  if (target && node_bypass_) {
+    for (const auto& n : nodes_)
+      if (n->bypass.empty() || !bypassed(n->bypass, *target)) allowed_storage.push_back(n);
+    if (allowed_storage.empty()) return nullptr;
+    allowed = &allowed_storage;
+  }
+  if (allowed->size() == 1) return allowed->front();
   std::vector<Node*> live;
-  live.reserve(nodes_.size());
-  for (auto& n : nodes_)
+  live.reserve(allowed->size());
+  for (auto& n : *allowed)
     if (!is_failed(*n)) live.push_back(n.get());
   // Last resort: every node failed → the first one, so a hop never goes dark.
-  if (live.empty()) return nodes_.front();
+  if (live.empty()) return allowed->front();
   // Backup nodes only when no primary remains.
   std::vector<Node*> primary;
   for (auto* n : live)
@@ -111,9 +136,9 @@ std::shared_ptr<Node> Hop::select(std::string_view hash_key) {
       chosen = pool[counter_.fetch_add(1, std::memory_order_relaxed) % pool.size()];
       break;
   }
-  for (auto& n : nodes_)
+  for (auto& n : *allowed)
     if (n.get() == chosen) return n;
-  return nodes_.front();
+  return allowed->front();
 }
 
 }  // namespace gost

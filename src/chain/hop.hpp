@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "core/component.hpp"
+#include "policy/bypass.hpp"
+#include "policy/hosts.hpp"
 
 namespace gost {
 
@@ -34,6 +36,18 @@ struct Node {
   bool backup = false;
   int weight = 1;
   FailMarker marker;
+  policy::Bypasses bypass;                     // not selected for a target these bypass
+  std::shared_ptr<const policy::Hosts> hosts;  // maps `addr` (its own, else its hop's)
+  // `addr` with its host mapped by `hosts` (go-gost/x chain/route.go resolves each node's address).
+  std::string dial_address() const;
+};
+
+// What a route is chosen for: the target as dialed (after the service's hosts mapping) and as the
+// client asked for it; bypasses match either.
+struct RouteTarget {
+  std::string_view network = "tcp";
+  std::string_view addr;
+  std::string_view host;  // the requested address when the hosts mapping changed it, else empty
 };
 
 enum class Strategy { round, random, fifo, hash };
@@ -51,10 +65,12 @@ SelectorOptions selector_options(const std::optional<config::Selector>& sel,
 
 class Hop {
  public:
-  Hop(std::string name, std::vector<std::shared_ptr<Node>> nodes, SelectorOptions opts);
+  Hop(std::string name, std::vector<std::shared_ptr<Node>> nodes, SelectorOptions opts,
+      policy::Bypasses bypass = {});
   // Picks a node (docs/PROTOCOLS.md "core: selection"); `hash_key` feeds the hash strategy. Null
-  // when empty.
-  std::shared_ptr<Node> select(std::string_view hash_key = {});
+  // when empty, when the hop's bypass covers `target`, or when every node's does (go-gost/x
+  // hop/hop.go: such nodes are skipped).
+  std::shared_ptr<Node> select(std::string_view hash_key = {}, const RouteTarget* target = nullptr);
   bool is_failed(const Node& n) const;
   const std::string& name() const { return name_; }
   const std::vector<std::shared_ptr<Node>>& nodes() const { return nodes_; }
@@ -63,6 +79,8 @@ class Hop {
   std::string name_;
   std::vector<std::shared_ptr<Node>> nodes_;
   SelectorOptions opts_;
+  policy::Bypasses bypass_;
+  bool node_bypass_ = false;  // some node has a bypass
   std::atomic<std::uint64_t> counter_{0};
 };
 

@@ -232,19 +232,28 @@ class Loader {
   Chain chain_object(const Obj& o) const { return chain(o); }
   Hop hop_object(const Obj& o) const { return hop(o); }
   Auther auther_object(const Obj& o) const { return auther(o); }
+  Admission admission_object(const Obj& o) const { return admission(o); }
+  Bypass bypass_object(const Obj& o) const { return bypass(o); }
+  Hosts hosts_object(const Obj& o) const { return hosts(o); }
+  Limiter limiter_object(const Obj& o) const { return limiter(o); }
 
   Config config(const YAML::Node& root) const {
     if (is_null(root)) return {};
     if (!root.IsMap()) throw ConfigError("configuration: expected a mapping at the top level");
     const Obj top(root, "");
-    top.reject({"admissions", "bypasses", "resolvers", "hosts", "ingresses", "routers", "sds",
-                "recorders", "rewriters", "caches", "limiters", "quotas", "climiters", "rlimiters",
-                "observers", "profiling"});
+    top.reject({"resolvers", "ingresses", "routers", "sds", "recorders", "rewriters", "caches",
+                "quotas", "observers", "profiling"});
     Config cfg;
     top.each("services", [&](const Obj& o) { cfg.services.push_back(service(o)); });
     top.each("chains", [&](const Obj& o) { cfg.chains.push_back(chain(o)); });
     top.each("hops", [&](const Obj& o) { cfg.hops.push_back(hop(o)); });
     top.each("authers", [&](const Obj& o) { cfg.authers.push_back(auther(o)); });
+    top.each("admissions", [&](const Obj& o) { cfg.admissions.push_back(admission(o)); });
+    top.each("bypasses", [&](const Obj& o) { cfg.bypasses.push_back(bypass(o)); });
+    top.each("hosts", [&](const Obj& o) { cfg.hosts.push_back(hosts(o)); });
+    top.each("limiters", [&](const Obj& o) { cfg.limiters.push_back(limiter(o)); });
+    top.each("climiters", [&](const Obj& o) { cfg.climiters.push_back(limiter(o)); });
+    top.each("rlimiters", [&](const Obj& o) { cfg.rlimiters.push_back(limiter(o)); });
     top.each("loggers", [&](const Obj& o) {
       cfg.loggers.push_back(NamedLogger{.name = o.str("name"), .log = log(o.sub("log"))});
     });
@@ -348,7 +357,7 @@ class Loader {
   }
 
   Handler handler(const Obj& o) const {
-    o.reject({"chainGroup", "limiter", "observer"});
+    o.reject({"chainGroup", "observer"});
     Handler h{.type = o.str("type"),
               .retries = o.integer("retries"),
               .chain = o.str("chain"),
@@ -356,6 +365,7 @@ class Loader {
               .authers = o.strings("authers"),
               .auth = optional_auth(o),
               .tls = optional_tls(o),
+              .limiter = o.str("limiter"),
               .metadata = metadata(o)};
     if (h.type.empty()) h.type = "auto";
     return h;
@@ -394,12 +404,19 @@ class Loader {
   }
 
   Service service(const Obj& o) const {
-    o.reject({"admission", "admissions", "bypass", "bypasses", "resolver", "hosts", "limiter",
-              "quotas", "climiter", "rlimiter", "observer", "rewriter", "recorders", "cache",
-              "interface", "sockopts"});
+    o.reject({"resolver", "quotas", "observer", "rewriter", "recorders", "cache", "interface",
+              "sockopts"});
     Service s;
     s.name = o.str("name");
     s.addr = o.str("addr");
+    s.admission = o.str("admission");
+    s.admissions = o.strings("admissions");
+    s.bypass = o.str("bypass");
+    s.bypasses = o.strings("bypasses");
+    s.hosts = o.str("hosts");
+    s.limiter = o.str("limiter");
+    s.climiter = o.str("climiter");
+    s.rlimiter = o.str("rlimiter");
     s.logger = o.str("logger");
     s.loggers = o.strings("loggers");
     s.handler = handler(o.sub("handler"));
@@ -419,12 +436,15 @@ class Loader {
   }
 
   Node node(const Obj& o) const {
-    o.reject({"bypass", "bypasses", "resolver", "hosts", "interface", "netns", "sockopts", "filter",
-              "matcher", "http", "tls", "probe"});
+    o.reject({"resolver", "interface", "netns", "sockopts", "filter", "matcher", "http", "tls",
+              "probe"});
     Node n;
     n.name = o.str("name");
     n.addr = o.str("addr");
     n.network = o.str("network");
+    n.bypass = o.str("bypass");
+    n.bypasses = o.strings("bypasses");
+    n.hosts = o.str("hosts");
     n.connector = connector(o.sub("connector"), "http");
     n.dialer = connector(o.sub("dialer"), "tcp");
     n.metadata = metadata(o);
@@ -432,11 +452,13 @@ class Loader {
   }
 
   Hop hop(const Obj& o) const {
-    o.reject({"bypass", "bypasses", "resolver", "hosts", "reload", "file", "redis", "http",
-              "plugin", "interface", "sockopts"});
+    o.reject({"resolver", "reload", "file", "redis", "http", "plugin", "interface", "sockopts"});
     Hop h;
     h.name = o.str("name");
     h.selector = selector(o);
+    h.bypass = o.str("bypass");
+    h.bypasses = o.strings("bypasses");
+    h.hosts = o.str("hosts");
     o.each("nodes", [&](const Obj& n) { h.nodes.push_back(node(n)); });
     h.metadata = metadata(o);
     return h;
@@ -451,11 +473,72 @@ class Loader {
   }
 
   static Auther auther(const Obj& o) {
-    o.reject({"reload", "file", "redis", "http", "plugin"});
     Auther a;
     a.name = o.str("name");
     o.each("auths", [&](const Obj& x) { a.auths.push_back(auth(x)); });
+    a.sources = sources(o);
     return a;
+  }
+
+  // reload, file, redis, http, plugin (docs/PROTOCOLS.md "config: controls").
+  static Sources sources(const Obj& o) {
+    Sources s;
+    s.reload = o.duration("reload");
+    if (o.has("file")) s.file = FileSource{.path = o.sub("file").str("path")};
+    if (o.has("redis")) {
+      const Obj r = o.sub("redis");
+      s.redis = RedisSource{.addr = r.str("addr"),
+                            .db = r.integer("db"),
+                            .username = r.str("username"),
+                            .password = r.str("password"),
+                            .key = r.str("key"),
+                            .type = r.str("type")};
+    }
+    if (o.has("http")) {
+      const Obj h = o.sub("http");
+      s.http = HttpSource{.url = h.str("url"), .timeout = h.duration("timeout")};
+    }
+    if (o.has("plugin")) {
+      const Obj p = o.sub("plugin");
+      s.plugin = Plugin{.type = p.str("type"),
+                        .addr = p.str("addr"),
+                        .tls = optional_tls(p),
+                        .timeout = p.duration("timeout"),
+                        .token = p.str("token")};
+    }
+    return s;
+  }
+
+  static Admission admission(const Obj& o) {
+    return Admission{.name = o.str("name"),
+                     .reverse = o.boolean("reverse"),
+                     .whitelist = o.boolean("whitelist"),
+                     .matchers = o.strings("matchers"),
+                     .sources = sources(o)};
+  }
+
+  static Bypass bypass(const Obj& o) {
+    return Bypass{.name = o.str("name"),
+                  .reverse = o.boolean("reverse"),
+                  .whitelist = o.boolean("whitelist"),
+                  .network = o.str("network"),
+                  .matchers = o.strings("matchers"),
+                  .sources = sources(o)};
+  }
+
+  static Hosts hosts(const Obj& o) {
+    Hosts h;
+    h.name = o.str("name");
+    o.each("mappings", [&](const Obj& m) {
+      h.mappings.push_back(HostMapping{
+          .ip = m.str("ip"), .hostname = m.str("hostname"), .aliases = m.strings("aliases")});
+    });
+    h.sources = sources(o);
+    return h;
+  }
+
+  static Limiter limiter(const Obj& o) {
+    return Limiter{.name = o.str("name"), .limits = o.strings("limits"), .sources = sources(o)};
   }
 
   static Log log(const Obj& o) {
@@ -563,6 +646,18 @@ Hop load_hop_object(std::string_view json) {
 }
 Auther load_auther_object(std::string_view json) {
   return Loader(false).auther_object(Obj(api_object(json), ""));
+}
+Admission load_admission_object(std::string_view json) {
+  return Loader(false).admission_object(Obj(api_object(json), ""));
+}
+Bypass load_bypass_object(std::string_view json) {
+  return Loader(false).bypass_object(Obj(api_object(json), ""));
+}
+Hosts load_hosts_object(std::string_view json) {
+  return Loader(false).hosts_object(Obj(api_object(json), ""));
+}
+Limiter load_limiter_object(std::string_view json) {
+  return Loader(false).limiter_object(Obj(api_object(json), ""));
 }
 
 Config load_json(std::string_view text) { return load_text(text, true); }

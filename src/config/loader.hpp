@@ -25,6 +25,10 @@ Service load_service_object(std::string_view json);
 Chain load_chain_object(std::string_view json);
 Hop load_hop_object(std::string_view json);
 Auther load_auther_object(std::string_view json);
+Admission load_admission_object(std::string_view json);
+Bypass load_bypass_object(std::string_view json);
+Hosts load_hosts_object(std::string_view json);
+Limiter load_limiter_object(std::string_view json);  // limiters, climiters, rlimiters
 
 // One -C value: "-" (stdin; JSON if it starts with '{', else YAML), inline "{...}" JSON, or a
 // file path whose extension (.yaml, .yml, .json) selects the format. http(s) URLs and other

@@ -176,6 +176,12 @@ void Config::merge(Config other) {
   append(chains, other.chains);
   append(hops, other.hops);
   append(authers, other.authers);
+  append(admissions, other.admissions);
+  append(bypasses, other.bypasses);
+  append(hosts, other.hosts);
+  append(limiters, other.limiters);
+  append(climiters, other.climiters);
+  append(rlimiters, other.rlimiters);
   append(loggers, other.loggers);
   if (other.tls) tls = std::move(other.tls);
   if (other.log) log = std::move(other.log);

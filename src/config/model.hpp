@@ -136,6 +136,7 @@ struct Handler {
   std::vector<std::string> authers;
   std::optional<Auth> auth;
   std::optional<TLS> tls;
+  std::string limiter;  // a traffic limiter (handler level)
   Metadata metadata;
   bool operator==(const Handler&) const = default;
 };
@@ -178,6 +179,16 @@ struct ServiceStatus {
 struct Service {
   std::string name;  // printed always
   std::string addr;
+  // Named controls (docs/PROTOCOLS.md "config: controls"): client admission, target bypass,
+  // host mapping, traffic / connection / request-rate limiters.
+  std::string admission;
+  std::vector<std::string> admissions;
+  std::string bypass;
+  std::vector<std::string> bypasses;
+  std::string hosts;
+  std::string limiter;
+  std::string climiter;
+  std::string rlimiter;
   std::string logger;                // a named logger (docs/PROTOCOLS.md "observability: logging")
   std::vector<std::string> loggers;  // several: every line goes to each of them
   Handler handler;    // printed always (type defaults to "auto" when loaded without one)
@@ -201,6 +212,9 @@ struct Node {
   std::string name;  // printed always
   std::string addr;
   std::string network;
+  std::string bypass;  // the node is not selected when the target matches
+  std::vector<std::string> bypasses;
+  std::string hosts;    // resolves the node's own address
   Connector connector;  // printed when the node is inline (not a reference)
   Dialer dialer;
   Metadata metadata;
@@ -210,6 +224,9 @@ struct Node {
 struct Hop {
   std::string name;  // printed always
   std::optional<Selector> selector;
+  std::string bypass;  // the chain is cut before this hop when the target matches
+  std::vector<std::string> bypasses;
+  std::string hosts;        // inherited by nodes that have none
   std::vector<Node> nodes;  // empty = reference to a top-level hop of the same name
   Metadata metadata;
   bool operator==(const Hop&) const = default;
@@ -222,10 +239,90 @@ struct Chain {
   bool operator==(const Chain&) const = default;
 };
 
+// Dynamic sources of a named object's items (docs/PROTOCOLS.md "config: controls"): re-read
+// every `reload` period and added to the inline items.
+struct FileSource {
+  std::string path;  // printed always
+  bool operator==(const FileSource&) const = default;
+};
+struct RedisSource {
+  std::string addr;  // printed always
+  int db = 0;
+  std::string username, password, key;
+  std::string type;  // "set" (default) or "list"; hosts/authers: hash
+  bool operator==(const RedisSource&) const = default;
+};
+struct HttpSource {
+  std::string url;  // printed always
+  std::chrono::nanoseconds timeout{0};
+  bool operator==(const HttpSource&) const = default;
+};
+struct Plugin {
+  std::string type;  // printed always: grpc (default) or http
+  std::string addr;  // printed always
+  std::optional<TLS> tls;
+  std::chrono::nanoseconds timeout{0};
+  std::string token;
+  bool operator==(const Plugin&) const = default;
+};
+struct Sources {
+  std::chrono::nanoseconds reload{0};
+  std::optional<FileSource> file;
+  std::optional<RedisSource> redis;
+  std::optional<HttpSource> http;
+  std::optional<Plugin> plugin;
+  bool empty() const { return reload.count() == 0 && !file && !redis && !http && !plugin; }
+  bool operator==(const Sources&) const = default;
+};
+
 struct Auther {
   std::string name;  // printed always
   std::vector<Auth> auths;
+  Sources sources;
   bool operator==(const Auther&) const = default;
+};
+
+// `admissions[]`: which clients a service accepts (matchers: IP, CIDR, host name).
+struct Admission {
+  std::string name;      // printed always
+  bool reverse = false;  // GOST's deprecated spelling of whitelist
+  bool whitelist = false;
+  std::vector<std::string> matchers;
+  Sources sources;
+  bool operator==(const Admission&) const = default;
+};
+
+// `bypasses[]`: which targets a service, hop or node does not carry.
+struct Bypass {
+  std::string name;  // printed always
+  bool reverse = false;
+  bool whitelist = false;
+  std::string network;  // "tcp" / "udp": only targets of that network match
+  std::vector<std::string> matchers;
+  Sources sources;
+  bool operator==(const Bypass&) const = default;
+};
+
+struct HostMapping {
+  std::string ip;        // printed always
+  std::string hostname;  // printed always
+  std::vector<std::string> aliases;
+  bool operator==(const HostMapping&) const = default;
+};
+// `hosts[]`: static host name -> IP mappings.
+struct Hosts {
+  std::string name;  // printed always
+  std::vector<HostMapping> mappings;
+  Sources sources;
+  bool operator==(const Hosts&) const = default;
+};
+
+// `limiters[]`, `climiters[]`, `rlimiters[]`: limit lines "<scope> <value...>".
+struct Limiter {
+  std::string name;  // printed always
+  std::vector<std::string> limits;
+  Sources sources;
+  bool operator==(const Limiter&) const = default;
 };
 
 // Size-based rotation of a log file (lumberjack's options, docs/PROTOCOLS.md
@@ -280,6 +377,12 @@ struct Config {
   std::vector<Chain> chains;
   std::vector<Hop> hops;
   std::vector<Auther> authers;
+  std::vector<Admission> admissions;
+  std::vector<Bypass> bypasses;
+  std::vector<Hosts> hosts;
+  std::vector<Limiter> limiters;
+  std::vector<Limiter> climiters;
+  std::vector<Limiter> rlimiters;
   std::vector<NamedLogger> loggers;
   std::optional<TLS> tls;
   std::optional<Log> log;

@@ -204,6 +204,7 @@ Doc handler_doc(const Handler& h) {
   f.str("auther", h.auther).strings("authers", h.authers);
   optional_doc(f, "auth", h.auth, auth_doc);
   optional_doc(f, "tls", h.tls, tls_doc);
+  f.str("limiter", h.limiter);
   return metadata(f, h.metadata).done();
 }
 
@@ -241,6 +242,10 @@ Doc status_doc(const ServiceStatus& st) {
 Doc service_doc(const Service& s) {
   Fields f;
   f.str("name", s.name, true).str("addr", s.addr);
+  f.str("admission", s.admission).strings("admissions", s.admissions);
+  f.str("bypass", s.bypass).strings("bypasses", s.bypasses);
+  f.str("hosts", s.hosts).str("limiter", s.limiter);
+  f.str("climiter", s.climiter).str("rlimiter", s.rlimiter);
   f.str("logger", s.logger).strings("loggers", s.loggers);
   f.doc("handler", handler_doc(s.handler)).doc("listener", listener_doc(s.listener));
   optional_doc(f, "forwarder", s.forwarder, forwarder_doc);
@@ -264,6 +269,7 @@ Doc connector_doc(const Connector& c) {
 Doc node_doc(const Node& n) {
   Fields f;
   f.str("name", n.name, true).str("addr", n.addr).str("network", n.network);
+  f.str("bypass", n.bypass).strings("bypasses", n.bypasses).str("hosts", n.hosts);
   f.doc("connector", connector_doc(n.connector), connector_present(n.connector));
   f.doc("dialer", connector_doc(n.dialer), connector_present(n.dialer));
   return metadata(f, n.metadata).done();
@@ -273,6 +279,7 @@ Doc hop_doc(const Hop& h) {
   Fields f;
   f.str("name", h.name, true);
   optional_doc(f, "selector", h.selector, selector_doc);
+  f.str("bypass", h.bypass).strings("bypasses", h.bypasses).str("hosts", h.hosts);
   f.list("nodes", h.nodes, node_doc);
   return metadata(f, h.metadata).done();
 }
@@ -283,8 +290,70 @@ Doc chain_doc(const Chain& c) {
   return metadata(f, c.metadata).done();
 }
 
+Doc plugin_doc(const Plugin& p) {
+  Fields f;
+  f.str("type", p.type, true).str("addr", p.addr, true);
+  optional_doc(f, "tls", p.tls, tls_doc);
+  return f.duration("timeout", p.timeout).str("token", p.token).done();
+}
+
+// reload, file, redis, http, plugin: the tail of every object with dynamic sources.
+Fields& sources(Fields& f, const Sources& s) {
+  f.duration("reload", s.reload);
+  if (s.file) f.doc("file", Fields().str("path", s.file->path, true).done());
+  if (s.redis)
+    f.doc("redis", Fields()
+                       .str("addr", s.redis->addr, true)
+                       .integer("db", s.redis->db)
+                       .str("username", s.redis->username)
+                       .str("password", s.redis->password)
+                       .str("key", s.redis->key)
+                       .str("type", s.redis->type)
+                       .done());
+  if (s.http)
+    f.doc("http",
+          Fields().str("url", s.http->url, true).duration("timeout", s.http->timeout).done());
+  return optional_doc(f, "plugin", s.plugin, plugin_doc);
+}
+
 Doc auther_doc(const Auther& a) {
-  return Fields().str("name", a.name, true).list("auths", a.auths, auth_doc).done();
+  Fields f;
+  f.str("name", a.name, true).list("auths", a.auths, auth_doc);
+  return sources(f, a.sources).done();
+}
+
+Doc admission_doc(const Admission& a) {
+  Fields f;
+  f.str("name", a.name, true).boolean("reverse", a.reverse).boolean("whitelist", a.whitelist);
+  f.strings("matchers", a.matchers);
+  return sources(f, a.sources).done();
+}
+
+Doc bypass_doc(const Bypass& b) {
+  Fields f;
+  f.str("name", b.name, true).boolean("reverse", b.reverse).boolean("whitelist", b.whitelist);
+  f.str("network", b.network).strings("matchers", b.matchers);
+  return sources(f, b.sources).done();
+}
+
+Doc host_mapping_doc(const HostMapping& m) {
+  return Fields()
+      .str("ip", m.ip, true)
+      .str("hostname", m.hostname, true)
+      .strings("aliases", m.aliases)
+      .done();
+}
+
+Doc hosts_doc(const Hosts& h) {
+  Fields f;
+  f.str("name", h.name, true).list("mappings", h.mappings, host_mapping_doc);
+  return sources(f, h.sources).done();
+}
+
+Doc limiter_doc(const Limiter& l) {
+  Fields f;
+  f.str("name", l.name, true).strings("limits", l.limits);
+  return sources(f, l.sources).done();
 }
 
 Doc rotation_doc(const Rotation& r) {
@@ -328,6 +397,12 @@ Doc config_doc(const Config& c) {
       .list("chains", c.chains, chain_doc)
       .list("hops", c.hops, hop_doc)
       .list("authers", c.authers, auther_doc)
+      .list("admissions", c.admissions, admission_doc)
+      .list("bypasses", c.bypasses, bypass_doc)
+      .list("hosts", c.hosts, hosts_doc)
+      .list("limiters", c.limiters, limiter_doc)
+      .list("climiters", c.climiters, limiter_doc)
+      .list("rlimiters", c.rlimiters, limiter_doc)
       .list("loggers", c.loggers, named_logger_doc);
   optional_doc(f, "tls", c.tls, tls_doc);
   optional_doc(f, "log", c.log, log_doc);
@@ -829,6 +904,10 @@ std::string to_compact_json(const Service& v) { return compact(v, service_doc); 
 std::string to_compact_json(const Chain& v) { return compact(v, chain_doc); }
 std::string to_compact_json(const Hop& v) { return compact(v, hop_doc); }
 std::string to_compact_json(const Auther& v) { return compact(v, auther_doc); }
+std::string to_compact_json(const Admission& v) { return compact(v, admission_doc); }
+std::string to_compact_json(const Bypass& v) { return compact(v, bypass_doc); }
+std::string to_compact_json(const Hosts& v) { return compact(v, hosts_doc); }
+std::string to_compact_json(const Limiter& v) { return compact(v, limiter_doc); }
 std::string json_quote(std::string_view s) { return json_string(s); }
 
 }  // namespace gost::config

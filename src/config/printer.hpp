@@ -18,6 +18,10 @@ std::string to_compact_json(const Service& service);
 std::string to_compact_json(const Chain& chain);
 std::string to_compact_json(const Hop& hop);
 std::string to_compact_json(const Auther& auther);
+std::string to_compact_json(const Admission& admission);
+std::string to_compact_json(const Bypass& bypass);
+std::string to_compact_json(const Hosts& hosts);
+std::string to_compact_json(const Limiter& limiter);
 // A JSON string literal, escaped as encoding/json does.
 std::string json_quote(std::string_view s);
 

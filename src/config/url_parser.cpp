@@ -707,24 +707,87 @@ std::vector<Service> build_services(const Url& url, std::string_view arg) {
   return services;
 }
 
-// Keys read from handler metadata that GOST turns into objects we do not model.
-void reject_handler_objects(const Service& service, std::string_view arg) {
-  const Snapshot md(service.handler.metadata.entries);
-  for (std::string_view key : {"admission", "bypass", "resolver", "hosts", "limiter.in",
-                               "limiter.out", "limiter.conn.in", "limiter.conn.out"}) {
-    if (!md.get_string({key}).empty()) unsupported(key, "-L", arg);
+// `?bypass=` / `?admission=` value: comma-separated matchers, a leading '~' = whitelist
+// (go-gost/x config/cmd).
+template <class T>
+T matcher_list(std::string name, std::string v) {
+  T object;
+  object.name = std::move(name);
+  if (!v.empty() && v[0] == '~') {
+    object.whitelist = true;
+    v.erase(0, 1);
   }
-  if (md.get_int({"climiter"}) > 0) unsupported("climiter", "-L", arg);
-  if (md.get_float({"rlimiter"}) > 0) unsupported("rlimiter", "-L", arg);
+  for (auto& m : split(v, ','))
+    if (!m.empty()) object.matchers.push_back(std::move(m));
+  return object;
 }
 
-void apply_handler_keys(Service& service, std::string_view arg) {
-  const Snapshot md(service.handler.metadata.entries);
+// `?hosts=` value: comma-separated `hostname:ip` pairs; a pair without ':' is skipped.
+Hosts hosts_list(std::string name, const std::string& v) {
+  Hosts hosts;
+  hosts.name = std::move(name);
+  for (const auto& pair : split(v, ',')) {
+    const auto colon = pair.find(':');
+    if (colon == std::string::npos) continue;
+    hosts.mappings.push_back(
+        HostMapping{.ip = pair.substr(colon + 1), .hostname = pair.substr(0, colon)});
+  }
+  return hosts;
+}
+
+// Handler keys GOST turns into named objects (go-gost/x config/cmd): admission, bypass, hosts,
+// limiter.*, climiter, rlimiter. The objects are named by their index in the configuration.
+void apply_handler_keys(Config& cfg, Service& service, std::string_view arg) {
+  auto& mh = service.handler.metadata.entries;
+  const Snapshot md(mh);
   if (auto retries = md.get_int({"retries"}); retries > 0) {
     service.handler.retries = static_cast<int>(retries);
-    erase_exact(service.handler.metadata.entries, {"retries"});
+    erase_exact(mh, {"retries"});
   }
-  reject_handler_objects(service, arg);
+  if (auto v = md.get_string({"admission"}); !v.empty()) {
+    cfg.admissions.push_back(
+        matcher_list<Admission>("admission-" + std::to_string(cfg.admissions.size()), v));
+    service.admission = cfg.admissions.back().name;
+    erase_exact(mh, {"admission"});
+  }
+  if (auto v = md.get_string({"bypass"}); !v.empty()) {
+    cfg.bypasses.push_back(
+        matcher_list<Bypass>("bypass-" + std::to_string(cfg.bypasses.size()), v));
+    service.bypass = cfg.bypasses.back().name;
+    erase_exact(mh, {"bypass"});
+  }
+  if (!md.get_string({"resolver"}).empty()) unsupported("resolver", "-L", arg);
+  if (auto v = md.get_string({"hosts"}); !v.empty()) {
+    cfg.hosts.push_back(hosts_list("hosts-" + std::to_string(cfg.hosts.size()), v));
+    service.hosts = cfg.hosts.back().name;
+    erase_exact(mh, {"hosts"});
+  }
+  const std::string in = md.get_string({"limiter.in"}), out = md.get_string({"limiter.out"});
+  const std::string cin = md.get_string({"limiter.conn.in"});
+  const std::string cout = md.get_string({"limiter.conn.out"});
+  if (!in.empty() || !out.empty() || !cin.empty() || !cout.empty()) {
+    Limiter limiter;
+    limiter.name = "limiter-" + std::to_string(cfg.limiters.size());
+    if (!in.empty() || !out.empty()) limiter.limits.push_back("$ " + in + " " + out);
+    if (!cin.empty() || !cout.empty()) limiter.limits.push_back("$$ " + cin + " " + cout);
+    service.limiter = limiter.name;
+    cfg.limiters.push_back(std::move(limiter));
+    erase_exact(mh, {"limiter.in", "limiter.out", "limiter.conn.in", "limiter.conn.out"});
+  }
+  if (auto climit = md.get_int({"climiter"}); climit > 0) {
+    Limiter limiter{.name = "climiter-" + std::to_string(cfg.climiters.size()),
+                    .limits = {"$ " + std::to_string(climit)}};
+    service.climiter = limiter.name;
+    cfg.climiters.push_back(std::move(limiter));
+    erase_exact(mh, {"climiter"});
+  }
+  if (auto rlimit = md.get_float({"rlimiter"}); rlimit > 0) {
+    Limiter limiter{.name = "rlimiter-" + std::to_string(cfg.rlimiters.size()),
+                    .limits = {"$ " + detail::go_format_float(rlimit, 'f')}};
+    service.rlimiter = limiter.name;
+    cfg.rlimiters.push_back(std::move(limiter));
+    erase_exact(mh, {"rlimiter"});
+  }
 }
 
 // ---- -F -----------------------------------------------------------------------------------
@@ -821,15 +884,24 @@ Node build_node(const Url& url, Pairs m, std::string_view arg) {
   return node;
 }
 
-Hop build_hop(std::size_t index, const std::string& arg) {
+Hop build_hop(Config& cfg, std::size_t index, const std::string& arg) {
   const Url url = norm(arg, true);
   Pairs m = query_pairs(url.raw_query);
   const Snapshot md(m);
   Hop hop;
   hop.name = "hop-" + std::to_string(index);
   hop.selector = parse_selector(m);
-  for (std::string_view key : {"bypass", "resolver", "hosts"}) {
-    if (!md.get_string({key}).empty()) unsupported(key, "-F", arg);
+  if (auto v = md.get_string({"bypass"}); !v.empty()) {
+    cfg.bypasses.push_back(
+        matcher_list<Bypass>("bypass-" + std::to_string(cfg.bypasses.size()), v));
+    hop.bypass = cfg.bypasses.back().name;
+    erase_exact(m, {"bypass"});
+  }
+  if (!md.get_string({"resolver"}).empty()) unsupported("resolver", "-F", arg);
+  if (auto v = md.get_string({"hosts"}); !v.empty()) {
+    cfg.hosts.push_back(hosts_list("hosts-" + std::to_string(cfg.hosts.size()), v));
+    hop.hosts = cfg.hosts.back().name;
+    erase_exact(m, {"hosts"});
   }
   move_to_hop_scope(m, md);
   hop.metadata = to_metadata(take_hop_metadata(m));
@@ -868,7 +940,8 @@ Config parse_command_line(const std::vector<std::string>& services,
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (trim_space(nodes[i]).empty()) throw ConfigError("invalid cmd");
     try {
-      cfg.chains[0].hops.push_back(build_hop(i, nodes[i]));
+      Hop hop = build_hop(cfg, i, nodes[i]);
+      cfg.chains[0].hops.push_back(std::move(hop));
     } catch (const UrlError& e) {
       throw ConfigError(describe("-F", nodes[i], e));
     }
@@ -887,7 +960,7 @@ Config parse_command_line(const std::vector<std::string>& services,
         (l == "rtcp" || l == "rudp" || l == "runix" ? service.listener.chain
                                                     : service.handler.chain) = "chain-0";
       }
-      apply_handler_keys(service, arg);
+      apply_handler_keys(cfg, service, arg);
       cfg.services.push_back(std::move(service));
     }
   }

@@ -21,8 +21,8 @@ struct UnknownSchemeError : ConfigError {
 
 // `services` are the -L values, `nodes` the -F values, both in command-line order.
 // Throws ConfigError for an empty -F ("invalid cmd"), an unparsable URL, bad base64 in `auth`,
-// and for query keys that would need objects this implementation does not have
-// (bypass, admission, resolver, hosts, limiter.*, climiter, rlimiter).
+// and for `resolver` (no resolvers). `admission`, `bypass`, `hosts`, `limiter.*`, `climiter`,
+// `rlimiter` become named top-level objects as in GOST (docs/PROTOCOLS.md "cli: query keys").
 Config parse_command_line(const std::vector<std::string>& services,
                           const std::vector<std::string>& nodes);
 

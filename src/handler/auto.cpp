@@ -90,6 +90,10 @@ class AutoHandler final : public Handler {
     }
     std::string addr = sni + ":443";
     conn.log = conn.log.with("dst", addr);
+    if (opts_.router->bypassed("tcp", addr)) {
+      conn.log.debug(fmt::format("bypass: {}", addr));
+      co_return;
+    }
     auto upstream = co_await opts_.router->dial("tcp", addr, conn);
     co_await write_all(*upstream, asio::buffer(record));
     conn.input_bytes += record.size();

@@ -22,6 +22,10 @@ class ForwardHandler final : public Handler {
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override {
     auto node = opts_.forwarder->select(conn.remote);
     conn.log = conn.log.with("dst", node->addr);
+    if (opts_.router->bypassed("tcp", node->addr)) {  // go-gost/x handler/forward: closed
+      conn.log.debug(fmt::format("bypass: {}", node->addr));
+      co_return;
+    }
     StreamPtr upstream;
     try {
       upstream = co_await opts_.router->dial("tcp", node->addr, conn);

@@ -189,6 +189,12 @@ awaitable<void> HttpHandler::handle(StreamPtr client, ConnInfo& conn) {
     co_await write_all(*client, asio::buffer(skeleton(400, false)), ignored);
     co_return;
   }
+  // The service's bypass: 403, nothing dialed (go-gost/x handler/http: after authentication).
+  if (opts_.router->bypassed(network, addr)) {
+    conn.log.debug(fmt::format("bypass: {}", addr));
+    co_await write_all(*client, asio::buffer(skeleton(403, true)), ignored);
+    co_return;
+  }
   if (network == "udp") {
     co_await udp_tunnel(std::move(client), conn);
     co_return;
@@ -245,9 +251,11 @@ awaitable<void> HttpHandler::udp_tunnel(StreamPtr client, ConnInfo& conn) {
   if (ec) co_return;
   net::UdpTunStream tun(std::move(client));
   conn.log.info(fmt::format("{} <-> udp", conn.remote));
-  co_await net::relay_datagrams(
-      tun, *up.conn, nullptr, conn,
-      {.buffer_size = udp_buffer_, .resolve_domain = false, .tag = "http"});
+  co_await net::relay_datagrams(tun, *up.conn, nullptr, conn,
+                                {.buffer_size = udp_buffer_,
+                                 .resolve_domain = false,
+                                 .tag = "http",
+                                 .router = opts_.router.get()});
   conn.log.info(fmt::format("{} >-< udp", conn.remote));
 }
 
@@ -280,6 +288,11 @@ awaitable<void> HttpHandler::forward(StreamPtr client, std::string buf, http::Re
     std::string host_header = req.headers.get("Host") ? *req.headers.get("Host") : uri->authority;
 
     if (!upstream || upstream_addr != addr) {
+      if (opts_.router->bypassed("tcp", addr)) {  // a later request of a kept-alive connection
+        conn.log.debug(fmt::format("bypass: {}", addr));
+        co_await write_all(*client, asio::buffer(skeleton(403, true)), ec);
+        co_return;
+      }
       upstream = co_await dial(addr, conn);
       upstream_addr = addr;
       if (!upstream) {

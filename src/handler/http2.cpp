@@ -199,6 +199,11 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
     co_return;
   }
 
+  if (opts_.router->bypassed("tcp", addr)) {  // as the HTTP/1 handler: 403, nothing dialed
+    conn.log.debug(fmt::format("bypass: {}", addr));
+    answer(*client, 403, headers_);
+    co_return;
+  }
   StreamPtr upstream;
   try {
     upstream = co_await opts_.router->dial("tcp", addr, conn);

@@ -334,6 +334,11 @@ awaitable<void> RelayHandler::connect(StreamPtr client, ParsedRequest req,
     co_return;
   }
   conn.log = conn.log.with("dst", addr);
+  if (opts_.router->bypassed(network, addr)) {  // go-gost/x handler/relay: StatusForbidden
+    conn.log.debug(fmt::format("bypass: {}", addr));
+    co_await reply(*client, rp::Status::forbidden);
+    co_return;
+  }
   StreamPtr target;
   try {
     target = co_await dial(network, addr, conn);
@@ -357,6 +362,11 @@ awaitable<void> RelayHandler::forward(StreamPtr client, ParsedRequest req,
   }
   conn.log = conn.log.with("dst", node->addr);
   std::string net = network == "udp" ? "udp" : "tcp";
+  if (opts_.router->bypassed(net, node->addr)) {  // as for CONNECT: Forbidden, nothing dialed
+    conn.log.debug(fmt::format("bypass: {}", node->addr));
+    co_await reply(*client, rp::Status::forbidden);
+    co_return;
+  }
   StreamPtr target;
   try {
     target = co_await dial(net, node->addr, conn);
@@ -518,8 +528,9 @@ awaitable<void> RelayHandler::bind(StreamPtr client, ParsedRequest req, const st
   conn.log.info(fmt::format("{} <-> {} (udp bind)", conn.remote, bound));
   net::UdpSocketConn socket_conn(std::move(*sock));
   net::UdpTunStream tun(with_prefix(std::move(client), std::move(req.pending)));
-  co_await net::relay_datagrams(tun, socket_conn, nullptr, conn,
-                                {.buffer_size = udp_buffer_, .tag = "relay"});
+  co_await net::relay_datagrams(
+      tun, socket_conn, nullptr, conn,
+      {.buffer_size = udp_buffer_, .tag = "relay", .router = opts_.router.get()});
   conn.log.info(fmt::format("{} >-< {} (udp bind)", conn.remote, bound),
                 {{"duration", (Clock::now() - start).count()}});
 }

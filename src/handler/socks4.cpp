@@ -70,6 +70,11 @@ class Socks4Handler final : public Handler {
     }
     std::string addr = req.address();
     conn.log = conn.log.with("dst", addr);
+    if (opts_.router->bypassed("tcp", addr)) {  // go-gost/x handler/socks/v4: 0x5C rejected
+      conn.log.debug(fmt::format("bypass: {}", addr));
+      co_await write_all(*client, asio::buffer(socks4::reply(socks4::code::rejected)), ec);
+      co_return;
+    }
     StreamPtr upstream;
     try {
       upstream = co_await opts_.router->dial("tcp", addr, conn);

@@ -157,7 +157,10 @@ class Socks5Handler final : public Handler {
   awaitable<void> udp_associate(StreamPtr client, ConnInfo& conn);
   awaitable<void> udp_tun(StreamPtr client, const socks5::Address& dst, ConnInfo& conn);
   net::DatagramRelayOptions datagram_options() const {
-    return {.buffer_size = udp_buffer_, .resolve_domain = udp_resolve_domain_, .tag = "socks5"};
+    return {.buffer_size = udp_buffer_,
+            .resolve_domain = udp_resolve_domain_,
+            .tag = "socks5",
+            .router = opts_.router.get()};
   }
   udp::socket open_associate_socket(asio::any_io_executor ex, std::optional<asio::ip::address> ip);
 
@@ -287,6 +290,11 @@ awaitable<void> Socks5Handler::connect(StreamPtr client, const socks5::Address& 
                                        ConnInfo& conn) {
   std::string addr = dst.to_string();
   conn.log = conn.log.with("dst", addr);
+  if (opts_.router->bypassed("tcp", addr)) {  // go-gost/x handler/socks/v5: REP 0x02
+    conn.log.debug(fmt::format("bypass: {}", addr));
+    co_await reply(*client, socks5::rep::not_allowed);
+    co_return;
+  }
   StreamPtr upstream;
   try {
     upstream = co_await opts_.router->dial("tcp", addr, conn);

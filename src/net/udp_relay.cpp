@@ -62,6 +62,10 @@ awaitable<void> relay_datagrams(PacketConn& client, PacketConn& upstream, Stream
           error_code ec;
           std::size_t n = co_await client.read_from(asio::buffer(buf), dst, ec);
           if (ec) co_return;
+          if (o.router && o.router->bypassed("udp", dst)) {
+            log.warn(fmt::format("{}: bypass: {}", o.tag, dst));
+            continue;
+          }
           co_await upstream.write_to(asio::buffer(buf.data(), n), dst, ec);
           if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
           if (ec) {

@@ -29,6 +29,9 @@ struct DatagramRelayOptions {
   std::size_t buffer_size = 4096;  // udpBufferSize
   bool resolve_domain = false;     // udp.resolveDomain: report sources as IPs
   std::string_view tag = "udp";    // log prefix
+  // The service's router: a datagram to a target its bypass covers is dropped (go-gost/x
+  // internal/net/udp relay: "bypass: <addr>").
+  const Router* router = nullptr;
 };
 
 // Moves datagrams both ways until one side fails; `control` (if any) is drained meanwhile and its

@@ -375,7 +375,16 @@ class ApiTest(GostTestCase):
                          (200, b'{"data":{"count":0,"list":null}}'))
         self.assertEqual(self.call("GET", "/config/bypasses")[::2],
                          (200, b'{"data":{"count":0,"list":null}}'))
-        status, _, body = self.call("POST", "/config/bypasses", {"name": "b"})
+        self.assertEqual(self.call("POST", "/config/bypasses", {"name": "b", "matchers": ["a.test"]})[::2],
+                         (200, b'{"msg":"OK"}'))
+        self.assertEqual(self.call("GET", "/config/bypasses")[::2],
+                         (200, b'{"data":{"count":1,"list":[{"name":"b","matchers":["a.test"]}]}}'))
+        status, _, body = self.call("POST", "/config/limiters", {"name": "l"})
+        self.assertEqual(status, 500)
+        self.assertIn(b"limiters: not supported yet", body)
+        self.assertEqual(self.call("GET", "/config/resolvers")[::2],
+                         (200, b'{"data":{"count":0,"list":null}}'))
+        status, _, body = self.call("POST", "/config/resolvers", {"name": "r"})
         self.assertEqual(status, 400)
         self.assertIn(b"not supported", body)
         self.assertEqual(self.fetch(p1), "200")
@@ -523,9 +532,12 @@ class ApiTest(GostTestCase):
         p = self.start()
         status, _, body = self.call("POST", "/config/services", "{not json")
         self.assertEqual((status, json.loads(body)["code"]), (400, 40001))
-        status, _, body = self.call("POST", "/config/services", {"name": "x", "bypass": "b"})
+        status, _, body = self.call("POST", "/config/services", {"name": "x", "resolver": "r"})
         self.assertEqual(status, 400)
-        self.assertIn(b"bypass", body)
+        self.assertIn(b"resolver", body)
+        status, _, body = self.call("POST", "/config/services", {"name": "x", "bypass": "b"})
+        self.assertEqual(status, 500)
+        self.assertIn(b'bypass \\"b\\" is not defined', body)
         status, _, body = self.call("POST", "/config/services",
                                     {"name": "x", "handler": {"type": "nosuch"}})
         self.assertEqual(status, 500)

@@ -222,10 +222,27 @@ TEST(ConfigCli, Section7_DurationsAreNanosecondsInJson) {
       << out;
 }
 
-TEST(ConfigCli, Section7_6_BypassIsRejected) {
-  EXPECT_EQ(error_of({"http://:8080?bypass=~example.com,10.0.0.0/8"}),
-            "unsupported option \"bypass\" in -L http://:8080?bypass=~example.com,10.0.0.0/8 "
-            "(not implemented)");
+// go-gost/x config/cmd: `?bypass=` becomes a named top-level bypass; '~' = whitelist.
+TEST(ConfigCli, Section7_6_BypassBecomesAnObject) {
+  EXPECT_EQ(yaml({"http://:8080?bypass=~example.com,10.0.0.0/8"}), R"(services:
+  - name: service-0
+    addr: :8080
+    bypass: bypass-0
+    handler:
+      type: http
+    listener:
+      type: tcp
+      metadata:
+        bypass: ~example.com,10.0.0.0/8
+    metadata:
+      bypass: ~example.com,10.0.0.0/8
+bypasses:
+  - name: bypass-0
+    whitelist: true
+    matchers:
+      - example.com
+      - 10.0.0.0/8
+)");
 }
 
 // ---- "cli: URLs": normalisation -----------------------------------------------------------------
@@ -612,20 +629,47 @@ chains:
   EXPECT_EQ(hop.nodes[0].connector.auth->username, "user");
 }
 
-TEST(ConfigCli, UnsupportedObjectKeysAreRejected) {
-  for (const char* key :
-       {"admission=1.2.3.4", "bypass=a", "resolver=1.1.1.1", "hosts=a:1.2.3.4", "limiter.in=1MB",
-        "limiter.conn.out=1KB", "climiter=10", "rlimiter=1.5"}) {
-    const std::string arg = std::string("http://:8080?") + key;
-    const std::string name = std::string(key).substr(0, std::string(key).find('='));
-    EXPECT_EQ(error_of({arg}),
-              "unsupported option \"" + name + "\" in -L " + arg + " (not implemented)");
-  }
-  for (const char* key : {"bypass", "resolver", "hosts"}) {
-    const std::string arg = std::string("http://h:1?") + key + "=x:1";
-    EXPECT_EQ(error_of({}, {arg}), "unsupported option \"" + std::string(key) + "\" in -F " + arg +
-                                       " (not implemented)");
-  }
+TEST(ConfigCli, ObjectKeysBecomeNamedObjects) {
+  auto cfg = parse_command_line(
+      {"http://:8080?admission=127.0.0.1,,10.0.0.0/8&bypass=a.com&hosts=a.com:1.2.3.4,bad,"
+       "b:::1&limiter.in=1MB&limiter.conn.out=2KB&climiter=10&rlimiter=1.5",
+       "socks5://:1080?admission=~1.2.3.4&bypass=~b.com"},
+      {"http://h:1?bypass=c.com&hosts=h:127.0.0.1", "http://i:2"});
+  ASSERT_EQ(cfg.admissions.size(), 2u);
+  EXPECT_EQ(cfg.admissions[0].name, "admission-0");
+  EXPECT_FALSE(cfg.admissions[0].whitelist);
+  EXPECT_EQ(cfg.admissions[0].matchers, (std::vector<std::string>{"127.0.0.1", "10.0.0.0/8"}));
+  EXPECT_TRUE(cfg.admissions[1].whitelist);
+  // The hop's objects come first: -F is read before -L.
+  ASSERT_EQ(cfg.bypasses.size(), 3u);
+  EXPECT_EQ(cfg.chains[0].hops[0].bypass, "bypass-0");
+  EXPECT_EQ(cfg.bypasses[0].matchers, std::vector<std::string>{"c.com"});
+  EXPECT_EQ(cfg.services[0].bypass, "bypass-1");
+  EXPECT_EQ(cfg.services[1].bypass, "bypass-2");
+  EXPECT_TRUE(cfg.bypasses[2].whitelist);
+  EXPECT_TRUE(cfg.chains[0].hops[1].bypass.empty());
+  EXPECT_FALSE(cfg.chains[0].hops[0].metadata.contains("bypass"));
+  EXPECT_FALSE(cfg.chains[0].hops[0].nodes[0].metadata.contains("bypass"));
+  ASSERT_EQ(cfg.hosts.size(), 2u);
+  EXPECT_EQ(cfg.chains[0].hops[0].hosts, "hosts-0");
+  EXPECT_EQ(cfg.services[0].hosts, "hosts-1");
+  ASSERT_EQ(cfg.hosts[1].mappings.size(), 2u);
+  EXPECT_EQ(cfg.hosts[1].mappings[0], (HostMapping{.ip = "1.2.3.4", .hostname = "a.com"}));
+  EXPECT_EQ(cfg.hosts[1].mappings[1], (HostMapping{.ip = "::1", .hostname = "b"}));
+  ASSERT_EQ(cfg.limiters.size(), 1u);
+  EXPECT_EQ(cfg.services[0].limiter, "limiter-0");
+  EXPECT_EQ(cfg.limiters[0].limits, (std::vector<std::string>{"$ 1MB ", "$$  2KB"}));
+  EXPECT_EQ(cfg.services[0].climiter, "climiter-0");
+  EXPECT_EQ(cfg.climiters[0].limits, std::vector<std::string>{"$ 10"});
+  EXPECT_EQ(cfg.services[0].rlimiter, "rlimiter-0");
+  EXPECT_EQ(cfg.rlimiters[0].limits, std::vector<std::string>{"$ 1.5"});
+  for (const char* key : {"admission", "bypass", "hosts", "limiter.in", "climiter", "rlimiter"})
+    EXPECT_FALSE(cfg.services[0].handler.metadata.contains(key)) << key;
+  const std::string arg = "http://:8080?resolver=1.1.1.1";
+  EXPECT_EQ(error_of({arg}), "unsupported option \"resolver\" in -L " + arg + " (not implemented)");
+  const std::string node = "http://h:1?resolver=1.1.1.1";
+  EXPECT_EQ(error_of({}, {node}),
+            "unsupported option \"resolver\" in -F " + node + " (not implemented)");
   // Scoped copies are plain metadata, as in GOST.
   EXPECT_EQ(error_of({"http://:8080?listener.bypass=x&service.bypass=y"}), "no error");
 }

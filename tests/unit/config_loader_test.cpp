@@ -176,15 +176,130 @@ TEST(ConfigLoader, ReferenceExamplePrintsLikeGost) {
   EXPECT_EQ(to_yaml(load_yaml(kReference)), kReferencePrinted);
 }
 
-TEST(ConfigLoader, ReferenceExampleWithBypassIsRejected) {
-  const std::string with_service_bypass =
-      std::string(kReference)
-          .replace(std::string(kReference).find("    handler:"), 0, "    bypass: internal\n");
-  EXPECT_EQ(error_of(with_service_bypass), "services[0].bypass: not supported");
-  const std::string full = with_service_bypass +
-                           "bypasses:\n  - name: internal\n    matchers: [\"10.0.0.0/8\", "
-                           "\"*.local\"]\n";
-  EXPECT_EQ(error_of(full), "bypasses: not supported");
+TEST(ConfigLoader, ReferenceExampleWithBypassPrintsLikeGost) {
+  std::string with_bypass = std::string(kReference);
+  with_bypass.replace(with_bypass.find("    handler:"), 0, "    bypass: internal\n");
+  with_bypass.replace(
+      with_bypass.find("log:"), 0,
+      "bypasses:\n  - name: internal\n    matchers: [\"10.0.0.0/8\", \"*.local\"]\n");
+  std::string printed = kReferencePrinted;
+  printed.replace(printed.find("    handler:"), 0, "    bypass: internal\n");
+  printed.replace(printed.find("log:"), 0,
+                  "bypasses:\n  - name: internal\n    matchers:\n      - 10.0.0.0/8\n      - "
+                  "'*.local'\n");
+  EXPECT_EQ(to_yaml(load_yaml(with_bypass)), printed);
+}
+
+// docs/PROTOCOLS.md "config: controls": every key of admissions, bypasses, hosts and the three
+// limiter kinds, their dynamic sources, and the references from services, hops and nodes.
+TEST(ConfigLoader, ControlsRoundTrip) {
+  const char* yaml = R"(services:
+  - name: s
+    addr: :8080
+    admission: adm
+    admissions:
+      - adm2
+    bypass: byp
+    bypasses:
+      - byp2
+    hosts: hs
+    limiter: lim
+    climiter: clim
+    rlimiter: rlim
+    handler:
+      type: http
+      limiter: lim
+    listener:
+      type: tcp
+chains:
+  - name: c
+    hops:
+      - name: h
+        bypass: byp
+        bypasses:
+          - byp2
+        hosts: hs
+        nodes:
+          - name: node-a
+            addr: a.example:1
+            bypass: byp2
+            hosts: hs
+            connector:
+              type: http
+            dialer:
+              type: tcp
+authers:
+  - name: au
+    reload: 10s
+    file:
+      path: /etc/users
+admissions:
+  - name: adm
+    reverse: true
+    whitelist: true
+    matchers:
+      - 127.0.0.1
+      - 10.0.0.0/8
+  - name: adm2
+    redis:
+      addr: 127.0.0.1:6379
+      db: 2
+      username: u
+      password: p
+      key: gost:admission
+      type: list
+bypasses:
+  - name: byp
+    network: tcp
+    matchers:
+      - '*.example.com'
+      - .example.org
+    reload: 1m0s
+    http:
+      url: http://127.0.0.1/bypass
+      timeout: 5s
+  - name: byp2
+    plugin:
+      type: grpc
+      addr: 127.0.0.1:8000
+      tls:
+        secure: true
+      timeout: 3s
+      token: t
+hosts:
+  - name: hs
+    mappings:
+      - ip: 127.0.0.1
+        hostname: example.com
+        aliases:
+          - www.example.com
+      - ip: 2001:db8::1
+        hostname: v6.example.com
+limiters:
+  - name: lim
+    limits:
+      - $ 100MB 200MB
+      - $$ 10MB
+climiters:
+  - name: clim
+    limits:
+      - $ 1000
+rlimiters:
+  - name: rlim
+    limits:
+      - $ 10
+)";
+  const Config cfg = load_yaml(yaml);
+  EXPECT_EQ(to_yaml(cfg), yaml);
+  EXPECT_EQ(load_json(to_json(cfg)), cfg);
+  EXPECT_EQ(cfg.bypasses[0].sources.reload, std::chrono::minutes(1));
+  EXPECT_EQ(cfg.admissions[1].sources.redis->db, 2);
+  EXPECT_EQ(cfg.hosts[0].mappings[0].aliases, std::vector<std::string>{"www.example.com"});
+  // A single string where a list is expected is a one-element list (GOST's weak typing).
+  EXPECT_EQ(load_yaml("bypasses: [{name: b, matchers: \"10.0.0.0/8\"}]").bypasses[0].matchers,
+            std::vector<std::string>{"10.0.0.0/8"});
+  // JSON: a duration is an integer of nanoseconds.
+  EXPECT_NE(to_json(cfg).find("\"reload\": 60000000000"), std::string::npos);
 }
 
 TEST(ConfigLoader, YamlRoundTrip) {
@@ -447,14 +562,25 @@ TEST(ConfigLoader, ApiObjects) {
   EXPECT_EQ(to_compact_json(
                 load_auther_object(R"({"name":"a1","auths":[{"username":"u","password":"p"}]})")),
             R"({"name":"a1","auths":[{"username":"u","password":"p"}]})");
-  EXPECT_THROW(load_service_object(R"({"name":"s","bypass":"b"})"), ConfigError);
+  EXPECT_EQ(load_service_object(R"({"name":"s","bypass":"b"})").bypass, "b");
+  EXPECT_THROW(load_service_object(R"({"name":"s","resolver":"r"})"), ConfigError);
+  EXPECT_EQ(to_compact_json(load_bypass_object(
+                R"({"name":"b","whitelist":true,"matchers":["a.com"],"file":{"path":"/x"}})")),
+            R"({"name":"b","whitelist":true,"matchers":["a.com"],"file":{"path":"/x"}})");
+  EXPECT_EQ(to_compact_json(
+                load_hosts_object(R"({"name":"h","mappings":[{"ip":"1.2.3.4","hostname":"a"}]})")),
+            R"({"name":"h","mappings":[{"ip":"1.2.3.4","hostname":"a"}]})");
+  EXPECT_EQ(to_compact_json(load_admission_object(R"({"name":"a","matchers":"127.0.0.1"})")),
+            R"({"name":"a","matchers":["127.0.0.1"]})");
+  EXPECT_EQ(to_compact_json(load_limiter_object(R"({"name":"l","limits":["$ 10"]})")),
+            R"({"name":"l","limits":["$ 10"]})");
 }
 
 TEST(ConfigLoader, UnsupportedKeysNameTheirPath) {
   const std::pair<const char*, const char*> cases[] = {
-      {"limiters: [{name: l}]", "limiters: not supported"},
+      {"resolvers: [{name: r}]", "resolvers: not supported"},
       {"profiling: {addr: :6060}", "profiling: not supported"},
-      {"services: [{admission: a}]", "services[0].admission: not supported"},
+      {"services: [{resolver: a}]", "services[0].resolver: not supported"},
       {"services: [{Sockopts: {mark: 1}}]", "services[0].sockopts: not supported"},
       {"services: [{handler: {chainGroup: {chains: [a]}}}]",
        "services[0].handler.chainGroup: not supported"},
@@ -465,11 +591,12 @@ TEST(ConfigLoader, UnsupportedKeysNameTheirPath) {
       {"services: [{forwarder: {hopGroup: {hops: [a]}}}]",
        "services[0].forwarder.hopGroup: not supported"},
       {"hops: [{name: h, file: {path: x}}]", "hops[0].file: not supported"},
-      {"chains: [{hops: [{nodes: [{bypass: b}]}]}]",
-       "chains[0].hops[0].nodes[0].bypass: not supported"},
+      {"chains: [{hops: [{nodes: [{resolver: b}]}]}]",
+       "chains[0].hops[0].nodes[0].resolver: not supported"},
       {"chains: [{hops: [{nodes: [{tls: {secure: true}}]}]}]",
        "chains[0].hops[0].nodes[0].tls: not supported"},
-      {"authers: [{name: a, redis: {addr: x}}]", "authers[0].redis: not supported"},
+      {"services: [{forwarder: {nodes: [{bypass: b}]}}]",
+       "services[0].forwarder.nodes[0].bypass: not supported"},
   };
   for (const auto& [yaml, want] : cases) EXPECT_EQ(error_of(yaml), want) << yaml;
   EXPECT_EQ(error_of("bypasses: []\nservices: [{bypass: \"\"}]"), "no error");
@@ -517,8 +644,9 @@ TEST_F(ConfigSource, ErrorsNameTheSource) {
   EXPECT_NE(error_of_source(noext).find(noext), std::string::npos);
   const std::string missing = (dir_ / "missing.yaml").string();
   EXPECT_NE(error_of_source(missing).find(missing), std::string::npos);
-  const std::string bad = write("bad.yaml", "services: [{bypass: x}]");
-  EXPECT_EQ(error_of_source(bad), "config file \"" + bad + "\": services[0].bypass: not supported");
+  const std::string bad = write("bad.yaml", "services: [{resolver: x}]");
+  EXPECT_EQ(error_of_source(bad),
+            "config file \"" + bad + "\": services[0].resolver: not supported");
   EXPECT_EQ(error_of_source("https://example.com/gost.yaml")
                 .rfind("remote configuration (URL) is not supported", 0),
             0u);

@@ -110,5 +110,49 @@ TEST(RuntimePlan, RepeatedNamesAreToldApartByOccurrence) {
   EXPECT_EQ(plan_services(one, two), (ServicePlan{{}, {"x#1"}, {}, {"x"}}));
 }
 
+// docs/PROTOCOLS.md "config: controls": a service is rebuilt when a control it names changes —
+// its own admission, bypass, hosts or limiters, or the bypass / hosts of a hop or node of its
+// chain.
+TEST(RuntimePlan, ChangedControlsRebuildTheirServices) {
+  auto with_controls = [] {
+    auto c = base();
+    c.admissions.push_back({.name = "adm", .matchers = {"127.0.0.1"}});
+    c.bypasses.push_back({.name = "byp", .matchers = {"a.com"}});
+    c.bypasses.push_back({.name = "nbyp", .matchers = {"b.com"}});
+    c.hosts.push_back({.name = "hs", .mappings = {{.ip = "1.2.3.4", .hostname = "x"}}});
+    c.limiters.push_back({.name = "lim", .limits = {"$ 1MB"}});
+    c.climiters.push_back({.name = "clim", .limits = {"$ 1"}});
+    c.rlimiters.push_back({.name = "rlim", .limits = {"$ 1"}});
+    c.services[1].admissions = {"adm"};
+    c.services[1].bypass = "byp";
+    c.services[1].hosts = "hs";
+    c.services[1].handler.limiter = "lim";
+    c.services[1].climiter = "clim";
+    c.services[1].rlimiter = "rlim";
+    c.hops[0].nodes[0].bypasses = {"nbyp"};  // h1, used by service a through chain c1
+    return c;
+  };
+  const auto before = with_controls();
+  EXPECT_EQ(plan_services(before, with_controls()), (ServicePlan{{}, {}, {}, {"a", "b", "c"}}));
+  auto changed = [&](auto edit) {
+    auto next = with_controls();
+    edit(next);
+    return plan_services(before, next);
+  };
+  const ServicePlan b_changed{{}, {"b"}, {}, {"a", "c"}};
+  EXPECT_EQ(changed([](auto& c) { c.admissions[0].whitelist = true; }), b_changed);
+  EXPECT_EQ(changed([](auto& c) { c.bypasses[0].matchers.push_back("c.com"); }), b_changed);
+  EXPECT_EQ(changed([](auto& c) { c.hosts[0].mappings[0].ip = "1.2.3.5"; }), b_changed);
+  EXPECT_EQ(changed([](auto& c) { c.limiters[0].limits = {"$ 2MB"}; }), b_changed);
+  EXPECT_EQ(changed([](auto& c) { c.climiters[0].limits = {"$ 2"}; }), b_changed);
+  EXPECT_EQ(changed([](auto& c) { c.rlimiters[0].sources.reload = std::chrono::seconds(5); }),
+            b_changed);
+  EXPECT_EQ(changed([](auto& c) { c.bypasses[1].whitelist = true; }),
+            (ServicePlan{{}, {"a"}, {}, {"b", "c"}}));
+  // An object nobody names changes nothing.
+  EXPECT_EQ(changed([](auto& c) { c.bypasses.push_back({.name = "unused"}); }),
+            (ServicePlan{{}, {}, {}, {"a", "b", "c"}}));
+}
+
 }  // namespace
 }  // namespace gost::app
