@@ -12,6 +12,9 @@
 #include "core/component.hpp"
 #include "core/metrics.hpp"
 #include "policy/admission.hpp"
+#include "policy/bypass.hpp"
+#include "policy/hosts.hpp"
+#include "source/bind.hpp"
 
 namespace gost::app {
 namespace {
@@ -44,18 +47,38 @@ class Builder {
  public:
   Builder(const config::Config& cfg, const LimiterCache& previous)
       : cfg_(cfg), previous_(previous) {
-    for (const auto& a : cfg.authers) {
-      Auther auther;
-      for (const auto& u : a.auths) auther.add(u.username, u.password);
-      authers_.emplace(a.name, std::move(auther));
-    }
+    // Sources are read here the first time, then on the source thread (docs/ARCHITECTURE.md
+    // "Sources"); a holder keeps its loader.
+    for (const auto& a : cfg.authers) authers_.emplace(a.name, source::make_auther(a));
     for (const auto& h : cfg.hops) hops_.emplace(h.name, &h);
     // The controls (docs/PROTOCOLS.md "config: controls"): one holder per name, shared by every
     // service, hop and node that names it.
     for (const auto& a : cfg.admissions)
-      admissions_[a.name] = std::make_shared<policy::Admission>(a);
-    for (const auto& b : cfg.bypasses) bypasses_[b.name] = std::make_shared<policy::Bypass>(b);
-    for (const auto& h : cfg.hosts) hosts_[h.name] = std::make_shared<policy::Hosts>(h);
+      admissions_[a.name] = source::with_sources(
+          std::make_shared<policy::Admission>(a),
+          source::loader_sources(a.sources, "admission " + a.name, "set"),
+          log::root().with({{"kind", "admission"}, {"admission", a.name}}),
+          [](policy::Admission& h, const source::Data& d) { h.update(d.lines); });
+    for (const auto& b : cfg.bypasses)
+      bypasses_[b.name] =
+          source::with_sources(std::make_shared<policy::Bypass>(b),
+                               source::loader_sources(b.sources, "bypass " + b.name, "set"),
+                               log::root().with({{"kind", "bypass"}, {"bypass", b.name}}),
+                               [](policy::Bypass& h, const source::Data& d) { h.update(d.lines); });
+    for (const auto& h : cfg.hosts)
+      hosts_[h.name] =
+          source::with_sources(std::make_shared<policy::Hosts>(h),
+                               source::loader_sources(h.sources, "hosts " + h.name, "set-or-list"),
+                               log::root().with({{"kind", "hosts"}, {"hosts", h.name}}),
+                               [](policy::Hosts& holder, const source::Data& d) {
+                                 // "IP name [aliases...]" a line (go-gost/x hosts/hosts.go
+                                 // parseLine).
+                                 std::vector<config::HostMapping> mappings;
+                                 for (const auto& line : d.lines)
+                                   for (auto& m : policy::parse_hosts_line(line))
+                                     mappings.push_back(std::move(m));
+                                 holder.update(mappings);
+                               });
   }
 
   // Names were checked by reject_unbuilt(); empty names are skipped.
@@ -332,6 +355,9 @@ bool same_references(const config::Service& s, const config::Config& a, const co
 
 // Sections and keys the model holds that this implementation does not carry out yet: refused by
 // name, never silently ignored (docs/ARCHITECTURE.md "Errors, limits and logs").
+// `file`, `redis`, `http` and `reload` are read by src/source/ for authers, admissions, bypasses
+// and hosts; `plugin` only for authers (the admission, bypass and hosts checks are synchronous).
+// Limiters read their lines inline only (no holder a source could update yet).
 void reject_sources(const config::Sources& s, const std::string& where) {
   const char* key = s.file                  ? "file"
                     : s.redis               ? "redis"
@@ -340,6 +366,10 @@ void reject_sources(const config::Sources& s, const std::string& where) {
                     : s.reload.count() != 0 ? "reload"
                                             : nullptr;
   if (key) throw ConfigError(fmt::format("{}: {}: not supported yet", where, key));
+}
+
+void reject_plugin(const config::Sources& s, const std::string& where) {
+  if (s.plugin) throw ConfigError(fmt::format("{}: plugin: not supported yet", where));
 }
 
 template <class T>
@@ -373,10 +403,19 @@ void reject_unbuilt(const config::Config& c) {
   check_unique(c.admissions, "admissions");
   check_unique(c.bypasses, "bypasses");
   check_unique(c.hosts, "hosts");
-  for (const auto& a : c.authers) reject_sources(a.sources, "auther " + a.name);
-  for (const auto& a : c.admissions) reject_sources(a.sources, "admission " + a.name);
-  for (const auto& b : c.bypasses) reject_sources(b.sources, "bypass " + b.name);
-  for (const auto& h : c.hosts) reject_sources(h.sources, "hosts " + h.name);
+  // @api and @metrics check an auther's inline users only (synchronously, on their thread).
+  auto global_auther = [&](const std::string& name, const char* where) {
+    const auto* a = name.empty() ? nullptr : by_name(c.authers, name);
+    if (a && (a->sources.file || a->sources.redis || a->sources.http || a->sources.plugin))
+      throw ConfigError(fmt::format(
+          "{}: auther \"{}\": file/redis/http/plugin sources are not supported for {} yet", where,
+          name, where));
+  };
+  if (c.api) global_auther(c.api->auther, "api");
+  if (c.metrics) global_auther(c.metrics->auther, "metrics");
+  for (const auto& a : c.admissions) reject_plugin(a.sources, "admission " + a.name);
+  for (const auto& b : c.bypasses) reject_plugin(b.sources, "bypass " + b.name);
+  for (const auto& h : c.hosts) reject_plugin(h.sources, "hosts " + h.name);
   check_unique(c.limiters, "limiters");
   check_unique(c.climiters, "climiters");
   check_unique(c.rlimiters, "rlimiters");

@@ -43,7 +43,17 @@ class Socks4Handler final : public Handler {
       co_return;
     }
     if (opts_.auth) {
-      auto id = opts_.auth->authenticate(req.userid, "");
+      // A plugin auther is asked asynchronously; inline and loaded users stay on the fast path
+      // (docs/ARCHITECTURE.md "Sources").
+      std::optional<std::string> id;
+      if (opts_.auth->needs_async()) {
+        std::string auth_user(req.userid),
+            auth_pass("");  // locals: nothing temporary inside co_await
+        id = co_await opts_.auth->authenticate_async(opts_.service, auth_user, auth_pass,
+                                                     conn.remote);
+      } else {
+        id = opts_.auth->authenticate(req.userid, "");
+      }
       if (!id) {
         conn.log.info(fmt::format("{}: socks4: authentication failed", conn.remote),
                       {{"user", req.userid}});

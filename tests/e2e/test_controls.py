@@ -396,8 +396,9 @@ hosts:
                  b'admission a: matcher \\"example.com\\" is neither an IP address nor a CIDR'),
                 ("limiters: [{name: l, limits: ['$ 1MB'], reload: 10s}]\nservices: [{name: s, addr: ':0'}]",
                  b"limiter l: reload: not supported yet"),
-                ("bypasses: [{name: b, file: {path: /tmp/x}}]\nservices: [{name: s, addr: ':0'}]",
-                 b"bypass b: file: not supported yet"),
+                ("bypasses: [{name: b, plugin: {type: http, addr: 'http://127.0.0.1:1/'}}]\n"
+                 "services: [{name: s, addr: ':0'}]",
+                 b"bypass b: plugin: not supported yet"),
                 ("resolvers: [{name: r}]", b"resolvers: not supported")):
             path = self.write_file("bad.yaml", text)
             cp = run_gost(["-C", path], timeout=10)

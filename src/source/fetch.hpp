@@ -1,0 +1,76 @@
+// Reading a source once (docs/ARCHITECTURE.md "Sources"): a file, an HTTP GET, a Redis key. Each
+// call is bounded in size and time and throws on failure (the loader keeps the last good data).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "core/asio.hpp"
+#include "source/text.hpp"
+
+namespace gost::source {
+
+struct FileOptions {
+  std::string path;
+};
+
+// GOST's `redis` block. `type`: "set" (SMEMBERS), "list" (LRANGE 0 -1), "hash" (HGETALL); the key
+// defaults to "gost" (go-gost/x internal/loader/redis.go).
+struct RedisOptions {
+  std::string addr;
+  int db = 0;
+  std::string username;
+  std::string password;
+  std::string key;
+  std::string type;
+};
+
+struct HttpOptions {
+  std::string url;
+  std::chrono::nanoseconds timeout{0};  // 0 = kDefaultHttpTimeout
+};
+
+// Limits beyond GOST's (docs/PROTOCOLS.md "config: dynamic sources").
+inline constexpr std::size_t kMaxSourceBytes = 16 << 20;  // a file, an HTTP body, a Redis reply
+inline constexpr std::size_t kMaxRedisElements = 1 << 20;
+inline constexpr std::chrono::seconds kDefaultHttpTimeout{10};
+inline constexpr std::chrono::seconds kRedisTimeout{5};  // connect, AUTH, SELECT and the read
+
+std::string read_file_text(const std::string& path);
+
+// GET `url` (http only); the body of a 200 response, anything else throws.
+awaitable<std::string> http_get(const HttpOptions& o);
+
+// The key's members as `f` wants them: a set or a list as lines (each member parsed as a line), a
+// hash as user → password pairs.
+awaitable<Data> redis_fetch(const RedisOptions& o, Format f);
+
+// Used by the HTTP plugins too: one request, the status and the body (at most `max_body` bytes).
+struct HttpResponse {
+  unsigned status = 0;
+  std::string body;
+};
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  std::string content_type;
+  std::string body;
+  std::string authorization;
+  std::chrono::nanoseconds timeout{0};
+  std::size_t max_body = kMaxSourceBytes;
+};
+awaitable<HttpResponse> http_request(const HttpRequest& r);
+
+// Whether `url` is one http_request can fetch; the reason when not (for the config's error).
+std::optional<std::string> unsupported_url(const std::string& url);
+
+namespace detail {
+// The length of the complete RESP value at the start of `buf`, 0 while incomplete; throws on a
+// malformed value, an aggregate over kMaxRedisElements or nesting over 4 (hiredis 0.14 has no
+// element limit: `*2000000000` would make it allocate 16 GB).
+std::size_t resp_frame_length(std::string_view buf);
+}  // namespace detail
+
+}  // namespace gost::source

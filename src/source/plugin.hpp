@@ -1,0 +1,60 @@
+// GOST's `plugin` of type http (docs/ARCHITECTURE.md "Sources"; go-gost/x auth/plugin/http.go,
+// admission/plugin/http.go, bypass/plugin/http.go, hosts/plugin/http.go): one JSON POST per
+// question, only a 200 with a JSON object counts, anything else (an error, a timeout) refuses.
+// Calls run on the caller's executor (a connection's worker): asynchronous, never blocking it.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/asio.hpp"
+#include "core/auth.hpp"
+
+namespace gost::source {
+
+struct PluginOptions {
+  std::string addr;   // the URL
+  std::string token;  // sent as "Authorization: Bearer <token>" (GOST sends none over HTTP)
+  std::chrono::nanoseconds timeout{0};  // 0 = kDefaultHttpTimeout
+};
+
+// The answer's body limit (GOST reads it unbounded).
+inline constexpr std::size_t kMaxPluginAnswer = 64 * 1024;
+
+class HttpAuthPlugin : public AuthPlugin {
+ public:
+  explicit HttpAuthPlugin(PluginOptions o) : o_(std::move(o)) {}
+  // {"service","username","password","client"} → {"ok":bool,"id":string}.
+  awaitable<std::optional<std::string>> authenticate(std::string service, std::string user,
+                                                     std::string password,
+                                                     std::string client) const override;
+
+ private:
+  PluginOptions o_;
+};
+
+// {"service","network","addr"} → {"ok":bool}.
+awaitable<bool> plugin_admit(const PluginOptions& o, std::string service, std::string network,
+                             std::string addr);
+// {"network","addr","client","host","path"} → {"ok":bool}.
+awaitable<bool> plugin_bypass(const PluginOptions& o, std::string network, std::string addr,
+                              std::string client, std::string host, std::string path);
+// {"network","host","client"} → {"ips":[...],"ok":bool}; the IPs that parse, when ok.
+awaitable<std::optional<std::vector<std::string>>> plugin_lookup(const PluginOptions& o,
+                                                                 std::string network,
+                                                                 std::string host,
+                                                                 std::string client);
+
+namespace detail {
+// The answers' decoding, apart for the unit tests: nullopt when GOST's json.Decode would fail.
+struct AuthAnswer {
+  bool ok = false;
+  std::string id;
+};
+std::optional<AuthAnswer> decode_auth_answer(std::string_view body);
+std::optional<bool> decode_ok_answer(std::string_view body);
+}  // namespace detail
+
+}  // namespace gost::source
