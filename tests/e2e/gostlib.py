@@ -1059,6 +1059,37 @@ class StrictTestRunner(unittest.TextTestRunner):
     resultclass = StrictTestResult
 
 
+# Debian's haproxy (scripts/setup.sh), for the tests that put gost behind it.
+HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy")
+                                      else None)
+
+
+def start_haproxy(testcase, frontends):
+    """Starts haproxy in mode tcp as the test's own process (stopped at cleanup), one `listen`
+    section per (listen_port, server_port, server_options), e.g. "send-proxy-v2"; returns it once
+    every frontend listens."""
+    lines = ["global", "  maxconn 200", "defaults", "  mode tcp", "  timeout connect 5s",
+             "  timeout client 30s", "  timeout server 30s"]
+    for i, (fport, sport, opts) in enumerate(frontends):
+        lines += ["listen l%d" % i, "  bind %s:%d" % (LOOPBACK, fport),
+                  "  server s1 %s:%d %s" % (LOOPBACK, sport, opts)]
+    path = testcase.write_file("haproxy.cfg", "\n".join(lines) + "\n")
+    p = subprocess.Popen([HAPROXY, "-f", path, "-db"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop():
+        p.terminate()
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    testcase.addCleanup(stop)
+    for fport, _, _ in frontends:
+        testcase.assertTrue(wait_port(fport, 10, proc=p), "haproxy did not listen on %d" % fport)
+    return p
+
+
 def main():
     global GOST_BIN
     if len(sys.argv) < 2:

@@ -349,27 +349,7 @@ class BehindHaproxy(GostTestCase):
 
     def start_haproxy(self, frontends):
         """frontends: [(listen_port, server_port, server_options)]"""
-        lines = ["global", "  maxconn 100", "defaults", "  mode tcp", "  timeout connect 5s",
-                 "  timeout client 30s", "  timeout server 30s"]
-        for i, (fport, sport, opts) in enumerate(frontends):
-            lines += ["listen l%d" % i, "  bind %s:%d" % (LOOPBACK, fport),
-                      "  server s1 %s:%d %s" % (LOOPBACK, sport, opts)]
-        path = self.write_file("haproxy.cfg", "\n".join(lines) + "\n")
-        p = subprocess.Popen([HAPROXY, "-f", path, "-db"], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-        def stop():
-            p.terminate()
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            p.stdout.close()
-        self.addCleanup(stop)
-        for fport, _, _ in frontends:
-            self.assertTrue(wait_port(fport, 10), "haproxy did not listen on %d" % fport)
-        return p
+        return gostlib.start_haproxy(self, frontends)
 
     def test_curl_through_haproxy(self):
         hello = HelloServer()
