@@ -79,9 +79,17 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
   if (auto hp = split_host_port(conn.remote)) client_ip = hp->host;
   // Connection limiter: the connection beyond the limit is closed right after accept
   // (go-gost/x limiter/conn/wrapper: at the listener, before any handshake or log line).
+  // The limiters of this connection: what the holders hold now (docs/ARCHITECTURE.md
+  // "Limiters"); a source's change applies to the connections accepted after it.
+  std::shared_ptr<policy::ConnLimiter> conn_limiter;
+  std::shared_ptr<policy::RateLimiter> rate_limiter;
+  std::shared_ptr<policy::TrafficLimiter> traffic_limiter;
+  if (limiters->conn) conn_limiter = limiters->conn->current();
+  if (limiters->rate) rate_limiter = limiters->rate->current();
+  if (limiters->traffic) traffic_limiter = limiters->traffic->current();
   std::optional<policy::ConnSlot> slot;
-  if (limiters->conn) {
-    slot = limiters->conn->admit(client_ip);
+  if (conn_limiter) {
+    slot = conn_limiter->admit(client_ip);
     if (!slot) {
       conn.log.debug(fmt::format("climiter: {} exceeds the connection limit", conn.remote));
       stream->close();
@@ -95,7 +103,7 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
   // Request-rate limiter: asked once per connection before its request is read; a refusal
   // closes it without a reply (go-gost/x handlers' checkRateLimit; GOST's ErrRateLimit, logged
   // at debug).
-  if (limiters->rate && !limiters->rate->allow(client_ip, policy::Clock::now())) {
+  if (rate_limiter && !rate_limiter->allow(client_ip, policy::Clock::now())) {
     conn.log.debug("rate limit exceeded");
     request.fail();
     stream->close();
@@ -106,8 +114,8 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
         stream = std::make_unique<CountedStream>(std::move(stream), request.sink());
       // Traffic limiter: the client's stream keeps to its budgets; an unlimited one is not wrapped
       // and keeps the splice path (core/throttle.hpp).
-      if (limiters->traffic) {
-        auto t = limiters->traffic->for_connection(client_ip, policy::Clock::now());
+      if (traffic_limiter) {
+        auto t = traffic_limiter->for_connection(client_ip, policy::Clock::now());
         stream = throttled(std::move(stream), std::move(t.in), std::move(t.out));
       }
       co_await handler->handle(std::move(stream), conn);

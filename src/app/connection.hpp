@@ -14,11 +14,12 @@
 namespace gost::app {
 
 // The limiters a service applies to each accepted connection (docs/ARCHITECTURE.md "Limiters");
-// any may be null. Shared by the service's accept loops on all workers.
+// any may be null. Shared by the service's accept loops on all workers; each connection takes
+// the holders' current limiters once (a source may swap them meanwhile).
 struct ServiceLimiters {
-  std::shared_ptr<policy::TrafficLimiter> traffic;
-  std::shared_ptr<policy::ConnLimiter> conn;
-  std::shared_ptr<policy::RateLimiter> rate;
+  std::shared_ptr<policy::TrafficLimiters> traffic;
+  std::shared_ptr<policy::ConnLimiters> conn;
+  std::shared_ptr<policy::RateLimiters> rate;
 };
 
 // Accepts until the listener is closed; each connection runs in its own coroutine. A client the

@@ -31,12 +31,13 @@ std::vector<std::string> names_of(const std::string& one, const std::vector<std:
 // Built limiters by name (docs/ARCHITECTURE.md "Limiters"). An apply() reuses the ones whose
 // lines are unchanged, so that a service rebuilt for another reason keeps sharing its `$`
 // budgets and counts with the others; a changed limiter is built anew and applies to new
-// connections (the running ones keep the old).
+// connections (the running ones keep the old). A limiter with sources keeps its loader while an
+// entry holds it.
 struct LimiterCache {
   template <class L>
   struct Entry {
     config::Limiter config;
-    std::shared_ptr<L> built;  // null: no line has an effect
+    std::shared_ptr<policy::LimiterHolder<L>> built;  // null: no inline line, no source
   };
   std::map<std::string, Entry<policy::TrafficLimiter>> traffic;
   std::map<std::string, Entry<policy::ConnLimiter>> conn;
@@ -94,13 +95,13 @@ class Builder {
   }
 
   // Names were checked by reject_unbuilt(); an empty name is no limiter.
-  std::shared_ptr<policy::TrafficLimiter> traffic_limiter(const std::string& name) {
+  std::shared_ptr<policy::TrafficLimiters> traffic_limiter(const std::string& name) {
     return limiter(cfg_.limiters, previous_.traffic, limiters_.traffic, "limiter", name);
   }
-  std::shared_ptr<policy::ConnLimiter> conn_limiter(const std::string& name) {
+  std::shared_ptr<policy::ConnLimiters> conn_limiter(const std::string& name) {
     return limiter(cfg_.climiters, previous_.conn, limiters_.conn, "climiter", name);
   }
-  std::shared_ptr<policy::RateLimiter> rate_limiter(const std::string& name) {
+  std::shared_ptr<policy::RateLimiters> rate_limiter(const std::string& name) {
     return limiter(cfg_.rlimiters, previous_.rate, limiters_.rate, "rlimiter", name);
   }
   // The limiters of this configuration after apply(): those built or reused now, and the
@@ -258,10 +259,11 @@ class Builder {
   }
 
   template <class L>
-  std::shared_ptr<L> limiter(const std::vector<config::Limiter>& list,
-                             const std::map<std::string, LimiterCache::Entry<L>>& previous,
-                             std::map<std::string, LimiterCache::Entry<L>>& built,
-                             std::string_view kind, const std::string& name) {
+  std::shared_ptr<policy::LimiterHolder<L>> limiter(
+      const std::vector<config::Limiter>& list,
+      const std::map<std::string, LimiterCache::Entry<L>>& previous,
+      std::map<std::string, LimiterCache::Entry<L>>& built, std::string_view kind,
+      const std::string& name) {
     if (name.empty()) return nullptr;
     if (auto it = built.find(name); it != built.end()) return it->second.built;
     const config::Limiter* found = nullptr;
@@ -270,13 +272,25 @@ class Builder {
     if (!found) return nullptr;  // reject_unbuilt() names it first
     if (auto it = previous.find(name); it != previous.end() && it->second.config == *found)
       return built.emplace(name, it->second).first->second.built;
-    auto l = std::make_shared<L>(found->limits);
-    for (const auto& line : l->ignored())
-      log::root().warn(
-          fmt::format("{} {}: limit \"{}\" ignored (GOST ignores it too)", kind, name, line));
-    if (l->empty()) l.reset();
-    built.emplace(name, LimiterCache::Entry<L>{*found, l});
-    return l;
+    const std::string where = fmt::format("{} {}", kind, name);
+    auto logger = log::root().with("kind", std::string(kind)).with(std::string(kind), name);
+    auto warn = [logger, where](const std::vector<std::string>& ignored) {
+      for (const auto& line : ignored)
+        logger.warn(fmt::format("{}: limit \"{}\" ignored (GOST ignores it too)", where, line));
+    };
+    auto holder = std::make_shared<policy::LimiterHolder<L>>(found->limits);
+    warn(holder->update({}));
+    // Lines from `file`, `redis` (a set, or a list with `type: list`) and `http`, read now and
+    // every `reload` (go-gost/x limiter/traffic, conn, rate: load() and parsing's RedisSetLoader
+    // or RedisListLoader); only a change reaches update().
+    auto sources = source::loader_sources(found->sources, where, "set-or-list");
+    const bool has_sources = !sources.empty();
+    holder = source::with_sources(
+        std::move(holder), std::move(sources), logger,
+        [warn](policy::LimiterHolder<L>& h, const source::Data& d) { warn(h.update(d.lines)); });
+    if (!has_sources && !holder->current()) holder.reset();
+    built.emplace(name, LimiterCache::Entry<L>{*found, holder});
+    return holder;
   }
 
   const config::Config& cfg_;
@@ -355,19 +369,9 @@ bool same_references(const config::Service& s, const config::Config& a, const co
 
 // Sections and keys the model holds that this implementation does not carry out yet: refused by
 // name, never silently ignored (docs/ARCHITECTURE.md "Errors, limits and logs").
-// `file`, `redis`, `http` and `reload` are read by src/source/ for authers, admissions, bypasses
-// and hosts; `plugin` only for authers (the admission, bypass and hosts checks are synchronous).
-// Limiters read their lines inline only (no holder a source could update yet).
-void reject_sources(const config::Sources& s, const std::string& where) {
-  const char* key = s.file                  ? "file"
-                    : s.redis               ? "redis"
-                    : s.http                ? "http"
-                    : s.plugin              ? "plugin"
-                    : s.reload.count() != 0 ? "reload"
-                                            : nullptr;
-  if (key) throw ConfigError(fmt::format("{}: {}: not supported yet", where, key));
-}
-
+// `file`, `redis`, `http` and `reload` are read by src/source/ for authers, admissions, bypasses,
+// hosts and limiters; `plugin` only for authers (the admission, bypass, hosts and limiter checks
+// are synchronous).
 void reject_plugin(const config::Sources& s, const std::string& where) {
   if (s.plugin) throw ConfigError(fmt::format("{}: plugin: not supported yet", where));
 }
@@ -419,9 +423,9 @@ void reject_unbuilt(const config::Config& c) {
   check_unique(c.limiters, "limiters");
   check_unique(c.climiters, "climiters");
   check_unique(c.rlimiters, "rlimiters");
-  for (const auto& l : c.limiters) reject_sources(l.sources, "limiter " + l.name);
-  for (const auto& l : c.climiters) reject_sources(l.sources, "climiter " + l.name);
-  for (const auto& l : c.rlimiters) reject_sources(l.sources, "rlimiter " + l.name);
+  for (const auto& l : c.limiters) reject_plugin(l.sources, "limiter " + l.name);
+  for (const auto& l : c.climiters) reject_plugin(l.sources, "climiter " + l.name);
+  for (const auto& l : c.rlimiters) reject_plugin(l.sources, "rlimiter " + l.name);
   for (const auto& s : c.services) {
     const std::string where = "service " + s.name;
     check_defined(c.admissions, names_of(s.admission, s.admissions), "admission", where);

@@ -469,10 +469,16 @@ void read_count_lines(const std::vector<std::string>& lines, Parse parse, std::o
 
 }  // namespace
 
-ConnLimiter::ConnLimiter(const std::vector<std::string>& lines) {
+ConnLimiter::ConnLimiter(const std::vector<std::string>& lines, const ConnLimiter* previous) {
   std::optional<std::int64_t> service;
   read_count_lines<std::int64_t>(lines, parse_int, service, each_, ips_, cidrs_, ignored_);
-  if (service) service_ = std::make_shared<ConnSlot::Counter>(*service);
+  if (previous) per_ip_ = previous->per_ip_;  // admit() sets each IP's limit as it goes
+  if (service && previous && previous->service_) {
+    service_ = previous->service_;
+    service_->limit.store(*service, std::memory_order_relaxed);
+  } else if (service) {
+    service_ = std::make_shared<ConnSlot::Counter>(*service);
+  }
 }
 
 bool ConnLimiter::empty() const {
@@ -490,18 +496,24 @@ std::optional<ConnSlot> ConnLimiter::admit(std::string_view client_ip) {
     limit = *v;
   else
     limit = each_;
-  if (limit > 0)
-    counters.push_back(per_ip_.get(
+  if (limit > 0) {
+    auto counter = per_ip_->get(
         ip, [&] { return std::make_shared<ConnSlot::Counter>(limit); },
         [](const std::shared_ptr<ConnSlot::Counter>& c) {
           return c.use_count() == 1 && c->current.load(std::memory_order_relaxed) == 0;
-        }));
+        });
+    // A counter made under a limiter this one replaced takes this one's limit.
+    if (counter->limit.load(std::memory_order_relaxed) != limit)
+      counter->limit.store(limit, std::memory_order_relaxed);
+    counters.push_back(std::move(counter));
+  }
   if (service_) counters.push_back(service_);
   // Smallest limit first, as GOST's limiterGroup sorts them; a refusal gives back what was taken.
   std::sort(counters.begin(), counters.end(),
-            [](const auto& a, const auto& b) { return a->limit < b->limit; });
+            [](const auto& a, const auto& b) { return a->limit.load() < b->limit.load(); });
   for (std::size_t i = 0; i < counters.size(); ++i) {
-    if (counters[i]->current.fetch_add(1, std::memory_order_relaxed) + 1 > counters[i]->limit) {
+    if (counters[i]->current.fetch_add(1, std::memory_order_relaxed) + 1 >
+        counters[i]->limit.load(std::memory_order_relaxed)) {
       for (std::size_t j = 0; j <= i; ++j)
         counters[j]->current.fetch_sub(1, std::memory_order_relaxed);
       return std::nullopt;

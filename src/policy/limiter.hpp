@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "core/throttle.hpp"
@@ -165,7 +166,7 @@ class ConnSlot {
  public:
   struct Counter {
     explicit Counter(std::int64_t l) : limit(l) {}
-    const std::int64_t limit;
+    std::atomic<std::int64_t> limit;  // a source's change sets it (ConnLimiter's `previous`)
     std::atomic<std::int64_t> current{0};
   };
   ConnSlot() = default;
@@ -181,11 +182,15 @@ class ConnSlot {
 
 class ConnLimiter {
  public:
-  explicit ConnLimiter(const std::vector<std::string>& lines);
+  explicit ConnLimiter(const std::vector<std::string>& lines) : ConnLimiter(lines, nullptr) {}
+  // With `previous` (the limiter these lines replace): its counters carry on with the new limits,
+  // so that the connections still open count against them (GOST's reload sets the new limit on
+  // the existing limiters).
+  ConnLimiter(const std::vector<std::string>& lines, const ConnLimiter* previous);
   // A slot when one more connection from `client_ip` is within every limit, else nullopt (and
   // nothing is counted).
   std::optional<ConnSlot> admit(std::string_view client_ip);
-  std::size_t tracked_ips() const { return per_ip_.size(); }
+  std::size_t tracked_ips() const { return per_ip_->size(); }
   bool empty() const;
   const std::vector<std::string>& ignored() const { return ignored_; }
 
@@ -194,7 +199,7 @@ class ConnLimiter {
   std::int64_t each_ = 0;
   std::map<std::string, std::int64_t> ips_;
   std::vector<std::pair<IpNetwork, std::int64_t>> cidrs_;  // widest first
-  PerIp<ConnSlot::Counter> per_ip_;
+  std::shared_ptr<PerIp<ConnSlot::Counter>> per_ip_ = std::make_shared<PerIp<ConnSlot::Counter>>();
   std::vector<std::string> ignored_;
 };
 
@@ -217,5 +222,47 @@ class RateLimiter {
   PerIp<TokenBucket> per_ip_;
   std::vector<std::string> ignored_;
 };
+
+// ---- a named limiter -----------------------------------------------------------------------
+
+// A named limiter (`limiters`, `climiters`, `rlimiters`): its inline `limits` plus the lines its
+// sources hold (docs/ARCHITECTURE.md "Limiters"). update() builds a new limiter from both (loaded
+// lines after the inline ones: a later line for a key wins, as in GOST's load()) and swaps it in
+// atomically: a new connection takes current() once, so the running ones keep their buckets (a
+// connection limiter's counts carry over: ConnLimiter's `previous`). No lock on the data path;
+// update() runs on one thread at a time (the constructor, then the source thread).
+template <class L>
+class LimiterHolder {
+ public:
+  explicit LimiterHolder(std::vector<std::string> inline_lines) : inline_(std::move(inline_lines)) {
+    update({});
+  }
+  // Null while no line has an effect.
+  std::shared_ptr<L> current() const { return current_.load(std::memory_order_acquire); }
+  // Returns the lines GOST would ignore too (for a warning).
+  std::vector<std::string> update(const std::vector<std::string>& loaded) {
+    std::vector<std::string> all = inline_;
+    all.insert(all.end(), loaded.begin(), loaded.end());
+    std::shared_ptr<L> l;
+    if constexpr (std::is_constructible_v<L, const std::vector<std::string>&, const L*>)
+      l = std::make_shared<L>(all, last_.get());
+    else
+      l = std::make_shared<L>(all);
+    last_ = l;
+    auto ignored = l->ignored();
+    if (l->empty()) l.reset();
+    current_.store(std::move(l), std::memory_order_release);
+    return ignored;
+  }
+
+ private:
+  const std::vector<std::string> inline_;
+  std::shared_ptr<L> last_;  // the last built, even when empty (update() only)
+  std::atomic<std::shared_ptr<L>> current_;
+};
+
+using TrafficLimiters = LimiterHolder<TrafficLimiter>;
+using ConnLimiters = LimiterHolder<ConnLimiter>;
+using RateLimiters = LimiterHolder<RateLimiter>;
 
 }  // namespace gost::policy

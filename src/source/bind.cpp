@@ -17,7 +17,8 @@ Sources loader_sources(const config::Sources& s, const std::string& where,
     auto hp = split_host_port(s.redis->addr);
     if (!hp || hp->host.empty() || hp->port.empty())
       throw ConfigError(fmt::format("{}: redis.addr \"{}\": want host:port", where, s.redis->addr));
-    // Authers read a hash, admissions and bypasses a set, hosts a set or (`type: list`) a list
+    // Authers read a hash, admissions and bypasses a set, hosts and limiters a set or
+    // (`type: list`) a list
     // (go-gost/x config/parsing/*/parse.go).
     std::string type = redis_type;
     if (type == "set-or-list") type = s.redis->type == "list" ? "list" : "set";

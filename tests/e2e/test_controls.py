@@ -394,8 +394,9 @@ hosts:
                 ("services: [{name: s, addr: ':0', bypass: nope}]", b'service s: bypass \\"nope\\" is not defined'),
                 ("services: [{name: s, addr: ':0', admission: a}]\nadmissions: [{name: a, matchers: [example.com]}]",
                  b'admission a: matcher \\"example.com\\" is neither an IP address nor a CIDR'),
-                ("limiters: [{name: l, limits: ['$ 1MB'], reload: 10s}]\nservices: [{name: s, addr: ':0'}]",
-                 b"limiter l: reload: not supported yet"),
+                ("limiters: [{name: l, limits: ['$ 1MB'], reload: 10s, plugin: {type: http, addr: 'http://127.0.0.1:1/'}}]\n"
+                 "services: [{name: s, addr: ':0'}]",
+                 b"limiter l: plugin: not supported yet"),
                 ("bypasses: [{name: b, plugin: {type: http, addr: 'http://127.0.0.1:1/'}}]\n"
                  "services: [{name: s, addr: ':0'}]",
                  b"bypass b: plugin: not supported yet"),

@@ -7,7 +7,13 @@
 - connections (`?climiter=N`): the N+1th is closed right after accept, and admitted again once
   one ends;
 - requests (`?rlimiter=R`): beyond the rate a connection is closed without a reply;
-- a reload that changes a limiter applies to new connections.
+- a reload that changes a limiter applies to new connections;
+- sources (docs/PROTOCOLS.md "config: dynamic sources"): a limiter whose lines come from a file
+  that changes takes the new rate within a few reload periods (a file line beats the inline line
+  of the same key) and keeps it when the file goes away; one whose lines come from a Redis set
+  starts unlimited, limits once a line is added and keeps it with Redis down; a climiter from a
+  file admits more once its file says so, the connections already open counting against the new
+  limit.
 """
 
 import os
@@ -18,7 +24,8 @@ import time
 import unittest
 
 import gostlib
-from gostlib import GostTestCase, free_port, free_ports, recv_exact, wait_port
+from gostlib import GostTestCase, free_port, free_ports, recv_exact, wait_port, wait_until
+from test_sources import REDIS_SERVER, RedisServer, redis_cmd
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -296,6 +303,95 @@ limiters:
         self.assertLess(abs(r / (512 * KiB) - 1), TOLERANCE, "after: %.0f B/s" % r)
 
 
+RELOAD_WAIT = 3.5  # a source change is seen within a few 1 s reload periods
+
+
+def forward_config(port, target, key, kind, name, body):
+    return f"""
+services:
+- name: svc
+  addr: :{port}
+  {key}: {name}
+  handler: {{type: tcp}}
+  listener: {{type: tcp}}
+  forwarder: {{nodes: [{{name: t, addr: 127.0.0.1:{target}}}]}}
+{kind}:
+- name: {name}
+  reload: 1s
+{body}"""
+
+
+def loader_errors(proc, what):
+    return [ln for ln in proc.stderr_text().splitlines() + proc.stdout_text().splitlines()
+            if ("%s loader:" % what) in ln and "recovered" not in ln]
+
+
+class LimiterSources(GostTestCase):
+    def steady(self, port, server, rate):
+        """One new connection's steady rate (IN), from a fresh count."""
+        server.received = Samples()
+        transfer(port, 3 * rate)
+        self.assertTrue(server.wait_bytes(3 * rate))
+        return server.received.steady_rate(skip=rate * 1.25)
+
+    def test_traffic_limiter_from_a_file_that_changes(self):
+        server = self.start_server(RateServer(send_size=0))
+        port = free_port()
+        limits = self.write_file("limits.txt", "$ 128KB  # from the file\n")
+        cfg = self.write_file("gost.yaml", forward_config(
+            port, server.port, "limiter", "limiters", "lim",
+            f"  limits: ['$ 1MB']\n  file: {{path: {limits}}}\n"))
+        p = self.start_gost("-C", cfg, port=port)
+        r = self.steady(port, server, 128 * KiB)  # the file's line wins over the inline one
+        self.assertLess(abs(r / (128 * KiB) - 1), TOLERANCE, "file 128KB: %.0f B/s" % r)
+        with open(limits, "w") as f:
+            f.write("$ 512KB\n")
+        # 64 KiB probes: half a second each under the drained 128KB bucket, at once under the new
+        # (full) 512KB one. The change must show within a few reload periods.
+        changed = time.monotonic()
+        while True:
+            t = time.monotonic()
+            server.received = Samples()
+            transfer(port, 64 * KiB)  # returns once sent: the server tells when it got through
+            self.assertTrue(server.wait_bytes(64 * KiB))
+            if time.monotonic() - t < 0.2:
+                break
+            self.assertLess(time.monotonic() - changed, RELOAD_WAIT, "the file change never applied")
+        print("new rate applied %.1f s after the file changed" % (time.monotonic() - changed))
+        r = self.steady(port, server, 512 * KiB)
+        self.assertLess(abs(r / (512 * KiB) - 1), TOLERANCE, "file 512KB: %.0f B/s" % r)
+        # The file goes away: one log line, the last good lines stay.
+        os.unlink(limits)
+        self.assertTrue(wait_until(lambda: loader_errors(p, "file"), timeout=RELOAD_WAIT))
+        r = self.steady(port, server, 512 * KiB)
+        self.assertLess(abs(r / (512 * KiB) - 1), TOLERANCE, "file gone: %.0f B/s" % r)
+        self.assertEqual(len(loader_errors(p, "file")), 1, loader_errors(p, "file"))
+
+    @unittest.skipUnless(REDIS_SERVER, "redis-server is not installed (scripts/setup.sh)")
+    def test_traffic_limiter_from_a_redis_set(self):
+        redis = self.start_server(RedisServer())
+        server = self.start_server(RateServer(send_size=0))
+        port = free_port()
+        cfg = self.write_file("gost.yaml", forward_config(
+            port, server.port, "limiter", "limiters", "lim",
+            f"  redis: {{addr: 127.0.0.1:{redis.port}, key: gost:limits}}\n"))
+        p = self.start_gost("-C", cfg, port=port)
+        # No line yet: unlimited.
+        t = time.monotonic()
+        transfer(port, 8 * MiB)
+        self.assertTrue(server.wait_bytes(8 * MiB))
+        self.assertLess(time.monotonic() - t, 5)
+        self.assertEqual(redis_cmd(redis.port, "SADD", "gost:limits", "$ 256KB 256KB"), b":1\r\n")
+        time.sleep(RELOAD_WAIT)
+        r = self.steady(port, server, 256 * KiB)
+        self.assertLess(abs(r / (256 * KiB) - 1), TOLERANCE, "redis 256KB: %.0f B/s" % r)
+        # Redis goes down: the last good lines stay.
+        redis.stop()
+        self.assertTrue(wait_until(lambda: loader_errors(p, "redis"), timeout=RELOAD_WAIT))
+        r = self.steady(port, server, 256 * KiB)
+        self.assertLess(abs(r / (256 * KiB) - 1), TOLERANCE, "redis down: %.0f B/s" % r)
+
+
 class ConnectionLimits(GostTestCase):
     def echo_ok(self, s, data=b"ping"):
         s.sendall(data)
@@ -360,6 +456,27 @@ climiters:
         self.addCleanup(b.close)
         self.assertTrue(self.closed_without_data(b))
         self.admitted(port, source="127.0.0.2")  # another client IP has its own
+
+
+    def test_climiter_from_a_file(self):
+        echo = self.start_server(gostlib.EchoServer())
+        port = free_port()
+        limits = self.write_file("climits.txt", "$ 1\n")
+        cfg = self.write_file("gost.yaml", forward_config(
+            port, echo.port, "climiter", "climiters", "cl", f"  file: {{path: {limits}}}\n"))
+        self.start_gost("-C", cfg, port=port)
+        a = self.admitted(port)
+        b = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(b.close)
+        self.assertTrue(self.closed_without_data(b))
+        with open(limits, "w") as f:
+            f.write("$ 2\n")
+        self.admitted(port, within=RELOAD_WAIT + 2)
+        # The open connection still counts under the new limit: 2 of 2.
+        d = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(d.close)
+        self.assertTrue(self.closed_without_data(d))
+        self.assertTrue(self.echo_ok(a))
 
 
 class RequestRateLimits(GostTestCase):

@@ -385,9 +385,10 @@ class ApiTest(GostTestCase):
         self.assertEqual(self.call("GET", "/config/limiters")[::2],
                          (200, b'{"data":{"count":1,"list":[{"name":"l","limits":["$ 1MB 2MB"]}]}}'))
         status, _, body = self.call("POST", "/config/climiters",
-                                    {"name": "c", "limits": ["$ 1"], "reload": "10s"})
+                                    {"name": "c", "limits": ["$ 1"], "reload": "10s",
+                                     "plugin": {"type": "http", "addr": "http://127.0.0.1:1/"}})
         self.assertEqual(status, 500)
-        self.assertIn(b"climiter c: reload: not supported yet", body)
+        self.assertIn(b"climiter c: plugin: not supported yet", body)
         self.assertEqual(self.call("GET", "/config/resolvers")[::2],
                          (200, b'{"data":{"count":0,"list":null}}'))
         status, _, body = self.call("POST", "/config/resolvers", {"name": "r"})

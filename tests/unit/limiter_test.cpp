@@ -313,3 +313,53 @@ TEST(RateLimiter, EveryBucketIsAsked) {
   EXPECT_FALSE(l.allow("10.0.0.2", t0));  // `$` is empty now
   EXPECT_TRUE(l.allow("10.0.0.2", t0 + 10ms));
 }
+
+// ---- LimiterHolder (a limiter's inline lines plus its sources' lines) ------------------------
+
+TEST(LimiterHolder, LoadedLinesFollowInlineOnesAndSwap) {
+  TrafficLimiters h({"$ 1MB"});
+  auto first = h.current();
+  ASSERT_TRUE(first);
+  auto t = first->for_connection("10.0.0.1", t0);
+  ASSERT_TRUE(t.in);
+  // A source's line for the same key comes after the inline one and wins (GOST's load()).
+  EXPECT_TRUE(h.update({"$ 128KB", "# comment", "nonsense 1KB"}) ==
+              std::vector<std::string>{"nonsense 1KB"});
+  auto second = h.current();
+  ASSERT_TRUE(second);
+  EXPECT_NE(first, second);
+  auto u = second->for_connection("10.0.0.1", t0);
+  auto* b = dynamic_cast<BucketThrottle*>(u.in.get());
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->buckets().front()->rate(), 128 * 1024);
+  // The running connection keeps its bucket.
+  EXPECT_EQ(dynamic_cast<BucketThrottle*>(t.in.get())->buckets().front()->rate(), 1024 * 1024);
+}
+
+TEST(LimiterHolder, EmptyUntilALineHasAnEffect) {
+  RateLimiters h({});
+  EXPECT_FALSE(h.current());
+  h.update({"$ 1"});
+  ASSERT_TRUE(h.current());
+  EXPECT_TRUE(h.current()->allow("10.0.0.1", t0));
+  h.update({});
+  EXPECT_FALSE(h.current());
+}
+
+TEST(LimiterHolder, ConnectionCountsCarryOverAChange) {
+  ConnLimiters h({});
+  h.update({"$ 1", "$$ 1"});
+  auto a = h.current()->admit("10.0.0.1");
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(h.current()->admit("10.0.0.2"));  // `$` is full
+  // The service may have 3 now, each IP 2: the open connection still counts in both.
+  h.update({"$ 3", "$$ 2"});
+  auto b = h.current()->admit("10.0.0.1");
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(h.current()->admit("10.0.0.1"));  // 10.0.0.1 holds 2 of 2
+  auto c = h.current()->admit("10.0.0.2");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(h.current()->admit("10.0.0.3"));  // `$` holds 3 of 3
+  a.reset();  // an old connection ends: its place is given back to the shared counters
+  EXPECT_TRUE(h.current()->admit("10.0.0.3"));
+}
