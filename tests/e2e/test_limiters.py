@@ -13,7 +13,7 @@
   of the same key) and keeps it when the file goes away; one whose lines come from a Redis set
   starts unlimited, limits once a line is added and keeps it with Redis down; a climiter from a
   file admits more once its file says so, the connections already open counting against the new
-  limit.
+  limit; an rlimiter reads a Redis list (`type: list`) and an HTTP source, whose later line wins.
 """
 
 import os
@@ -25,7 +25,7 @@ import unittest
 
 import gostlib
 from gostlib import GostTestCase, free_port, free_ports, recv_exact, wait_port, wait_until
-from test_sources import REDIS_SERVER, RedisServer, redis_cmd
+from test_sources import REDIS_SERVER, HttpSource, RedisServer, redis_cmd
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -511,6 +511,41 @@ class RequestRateLimits(GostTestCase):
         self.assertEqual(answers[2:], [b"", b""])
         time.sleep(1.1)
         self.assertTrue(self.connect_request(port, target).startswith(b"HTTP/1.1 200"))
+
+
+    @unittest.skipUnless(REDIS_SERVER, "redis-server is not installed (scripts/setup.sh)")
+    def test_rlimiter_from_a_redis_list_and_http(self):
+        echo = self.start_server(gostlib.EchoServer())
+        redis = self.start_server(RedisServer())
+        web = self.start_server(HttpSource(body=b""))
+        self.assertEqual(redis_cmd(redis.port, "RPUSH", "rl", "$ 1"), b":1\r\n")
+        port = free_port()
+        cfg = self.write_file("gost.yaml", f"""
+services:
+- name: svc
+  addr: :{port}
+  rlimiter: rl
+  handler: {{type: http}}
+  listener: {{type: tcp}}
+rlimiters:
+- name: rl
+  reload: 1s
+  redis: {{addr: 127.0.0.1:{redis.port}, key: rl, type: list}}
+  http: {{url: "{web.url}"}}
+""")
+        self.start_gost("-C", cfg, port=port)
+        time.sleep(1.1)  # start-up's port probe was a request too: let the bucket refill
+        target = b"127.0.0.1:%d" % echo.port
+        answers = [self.connect_request(port, target) for _ in range(4)]
+        self.assertTrue(answers[0].startswith(b"HTTP/1.1 200"), answers)
+        self.assertTrue(answers[1].startswith(b"HTTP/1.1 200"), answers)
+        self.assertEqual(answers[2:], [b"", b""])
+        # The HTTP source's line comes after Redis's and wins: 100 a second.
+        web.set(body=b"$ 100\n")
+        self.assertTrue(wait_until(
+            lambda: self.connect_request(port, target).startswith(b"HTTP/1.1 200"), timeout=RELOAD_WAIT))
+        answers = [self.connect_request(port, target) for _ in range(10)]
+        self.assertTrue(all(a.startswith(b"HTTP/1.1 200") for a in answers), answers)
 
 
 if __name__ == "__main__":
