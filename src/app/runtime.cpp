@@ -285,9 +285,16 @@ class Builder {
     // or RedisListLoader); only a change reaches update().
     auto sources = source::loader_sources(found->sources, where, "set-or-list");
     const bool has_sources = !sources.empty();
+    // A change warns about the loaded lines it ignores (the inline ones were warned about above).
     holder = source::with_sources(
         std::move(holder), std::move(sources), logger,
-        [warn](policy::LimiterHolder<L>& h, const source::Data& d) { warn(h.update(d.lines)); });
+        [warn, inline_lines = found->limits](policy::LimiterHolder<L>& h, const source::Data& d) {
+          auto ignored = h.update(d.lines);
+          std::erase_if(ignored, [&](const std::string& line) {
+            return std::find(inline_lines.begin(), inline_lines.end(), line) != inline_lines.end();
+          });
+          warn(ignored);
+        });
     if (!has_sources && !holder->current()) holder.reset();
     built.emplace(name, LimiterCache::Entry<L>{*found, holder});
     return holder;
