@@ -56,6 +56,7 @@ awaitable<std::optional<std::string>> Authenticator::authenticate_async(std::str
                                                                         std::string user,
                                                                         std::string password,
                                                                         std::string client) const {
+  if (!async_) co_return authenticate(user, password);  // no plugin: never suspends
   for (const auto& a : authers_) {
     std::optional<std::string> id;
     if (const AuthPlugin* p = a.plugin())

@@ -62,10 +62,12 @@ class Auther {
 class Authenticator {
  public:
   explicit Authenticator(std::vector<Auther> authers);
-  // The fast path, for authenticators without a plugin (needs_async() false).
+  // The users of the non-plugin authers only (what @api/@metrics check).
   std::optional<std::string> authenticate(std::string_view user, std::string_view password) const;
-  // True when an auther is a plugin: handlers then call authenticate_async.
+  // True when an auther is a plugin.
   bool needs_async() const { return async_; }
+  // Every handler's authentication: without a plugin it never suspends (the users' tables only);
+  // a plugin auther is asked over HTTP in its turn (docs/ARCHITECTURE.md "Sources").
   awaitable<std::optional<std::string>> authenticate_async(std::string service, std::string user,
                                                            std::string password,
                                                            std::string client) const;

@@ -158,16 +158,10 @@ awaitable<void> HttpHandler::handle(StreamPtr client, ConnInfo& conn) {
   if (opts_.auth) {
     auto* pa = req.headers.get("Proxy-Authorization");
     auto [user, pass] = http::parse_basic_auth(pa ? std::string_view(*pa) : std::string_view());
-    // A plugin auther is asked asynchronously; inline and loaded users stay on the fast path
-    // (docs/ARCHITECTURE.md "Sources").
-    std::optional<std::string> id;
-    if (opts_.auth->needs_async()) {
-      std::string auth_user(user), auth_pass(pass);  // locals: nothing temporary inside co_await
-      id =
-          co_await opts_.auth->authenticate_async(opts_.service, auth_user, auth_pass, conn.remote);
-    } else {
-      id = opts_.auth->authenticate(user, pass);
-    }
+    // Locals: nothing temporary inside the co_await (docs/ARCHITECTURE.md "Concurrency").
+    std::string auth_user(user), auth_pass(pass);
+    std::optional<std::string> id =
+        co_await opts_.auth->authenticate_async(opts_.service, auth_user, auth_pass, conn.remote);
     if (!id) {
       auto* pc = req.headers.get("Proxy-Connection");
       bool keepalive = pc && pc->size() == 10 && strncasecmp(pc->c_str(), "keep-alive", 10) == 0;

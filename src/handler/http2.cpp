@@ -163,16 +163,10 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
       if (auto text = proto::base64_decode(credentials.substr(6));
           text && text->find(':') == std::string::npos)
         user.clear();
-    // A plugin auther is asked asynchronously; inline and loaded users stay on the fast path
-    // (docs/ARCHITECTURE.md "Sources").
-    std::optional<std::string> id;
-    if (opts_.auth->needs_async()) {
-      std::string auth_user(user), auth_pass(pass);  // locals: nothing temporary inside co_await
-      id =
-          co_await opts_.auth->authenticate_async(opts_.service, auth_user, auth_pass, conn.remote);
-    } else {
-      id = opts_.auth->authenticate(user, pass);
-    }
+    // Locals: nothing temporary inside the co_await (docs/ARCHITECTURE.md "Concurrency").
+    std::string auth_user(user), auth_pass(pass);
+    std::optional<std::string> id =
+        co_await opts_.auth->authenticate_async(opts_.service, auth_user, auth_pass, conn.remote);
     if (!id) {
       conn.log.warn(fmt::format("{}: authentication failed", conn.remote),
                     {{"user", std::string(user)}});

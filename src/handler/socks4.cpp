@@ -43,17 +43,10 @@ class Socks4Handler final : public Handler {
       co_return;
     }
     if (opts_.auth) {
-      // A plugin auther is asked asynchronously; inline and loaded users stay on the fast path
-      // (docs/ARCHITECTURE.md "Sources").
-      std::optional<std::string> id;
-      if (opts_.auth->needs_async()) {
-        std::string auth_user(req.userid),
-            auth_pass("");  // locals: nothing temporary inside co_await
-        id = co_await opts_.auth->authenticate_async(opts_.service, auth_user, auth_pass,
-                                                     conn.remote);
-      } else {
-        id = opts_.auth->authenticate(req.userid, "");
-      }
+      // Locals: nothing temporary inside the co_await (docs/ARCHITECTURE.md "Concurrency").
+      std::string auth_user(req.userid), auth_pass("");
+      std::optional<std::string> id =
+          co_await opts_.auth->authenticate_async(opts_.service, auth_user, auth_pass, conn.remote);
       if (!id) {
         conn.log.info(fmt::format("{}: socks4: authentication failed", conn.remote),
                       {{"user", req.userid}});

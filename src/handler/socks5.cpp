@@ -219,16 +219,10 @@ awaitable<bool> Socks5Handler::handshake(StreamPtr& client, socks5::Request& req
         *client, buf,
         [&](std::string_view d) { return socks5::parse_user_pass_request(d, user, pass); }, ec);
     if (r.status != socks5::Status::complete) co_return false;
-    // A plugin auther is asked asynchronously; inline and loaded users stay on the fast path
-    // (docs/ARCHITECTURE.md "Sources").
-    std::optional<std::string> id;
-    if (opts_.auth->needs_async()) {
-      std::string auth_user(user), auth_pass(pass);  // locals: nothing temporary inside co_await
-      id =
-          co_await opts_.auth->authenticate_async(opts_.service, auth_user, auth_pass, conn.remote);
-    } else {
-      id = opts_.auth->authenticate(user, pass);
-    }
+    // Locals: nothing temporary inside the co_await (docs/ARCHITECTURE.md "Concurrency").
+    std::string auth_user(user), auth_pass(pass);
+    std::optional<std::string> id =
+        co_await opts_.auth->authenticate_async(opts_.service, auth_user, auth_pass, conn.remote);
     co_await write_all(*client, asio::buffer(socks5::user_pass_reply(id.has_value())), ec);
     if (!id) {
       conn.log.info(fmt::format("{}: socks5: authentication failed", conn.remote),
