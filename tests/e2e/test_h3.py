@@ -185,12 +185,17 @@ class H3PairTest(H3TestBase):
         sys.stderr.write("client UDP sockets after 100 tunnels: %d (%d workers)\n" % (n, WORKERS))
         self.assertGreaterEqual(n, 1, "the client holds no UDP socket?")
         self.assertLessEqual(n, WORKERS + 2, "client holds %d UDP sockets for %d workers" % (n, WORKERS))
-        # one worker, 40 tunnels (at most 80 streams): exactly one connection
+        # one worker, 40 tunnels (at most 80 streams at once): one connection, or a second one
+        # when the server's stream credit for the streams that just ended (the authorize
+        # requests) comes back later than the next requests need it (under load: a MAX_STREAMS
+        # frame waits for the client's ACK of the response; net/pht_h3 then opens another
+        # connection rather than wait) — never one per tunnel
         front1, client1 = self.client("relay+h3", udp, name="client-1worker", env={"GOST_WORKERS": "1"})
         ok, errors, elapsed = self.run_connect_batch(front1, 40)
         self.check_batch(ok, errors, elapsed, 40)
-        self.assertEqual(udplib.udp_socket_count(client1.pid), 1,
-                         "one worker, 40 tunnels: the client should use one QUIC connection")
+        n1 = udplib.udp_socket_count(client1.pid)
+        sys.stderr.write("client UDP sockets after 40 tunnels on one worker: %d\n" % n1)
+        self.assertIn(n1, (1, 2), "one worker, 40 tunnels: %d QUIC connections" % n1)
         self.assertAlive(server)
 
     def test_server_stream_limit_does_not_block_tunnels(self):

@@ -195,14 +195,22 @@ class TrafficLimits(GostTestCase):
     def test_unlimited_service_still_splices(self):
         server = self.start_server(RateServer(send_size=4 * MiB))
         port = free_port()
-        p = self.start_gost("-L", "tcp://:%d/127.0.0.1:%d" % (port, server.port), port=port)
-        self.assertEqual(pipes_of(p.pid), 0)
+        # Waits for LISTEN without connecting: wait_port's probe connection would be forwarded
+        # to the server and could leave a pipe of its own before the transfer starts.
+        p = self.start_gost("-L", "tcp://:%d/127.0.0.1:%d" % (port, server.port), wait=False)
+        self.assertTrue(gostlib.wait_listening(port, proc=p.proc), "gost did not listen")
+        self.assertEqual(pipes_of(p.pid), 0, "pipes before any connection")
         t = time.monotonic()
         got = transfer(port, 4 * MiB)
-        self.assertEqual(got.total, 4 * MiB)
-        self.assertLess(time.monotonic() - t, 5)
-        # The splice path's pipes go back to a per-thread pool: there they are.
-        self.assertGreater(pipes_of(p.pid), 0)
+        took = time.monotonic() - t
+        self.assertEqual(got.total, 4 * MiB, "bytes back after %.2fs" % took)
+        self.assertTrue(server.wait_bytes(4 * MiB, timeout=10),
+                        "the target got %d of %d bytes" % (server.received.total, 4 * MiB))
+        self.assertLess(took, 10, "4 MiB both ways took %.2fs" % took)
+        # The splice path's pipes go back to a per-thread pool: there they are (the relay may
+        # still be finishing its other direction when the client has its EOF).
+        self.assertTrue(wait_until(lambda: pipes_of(p.pid) > 0, timeout=5),
+                        "no splice pipe in the process after the transfer")
 
     def per_connection_vs_shared(self, line):
         rate = 256 * KiB
