@@ -139,6 +139,8 @@ awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<
   // One copy of the name for all connections of this loop (they may outlive the service).
   auto name = std::make_shared<const std::string>(std::move(service));
   auto limits = std::make_shared<const ServiceLimiters>(std::move(limiters));
+  // The service's fields, shared by every connection's logger rather than copied into each.
+  const log::Logger base = log.shared();
   auto backoff = std::chrono::seconds(1);
   for (;;) {
     error_code ec;
@@ -152,7 +154,7 @@ awaitable<void> accept_loop(std::shared_ptr<Listener> listener, std::shared_ptr<
       continue;
     }
     backoff = std::chrono::seconds(1);
-    ConnInfo conn = new_connection(*stream, log);
+    ConnInfo conn = new_connection(*stream, base);
     asio::co_spawn(ex,
                    serve_connection(listener, handler, std::move(stream), std::move(conn), name,
                                     admissions, limits),

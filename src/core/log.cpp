@@ -165,6 +165,7 @@ std::string_view field_key(const std::string& k) {
 struct Line {
   Level level;
   std::string_view msg;
+  const std::vector<Field>* shared;  // may be null
   const std::vector<Field>& base;
   const std::vector<Field>& extra;
   std::int64_t ms;  // time, ms since the epoch
@@ -180,7 +181,8 @@ void collect(std::vector<Item>& items, const Sink& sink, const Line& line, bool 
     items.push_back({"time", Kind::time, {}});
   }
   if (!sink.name.empty()) items.push_back({"logger", Kind::str, sink.name});
-  for (const auto* fields : {&line.base, &line.extra})
+  static const std::vector<Field> kNone;
+  for (const auto* fields : {line.shared ? line.shared : &kNone, &line.base, &line.extra})
     for (const auto& f : *fields) {
       if (auto* s = std::get_if<std::string>(&f.value))
         items.push_back({field_key(f.key), Kind::str, *s});
@@ -530,6 +532,24 @@ void set_level(std::string_view name) {
   install(std::move(next));
 }
 
+Logger Logger::shared() const {
+  if (fields_.empty()) return *this;
+  Logger l;
+  l.route_ = route_;
+  auto all = std::make_shared<std::vector<Field>>();
+  if (shared_) *all = *shared_;
+  // Later fields win: one entry per key.
+  for (const auto& f : fields_) {
+    auto it = std::find_if(all->begin(), all->end(), [&](const Field& x) { return x.key == f.key; });
+    if (it != all->end())
+      it->value = f.value;
+    else
+      all->push_back(f);
+  }
+  l.shared_ = std::move(all);
+  return l;
+}
+
 Logger Logger::with(std::string key, std::string value) const {
   Logger l = *this;
   for (auto& f : l.fields_)
@@ -543,6 +563,8 @@ Logger Logger::with(std::string key, std::string value) const {
 
 Logger Logger::with(std::initializer_list<std::pair<const char*, std::string>> fields) const {
   Logger l = *this;
+  // A connection's logger gets its address fields, then a target: room for one more.
+  if (l.fields_.empty()) l.fields_.reserve(fields.size() + 1);
   for (auto& [k, v] : fields) {
     bool replaced = false;
     for (auto& f : l.fields_)
@@ -558,7 +580,7 @@ Logger Logger::with(std::initializer_list<std::pair<const char*, std::string>> f
 
 void Logger::write(Level l, std::string_view msg, std::vector<Field> extra) const {
   if (!enabled(l)) return;
-  write_line(route_, Line{l, msg, fields_, extra, now_ms()});
+  write_line(route_, Line{l, msg, shared_.get(), fields_, extra, now_ms()});
 }
 
 Logger service_logger(const std::string& logger, const std::vector<std::string>& loggers) {

@@ -68,6 +68,11 @@ class Logger {
   Logger() = default;  // the default logger (whatever it is configured to at write time)
   Logger with(std::string key, std::string value) const;
   Logger with(std::initializer_list<std::pair<const char*, std::string>> fields) const;
+  // This logger with its fields moved into storage that the loggers made from it by with()
+  // share, read-only, instead of copying: a service's logger, from which every connection makes
+  // its own (an idle tunnel's logger holds its own few fields only; docs/ARCHITECTURE.md
+  // "Memory").
+  Logger shared() const;
 
   void write(Level l, std::string_view msg, std::vector<Field> extra = {}) const;
   void trace(std::string_view msg, std::vector<Field> extra = {}) const {
@@ -88,6 +93,8 @@ class Logger {
 
  private:
   friend Logger service_logger(const std::string& logger, const std::vector<std::string>& loggers);
+  // A line's fields: shared_'s, then fields_ (a later field of the same key wins).
+  std::shared_ptr<const std::vector<Field>> shared_;
   std::vector<Field> fields_;
   // Named loggers to write to (`logger` then `loggers`), looked up in the configuration current at
   // write time; null, or no name configured, → the default logger.
