@@ -47,8 +47,9 @@ class FakeMws:
     Other streams are forwarded to 127.0.0.1:backend: the client's data to it, its answer back.
     """
 
-    def __init__(self, backend, refuse=0, when="syn"):
+    def __init__(self, backend, refuse=0, when="syn", tls=None):
         self.backend = backend
+        self.tls = tls  # an ssl.SSLContext: mwss
         self.refuse_left = refuse
         self.when = when
         self.lock = threading.Lock()
@@ -86,6 +87,8 @@ class FakeMws:
     def _serve(self, c):
         c.settimeout(30)
         try:
+            if self.tls:
+                c = self.tls.wrap_socket(c, server_side=True)
             head = b""
             while b"\r\n\r\n" not in head:
                 d = c.recv(4096)
@@ -252,6 +255,20 @@ def exchange(port, payload, timeout=20, first=1000):
         s.close()
 
 
+def until_end(port, data=b"hello", timeout=10):
+    """Sends data through the tunnel at `port`; returns what came back before the tunnel ended
+    (fails when it does not end within `timeout`)."""
+    s = connect(port, timeout)
+    try:
+        s.sendall(data)
+        got, ended, _ = recv_until_close(s, timeout)
+    finally:
+        s.close()
+    if not ended:
+        raise AssertionError("the tunnel did not end within %ss" % timeout)
+    return got
+
+
 class MuxRefusedTest(gostlib.GostTestCase):
 
     def setUp(self):
@@ -262,16 +279,25 @@ class MuxRefusedTest(gostlib.GostTestCase):
         self.start_gost("-L", "%s://127.0.0.1:%d" % (scheme, port), port=port, name="backend")
         return port
 
-    def fake(self, backend, refuse=0, when="syn"):
-        f = FakeMws(backend, refuse, when)
+    def fake(self, backend, refuse=0, when="syn", tls=False):
+        ctx = None
+        if tls:
+            cert, key = gostlib.make_self_signed(gostlib.temp_dir(self), "fake", "fake.test")
+            ctx = gostlib.ssl.SSLContext(gostlib.ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+        f = FakeMws(backend, refuse, when, ctx)
         self.addCleanup(f.close)
         return f
 
-    def client(self, connector, fake, target=None, extra=""):
+    def client(self, connector, fake, target=None, transport="mws", before=()):
+        """`gost -L tcp://:front/target [-F before...] -F connector+transport://fake`."""
         front, metrics = free_ports(2)
         target = target or self.echo.addr
-        node = "%s+mws://127.0.0.1:%d%s" % (connector, fake.port, extra)
-        proc = self.start_gost("-L", "tcp://127.0.0.1:%d/%s" % (front, target), "-F", node,
+        node = "%s+%s://127.0.0.1:%d" % (connector, transport, fake.port)
+        chain = []
+        for b in before:
+            chain += ["-F", b]
+        proc = self.start_gost("-L", "tcp://127.0.0.1:%d/%s" % (front, target), *chain, "-F", node,
                                "-metrics", "127.0.0.1:%d" % metrics, name="client", wait=False)
         # LISTEN without a probe connection: a probe would be a tunnel, with a stream of its own
         for port in (front, metrics):
@@ -285,17 +311,19 @@ class MuxRefusedTest(gostlib.GostTestCase):
             body = recv_until_close(s, 10)[0].decode("utf-8", "replace")
         finally:
             s.close()
-        m = re.search(r'^gost_chain_refused_streams_total\{chain="chain-0",host="[^"]*",'
-                      r'node="node-0"\} (\d+)$', body, re.M)
-        return int(m.group(1)) if m else 0
+        return sum(int(v) for v in re.findall(
+            r'^gost_chain_refused_streams_total\{chain="chain-0",host="[^"]*",node="node-\d+"\} '
+            r'(\d+)$', body, re.M))
 
     def warnings(self, proc):
         return [line for line in proc.stderr_text().splitlines()
                 if '"level":"warning"' in line and "refused by 127.0.0.1:" in line]
 
-    def check_intact(self, connector, scheme, refuse, when, n, size=256 * 1024):
-        fake = self.fake(self.backend(scheme), refuse, when)
-        front, metrics, proc = self.client(connector, fake)
+    def check_intact(self, connector, scheme, refuse, when, n, size=256 * 1024, tls=False,
+                     before=()):
+        fake = self.fake(self.backend(scheme), refuse, when, tls)
+        front, metrics, proc = self.client(connector, fake, transport="mwss" if tls else "mws",
+                                           before=before)
         payloads = [os.urandom(size) for _ in range(n)]
         results = [None] * n
         errors = []
@@ -347,6 +375,16 @@ class MuxRefusedTest(gostlib.GostTestCase):
     def test_http_refused(self):
         self.check_intact("http", "http", refuse=4, when="data", n=6)
 
+    def test_mwss_refused(self):
+        self.check_intact("relay", "relay", refuse=3, when="data", n=4, tls=True)
+
+    def test_later_node_refused(self):
+        # mws reached through a first node: the session carries this one tunnel, and the
+        # refused stream is opened again on it (not on a pooled one)
+        first = self.backend("relay")
+        self.check_intact("relay", "relay", refuse=2, when="data", n=1,
+                          before=("relay://127.0.0.1:%d" % first,))
+
     # ---- given up, not retried ----
 
     def test_every_stream_refused_gives_up(self):
@@ -355,15 +393,8 @@ class MuxRefusedTest(gostlib.GostTestCase):
                 fake = self.fake(self.backend(scheme), refuse=-1, when="data")
                 front, metrics, proc = self.client(connector, fake)
                 start = time.monotonic()
-                s = connect(front, 10)
-                try:
-                    s.sendall(b"hello")
-                    got, closed, _ = recv_until_close(s, 10)
-                    self.assertTrue(closed, "the tunnel did not end")
-                finally:
-                    s.close()
+                self.assertEqual(until_end(front), b"")
                 took = time.monotonic() - start
-                self.assertEqual(got, b"")
                 self.assertLess(took, 5.0, "the tunnel took %.1fs to end" % took)
                 self.assertEqual(fake.syns, MAX_RETRIES + 1)
                 self.assertTrue(gostlib.wait_until(
@@ -373,33 +404,25 @@ class MuxRefusedTest(gostlib.GostTestCase):
                 self.assertAlive(proc)
 
     def test_reply_then_close_not_retried(self):
-        closed = free_ports(1)[0]  # nothing listens there: the target is refused
+        nobody = free_ports(1)[0]  # nothing listens there: the target is refused
         cases = (
-            ("relay", "relay", closed, b""),             # 01 07 00 00 from the handler
-            ("socks5", "socks5", closed, b""),           # a SOCKS5 failure reply
-            ("http", "http", closed, b""),               # 503
-            ("relay", "relay://u:p@", None, b""),        # 01 02 00 00: auth failure
+            ("relay", "relay", nobody),        # 01 07 00 00 from the handler
+            ("socks5", "socks5", nobody),      # a SOCKS5 failure reply
+            ("http", "http", nobody),          # 503
+            ("relay", "relay://u:p@", None),   # 01 02 00 00: auth failure
         )
-        for connector, scheme, target_port, want in cases:
+        for connector, scheme, target_port in cases:
             with self.subTest(connector=connector, scheme=scheme):
                 if scheme.endswith("@"):
-                    port = free_ports(1)[0]
-                    self.start_gost("-L", "%s127.0.0.1:%d" % (scheme, port), port=port,
+                    backend = free_ports(1)[0]
+                    self.start_gost("-L", "%s127.0.0.1:%d" % (scheme, backend), port=backend,
                                     name="backend")
-                    backend = port
                 else:
                     backend = self.backend(scheme)
                 fake = self.fake(backend)
                 target = "127.0.0.1:%d" % target_port if target_port else None
                 front, metrics, proc = self.client(connector, fake, target=target)
-                s = connect(front, 10)
-                try:
-                    s.sendall(b"hello")
-                    got, closed, _ = recv_until_close(s, 10)
-                    self.assertTrue(closed, "the tunnel did not end")
-                finally:
-                    s.close()
-                self.assertEqual(got, want)
+                self.assertEqual(until_end(front), b"")
                 time.sleep(0.5)  # a retry would come after 50 ms
                 self.assertEqual(fake.syns, 1, "a stream that carried a reply was opened again")
                 self.assertEqual(self.refused_metric(metrics), 0)
@@ -424,11 +447,10 @@ class MuxRefusedTest(gostlib.GostTestCase):
         try:
             s.sendall(b"all of it")
             s.shutdown(socket.SHUT_WR)
-            got, closed, _ = recv_until_close(s, 10)
-            self.assertTrue(closed, "the tunnel did not end")
+            got, ended, _ = recv_until_close(s, 10)
         finally:
             s.close()
-        self.assertEqual(got, b"")
+        self.assertEqual((got, ended), (b"", True))
         time.sleep(0.5)
         self.assertEqual(fake.syns, 1)
         self.assertEqual(self.refused_metric(metrics), 0)
@@ -436,14 +458,7 @@ class MuxRefusedTest(gostlib.GostTestCase):
     def test_past_replay_limit_not_retried(self):
         fake = self.fake(self.backend("relay"), refuse=1, when="limit")
         front, metrics, proc = self.client("relay", fake)
-        s = connect(front, 10)
-        try:
-            s.sendall(os.urandom(4 * REPLAY_LIMIT))
-            got, closed, _ = recv_until_close(s, 10)
-            self.assertTrue(closed, "the tunnel did not end")
-        finally:
-            s.close()
-        self.assertEqual(got, b"")
+        self.assertEqual(until_end(front, os.urandom(4 * REPLAY_LIMIT)), b"")
         time.sleep(0.5)
         self.assertEqual(fake.syns, 1)
         self.assertTrue(gostlib.wait_until(
