@@ -71,9 +71,9 @@ struct MwsState {
 // session (the stream is reopened there only); else a pooled one.
 class MwsTunnel final : public net::RefusedRetryStream {
  public:
-  MwsTunnel(StreamPtr first, const log::Logger& log, std::shared_ptr<MwsState> state,
-            std::string addr, std::shared_ptr<net::MuxSession> session)
-      : RefusedRetryStream(std::move(first), log, {}),
+  MwsTunnel(StreamPtr first, std::shared_ptr<MwsState> state, std::string addr,
+            std::shared_ptr<net::MuxSession> session)
+      : RefusedRetryStream(std::move(first), {}),
         state_(std::move(state)),
         addr_(std::move(addr)),
         session_(std::move(session)) {}
@@ -120,14 +120,13 @@ class MwsDialer final : public Dialer {
     error_code ec;
     auto stream = co_await session->open_stream(ec);
     if (!stream) throw system_error(ec, "mws: open stream");
-    co_return std::make_unique<MwsTunnel>(std::move(stream), log::Logger(), state_,
-                                          std::string(addr), std::move(session));
+    co_return std::make_unique<MwsTunnel>(std::move(stream), state_, std::string(addr),
+                                          std::move(session));
   }
 
   awaitable<StreamPtr> connect(std::string_view addr, const log::Logger& log) override {
     auto stream = co_await state_->open_pooled(addr, log);
-    co_return std::make_unique<MwsTunnel>(std::move(stream), log, state_, std::string(addr),
-                                          nullptr);
+    co_return std::make_unique<MwsTunnel>(std::move(stream), state_, std::string(addr), nullptr);
   }
 
  private:

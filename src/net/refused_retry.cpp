@@ -2,29 +2,30 @@
 
 #include <fmt/format.h>
 
+#include "core/log.hpp"
 #include "core/timeout.hpp"
 
 namespace gost::net {
 
 using TimePoint = asio::steady_timer::time_point;
 
-RefusedRetryStream::RefusedRetryStream(StreamPtr first, const log::Logger& log,
-                                       RefusedRetryLimits limits)
-    : inner_(std::move(first)), limits_(limits), log_(std::make_unique<log::Logger>(log)) {}
+RefusedRetryStream::RefusedRetryStream(StreamPtr first, RefusedRetryLimits limits)
+    : inner_(std::move(first)), limits_(limits) {}
 
 RefusedRetryStream::~RefusedRetryStream() = default;
 
 void RefusedRetryStream::stop_watching() {
   watching_ = false;
   std::string().swap(sent_);
-  log_.reset();
 }
 
-// A refusal ends the tunnel: counted and warned about like every refusal, and one error line in
-// the tunnel's log.
+// A refusal ends the tunnel: counted and warned about like every refusal, and one error line of
+// its own. In the default logger: a copy of the connection's (1 KiB) held by every tunnel until
+// its first byte would cost more than the connection fields are worth on this rare line (a
+// connector that fails logs its route error with them anyway).
 void RefusedRetryStream::lost(std::string_view why) {
   refused(why);
-  if (log_) log_->error(fmt::format("{}: stream refused, tunnel ended ({})", server(), why));
+  log::Logger().error(fmt::format("{}: stream refused, tunnel ended ({})", server(), why));
 }
 
 void RefusedRetryStream::writer_done() {
@@ -62,8 +63,8 @@ awaitable<bool> RefusedRetryStream::retry(error_code& ec) {
     ec = asio::error::operation_aborted;
   } else if (half_closed_) {
     // maybe no refusal at all (see the header): the end stands
-    if (log_ && log::enabled(log::Level::debug))
-      log_->debug(
+    if (log::enabled(log::Level::debug))
+      log::Logger().debug(
           fmt::format("{}: stream ended before any byte after the tunnel half-closed: "
                       "not retried",
                       server()));

@@ -22,7 +22,6 @@
 #include <string>
 #include <string_view>
 
-#include "core/log.hpp"
 #include "core/stream.hpp"
 
 namespace gost::net {
@@ -36,8 +35,7 @@ struct RefusedRetryLimits {
 
 class RefusedRetryStream : public Stream {
  public:
-  // `log`: the tunnel's (a tunnel the refusals end gets an error line there); kept while watching.
-  RefusedRetryStream(StreamPtr first, const log::Logger& log, RefusedRetryLimits limits);
+  RefusedRetryStream(StreamPtr first, RefusedRetryLimits limits);
   ~RefusedRetryStream() override;
 
   asio::any_io_executor executor() override { return inner_->executor(); }
@@ -69,9 +67,8 @@ class RefusedRetryStream : public Stream {
 
   StreamPtr inner_;
   RefusedRetryLimits limits_;
-  std::unique_ptr<log::Logger> log_;  // while watching_
-  std::string sent_;                  // every byte written, while watching_ && replayable_
-  bool watching_ = true;              // nothing read yet and a retry still possible
+  std::string sent_;      // every byte written, while watching_ && replayable_
+  bool watching_ = true;  // nothing read yet and a retry still possible
   bool replayable_ = true;
   bool half_closed_ = false;
   bool switching_ = false;  // a retry is replacing inner_: writers wait

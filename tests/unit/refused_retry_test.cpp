@@ -83,7 +83,7 @@ struct Server {
 class Tunnel final : public net::RefusedRetryStream {
  public:
   Tunnel(Server& s, asio::any_io_executor ex, net::RefusedRetryLimits limits)
-      : RefusedRetryStream(s.open(ex), log::Logger(), limits), server_(s), ex_(std::move(ex)) {}
+      : RefusedRetryStream(s.open(ex), limits), server_(s), ex_(std::move(ex)) {}
 
  protected:
   awaitable<StreamPtr> reopen() override { co_return server_.open(ex_); }
