@@ -375,6 +375,11 @@ class MuxRefusedTest(gostlib.GostTestCase):
     def test_http_refused(self):
         self.check_intact("http", "http", refuse=4, when="data", n=6)
 
+    def test_burst_with_refusals(self):
+        # many tunnels at once on one session, 40 of them refused after their first write: the
+        # retries interleave with the other tunnels' bulk
+        self.check_intact("relay", "relay", refuse=40, when="data", n=100, size=64 * 1024)
+
     def test_mwss_refused(self):
         self.check_intact("relay", "relay", refuse=3, when="data", n=4, tls=True)
 
