@@ -10,7 +10,7 @@ namespace gost::net {
 using TimePoint = asio::steady_timer::time_point;
 
 RefusedRetryStream::RefusedRetryStream(StreamPtr first, RefusedRetryLimits limits)
-    : inner_(std::move(first)), limits_(limits) {}
+    : inner_(std::move(first)), limits_(limits), opened_(std::chrono::steady_clock::now()) {}
 
 RefusedRetryStream::~RefusedRetryStream() = default;
 
@@ -61,13 +61,12 @@ awaitable<bool> RefusedRetryStream::retry(error_code& ec) {
   bool again = false;
   if (closed_) {
     ec = asio::error::operation_aborted;
-  } else if (half_closed_) {
+  } else if (half_closed_ || std::chrono::steady_clock::now() - opened_ > limits_.refusal_window) {
     // maybe no refusal at all (see the header): the end stands
     if (log::enabled(log::Level::debug))
       log::Logger().debug(
-          fmt::format("{}: stream ended before any byte after the tunnel half-closed: "
-                      "not retried",
-                      server()));
+          fmt::format("{}: stream ended before any byte {}: not retried", server(),
+                      half_closed_ ? "after the tunnel half-closed" : "long after it was opened"));
   } else if (!replayable_) {
     lost(fmt::format("not retried: more than {} bytes written", limits_.replay_limit));
   } else if (retries_ >= limits_.max_retries) {
@@ -99,6 +98,7 @@ awaitable<bool> RefusedRetryStream::retry(error_code& ec) {
     } else if (next) {
       auto refused_stream = std::move(inner_);
       inner_ = std::move(next);
+      opened_ = std::chrono::steady_clock::now();
       refused_stream->close();
       ec = {};
       if (!sent_.empty()) co_await write_all(*inner_, asio::buffer(sent_), ec);

@@ -12,6 +12,9 @@
 // - it has not half-closed: a tunnel that sent everything and shut down, to a target that read it
 //   and closed without a byte (GOST's relay server then never sends its reply either), looks
 //   exactly like a refusal, and sending its bytes again would deliver them twice;
+// - the stream ended within `refusal_window` of its opening: GOST refuses a stream as soon as it
+//   takes it from the session; a stream that ends later is no refusal (a relay server's request
+//   timeout ending a tunnel that never wrote, a target that took its time and closed);
 // - fewer than `max_retries` retries were made (back-off `backoff`, doubled each time).
 // Once the first byte has been read the copy is freed and the wrapper only forwards calls: an idle
 // tunnel holds no buffer (docs/ARCHITECTURE.md "The relay").
@@ -31,6 +34,7 @@ struct RefusedRetryLimits {
   std::chrono::milliseconds backoff{50};
   std::size_t replay_limit = 16 * 1024;
   std::chrono::nanoseconds reopen_timeout = std::chrono::seconds(15);
+  std::chrono::nanoseconds refusal_window = std::chrono::seconds(5);
 };
 
 class RefusedRetryStream : public Stream {
@@ -73,7 +77,8 @@ class RefusedRetryStream : public Stream {
   bool half_closed_ = false;
   bool switching_ = false;  // a retry is replacing inner_: writers wait
   bool closed_ = false;
-  int writers_ = 0;  // writes in flight on inner_
+  int writers_ = 0;                               // writes in flight on inner_
+  std::chrono::steady_clock::time_point opened_;  // of inner_
   int retries_ = 0;
   // Made by the first retry: writers wait on it while switching_, the retry while writers_ > 0.
   std::unique_ptr<asio::steady_timer> cond_;

@@ -35,6 +35,7 @@ SYN, FIN, PSH, NOP = 0, 1, 2, 3
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 REPLAY_LIMIT = 16 * 1024  # net::RefusedRetryLimits::replay_limit
 MAX_RETRIES = 3
+LATE = 6  # past net::RefusedRetryLimits::refusal_window (5 s)
 
 
 class FakeMws:
@@ -43,7 +44,8 @@ class FakeMws:
     refuse: how many streams (over all connections) are refused, in SYN order; -1: every one.
     when: "syn" refuses at once (GOST's behaviour); "data" after the stream's first data (so the
     client has written before it sees the refusal); "fin" after the client's FIN (a half-closed
-    tunnel); "limit" once more than REPLAY_LIMIT bytes arrived on the stream.
+    tunnel); "limit" once more than REPLAY_LIMIT bytes arrived on the stream; "late" LATE seconds
+    after the SYN (no refusal: a relay server's request timeout ending a tunnel that never wrote).
     Other streams are forwarded to 127.0.0.1:backend: the client's data to it, its answer back.
     """
 
@@ -200,6 +202,11 @@ class Session:
             if fake.take_refusal():
                 if fake.when == "syn":
                     self.refuse(sid)
+                elif fake.when == "late":
+                    self.streams[sid] = {"bytes": 0}
+                    t = threading.Timer(LATE, self.refuse, args=(sid,))
+                    t.daemon = True
+                    t.start()
                 else:
                     self.streams[sid] = {"bytes": 0}
                 return
@@ -459,6 +466,23 @@ class MuxRefusedTest(gostlib.GostTestCase):
         time.sleep(0.5)
         self.assertEqual(fake.syns, 1)
         self.assertEqual(self.refused_metric(metrics), 0)
+
+    def test_late_end_not_retried(self):
+        # a tunnel that never wrote, ended by the server long after its SYN (GOST's relay handler
+        # does that after its 15 s readTimeout): no refusal, not opened again
+        fake = self.fake(self.backend("relay"), refuse=1, when="late")
+        front, metrics, proc = self.client("relay", fake)
+        s = connect(front, 10)
+        try:
+            got, ended, took = recv_until_close(s, LATE + 5)
+        finally:
+            s.close()
+        self.assertEqual((got, ended), (b"", True))
+        self.assertLess(took, LATE + 2)
+        time.sleep(0.5)
+        self.assertEqual(fake.syns, 1)
+        self.assertEqual(self.refused_metric(metrics), 0)
+        self.assertEqual(self.warnings(proc), [])
 
     def test_past_replay_limit_not_retried(self):
         fake = self.fake(self.backend("relay"), refuse=1, when="limit")

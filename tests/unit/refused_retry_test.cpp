@@ -214,6 +214,27 @@ TEST(RefusedRetry, NotRetriedAfterAnAnswerHalfCloseOrPastTheBound) {
   }
 }
 
+// A stream that ends long after it was opened is no refusal (e.g. a relay server's request
+// timeout).
+TEST(RefusedRetry, NotRetriedOutsideTheRefusalWindow) {
+  asio::io_context io;
+  Server server;
+  server.refusals = 1;
+  auto limits = fast();
+  limits.refusal_window = 5ms;
+  run(io, [&]() -> awaitable<void> {
+    Tunnel t(server, io.get_executor(), limits);
+    asio::steady_timer later(io, 30ms);
+    co_await later.async_wait(use_nothrow);
+    error_code ec;
+    char c;
+    co_await t.read_some(asio::buffer(&c, 1), ec);
+    EXPECT_EQ(ec, asio::error::eof);
+  });
+  EXPECT_EQ(server.peers.size(), 1u);
+  EXPECT_TRUE(server.whys.empty());
+}
+
 // A write that comes while the retry waits goes to the new stream, after the replay.
 TEST(RefusedRetry, WriteDuringTheRetryLandsOnTheNewStream) {
   asio::io_context io;
