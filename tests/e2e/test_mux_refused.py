@@ -46,6 +46,7 @@ class FakeMws:
     client has written before it sees the refusal); "fin" after the client's FIN (a half-closed
     tunnel); "limit" once more than REPLAY_LIMIT bytes arrived on the stream; "late" LATE seconds
     after the SYN (no refusal: a relay server's request timeout ending a tunnel that never wrote).
+    "syn_close" refuses at once, then closes the whole WebSocket (a server going away).
     Other streams are forwarded to 127.0.0.1:backend: the client's data to it, its answer back.
     """
 
@@ -202,6 +203,9 @@ class Session:
             if fake.take_refusal():
                 if fake.when == "syn":
                     self.refuse(sid)
+                elif fake.when == "syn_close":
+                    self.refuse(sid)
+                    raise EOFError  # the session ends: the client needs a new one
                 elif fake.when == "late":
                     self.streams[sid] = {"bytes": 0}
                     t = threading.Timer(LATE, self.refuse, args=(sid,))
@@ -357,9 +361,10 @@ class MuxRefusedTest(gostlib.GostTestCase):
                         "gost_chain_refused_streams_total is %d, want %d"
                         % (self.refused_metric(metrics), refuse))
         warned = self.warnings(proc)
-        self.assertTrue(warned and all("(retrying)" in w or "retrying" in w for w in warned),
+        self.assertTrue(warned and all("(retrying)" in w for w in warned),
                         "no refusal warning: %s" % proc.stderr_text()[-3000:])
         self.assertAlive(proc)
+        return fake
 
     # ---- retried, intact ----
 
@@ -381,6 +386,11 @@ class MuxRefusedTest(gostlib.GostTestCase):
 
     def test_http_refused(self):
         self.check_intact("http", "http", refuse=4, when="data", n=6)
+
+    def test_refused_then_session_closed(self):
+        # the refused stream's session is gone too: the retry opens a new one
+        fake = self.check_intact("relay", "relay", refuse=1, when="syn_close", n=1)
+        self.assertEqual(len(fake.conns), 2, "WebSocket connections to the server")
 
     def test_burst_with_refusals(self):
         # many tunnels at once on one session, 40 of them refused after their first write: the
