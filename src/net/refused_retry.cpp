@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "core/log.hpp"
-#include "core/timeout.hpp"
 
 namespace gost::net {
 
@@ -113,9 +112,30 @@ awaitable<bool> RefusedRetryStream::retry(error_code& ec) {
   co_return true;
 }
 
+// reopen(), ended by limits_.reopen_timeout (timed_out) or by close() (its error).
 awaitable<StreamPtr> RefusedRetryStream::reopen_bounded() {
-  auto op = reopen();
-  co_return co_await with_timeout(std::move(op), limits_.reopen_timeout);
+  auto ex = inner_->executor();
+  auto cancel = std::make_shared<Cancel>();
+  asio::steady_timer timer(ex, limits_.reopen_timeout);
+  timer.async_wait([cancel](error_code e) {
+    if (e) return;
+    cancel->expired = true;
+    cancel->signal.emit(asio::cancellation_type::terminal);
+  });
+  reopening_ = cancel;
+  StreamPtr s;
+  std::exception_ptr failure;
+  try {
+    s = co_await asio::co_spawn(
+        ex, reopen(), asio::bind_cancellation_slot(cancel->signal.slot(), asio::use_awaitable));
+  } catch (const system_error&) {
+    failure = std::current_exception();
+  }
+  reopening_.reset();
+  timer.cancel();
+  if (cancel->expired) throw system_error(asio::error::timed_out, "reopen");
+  if (failure) std::rethrow_exception(failure);
+  co_return s;
 }
 
 awaitable<std::size_t> RefusedRetryStream::write_some(asio::const_buffer buf, error_code& ec) {
@@ -151,6 +171,7 @@ awaitable<void> RefusedRetryStream::shutdown_write(error_code& ec) {
 void RefusedRetryStream::close() {
   closed_ = true;
   inner_->close();
+  if (reopening_) reopening_->signal.emit(asio::cancellation_type::terminal);
   if (backoff_) backoff_->cancel();
   if (cond_) cond_->cancel();
 }

@@ -83,6 +83,11 @@ class RefusedRetryStream : public Stream {
   // Made by the first retry: writers wait on it while switching_, the retry while writers_ > 0.
   std::unique_ptr<asio::steady_timer> cond_;
   asio::steady_timer* backoff_ = nullptr;  // the retry's pause, while it lasts
+  struct Cancel {
+    asio::cancellation_signal signal;
+    bool expired = false;
+  };
+  std::shared_ptr<Cancel> reopening_;  // while reopen() runs: close() cancels it
 };
 
 }  // namespace gost::net

@@ -289,5 +289,50 @@ TEST(RefusedRetry, CloseDuringTheBackOff) {
   EXPECT_TRUE(server.peers[0]->closed);
 }
 
+// close() ends a reopen in progress (a dial that hangs) at once, as does the reopen timeout.
+class HangingTunnel final : public net::RefusedRetryStream {
+ public:
+  HangingTunnel(Server& s, asio::any_io_executor ex, net::RefusedRetryLimits limits)
+      : RefusedRetryStream(s.open(ex), limits), ex_(std::move(ex)) {}
+  int reopens = 0;
+
+ protected:
+  awaitable<StreamPtr> reopen() override {
+    ++reopens;
+    asio::steady_timer forever(ex_, 1h);
+    co_await forever.async_wait(asio::use_awaitable);  // throws when cancelled
+    co_return nullptr;
+  }
+  void refused(std::string_view) override {}
+  std::string server() const override { return "test"; }
+
+ private:
+  asio::any_io_executor ex_;
+};
+
+TEST(RefusedRetry, CloseOrTimeoutEndsAHangingReopen) {
+  for (bool close : {true, false}) {
+    asio::io_context io;
+    Server server;
+    server.refusals = -1;
+    auto limits = fast();
+    limits.reopen_timeout = close ? std::chrono::nanoseconds(1h) : std::chrono::nanoseconds(50ms);
+    int reopens = 0;
+    run(io, [&]() -> awaitable<void> {
+      HangingTunnel t(server, io.get_executor(), limits);
+      asio::steady_timer later(io, 30ms);
+      if (close) later.async_wait([&](error_code) { t.close(); });
+      auto start = std::chrono::steady_clock::now();
+      error_code ec;
+      char c;
+      co_await t.read_some(asio::buffer(&c, 1), ec);
+      EXPECT_EQ(ec, close ? asio::error::operation_aborted : asio::error::timed_out);
+      EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+      reopens = t.reopens;
+    });
+    EXPECT_EQ(reopens, 1);
+  }
+}
+
 }  // namespace
 }  // namespace gost
