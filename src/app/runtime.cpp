@@ -127,7 +127,7 @@ class Builder {
       if (c.name == name) found = &c;
     if (!found) throw ConfigError(fmt::format("{}: chain \"{}\" is not defined", where, name));
     std::vector<std::shared_ptr<Hop>> hops;
-    for (const auto& h : found->hops) hops.push_back(hop(resolve_hop(h, name), "chain " + name));
+    for (const auto& h : found->hops) hops.push_back(hop(resolve_hop(h, name), name));
     auto c = std::make_shared<Chain>(name, std::move(hops));
     chains_.emplace(name, c);
     return c;
@@ -196,8 +196,8 @@ class Builder {
     n.weight = static_cast<int>(md.get_int("weight").value_or(1));
   }
 
-  std::shared_ptr<Hop> hop(const config::Hop& h, const std::string& where) {
-    std::string hwhere = fmt::format("{} hop {}", where, h.name);
+  std::shared_ptr<Hop> hop(const config::Hop& h, const std::string& chain_name) {
+    std::string hwhere = fmt::format("chain {} hop {}", chain_name, h.name);
     reject_unsupported(h.metadata, {"interface", "so_mark", "netns"}, hwhere);
     std::vector<std::shared_ptr<Node>> nodes;
     for (const auto& cn : h.nodes) {
@@ -240,7 +240,7 @@ class Builder {
             "{}: proxyProtocol is not supported with dialer \"{}\" (only tcp, tls, ws, wss)",
             nwhere, dtype));
       n->connector = (*cf)(ConnectorOptions{cn.connector, cn.addr});
-      n->dialer = (*df)(DialerOptions{cn.dialer, cn.addr});
+      n->dialer = (*df)(DialerOptions{cn.dialer, cn.addr, chain_name, cn.name});
       n->bypass = bypasses(names_of(cn.bypass, cn.bypasses));
       n->hosts = hosts(cn.hosts.empty() ? h.hosts : cn.hosts);  // a node inherits its hop's
       nodes.push_back(std::move(n));

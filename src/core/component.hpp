@@ -112,6 +112,8 @@ class Dialer {
 struct DialerOptions {
   config::Dialer config;
   std::string node_addr;
+  std::string chain;  // the chain and node the dialer serves (metrics labels, log lines)
+  std::string node;
 };
 using DialerFactory = std::function<std::shared_ptr<Dialer>(const DialerOptions&)>;
 

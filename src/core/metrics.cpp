@@ -166,7 +166,8 @@ struct Registry::Shard {
   std::map<Key, Counter, KeyLess> chain_errors;  // {chain, node}
   std::map<Key, Histogram, KeyLess> connect;
   std::map<std::string, Counter, std::less<>> records;
-  std::map<Key, Counter, KeyLess> refused;  // {service, listener}
+  std::map<Key, Counter, KeyLess> refused;       // {service, listener}
+  std::map<Key, Counter, KeyLess> node_refused;  // {chain, node}
 
   template <class Map, class K, class... Args>
   auto& get(Map& m, const K& key, Args&&... args) {
@@ -226,6 +227,11 @@ void Registry::stream_refused(std::string_view service, std::string_view listene
   s.get(s.refused, KeyView(service, listener)).add(1);
 }
 
+void Registry::node_stream_refused(std::string_view chain, std::string_view node) {
+  auto& s = shard();
+  s.get(s.node_refused, KeyView(chain, node)).add(1);
+}
+
 void Registry::add_services(std::int64_t delta) {
   services_used_.store(true, std::memory_order_relaxed);
   services_.fetch_add(delta, std::memory_order_relaxed);
@@ -244,7 +250,8 @@ std::string Registry::exposition() const {
   std::map<Key, std::uint64_t> chain_errors;  // {chain, node}
   std::map<Key, HistogramSum> connect;
   std::map<std::string, std::uint64_t> records;
-  std::map<Key, std::uint64_t> refused;  // {service, listener}
+  std::map<Key, std::uint64_t> refused;       // {service, listener}
+  std::map<Key, std::uint64_t> node_refused;  // {chain, node}
   {
     std::lock_guard lock(mu_);
     for (const auto& sp : shards_) {
@@ -263,6 +270,7 @@ std::string Registry::exposition() const {
       for (const auto& [k, h] : sp->connect) connect[k].add(h);
       for (const auto& [k, c] : sp->records) records[k] += c.get();
       for (const auto& [k, c] : sp->refused) refused[k] += c.get();
+      for (const auto& [k, c] : sp->node_refused) node_refused[k] += c.get();
     }
   }
   std::string out;
@@ -289,6 +297,13 @@ std::string Registry::exposition() const {
     append_header(out, name, "Distribution of chain node connect latencies", "histogram");
     for (const auto& [k, h] : connect)
       append_histogram(out, name, chain_labels(k), kNodeConnectBuckets, h);
+  }
+  if (!node_refused.empty()) {
+    const char* name = "gost_chain_refused_streams_total";
+    append_header(out, name, "Total streams a chain node refused before they carried data",
+                  "counter");
+    for (const auto& [k, v] : node_refused)
+      append_sample(out, name, chain_labels(k), static_cast<double>(v));
   }
   if (!records.empty()) {
     append_header(out, "gost_recorder_records_total", "Total records written by recorder",

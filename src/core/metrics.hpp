@@ -114,6 +114,9 @@ class Registry {
   // A stream (tunnel) a multiplexing listener refused before it carried data (not in GOST:
   // gost_service_refused_streams_total{service, listener}).
   void stream_refused(std::string_view service, std::string_view listener);
+  // A stream the server of a chain node refused before it carried data, seen by our dialer (not
+  // in GOST: gost_chain_refused_streams_total{chain, node}).
+  void node_stream_refused(std::string_view chain, std::string_view node);
   // gost_services: +1 when a service starts serving, -1 when it stops.
   void add_services(std::int64_t delta);
 

@@ -401,3 +401,26 @@ TEST(MetricsExposition, RefusedStreams) {
             "gost_service_refused_streams_total{host=\"h\",listener=\"h2\",service=\"svc\"} 2\n"
             "gost_service_refused_streams_total{host=\"h\",listener=\"pht\",service=\"svc\"} 1\n");
 }
+
+// Not in GOST (issue 16): the streams a node's server refused to our dialer, per chain and node;
+// between the other chain families.
+TEST(MetricsExposition, NodeRefusedStreams) {
+  Registry r("h");
+  r.node_stream_refused("chain-0", "node-1");
+  r.node_stream_refused("chain-0", "node-0");
+  r.node_stream_refused("chain-0", "node-1");
+  r.chain_error("chain-0", "node-0");
+  r.recorder_record("rec");
+  EXPECT_EQ(r.exposition(),
+            "# HELP gost_chain_errors_total Total chain errors\n"
+            "# TYPE gost_chain_errors_total counter\n"
+            "gost_chain_errors_total{chain=\"chain-0\",host=\"h\",node=\"node-0\"} 1\n"
+            "# HELP gost_chain_refused_streams_total Total streams a chain node refused before "
+            "they carried data\n"
+            "# TYPE gost_chain_refused_streams_total counter\n"
+            "gost_chain_refused_streams_total{chain=\"chain-0\",host=\"h\",node=\"node-0\"} 1\n"
+            "gost_chain_refused_streams_total{chain=\"chain-0\",host=\"h\",node=\"node-1\"} 2\n"
+            "# HELP gost_recorder_records_total Total records written by recorder\n"
+            "# TYPE gost_recorder_records_total counter\n"
+            "gost_recorder_records_total{host=\"h\",recorder=\"rec\"} 1\n");
+}
