@@ -22,7 +22,13 @@ class ForwardHandler final : public Handler {
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override {
     auto node = opts_.forwarder->select(conn.remote);
     add_log_field(conn, "dst", node->addr);
-    if (opts_.router->bypassed("tcp", node->addr)) {  // go-gost/x handler/forward: closed
+    // The service's bypass (go-gost/x handler/forward: closed).
+    bool refused;
+    if (opts_.router->bypass_needs_async())
+      refused = co_await opts_.router->bypassed_async("tcp", node->addr, conn.client_id);
+    else
+      refused = opts_.router->bypassed("tcp", node->addr);
+    if (refused) {
       conn.log.debug(fmt::format("bypass: {}", node->addr));
       co_return;
     }

@@ -212,4 +212,10 @@ bool bypasses(const Bypasses& list, std::string_view network, std::string_view a
   return (any_whitelist && all_whitelists_bypass) || blacklist_bypass;
 }
 
+bool has_plugin(const Bypasses& list) {
+  for (const auto& b : list)
+    if (b->plugin()) return true;
+  return false;
+}
+
 }  // namespace gost::policy
