@@ -180,25 +180,19 @@ awaitable<bool> bypasses_async(const policy::Bypasses& list, const RouteTarget& 
                                std::string_view client, std::string_view host,
                                std::string_view path) {
   // Every member is asked, as GOST's group does (a plugin server sees each question).
-  bool any_whitelist = false, all_whitelists_bypass = true, blacklist_bypass = false;
+  policy::BypassVotes votes;
   for (const auto& b : list) {
-    if (const BypassPlugin* p = b->plugin()) {
+    if (const BypassPlugin* p = b->plugin()) {  // never a whitelist
       std::string network(target.network), addr(target.addr), c(client), h(host), pa(path);
       const bool result = co_await p->contains(std::move(network), std::move(addr), std::move(c),
                                                std::move(h), std::move(pa));
-      blacklist_bypass = blacklist_bypass || result;
+      votes.add(false, result);
       continue;
     }
     const auto rules = b->current();
-    const bool result = rules->bypasses(target.network, target.addr, target.host);
-    if (rules->whitelist) {
-      any_whitelist = true;
-      all_whitelists_bypass = all_whitelists_bypass && result;
-    } else {
-      blacklist_bypass = blacklist_bypass || result;
-    }
+    votes.add(rules->whitelist, rules->bypasses(target.network, target.addr, target.host));
   }
-  co_return (any_whitelist && all_whitelists_bypass) || blacklist_bypass;
+  co_return votes.bypassed();
 }
 
 awaitable<std::optional<std::string>> map_address_async(const HostsPlugin& plugin,

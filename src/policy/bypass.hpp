@@ -86,6 +86,21 @@ using Bypasses = std::vector<std::shared_ptr<const Bypass>>;
 
 // Several bypasses on one service, hop or node (go-gost/x BypassGroup): bypassed when every
 // whitelist among them bypasses the target, or else when any blacklist does.
+class BypassVotes {
+ public:
+  void add(bool whitelist, bool bypassed) {
+    if (whitelist) {
+      any_whitelist_ = true;
+      all_whitelists_ = all_whitelists_ && bypassed;
+    } else {
+      any_blacklist_ = any_blacklist_ || bypassed;
+    }
+  }
+  bool bypassed() const { return (any_whitelist_ && all_whitelists_) || any_blacklist_; }
+
+ private:
+  bool any_whitelist_ = false, all_whitelists_ = true, any_blacklist_ = false;
+};
 bool bypasses(const Bypasses& list, std::string_view network, std::string_view addr,
               std::string_view host = {});
 // Some bypass of the list is a plugin: `bypasses` would not know its answer, the caller asks

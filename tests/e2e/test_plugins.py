@@ -11,7 +11,6 @@ import http.server
 import json
 import os
 import socket
-import struct
 import sys
 import threading
 import time
@@ -20,16 +19,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
 from gostlib import (LOOPBACK, RESP_200_CONNECT, EchoServer, OriginServer, TapProxy, curl,  # noqa: E402
                      free_port, free_ports, recv_exact, run_gost)
+from test_controls import RESP_403, connect_from, read_all  # noqa: E402
 
 try:
     import socks  # python3-socks (PySocks)
 except ImportError:  # pragma: no cover
     socks = None
 
-RESP_403 = (b"HTTP/1.1 403 Forbidden\r\n"
-            b"Connection: close\r\n"
-            b"Proxy-Agent: gost/3.0\r\n"
-            b"\r\n")
 
 
 def ordered(raw):
@@ -107,30 +103,6 @@ class PluginServer:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def connect_from(source_ip, port, timeout=10.0):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.bind((source_ip, 0))
-    s.connect((LOOPBACK, port))
-    return s
-
-
-def read_all(sock, timeout=5.0):
-    """Everything until the peer closes (EOF or reset)."""
-    sock.settimeout(timeout)
-    out = b""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            d = sock.recv(65536)
-        except (ConnectionResetError, BrokenPipeError):
-            return out
-        if not d:
-            return out
-        out += d
-    raise AssertionError("connection still open after %.0fs (read %r)" % (timeout, out))
 
 
 def connect_request(port, target, source_ip=LOOPBACK):
@@ -258,6 +230,36 @@ bypasses:
         s.close()
         time.sleep(0.2)
         self.assertEqual(self.echo.connections, 0, "a bypassed target was dialed")
+
+    def test_bypass_plugin_drops_udp_datagrams(self):
+        if socks is None:
+            self.skipTest("python3-socks not installed")
+        blocked = self.start_server(gostlib.UdpEchoServer())
+        allowed = self.start_server(gostlib.UdpEchoServer())
+        deny = "127.0.0.1:%d" % blocked.port
+        self.plugin.answer = lambda path, req: {"ok": req.get("addr") == deny}
+        port = free_port()
+        cfg = self.write_file("udp.yaml", """
+services:
+  - {name: s5, addr: "127.0.0.1:%d", bypass: ask, handler: {type: socks5, metadata: {udp: true}}}
+bypasses:
+  - {name: ask, plugin: {type: http, addr: "%s", timeout: 2s}}
+""" % (port, self.plugin.url("/udp")))
+        self.start_gost("-C", cfg, port=port)
+        c = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.set_proxy(socks.SOCKS5, "127.0.0.1", port)
+        c.settimeout(3)
+        c.sendto(b"blocked", ("127.0.0.1", blocked.port))
+        c.sendto(b"allowed", ("127.0.0.1", allowed.port))
+        d, src = c.recvfrom(8192)
+        self.assertEqual((d, src), (b"echo:allowed", ("127.0.0.1", allowed.port)))
+        with self.assertRaises(socket.timeout):
+            c.recvfrom(8192)
+        c.close()
+        self.assertEqual(blocked.received, [])
+        # Each datagram is a question, network "udp".
+        self.assertIn([["network", "udp"], ["addr", deny], ["client", ""], ["host", ""],
+                       ["path", ""]], self.plugin.bodies("/udp"))
 
     # ---- bypass on hops and nodes -------------------------------------------------------------
 
