@@ -169,13 +169,19 @@ admissions:
     # ---- bypass on services -----------------------------------------------------------------
 
     def test_bypass_plugin_on_services(self):
-        ph, ps5 = free_ports(2)
+        ph, ps5, pf = free_ports(3)
         blocked = {"blocked.test:80", self.echo.addr}
         self.plugin.answer = lambda path, req: {"ok": req.get("addr") in blocked}
         cfg = self.write_file("byp.yaml", """
 services:
   - {name: http, addr: "127.0.0.1:%d", bypass: ask, handler: {type: http, auther: users}}
   - {name: socks5, addr: "127.0.0.1:%d", bypasses: [ask], handler: {type: socks5}}
+  - name: fwd
+    addr: "127.0.0.1:%d"
+    bypass: ask
+    handler: {type: tcp}
+    listener: {type: tcp}
+    forwarder: {nodes: [{name: target, addr: "%s"}]}
 authers:
   - name: users
     auths: [{username: u1, password: p1}]
@@ -183,8 +189,8 @@ bypasses:
   - name: ask
     whitelist: true          # ignored with a plugin, as in GOST
     plugin: {type: http, addr: "%s", timeout: 2s}
-""" % (ph, ps5, self.plugin.url("/bypass")))
-        self.start_gost("-C", cfg, ports=[ph, ps5])
+""" % (ph, ps5, pf, self.echo.addr, self.plugin.url("/bypass")))
+        self.start_gost("-C", cfg, ports=[ph, ps5, pf])
         auth = ("--proxy-user", "u1:p1")
         r = curl("http://blocked.test/", proxy=self.proxy(ph), extra=auth)
         self.assertEqual(r.http_code, "403", r)
@@ -227,6 +233,11 @@ bypasses:
         s.sendall(("CONNECT %s HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic dTE6cDE=\r\n\r\n"
                    % self.echo.addr).encode())
         self.assertEqual(read_all(s), RESP_403)
+        s.close()
+        # Port forwarding to a bypassed target: closed without a byte.
+        s = connect_from(LOOPBACK, pf)
+        s.sendall(b"ping")
+        self.assertEqual(read_all(s), b"")
         s.close()
         time.sleep(0.2)
         self.assertEqual(self.echo.connections, 0, "a bypassed target was dialed")
