@@ -6,6 +6,7 @@
 #include "core/counted_stream.hpp"
 #include "core/memory.hpp"
 #include "core/metrics.hpp"
+#include "core/plugin.hpp"
 #include "core/tcp_stream.hpp"
 #include "core/throttle.hpp"
 #include "core/xid.hpp"
@@ -54,6 +55,22 @@ void log_failure(ConnInfo& conn, metrics::Request& request) {
   request.fail();
 }
 
+// policy::admits with the plugins asked (GOST's AdmissionGroup: every member must admit; a
+// plugin is told the service, "tcp" and the client's address; docs/ARCHITECTURE.md "Sources").
+awaitable<bool> admits_async(const policy::Admissions& admissions, std::string service,
+                             std::string client) {
+  if (client.empty()) co_return true;
+  for (const auto& a : admissions) {
+    if (const AdmissionPlugin* p = a->plugin()) {
+      std::string network("tcp");
+      if (!co_await p->admit(service, std::move(network), client)) co_return false;
+    } else if (!policy::admits({a}, client)) {
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
 // Lives as long as the connection: locals and temporaries that last over a co_await are kept in
 // the coroutine's frame, so the work around the awaits is done in the functions above.
 awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
@@ -71,7 +88,12 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
     conn.log = conn.log.with({{"remote", conn.remote}, {"local", conn.local}});
   }
   // A refused client is closed before any handshake, log line or byte (go-gost/x admission).
-  if (admissions && !policy::admits(*admissions, conn.remote)) {
+  bool admitted = true;
+  if (admissions && policy::has_plugin(*admissions))
+    admitted = co_await admits_async(*admissions, *service, conn.remote);
+  else if (admissions)
+    admitted = policy::admits(*admissions, conn.remote);
+  if (!admitted) {
     conn.log.debug(fmt::format("admission: {} is denied", conn.remote));
     co_return;
   }

@@ -44,6 +44,14 @@ struct LimiterCache {
   std::map<std::string, Entry<policy::RateLimiter>> rate;
 };
 
+// An empty control of that name: the holder of a plugin (GOST's plugin replaces the rules).
+template <class T>
+T named(const std::string& name) {
+  T t;
+  t.name = name;
+  return t;
+}
+
 class Builder {
  public:
   Builder(const config::Config& cfg, const LimiterCache& previous)
@@ -54,32 +62,51 @@ class Builder {
     for (const auto& h : cfg.hops) hops_.emplace(h.name, &h);
     // The controls (docs/PROTOCOLS.md "config: controls"): one holder per name, shared by every
     // service, hop and node that names it.
+    // A `plugin` replaces a control's matchers and sources (go-gost/x config/parsing): its
+    // holder has no rules of its own and carries the plugin (core/plugin.hpp).
     for (const auto& a : cfg.admissions)
-      admissions_[a.name] = source::with_sources(
-          std::make_shared<policy::Admission>(a),
-          source::loader_sources(a.sources, "admission " + a.name, "set"),
-          log::root().with({{"kind", "admission"}, {"admission", a.name}}),
-          [](policy::Admission& h, const source::Data& d) { h.update(d.lines); });
+      if (auto plugin = source::http_plugin(a.sources, "admission " + a.name)) {
+        auto h = std::make_shared<policy::Admission>(named<config::Admission>(a.name));
+        h->set_plugin(std::make_shared<source::HttpAdmissionPlugin>(std::move(*plugin)));
+        admissions_[a.name] = std::move(h);
+      } else {
+        admissions_[a.name] = source::with_sources(
+            std::make_shared<policy::Admission>(a),
+            source::loader_sources(a.sources, "admission " + a.name, "set"),
+            log::root().with({{"kind", "admission"}, {"admission", a.name}}),
+            [](policy::Admission& h, const source::Data& d) { h.update(d.lines); });
+      }
     for (const auto& b : cfg.bypasses)
-      bypasses_[b.name] =
-          source::with_sources(std::make_shared<policy::Bypass>(b),
-                               source::loader_sources(b.sources, "bypass " + b.name, "set"),
-                               log::root().with({{"kind", "bypass"}, {"bypass", b.name}}),
-                               [](policy::Bypass& h, const source::Data& d) { h.update(d.lines); });
+      if (auto plugin = source::http_plugin(b.sources, "bypass " + b.name)) {
+        auto h = std::make_shared<policy::Bypass>(named<config::Bypass>(b.name));
+        h->set_plugin(std::make_shared<source::HttpBypassPlugin>(std::move(*plugin)));
+        bypasses_[b.name] = std::move(h);
+      } else {
+        bypasses_[b.name] = source::with_sources(
+            std::make_shared<policy::Bypass>(b),
+            source::loader_sources(b.sources, "bypass " + b.name, "set"),
+            log::root().with({{"kind", "bypass"}, {"bypass", b.name}}),
+            [](policy::Bypass& h, const source::Data& d) { h.update(d.lines); });
+      }
     for (const auto& h : cfg.hosts)
-      hosts_[h.name] =
-          source::with_sources(std::make_shared<policy::Hosts>(h),
-                               source::loader_sources(h.sources, "hosts " + h.name, "set-or-list"),
-                               log::root().with({{"kind", "hosts"}, {"hosts", h.name}}),
-                               [](policy::Hosts& holder, const source::Data& d) {
-                                 // "IP name [aliases...]" a line (go-gost/x hosts/hosts.go
-                                 // parseLine).
-                                 std::vector<config::HostMapping> mappings;
-                                 for (const auto& line : d.lines)
-                                   for (auto& m : policy::parse_hosts_line(line))
-                                     mappings.push_back(std::move(m));
-                                 holder.update(mappings);
-                               });
+      if (auto plugin = source::http_plugin(h.sources, "hosts " + h.name)) {
+        auto holder = std::make_shared<policy::Hosts>(named<config::Hosts>(h.name));
+        holder->set_plugin(std::make_shared<source::HttpHostsPlugin>(std::move(*plugin)));
+        hosts_[h.name] = std::move(holder);
+      } else {
+        hosts_[h.name] = source::with_sources(
+            std::make_shared<policy::Hosts>(h),
+            source::loader_sources(h.sources, "hosts " + h.name, "set-or-list"),
+            log::root().with({{"kind", "hosts"}, {"hosts", h.name}}),
+            [](policy::Hosts& holder, const source::Data& d) {
+              // "IP name [aliases...]" a line (go-gost/x hosts/hosts.go
+              // parseLine).
+              std::vector<config::HostMapping> mappings;
+              for (const auto& line : d.lines)
+                for (auto& m : policy::parse_hosts_line(line)) mappings.push_back(std::move(m));
+              holder.update(mappings);
+            });
+      }
   }
 
   // Names were checked by reject_unbuilt(); empty names are skipped.
@@ -377,8 +404,7 @@ bool same_references(const config::Service& s, const config::Config& a, const co
 // Sections and keys the model holds that this implementation does not carry out yet: refused by
 // name, never silently ignored (docs/ARCHITECTURE.md "Errors, limits and logs").
 // `file`, `redis`, `http` and `reload` are read by src/source/ for authers, admissions, bypasses,
-// hosts and limiters; `plugin` only for authers (the admission, bypass, hosts and limiter checks
-// are synchronous).
+// hosts and limiters; `plugin` for authers, admissions, bypasses and hosts, not for limiters.
 void reject_plugin(const config::Sources& s, const std::string& where) {
   if (s.plugin) throw ConfigError(fmt::format("{}: plugin: not supported yet", where));
 }
@@ -424,9 +450,6 @@ void reject_unbuilt(const config::Config& c) {
   };
   if (c.api) global_auther(c.api->auther, "api");
   if (c.metrics) global_auther(c.metrics->auther, "metrics");
-  for (const auto& a : c.admissions) reject_plugin(a.sources, "admission " + a.name);
-  for (const auto& b : c.bypasses) reject_plugin(b.sources, "bypass " + b.name);
-  for (const auto& h : c.hosts) reject_plugin(h.sources, "hosts " + h.name);
   check_unique(c.limiters, "limiters");
   check_unique(c.climiters, "climiters");
   check_unique(c.rlimiters, "rlimiters");

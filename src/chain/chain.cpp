@@ -24,6 +24,49 @@ std::vector<std::shared_ptr<Node>> Chain::route(std::string_view hash_key,
   return nodes;
 }
 
+awaitable<std::vector<std::shared_ptr<Node>>> Chain::route_async(std::string_view hash_key,
+                                                                 const RouteTarget& target,
+                                                                 std::string_view client) const {
+  std::vector<std::shared_ptr<Node>> nodes;
+  nodes.reserve(hops_.size());
+  for (const auto& hop : hops_) {
+    std::shared_ptr<Node> n;
+    if (hop->needs_async())
+      n = co_await hop->select_async(hash_key, target, client);
+    else
+      n = hop->select(hash_key, &target);
+    if (!n) break;
+    nodes.push_back(std::move(n));
+  }
+  co_return nodes;
+}
+
+awaitable<bool> Router::bypassed_async(std::string_view network, std::string_view address,
+                                       std::string_view client) const {
+  const RouteTarget target{network, address, {}};
+  const std::string_view none;
+  co_return co_await bypasses_async(opts_.bypass, target, client, none, none);
+}
+
+namespace {
+
+// The address a node is dialed at: its hosts' mapping (GOST asks a hosts plugin with network
+// "ip" and the client id: go-gost/x chain/route.go).
+awaitable<std::string> node_address(const Node& node, const ConnInfo& conn) {
+  if (node.hosts)
+    if (const HostsPlugin* p = node.hosts->plugin()) {
+      auto mapped = co_await map_address_async(*p, node.addr, conn.client_id);
+      if (mapped) {
+        conn.log.debug(fmt::format("hit host mapper: {} -> {}", node.addr, *mapped));
+        co_return std::move(*mapped);
+      }
+      co_return node.addr;
+    }
+  co_return node.dial_address();
+}
+
+}  // namespace
+
 awaitable<StreamPtr> dial_tcp(std::string_view addr) {
   auto hp = split_host_port(addr);
   if (!hp) throw system_error(asio::error::invalid_argument, fmt::format("bad address {}", addr));
@@ -74,7 +117,11 @@ awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
   Node& first = *route.front();
   auto start = std::chrono::steady_clock::now();
   StreamPtr s = co_await node_step(first, [&]() -> awaitable<StreamPtr> {
-    const std::string addr = first.dial_address();
+    std::string addr;
+    if (first.hosts && first.hosts->plugin())
+      addr = co_await node_address(first, conn);
+    else
+      addr = first.dial_address();
     StreamPtr st;
     if (first.proxy_protocol > 0) {
       // GOST's dialers write the header on the connection they dialed, before the transport's
@@ -100,7 +147,11 @@ awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
     Node& prev = *route[k - 1];
     Node& node = *route[k];
     s = co_await node_step(node, [&]() -> awaitable<StreamPtr> {
-      const std::string addr = node.dial_address();
+      std::string addr;
+      if (node.hosts && node.hosts->plugin())
+        addr = co_await node_address(node, conn);
+      else
+        addr = node.dial_address();
       auto st = co_await prev.connector->connect(std::move(s), "tcp", addr, log);
       st = co_await node.dialer->handshake(std::move(st), node.addr);
       co_return co_await node.connector->handshake(std::move(st));
@@ -118,18 +169,28 @@ awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view add
   // The service's hosts mapping (go-gost/x chain/router.go: Resolve before Route); hops and
   // nodes see both the mapped and the requested address.
   std::string mapped;
-  if (opts_.hosts)
-    if (auto m = opts_.hosts->current()->map_address(address)) {
+  if (opts_.hosts) {
+    std::optional<std::string> m;
+    if (const HostsPlugin* p = opts_.hosts->plugin())
+      m = co_await map_address_async(*p, address, conn.client_id);
+    else
+      m = opts_.hosts->current()->map_address(address);
+    if (m) {
       conn.log.debug(fmt::format("hit host mapper: {} -> {}", address, *m));
       mapped = std::move(*m);
     }
+  }
   const std::string_view target = mapped.empty() ? address : std::string_view(mapped);
   const RouteTarget route_target{network, target, mapped.empty() ? std::string_view() : address};
   for (int attempt = 0; attempt <= opts_.retries; ++attempt) {
     std::vector<std::shared_ptr<Node>> route;
-    if (opts_.chain)
-      route =
-          opts_.chain->route(conn.client_id.empty() ? conn.remote : conn.client_id, &route_target);
+    if (opts_.chain) {
+      const std::string_view hash_key = conn.client_id.empty() ? conn.remote : conn.client_id;
+      if (opts_.chain->needs_async())
+        route = co_await opts_.chain->route_async(hash_key, route_target, conn.client_id);
+      else
+        route = opts_.chain->route(hash_key, &route_target);
+    }
     if (log::enabled(log::Level::debug)) {
       std::string path;
       for (auto& n : route) path += fmt::format("{}@{} > ", n->name, n->addr);

@@ -13,16 +13,24 @@ namespace gost {
 class Chain {
  public:
   Chain(std::string name, std::vector<std::shared_ptr<Hop>> hops)
-      : name_(std::move(name)), hops_(std::move(hops)) {}
+      : name_(std::move(name)), hops_(std::move(hops)) {
+    for (const auto& h : hops_) needs_async_ = needs_async_ || h->needs_async();
+  }
   const std::string& name() const { return name_; }
   // One node per hop, in order; stops at the first hop that selects nothing (a hop's bypass
   // covers `target`, or every node's does): the nodes chosen so far carry the traffic.
   std::vector<std::shared_ptr<Node>> route(std::string_view hash_key,
                                            const RouteTarget* target = nullptr) const;
+  // `route` when a hop's or node's bypass is a plugin (`needs_async()`; Hop::select_async).
+  awaitable<std::vector<std::shared_ptr<Node>>> route_async(std::string_view hash_key,
+                                                            const RouteTarget& target,
+                                                            std::string_view client) const;
+  bool needs_async() const { return needs_async_; }
 
  private:
   std::string name_;
   std::vector<std::shared_ptr<Hop>> hops_;
+  bool needs_async_ = false;
 };
 
 // Opens a stream through `route` (dial the first node, connect through each next one, finally
@@ -46,19 +54,31 @@ struct RouterOptions {
 
 class Router {
  public:
-  explicit Router(RouterOptions o) : opts_(std::move(o)) {}
+  explicit Router(RouterOptions o)
+      : opts_(std::move(o)), bypass_plugin_(policy::has_plugin(opts_.bypass)) {}
   // Dials `address` through the chain (or directly), with retries and a per-attempt timeout.
   awaitable<StreamPtr> dial(std::string_view network, std::string_view address,
                             const ConnInfo& conn);
   bool has_chain() const { return opts_.chain != nullptr; }
   // The service's bypass covers this target: the handler refuses it with its protocol's answer
   // and dials nothing (docs/PROTOCOLS.md "config: controls").
+  // Without a plugin bypass only; with one (`bypass_needs_async()`) the handler asks
+  // `bypassed_async` instead, so the table-only path never suspends nor allocates a frame:
+  //   bool refused;
+  //   if (router.bypass_needs_async()) refused = co_await router.bypassed_async(...);
+  //   else refused = router.bypassed(...);
   bool bypassed(std::string_view network, std::string_view address) const {
     return !opts_.bypass.empty() && policy::bypasses(opts_.bypass, network, address);
   }
+  bool bypass_needs_async() const { return bypass_plugin_; }
+  // The service's plugin is told the client id and no host or path (go-gost/x handlers:
+  // Contains(ctx, network, addr) with the client id in the context).
+  awaitable<bool> bypassed_async(std::string_view network, std::string_view address,
+                                 std::string_view client) const;
 
  private:
   RouterOptions opts_;
+  bool bypass_plugin_ = false;
 };
 
 }  // namespace gost

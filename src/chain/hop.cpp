@@ -5,6 +5,8 @@
 #include <boost/crc.hpp>
 #include <random>
 
+#include "core/address.hpp"
+
 namespace gost {
 namespace {
 
@@ -61,7 +63,11 @@ SelectorOptions selector_options(const std::optional<config::Selector>& sel,
 Hop::Hop(std::string name, std::vector<std::shared_ptr<Node>> nodes, SelectorOptions opts,
          policy::Bypasses bypass)
     : name_(std::move(name)), nodes_(std::move(nodes)), opts_(opts), bypass_(std::move(bypass)) {
-  for (const auto& n : nodes_) node_bypass_ = node_bypass_ || !n->bypass.empty();
+  plugin_bypass_ = policy::has_plugin(bypass_);
+  for (const auto& n : nodes_) {
+    node_bypass_ = node_bypass_ || !n->bypass.empty();
+    plugin_bypass_ = plugin_bypass_ || policy::has_plugin(n->bypass);
+  }
 }
 
 std::string Node::dial_address() const {
@@ -94,6 +100,35 @@ std::shared_ptr<Node> Hop::select(std::string_view hash_key, const RouteTarget* 
     if (allowed_storage.empty()) return nullptr;
     allowed = &allowed_storage;
   }
+  return pick(hash_key, *allowed);
+}
+
+awaitable<std::shared_ptr<Node>> Hop::select_async(std::string_view hash_key,
+                                                   const RouteTarget& target,
+                                                   std::string_view client) {
+  if (nodes_.empty()) co_return nullptr;
+  // GOST tells a hop's and a node's plugin the requested address as `host` (go-gost/x
+  // chain/router.go: Route(ctx, network, ipAddr, WithHostRouteOption(address))).
+  const std::string_view host = target.host.empty() ? target.addr : target.host;
+  const std::string_view no_path;
+  if (!bypass_.empty()) {
+    const bool cut = co_await bypasses_async(bypass_, target, client, host, no_path);
+    if (cut) co_return nullptr;
+  }
+  std::vector<std::shared_ptr<Node>> allowed;
+  for (const auto& n : nodes_) {
+    bool skipped = false;
+    if (!n->bypass.empty())
+      skipped = co_await bypasses_async(n->bypass, target, client, host, no_path);
+    if (!skipped) allowed.push_back(n);
+  }
+  if (allowed.empty()) co_return nullptr;
+  co_return pick(hash_key, allowed);
+}
+
+std::shared_ptr<Node> Hop::pick(std::string_view hash_key,
+                                const std::vector<std::shared_ptr<Node>>& allowed_nodes) {
+  const auto* allowed = &allowed_nodes;
   if (allowed->size() == 1) return allowed->front();
   std::vector<Node*> live;
   live.reserve(allowed->size());
@@ -139,6 +174,36 @@ std::shared_ptr<Node> Hop::select(std::string_view hash_key, const RouteTarget* 
   for (auto& n : *allowed)
     if (n.get() == chosen) return n;
   return allowed->front();
+}
+
+awaitable<bool> bypasses_async(const policy::Bypasses& list, const RouteTarget& target,
+                               std::string_view client, std::string_view host,
+                               std::string_view path) {
+  // Every member is asked, as GOST's group does (a plugin server sees each question).
+  policy::BypassVotes votes;
+  for (const auto& b : list) {
+    if (const BypassPlugin* p = b->plugin()) {  // never a whitelist
+      std::string network(target.network), addr(target.addr), c(client), h(host), pa(path);
+      const bool result = co_await p->contains(std::move(network), std::move(addr), std::move(c),
+                                               std::move(h), std::move(pa));
+      votes.add(false, result);
+      continue;
+    }
+    const auto rules = b->current();
+    votes.add(rules->whitelist, rules->bypasses(target.network, target.addr, target.host));
+  }
+  co_return votes.bypassed();
+}
+
+awaitable<std::optional<std::string>> map_address_async(const HostsPlugin& plugin,
+                                                        std::string_view addr,
+                                                        std::string_view client) {
+  auto hp = split_host_port(addr);
+  if (!hp || hp->host.empty()) co_return std::nullopt;
+  std::string network("ip"), host(hp->host), c(client);
+  auto ips = co_await plugin.lookup(std::move(network), std::move(host), std::move(c));
+  if (ips.empty()) co_return std::nullopt;
+  co_return join_host_port(ips.front(), hp->port);
 }
 
 }  // namespace gost

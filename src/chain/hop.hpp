@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/component.hpp"
+#include "core/plugin.hpp"
 #include "policy/bypass.hpp"
 #include "policy/hosts.hpp"
 
@@ -53,6 +54,20 @@ struct RouteTarget {
   std::string_view host;  // the requested address when the hosts mapping changed it, else empty
 };
 
+// policy::bypasses with the lists' plugins asked (GOST's BypassGroup, where a plugin is a
+// blacklist; docs/ARCHITECTURE.md "Sources"): `client` is the client id, `host` and `path` what
+// GOST's bypass options carry to a plugin (the requested address for a hop or node, nothing for a
+// service). Tables see `target` as policy::bypasses does.
+awaitable<bool> bypasses_async(const policy::Bypasses& list, const RouteTarget& target,
+                               std::string_view client, std::string_view host,
+                               std::string_view path);
+
+// `addr` ("host:port") with its host mapped by a hosts plugin (go-gost/x internal/net Resolve:
+// network "ip", the first IP answered); nullopt when the plugin maps nothing.
+awaitable<std::optional<std::string>> map_address_async(const HostsPlugin& plugin,
+                                                        std::string_view addr,
+                                                        std::string_view client);
+
 enum class Strategy { round, random, fifo, hash };
 
 struct SelectorOptions {
@@ -74,6 +89,11 @@ class Hop {
   // when empty, when the hop's bypass covers `target`, or when every node's does (go-gost/x
   // hop/hop.go: such nodes are skipped).
   std::shared_ptr<Node> select(std::string_view hash_key = {}, const RouteTarget* target = nullptr);
+  // `select` when a bypass of the hop or of a node is a plugin (`needs_async()`): the plugins are
+  // asked on the caller's executor; `client` is the client id they are told.
+  awaitable<std::shared_ptr<Node>> select_async(std::string_view hash_key,
+                                                const RouteTarget& target, std::string_view client);
+  bool needs_async() const { return plugin_bypass_; }
   bool is_failed(const Node& n) const;
   const std::string& name() const { return name_; }
   const std::vector<std::shared_ptr<Node>>& nodes() const { return nodes_; }
@@ -83,7 +103,11 @@ class Hop {
   std::vector<std::shared_ptr<Node>> nodes_;
   SelectorOptions opts_;
   policy::Bypasses bypass_;
-  bool node_bypass_ = false;  // some node has a bypass
+  bool node_bypass_ = false;    // some node has a bypass
+  bool plugin_bypass_ = false;  // the hop's or a node's bypass has a plugin
+  // The strategy's choice among `allowed` (not empty).
+  std::shared_ptr<Node> pick(std::string_view hash_key,
+                             const std::vector<std::shared_ptr<Node>>& allowed);
   std::atomic<std::uint64_t> counter_{0};
 };
 

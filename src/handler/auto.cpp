@@ -90,7 +90,13 @@ class AutoHandler final : public Handler {
     }
     std::string addr = sni + ":443";
     conn.log = conn.log.with("dst", addr);
-    if (opts_.router->bypassed("tcp", addr)) {
+    // The service's bypass (chain/chain.hpp Router::bypassed): closed, nothing dialed.
+    bool refused;
+    if (opts_.router->bypass_needs_async())
+      refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
+    else
+      refused = opts_.router->bypassed("tcp", addr);
+    if (refused) {
       conn.log.debug(fmt::format("bypass: {}", addr));
       co_return;
     }

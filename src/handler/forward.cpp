@@ -22,11 +22,8 @@ class ForwardHandler final : public Handler {
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override {
     auto node = opts_.forwarder->select(conn.remote);
     add_log_field(conn, "dst", node->addr);
-    if (opts_.router->bypassed("tcp", node->addr)) {  // go-gost/x handler/forward: closed
-      conn.log.debug(fmt::format("bypass: {}", node->addr));
-      co_return;
-    }
     StreamPtr upstream = co_await dial(*node, conn);
+    if (!upstream) co_return;  // bypassed
     // Made apart from the co_await: a temporary in a co_await expression takes a frame slot.
     auto relaying =
         relay_logged(*client, *upstream, node->addr, conn, {.idle_timeout = idle_timeout_});
@@ -34,9 +31,19 @@ class ForwardHandler final : public Handler {
   }
 
  private:
-  // The dial and its fail marks in a coroutine of their own: what they need does not stay in
-  // handle()'s frame while the tunnel lasts.
+  // The bypass check, the dial and its fail marks in a coroutine of their own: what they need does
+  // not stay in handle()'s frame while the tunnel lasts. Null: the target is bypassed.
   awaitable<StreamPtr> dial(Node& node, ConnInfo& conn) {
+    // The service's bypass (go-gost/x handler/forward: closed, nothing dialed).
+    bool refused;
+    if (opts_.router->bypass_needs_async())
+      refused = co_await opts_.router->bypassed_async("tcp", node.addr, conn.client_id);
+    else
+      refused = opts_.router->bypassed("tcp", node.addr);
+    if (refused) {
+      conn.log.debug(fmt::format("bypass: {}", node.addr));
+      co_return nullptr;
+    }
     try {
       auto upstream = co_await opts_.router->dial("tcp", node.addr, conn);
       node.marker.reset();

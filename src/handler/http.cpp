@@ -184,7 +184,12 @@ awaitable<void> HttpHandler::handle(StreamPtr client, ConnInfo& conn) {
     co_return;
   }
   // The service's bypass: 403, nothing dialed (go-gost/x handler/http: after authentication).
-  if (opts_.router->bypassed(network, addr)) {
+  bool refused;
+  if (opts_.router->bypass_needs_async())
+    refused = co_await opts_.router->bypassed_async(network, addr, conn.client_id);
+  else
+    refused = opts_.router->bypassed(network, addr);
+  if (refused) {
     conn.log.debug(fmt::format("bypass: {}", addr));
     co_await write_all(*client, asio::buffer(skeleton(403, true)), ignored);
     co_return;
@@ -282,7 +287,13 @@ awaitable<void> HttpHandler::forward(StreamPtr client, std::string buf, http::Re
     std::string host_header = req.headers.get("Host") ? *req.headers.get("Host") : uri->authority;
 
     if (!upstream || upstream_addr != addr) {
-      if (opts_.router->bypassed("tcp", addr)) {  // a later request of a kept-alive connection
+      // The service's bypass (a later request of a kept-alive connection).
+      bool refused;
+      if (opts_.router->bypass_needs_async())
+        refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
+      else
+        refused = opts_.router->bypassed("tcp", addr);
+      if (refused) {
         conn.log.debug(fmt::format("bypass: {}", addr));
         co_await write_all(*client, asio::buffer(skeleton(403, true)), ec);
         co_return;

@@ -377,7 +377,13 @@ awaitable<TcpTunnel> RelayHandler::connect(StreamPtr& client, ParsedRequest req,
     co_return TcpTunnel{};
   }
   add_log_field(conn, "dst", addr);
-  if (opts_.router->bypassed(network, addr)) {  // go-gost/x handler/relay: StatusForbidden
+  // The service's bypass (go-gost/x handler/relay: StatusForbidden).
+  bool refused;
+  if (opts_.router->bypass_needs_async())
+    refused = co_await opts_.router->bypassed_async(network, addr, conn.client_id);
+  else
+    refused = opts_.router->bypassed(network, addr);
+  if (refused) {
     conn.log.debug(fmt::format("bypass: {}", addr));
     co_await reply(*client, rp::Status::forbidden);
     co_return TcpTunnel{};
@@ -405,7 +411,13 @@ awaitable<TcpTunnel> RelayHandler::forward(StreamPtr& client, ParsedRequest req,
   }
   add_log_field(conn, "dst", node->addr);
   std::string net = network == "udp" ? "udp" : "tcp";
-  if (opts_.router->bypassed(net, node->addr)) {  // as for CONNECT: Forbidden, nothing dialed
+  // The service's bypass (as for CONNECT: Forbidden, nothing dialed).
+  bool refused;
+  if (opts_.router->bypass_needs_async())
+    refused = co_await opts_.router->bypassed_async(net, node->addr, conn.client_id);
+  else
+    refused = opts_.router->bypassed(net, node->addr);
+  if (refused) {
     conn.log.debug(fmt::format("bypass: {}", node->addr));
     co_await reply(*client, rp::Status::forbidden);
     co_return TcpTunnel{};

@@ -284,7 +284,13 @@ awaitable<void> Socks5Handler::connect(StreamPtr client, const socks5::Address& 
                                        ConnInfo& conn) {
   std::string addr = dst.to_string();
   conn.log = conn.log.with("dst", addr);
-  if (opts_.router->bypassed("tcp", addr)) {  // go-gost/x handler/socks/v5: REP 0x02
+  // The service's bypass (go-gost/x handler/socks/v5: REP 0x02).
+  bool refused;
+  if (opts_.router->bypass_needs_async())
+    refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
+  else
+    refused = opts_.router->bypassed("tcp", addr);
+  if (refused) {
     conn.log.debug(fmt::format("bypass: {}", addr));
     co_await reply(*client, socks5::rep::not_allowed);
     co_return;

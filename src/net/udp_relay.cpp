@@ -62,7 +62,12 @@ awaitable<void> relay_datagrams(PacketConn& client, PacketConn& upstream, Stream
           error_code ec;
           std::size_t n = co_await client.read_from(asio::buffer(buf), dst, ec);
           if (ec) co_return;
-          if (o.router && o.router->bypassed("udp", dst)) {
+          bool refused = false;  // a datagram to a bypassed target is dropped
+          if (o.router && o.router->bypass_needs_async())
+            refused = co_await o.router->bypassed_async("udp", dst, conn.client_id);
+          else if (o.router)
+            refused = o.router->bypassed("udp", dst);
+          if (refused) {
             log.warn(fmt::format("{}: bypass: {}", o.tag, dst));
             continue;
           }

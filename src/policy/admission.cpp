@@ -52,4 +52,10 @@ bool admits(const Admissions& admissions, std::string_view client) {
   return true;
 }
 
+bool has_plugin(const Admissions& admissions) {
+  for (const auto& a : admissions)
+    if (a->plugin()) return true;
+  return false;
+}
+
 }  // namespace gost::policy

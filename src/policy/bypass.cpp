@@ -198,18 +198,18 @@ std::vector<std::string> Bypass::update(const std::vector<std::string>& items) {
 bool bypasses(const Bypasses& list, std::string_view network, std::string_view addr,
               std::string_view host) {
   if (list.empty()) return false;
-  bool any_whitelist = false, all_whitelists_bypass = true, blacklist_bypass = false;
+  BypassVotes votes;
   for (const auto& b : list) {
     const auto rules = b->current();
-    const bool result = rules->bypasses(network, addr, host);
-    if (rules->whitelist) {
-      any_whitelist = true;
-      all_whitelists_bypass = all_whitelists_bypass && result;
-    } else {
-      blacklist_bypass = blacklist_bypass || result;
-    }
+    votes.add(rules->whitelist, rules->bypasses(network, addr, host));
   }
-  return (any_whitelist && all_whitelists_bypass) || blacklist_bypass;
+  return votes.bypassed();
+}
+
+bool has_plugin(const Bypasses& list) {
+  for (const auto& b : list)
+    if (b->plugin()) return true;
+  return false;
 }
 
 }  // namespace gost::policy

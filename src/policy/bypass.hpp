@@ -20,6 +20,10 @@
 #include "policy/holder.hpp"
 #include "policy/ip.hpp"
 
+namespace gost {
+class BypassPlugin;  // core/plugin.hpp: held here, asked by the callers that may suspend
+}  // namespace gost
+
 namespace gost::policy {
 
 struct PortRange {
@@ -65,10 +69,15 @@ class Bypass : public Holder<BypassRules> {
   const std::string& name() const { return name_; }
   // New items from a source, in addition to the inline matchers; returns the items skipped.
   std::vector<std::string> update(const std::vector<std::string>& items);
+  // GOST's `plugin`, which replaces the matchers (go-gost/x config/parsing/bypass); a plugin is
+  // never a whitelist. Asked by chain/'s bypasses_async instead of the rules.
+  void set_plugin(std::shared_ptr<const BypassPlugin> p) { plugin_ = std::move(p); }
+  const BypassPlugin* plugin() const { return plugin_.get(); }
 
  private:
   std::string name_;
   bool whitelist_;
+  std::shared_ptr<const BypassPlugin> plugin_;
   std::string network_;
   std::vector<std::string> inline_;
 };
@@ -77,7 +86,25 @@ using Bypasses = std::vector<std::shared_ptr<const Bypass>>;
 
 // Several bypasses on one service, hop or node (go-gost/x BypassGroup): bypassed when every
 // whitelist among them bypasses the target, or else when any blacklist does.
+class BypassVotes {
+ public:
+  void add(bool whitelist, bool bypassed) {
+    if (whitelist) {
+      any_whitelist_ = true;
+      all_whitelists_ = all_whitelists_ && bypassed;
+    } else {
+      any_blacklist_ = any_blacklist_ || bypassed;
+    }
+  }
+  bool bypassed() const { return (any_whitelist_ && all_whitelists_) || any_blacklist_; }
+
+ private:
+  bool any_whitelist_ = false, all_whitelists_ = true, any_blacklist_ = false;
+};
 bool bypasses(const Bypasses& list, std::string_view network, std::string_view addr,
               std::string_view host = {});
+// Some bypass of the list is a plugin: `bypasses` would not know its answer, the caller asks
+// asynchronously (chain/hop.hpp bypasses_async).
+bool has_plugin(const Bypasses& list);
 
 }  // namespace gost::policy

@@ -16,6 +16,10 @@
 #include "policy/holder.hpp"
 #include "policy/ip.hpp"
 
+namespace gost {
+class HostsPlugin;  // core/plugin.hpp: held here, asked by the callers that may suspend
+}  // namespace gost
+
 namespace gost::policy {
 
 struct HostsRules {
@@ -44,9 +48,14 @@ class Hosts : public Holder<HostsRules> {
   const std::string& name() const { return name_; }
   // New mappings from a source, in addition to the inline ones; returns those skipped.
   std::vector<config::HostMapping> update(const std::vector<config::HostMapping>& mappings);
+  // GOST's `plugin`, which replaces the mappings (go-gost/x config/parsing/hosts): asked by the
+  // router and the route instead of the rules (chain/chain.cpp).
+  void set_plugin(std::shared_ptr<const HostsPlugin> p) { plugin_ = std::move(p); }
+  const HostsPlugin* plugin() const { return plugin_.get(); }
 
  private:
   std::string name_;
+  std::shared_ptr<const HostsPlugin> plugin_;
   std::vector<config::HostMapping> inline_;
 };
 

@@ -79,6 +79,31 @@ std::optional<bool> decode_ok_answer(std::string_view body) {
   return ok;
 }
 
+static std::optional<std::vector<std::string>> lookup_ips(const json::object& answer) {
+  bool ok = false;
+  if (!field(answer, "ok", ok)) return std::nullopt;
+  std::vector<std::string> ips;
+  auto it = answer.find("ips");
+  if (it == answer.end() || it->value().is_null()) return ips;
+  if (!it->value().is_array()) return std::nullopt;
+  for (const auto& v : it->value().get_array()) {
+    if (!v.is_string()) return std::nullopt;
+    error_code ec;
+    auto ip = asio::ip::make_address(std::string(v.get_string()), ec);
+    if (ec || (ip.is_v6() && ip.to_v6().scope_id() != 0)) continue;  // Go's ParseIP has no zone
+    if (ip.is_v6() && ip.to_v6().is_v4_mapped())
+      ip = asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
+    ips.push_back(ip.to_string());
+  }
+  return ips;
+}
+
+std::optional<std::vector<std::string>> decode_lookup_answer(std::string_view body) {
+  auto o = parse_object(body);
+  if (!o) return std::nullopt;
+  return lookup_ips(*o);
+}
+
 }  // namespace detail
 
 awaitable<std::optional<std::string>> HttpAuthPlugin::authenticate(std::string service,
@@ -123,30 +148,17 @@ awaitable<bool> plugin_bypass(const PluginOptions& o, std::string network, std::
   co_return field(*answer, "ok", ok) && ok;
 }
 
-awaitable<std::optional<std::vector<std::string>>> plugin_lookup(const PluginOptions& o,
-                                                                 std::string network,
-                                                                 std::string host,
-                                                                 std::string client) {
+awaitable<std::vector<std::string>> plugin_lookup(const PluginOptions& o, std::string network,
+                                                  std::string host, std::string client) {
   json::object req;
   req["network"] = network;
   req["host"] = host;
   req["client"] = client;
   auto answer = co_await post(o, std::move(req));
-  if (!answer) co_return std::nullopt;
-  bool ok = false;
-  if (!field(*answer, "ok", ok)) co_return std::nullopt;
-  std::vector<std::string> ips;
-  if (auto it = answer->find("ips"); it != answer->end() && !it->value().is_null()) {
-    if (!it->value().is_array()) co_return std::nullopt;
-    for (const auto& v : it->value().get_array()) {
-      if (!v.is_string()) co_return std::nullopt;
-      error_code ec;
-      auto ip = asio::ip::make_address(std::string(v.get_string()), ec);
-      if (!ec) ips.push_back(ip.to_string());
-    }
-  }
-  if (!ok) co_return std::nullopt;
-  co_return ips;
+  if (!answer) co_return std::vector<std::string>{};
+  auto ips = detail::lookup_ips(*answer);
+  if (!ips) co_return std::vector<std::string>{};
+  co_return std::move(*ips);
 }
 
 }  // namespace gost::source

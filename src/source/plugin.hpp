@@ -11,6 +11,7 @@
 
 #include "core/asio.hpp"
 #include "core/auth.hpp"
+#include "core/plugin.hpp"
 
 namespace gost::source {
 
@@ -35,17 +36,52 @@ class HttpAuthPlugin : public AuthPlugin {
   PluginOptions o_;
 };
 
-// {"service","network","addr"} → {"ok":bool}.
+// {"service","network","addr"} → {"ok":bool}; no answer refuses.
 awaitable<bool> plugin_admit(const PluginOptions& o, std::string service, std::string network,
                              std::string addr);
-// {"network","addr","client","host","path"} → {"ok":bool}.
+// {"network","addr","client","host","path"} → {"ok":bool}; no answer is false (not bypassed).
 awaitable<bool> plugin_bypass(const PluginOptions& o, std::string network, std::string addr,
                               std::string client, std::string host, std::string path);
-// {"network","host","client"} → {"ips":[...],"ok":bool}; the IPs that parse, when ok.
-awaitable<std::optional<std::vector<std::string>>> plugin_lookup(const PluginOptions& o,
-                                                                 std::string network,
-                                                                 std::string host,
-                                                                 std::string client);
+// {"network","host","client"} → {"ips":[...],"ok":bool}: the IPs that parse, whatever "ok" says
+// (GOST's resolver ignores it: go-gost/x internal/net Resolve); empty for no answer.
+awaitable<std::vector<std::string>> plugin_lookup(const PluginOptions& o, std::string network,
+                                                  std::string host, std::string client);
+
+class HttpAdmissionPlugin : public AdmissionPlugin {
+ public:
+  explicit HttpAdmissionPlugin(PluginOptions o) : o_(std::move(o)) {}
+  awaitable<bool> admit(std::string service, std::string network, std::string addr) const override {
+    return plugin_admit(o_, std::move(service), std::move(network), std::move(addr));
+  }
+
+ private:
+  PluginOptions o_;
+};
+
+class HttpBypassPlugin : public BypassPlugin {
+ public:
+  explicit HttpBypassPlugin(PluginOptions o) : o_(std::move(o)) {}
+  awaitable<bool> contains(std::string network, std::string addr, std::string client,
+                           std::string host, std::string path) const override {
+    return plugin_bypass(o_, std::move(network), std::move(addr), std::move(client),
+                         std::move(host), std::move(path));
+  }
+
+ private:
+  PluginOptions o_;
+};
+
+class HttpHostsPlugin : public HostsPlugin {
+ public:
+  explicit HttpHostsPlugin(PluginOptions o) : o_(std::move(o)) {}
+  awaitable<std::vector<std::string>> lookup(std::string network, std::string host,
+                                             std::string client) const override {
+    return plugin_lookup(o_, std::move(network), std::move(host), std::move(client));
+  }
+
+ private:
+  PluginOptions o_;
+};
 
 namespace detail {
 // The answers' decoding, apart for the unit tests: nullopt when GOST's json.Decode would fail.
@@ -55,6 +91,9 @@ struct AuthAnswer {
 };
 std::optional<AuthAnswer> decode_auth_answer(std::string_view body);
 std::optional<bool> decode_ok_answer(std::string_view body);
+// A hosts answer's IPs (Go's net.ParseIP: an IPv4-mapped IPv6 address prints as IPv4); nullopt
+// when the decode fails.
+std::optional<std::vector<std::string>> decode_lookup_answer(std::string_view body);
 }  // namespace detail
 
 }  // namespace gost::source

@@ -397,9 +397,9 @@ hosts:
                 ("limiters: [{name: l, limits: ['$ 1MB'], reload: 10s, plugin: {type: http, addr: 'http://127.0.0.1:1/'}}]\n"
                  "services: [{name: s, addr: ':0'}]",
                  b"limiter l: plugin: not supported yet"),
-                ("bypasses: [{name: b, plugin: {type: http, addr: 'http://127.0.0.1:1/'}}]\n"
+                ("bypasses: [{name: b, plugin: {addr: '127.0.0.1:1'}}]\n"  # GOST's default: grpc
                  "services: [{name: s, addr: ':0'}]",
-                 b"bypass b: plugin: not supported yet"),
+                 b'bypass b: plugin type \\"grpc\\" is not supported by this implementation'),
                 ("resolvers: [{name: r}]", b"resolvers: not supported")):
             path = self.write_file("bad.yaml", text)
             cp = run_gost(["-C", path], timeout=10)

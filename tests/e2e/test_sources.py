@@ -427,12 +427,13 @@ class SourcesTest(gostlib.GostTestCase):
         url = "http://origin.test:%d/" % self.origin.port
         self.assertEqual(self.plain(port, url), "200")
 
-    def test_admission_plugin_refused(self):
+    def test_limiter_plugin_refused(self):
+        # Admission, bypass and hosts plugins: tests/e2e/test_plugins.py.
         port = free_port()
         path = self.write_file("gost.yaml", (
-            "services:\n- name: proxy\n  addr: 127.0.0.1:%d\n  admission: a\n"
+            "services:\n- name: proxy\n  addr: 127.0.0.1:%d\n  limiter: l\n"
             "  handler:\n    type: http\n"
-            "admissions:\n- name: a\n  plugin:\n    type: http\n    addr: http://127.0.0.1:1/\n"
+            "limiters:\n- name: l\n  plugin:\n    type: http\n    addr: http://127.0.0.1:1/\n"
             % port))
         r = gostlib.run_gost(["-C", path], timeout=15)
         self.assertNotEqual(r.returncode, 0)
