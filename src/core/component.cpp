@@ -24,23 +24,20 @@ void reject_unsupported(const config::Metadata& md, std::initializer_list<std::s
 
 void reject_unsupported_handler_options(const config::Metadata& md, std::string_view where) {
   reject_unsupported(md,
-                     {"sniffing",
-                      "sniffing.timeout",
-                      "sniffing.websocket",
-                      "sniffing.websocket.sampleRate",
-                      "mitm.certFile",
-                      "mitm.caCertFile",
-                      "mitm.keyFile",
-                      "mitm.caKeyFile",
-                      "mitm.alpn",
-                      "mitm.bypass",
-                      "skipauth",
-                      "hash",
-                      "limiter.in",
-                      "limiter.out",
-                      "limiter.conn.in",
-                      "limiter.conn.out"},
+                     {"sniffing", "sniffing.timeout", "sniffing.websocket",
+                      "sniffing.websocket.sampleRate", "mitm.certFile", "mitm.caCertFile",
+                      "mitm.keyFile", "mitm.caKeyFile", "mitm.alpn", "mitm.bypass", "skipauth",
+                      "hash", "limiter.in", "limiter.out", "limiter.conn.in", "limiter.conn.out"},
                      where);
+}
+
+awaitable<std::unique_ptr<Binding>> Connector::bind(StreamPtr, std::string_view network,
+                                                    std::string_view address, const BindOptions&,
+                                                    const log::Logger&) {
+  throw system_error(
+      asio::error::operation_not_supported,
+      fmt::format("bind on {}/{}: the connector does not support BIND", address, network));
+  co_return nullptr;
 }
 
 }  // namespace gost
