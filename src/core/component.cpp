@@ -24,10 +24,22 @@ void reject_unsupported(const config::Metadata& md, std::initializer_list<std::s
 
 void reject_unsupported_handler_options(const config::Metadata& md, std::string_view where) {
   reject_unsupported(md,
-                     {"sniffing", "sniffing.timeout", "sniffing.websocket",
-                      "sniffing.websocket.sampleRate", "mitm.certFile", "mitm.caCertFile",
-                      "mitm.keyFile", "mitm.caKeyFile", "mitm.alpn", "mitm.bypass", "skipauth",
-                      "hash", "limiter.in", "limiter.out", "limiter.conn.in", "limiter.conn.out"},
+                     {"sniffing",
+                      "sniffing.timeout",
+                      "sniffing.websocket",
+                      "sniffing.websocket.sampleRate",
+                      "mitm.certFile",
+                      "mitm.caCertFile",
+                      "mitm.keyFile",
+                      "mitm.caKeyFile",
+                      "mitm.alpn",
+                      "mitm.bypass",
+                      "skipauth",
+                      "hash",
+                      "limiter.in",
+                      "limiter.out",
+                      "limiter.conn.in",
+                      "limiter.conn.out"},
                      where);
 }
 
