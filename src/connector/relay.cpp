@@ -196,6 +196,8 @@ class RelayConnector final : public Connector {
     nodelay_ = md.get_bool("nodelay").value_or(false);
     connect_timeout_ = md.get_duration("connectTimeout").value_or(std::chrono::nanoseconds(0));
     mux_ = net::mux_config(md, "connector relay");
+    // GOST's tunnel form of the relay connector (go-gost/x connector/relay: tunnelID) is not built.
+    reject_unsupported(md, {"tunnel.id", "tunnelID"}, "connector relay");
   }
 
   // BIND (docs/PROTOCOLS.md "rtcp and rudp"): `01 02|80 FEALEN [auth] network addr`, the response
