@@ -210,10 +210,9 @@ class UdpFlow final : public Stream, public PacketConn {
   awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override {
     auto st = st_;
     auto core = st->core;
-    while (core->writing && !core->closed) {
-      core->write_turn.expires_at(asio::steady_timer::time_point::max());
-      co_await core->write_turn.async_wait(use_nothrow);
-    }
+    // The timer never expires (set once): cancel_one() hands the tun to the next writer. Setting
+    // its expiry here would cancel the other writers' waits.
+    while (core->writing && !core->closed) co_await core->write_turn.async_wait(use_nothrow);
     if (core->closed || st->closed) {
       ec = asio::error::eof;
       co_return;
@@ -283,10 +282,8 @@ class UdpBinding final : public Binding {
 
   awaitable<StreamPtr> accept(error_code& ec) override {
     auto core = core_;
-    while (core->pending.empty() && !core->closed) {
-      core->pending_changed.expires_at(asio::steady_timer::time_point::max());
+    while (core->pending.empty() && !core->closed)
       co_await core->pending_changed.async_wait(use_nothrow);
-    }
     if (!core->pending.empty()) {
       StreamPtr s = std::move(core->pending.front());
       core->pending.pop_front();
