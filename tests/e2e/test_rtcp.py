@@ -243,6 +243,14 @@ class RtcpTransportTest(RtcpBase):
                     name="client-duplex")
         self.run_duplex(pub2, duplex, 8 * MIB)
 
+    def test_other_channels(self):
+        """mws, mwss and h2 (HTTP/2 over TLS) carry the binding too: an echo and 20 concurrent."""
+        for scheme in ("relay+mws", "relay+mwss", "relay+h2"):
+            with self.subTest(scheme=scheme):
+                pub, srv_port, server, client = self.publish(scheme)
+                self.assertTrue(answers(pub, scheme.encode()))
+                self.check_concurrent(pub, 20)
+
     def test_peer_address_logged(self):
         """The client's log names the inbound peer (the per-stream header's address) and the
         bound address; the relay request on the wire is GOST's BIND (server log: tcp bind)."""
