@@ -133,6 +133,9 @@ class Socks5Connector final : public Connector {
     auto target = socks5::address_from_text(address);
     if (!target)
       fail(fmt::format("invalid bind address {}", address), asio::error::invalid_argument);
+    // `rtcp://:2222`: an empty host goes as a zero-length domain, as gosocks5 encodes it.
+    if (auto hp = split_host_port(address); hp && hp->host.empty())
+      target = socks5::Address{socks5::atyp::domain, "", target->port};
     socks5::Request reply;
     {
       Stream* current = s.get();

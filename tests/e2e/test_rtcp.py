@@ -487,6 +487,15 @@ class RtcpWireTest(RtcpBase):
         seen = self.run_node("socks5", "rtcp://0.0.0.0:%d" % pub, req, reply, header)
         self.assertEqual(seen["greeting"], b"\x05\x02\x00\x80")
 
+    def test_socks5_mbind_empty_host_bytes(self):
+        # rtcp://:p over socks5: gosocks5 sends the empty host as a zero-length domain
+        # `05 f2 00 03 00 <port>`; our server binds it as the wildcard (test_socks5_mbind).
+        pub = free_port()
+        req = bytes([5, 0xF2, 0, 3, 0]) + struct.pack(">H", pub)
+        reply = bytes([5, 0, 0, 1, 0, 0, 0, 0]) + struct.pack(">H", pub)
+        header = bytes([5, 0, 0, 1, 203, 0, 113, 5]) + struct.pack(">H", 51000)
+        self.run_node("socks5", "rtcp://:%d" % pub, req, reply, header)
+
     def test_bad_stream_header_drops_the_stream_only(self):
         """A stream whose header is not a relay response is dropped; the session serves on."""
         pub = free_port()
