@@ -251,6 +251,19 @@ class RtcpTransportTest(RtcpBase):
                 self.assertTrue(answers(pub, scheme.encode()))
                 self.check_concurrent(pub, 20)
 
+    def test_two_hops(self):
+        """-F relay+ws://A -F relay://B: the BIND goes to B through A; B's port is the public one."""
+        a, server_a = self.server("relay+ws", query="bind=false", name="hop-a")
+        b, server_b = self.server("relay", name="hop-b")
+        pub = free_port()
+        client = self.gost("-L", "rtcp://:%d/%s" % (pub, self.echo.addr),
+                           "-F", "relay+ws://127.0.0.1:%d" % a, "-F", "relay://127.0.0.1:%d" % b,
+                           name="client")
+        self.assertTrue(wait_port(pub, 15.0, proc=client.proc), client.diagnostics())
+        self.assertTrue(answers(pub, b"two hops"))
+        self.assertIn("(tcp bind)", server_b.stderr_text())
+        self.assertNotIn("(tcp bind)", server_a.stderr_text())
+
     def test_peer_address_logged(self):
         """The client's log names the inbound peer (the per-stream header's address) and the
         bound address; the relay request on the wire is GOST's BIND (server log: tcp bind)."""
