@@ -16,6 +16,7 @@ Usage: test_rtcp.py <path-to-gost>
 
 import hashlib
 import os
+import signal
 import socket
 import struct
 import threading
@@ -583,6 +584,43 @@ chains:
         p = self.gost("-C", path, name="client-yaml")
         self.assertTrue(wait_port(pub, 15.0, proc=p.proc), p.diagnostics())
         self.assertTrue(answers(pub, b"yaml"))
+
+    def test_reload_changes_the_target(self):
+        """SIGHUP with a new target for the rtcp service: the old binding is released and the new
+        one bound (one back-off step at most while the server lets go of the port); the public
+        port then reaches the new target."""
+        srv, server = self.server("relay+ws")
+        pub = free_port()
+        other = self.start_server(OriginServer())
+        template = """
+services:
+- name: publish
+  addr: :%d
+  handler: {type: rtcp}
+  listener: {type: rtcp, chain: up}
+  forwarder:
+    nodes: [{name: t, addr: %s}]
+chains:
+- name: up
+  hops:
+  - name: hop-0
+    nodes: [{name: server, addr: 127.0.0.1:%d, connector: {type: relay}, dialer: {type: ws}}]
+"""
+        path = self.write_file("rtcp.yaml", template % (pub, self.echo.addr, srv))
+        p = self.gost("-C", path, name="client-yaml")
+        self.assertTrue(wait_port(pub, 15.0, proc=p.proc), p.diagnostics())
+        self.assertTrue(answers(pub, b"before"))
+        with open(path, "w") as f:
+            f.write(template % (pub, other.addr, srv))
+        p.proc.send_signal(signal.SIGHUP)
+
+        def reaches_origin():
+            r = curl("http://127.0.0.1:%d/" % pub, timeout=3)
+            return r.rc == 0 and r.body == OriginServer.BODY
+
+        self.assertTrue(wait_until(reaches_origin, REBIND_WINDOW, interval=0.3),
+                        p.diagnostics() + server.diagnostics())
+        self.assertAlive(p)
 
     def test_missing_chain_refused(self):
         cp = run_gost(["-L", "rtcp://:2222/127.0.0.1:22"], timeout=10)
