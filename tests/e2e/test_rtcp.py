@@ -539,6 +539,33 @@ class RtcpWireTest(RtcpBase):
         self.assertAlive(client)
 
 
+    def test_garbage_session_rebinds(self):
+        """After a good BIND reply the node sends bytes that are no smux frames (a bad version, a
+        huge length): the session ends, the client logs it, backs off and binds again; it never
+        crashes."""
+        pub = free_port()
+        req = bytes([1, 2, 0, 0x0f, 4, 0, 2, 0, 0, 2, 0, 7, 1, 0, 0, 0, 0]) + struct.pack(">H", pub)
+        count = []
+
+        def script(c):
+            recv_exact(c, len(req))
+            c.sendall(bytes([1, 0, 0, 0]))
+            junk = [b"\x07\x00\x00\x00\x03\x00\x00\x00", b"\x01\x02\xff\xff\x03\x00\x00\x00",
+                    os.urandom(4096)]
+            c.sendall(junk[len(count) % len(junk)])
+            count.append(1)
+            time.sleep(0.2)
+
+        node = FakeNode(script)
+        self.addCleanup(node.close)
+        client = self.client("rtcp://0.0.0.0:%d" % pub, self.echo.addr,
+                             "relay://127.0.0.1:%d" % node.port, wait=False)
+        self.assertTrue(wait_until(lambda: len(count) >= 3, 15.0),
+                        "%r\n%s" % (node.errors, client.diagnostics()))
+        self.assertIn("retrying in", client.stderr_text())
+        self.assertAlive(client)
+
+
 class RtcpConfigTest(RtcpBase):
 
     def test_output_yaml(self):
