@@ -402,6 +402,90 @@ class RtcpRecoveryTest(RtcpBase):
         self.assertAlive(client)
 
 
+class FreezingProxy:
+    """127.0.0.1:port → 127.0.0.1:target; freeze() stops moving the bytes of the connections it
+    carries (the link goes silent, no FIN, no RST) while new connections still pass."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.generation = 0
+        self.stop = False
+        self.socks = []
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def freeze(self):
+        self.generation += 1
+
+    def loop(self):
+        while not self.stop:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            self.socks += [c, u]
+            gen = self.generation
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pump, args=(a, b, gen), daemon=True).start()
+
+    def pump(self, src, dst, gen):
+        src.settimeout(0.2)
+        while not self.stop:
+            if gen != self.generation:  # frozen: hold the sockets, move nothing
+                time.sleep(0.2)
+                continue
+            try:
+                d = src.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not d:
+                return
+            try:
+                dst.sendall(d)
+            except OSError:
+                return
+
+    def close(self):
+        self.stop = True
+        self.lsock.close()
+        for x in self.socks:
+            x.close()
+
+
+class RtcpSilentLinkTest(RtcpBase):
+
+    def test_silent_link(self):
+        """The link goes silent (no FIN, no RST): the smux keep-alive timeout ends the session on
+        both sides (here mux.keepaliveTimeout=3s), the server releases the public port and the
+        client binds again through a new connection; the port answers again."""
+        mux = "mux.keepaliveInterval=1s&mux.keepaliveTimeout=3s"
+        srv, server = self.server("relay", query="bind=true&" + mux)
+        proxy = FreezingProxy(srv)
+        self.addCleanup(proxy.close)
+        pub = free_port()
+        client = self.client("rtcp://:%d" % pub, self.echo.addr,
+                             "relay://127.0.0.1:%d?%s" % (proxy.port, mux))
+        self.assertTrue(answers(pub, b"before"))
+        proxy.freeze()
+        self.assertTrue(wait_until(lambda: not answers(pub), 6.0), "the port still answers")
+        self.assertTrue(wait_until(lambda: answers(pub, b"after"), 20.0, interval=0.3),
+                        client.diagnostics() + server.diagnostics())
+        self.assertIn("retrying in", client.stderr_text())
+        self.assertAlive(client)
+
+
 class FakeNode:
     """A scripted node on 127.0.0.1: accepts one connection at a time and hands it to `script`."""
 
