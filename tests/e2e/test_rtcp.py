@@ -245,8 +245,9 @@ class RtcpTransportTest(RtcpBase):
         self.run_duplex(pub2, duplex, 8 * MIB)
 
     def test_other_channels(self):
-        """mws, mwss and h2 (HTTP/2 over TLS) carry the binding too: an echo and 20 concurrent."""
-        for scheme in ("relay+mws", "relay+mwss", "relay+h2"):
+        """mws, mwss, h2 (HTTP/2 over TLS) and pht carry the binding too: an echo and 20
+        concurrent."""
+        for scheme in ("relay+mws", "relay+mwss", "relay+h2", "relay+pht"):
             with self.subTest(scheme=scheme):
                 pub, srv_port, server, client = self.publish(scheme)
                 self.assertTrue(answers(pub, scheme.encode()))
