@@ -24,7 +24,7 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3 rtcp_ws rtcp_wss)
+SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_wss_controls relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3 rtcp_ws rtcp_wss)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
@@ -53,6 +53,7 @@ declare -A SCEN_DESC=(
   [rtcp_wss]="the rtcp_ws pair over relay+wss"
   [tcp_controls]="the tcp row with a 1,000-entry bypass and a 1,000-entry admission on the service (none matching)"
   [relay_controls]="the relay row with the same bypass and admission on the relay server"
+  [relay_wss_controls]="the relay_wss row with the same bypass and admission on the relay+wss server"
 )
 
 scenario_direct() {
@@ -105,17 +106,21 @@ scenario_tcp_controls() {
   ENTRY_PORT=$p
 }
 
-scenario_relay_controls() {
-  local target=$1 p q
+# The relay row (or relay+X) with the same bypass and admission on the relay server.
+scenario_chain_controls() {   # scheme target
+  local scheme=$1 target=$2 p q l=${1#relay}
+  l=${l#+}
   free_port q || return 1
-  controls_config "$TMP/relay_controls.yaml" "{name: bench, addr: \"127.0.0.1:$q\", bypass: big, admission: big, handler: {type: relay}}" || return 1
-  start_gost relay-server-controls -C "$TMP/relay_controls.yaml" || return 1
+  controls_config "$TMP/${scheme/+/_}_controls.yaml" "{name: bench, addr: \"127.0.0.1:$q\", bypass: big, admission: big, handler: {type: relay}, listener: {type: ${l:-tcp}}}" || return 1
+  start_gost "$scheme-server-controls" -C "$TMP/${scheme/+/_}_controls.yaml" || return 1
   wait_listen "$q" || return 1
   free_port p || return 1
-  start_gost relay-client -L "tcp://127.0.0.1:$p/127.0.0.1:$target" -F "relay://127.0.0.1:$q" || return 1
+  start_gost "$scheme-client" -L "tcp://127.0.0.1:$p/127.0.0.1:$target" -F "$scheme://127.0.0.1:$q" || return 1
   wait_listen "$p" || return 1
   ENTRY_PORT=$p
 }
+scenario_relay_controls() { scenario_chain_controls relay "$1"; }
+scenario_relay_wss_controls() { scenario_chain_controls relay+wss "$1"; }
 
 # A client gost forwarding to TARGET through one server gost of the given scheme.
 scenario_chain() {   # scheme target

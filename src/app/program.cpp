@@ -9,6 +9,7 @@
 #include "app/api_server.hpp"
 #include "app/metrics_server.hpp"
 #include "app/runtime.hpp"
+#include "core/buffer_pool.hpp"
 #include "core/component.hpp"
 #include "core/log.hpp"
 #include "core/memory.hpp"
@@ -159,7 +160,13 @@ void Program::run() {
     const timespec tick{1, 0};
     int sig = sigtimedwait(&set, nullptr, &tick);
     if (sig < 0) {
-      memory::release_after_load_drop();
+      memory::release_after_load_drop([&im] {
+        for (auto& w : im.workers)
+          asio::post(*w, [] {
+            shed_pooled();
+            memory::release_thread_heap();
+          });
+      });
       if (period.count() > 0 && std::chrono::steady_clock::now() >= next_reload) {
         reload();
         next_reload = std::chrono::steady_clock::now() + period;

@@ -63,4 +63,10 @@ void release_pipe(std::unique_ptr<Pipe> p) {
   if (p && p->pending == 0 && pools.pipes.size() < kMaxPooled) pools.pipes.push_back(std::move(p));
 }
 
+void shed_pooled() {
+  pools.large.clear();
+  pools.small.clear();
+  pools.pipes.clear();
+}
+
 }  // namespace gost

@@ -54,4 +54,8 @@ class Pipe {
 std::unique_ptr<Pipe> acquire_pipe();  // nullptr if the process is out of descriptors
 void release_pipe(std::unique_ptr<Pipe> p);
 
+// Frees this thread's pooled buffers and pipes (after a load drop, core/memory.hpp: a burst's
+// pooled 64 KiB buffers sit among its freed memory and keep pages of the heap from going back).
+void shed_pooled();
+
 }  // namespace gost

@@ -11,6 +11,8 @@
 // tunnel. Numbers: bench/README.md, "Memory after bursts of TLS handshakes".
 #pragma once
 
+#include <functional>
+
 namespace gost::memory {
 
 // Called once at start-up, before any thread exists. glibc gives freed memory at the top of a
@@ -40,7 +42,19 @@ bool load_dropped(long peak, long open);
 
 // Called about once a second from a thread that serves no connection (the main thread; the trim
 // walks every arena under its lock, and would stall a worker's connections for that long).
-// Releases free heap memory when load_dropped(); true if it did.
-bool release_after_load_drop();
+// Releases free heap memory when load_dropped(), and again kFollowUps after such a release: much
+// is freed only later — a multiplexed session ends some time after its last stream, a QUIC
+// connection drains for three PTOs, pooled sessions are reaped when idle — and a 2,000-tunnel
+// h3 burst left 43 MiB after the first trim, 36 MiB after a later one (issue 16 §2). On a drop
+// `shed` runs first, then at each follow-up: it has each worker drop its pooled buffers
+// (core/buffer_pool) and give its arena's free top back (release_thread_heap), on its own thread.
+// True if it released now.
+bool release_after_load_drop(const std::function<void()>& shed = {});
+
+// Gives the free top of the calling thread's malloc arena back (on a worker: `shed` posts it).
+void release_thread_heap();
+
+// Seconds after a load-drop release at which the heap is trimmed again.
+inline constexpr int kFollowUps[] = {2, 6, 20};
 
 }  // namespace gost::memory

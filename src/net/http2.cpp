@@ -199,6 +199,7 @@ struct Http2Callbacks {
           control = s.peer_settings_;  // the first SETTINGS is the preface
           // The watchdog waits for the handshake deadline: keepalive starts now.
           if (!s.peer_settings_ && s.cfg_.ping_interval.count() > 0) s.watchdog_.cancel();
+          if (!s.peer_settings_) s.settled_.cancel();
           s.peer_settings_ = true;
         }
         break;
@@ -610,6 +611,7 @@ Http2Session::Http2Session(StreamPtr conn, Http2Config cfg, bool server)
       server_(server),
       wake_(conn_->executor(), TimePoint::max()),
       incoming_(conn_->executor(), TimePoint::max()),
+      settled_(conn_->executor(), TimePoint::max()),
       done_(conn_->executor(), TimePoint::max()),
       watchdog_(conn_->executor()) {
   cfg_.stream_window = std::clamp<std::uint32_t>(cfg_.stream_window, 65535, kMaxWindow);
@@ -770,8 +772,14 @@ void Http2Session::close() {
   accept_queue_.clear();
   wake_.cancel();
   incoming_.cancel();
+  settled_.cancel();
   done_.cancel();
   watchdog_.cancel();
+}
+
+awaitable<bool> Http2Session::wait_peer_settings() {
+  while (!peer_settings_ && !closed_) co_await settled_.async_wait(use_nothrow);
+  co_return peer_settings_ && !closed_;
 }
 
 awaitable<void> Http2Session::wait_closed() {

@@ -170,6 +170,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   // GOAWAY sent or received, or ended: no new streams.
   bool closing() const { return closed_ || goaway_; }
   bool closed() const { return closed_; }
+  // Waits until the peer's first SETTINGS arrived (true) or the session ended (false; the
+  // watchdog ends a session without SETTINGS after cfg.handshake_timeout).
+  awaitable<bool> wait_peer_settings();
   std::size_t stream_count() const { return streams_.size(); }
   // When the last stream closed (or the session began); max() while one is open.
   std::chrono::steady_clock::time_point idle_since() const {
@@ -221,6 +224,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   asio::steady_timer::time_point started_;
   asio::steady_timer wake_;      // condition: output may be ready
   asio::steady_timer incoming_;  // condition: accept queue changed / session ended
+  asio::steady_timer settled_;   // condition: peer SETTINGS arrived / session ended
   asio::steady_timer done_;      // condition: session ended
   asio::steady_timer watchdog_;
 };

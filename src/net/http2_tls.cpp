@@ -17,7 +17,16 @@ awaitable<std::shared_ptr<Http2Session>> http2_client_session(StreamPtr s, TlsCo
       throw system_error(asio::error::operation_not_supported,
                          fmt::format("{}: server did not select h2 (ALPN \"{}\")", where, alpn));
   }
-  co_return Http2Session::client(std::move(s), std::move(cfg));
+  // Handed out once the server's SETTINGS arrived: until then nghttp2 takes the peer's stream
+  // limit for unlimited, so a burst would open more streams than the server allows — those it
+  // refuses are retried, but those nghttp2 itself then holds back (its queue of streams beyond
+  // the limit) wait for a slot that tunnels holding their streams never free (issue 16 §1).
+  // A server sends SETTINGS as soon as the connection starts, so this costs no round trip.
+  auto session = Http2Session::client(std::move(s), std::move(cfg));
+  if (!co_await session->wait_peer_settings())
+    throw system_error(asio::error::connection_reset,
+                       fmt::format("{}: the server sent no SETTINGS", where));
+  co_return session;
 }
 
 }  // namespace gost::net

@@ -893,11 +893,13 @@ class OriginServer:
 
 class TapProxy:
     """A TCP relay 127.0.0.1:port -> 127.0.0.1:target that records the first
-    bytes sent by each client (to check what a hop sends to the next)."""
+    bytes sent by each client (to check what a hop sends to the next). `reply_delay`: seconds
+    each connection's first bytes from the target are held back (a slow server's first answer)."""
 
-    def __init__(self, target_port, record_limit=4096):
+    def __init__(self, target_port, record_limit=4096, reply_delay=0.0):
         self.target_port = target_port
         self.record_limit = record_limit
+        self.reply_delay = reply_delay
         self.lock = threading.Lock()
         self.captures = []
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -932,12 +934,15 @@ class TapProxy:
         c.settimeout(60)
         u.settimeout(60)
 
-        def pump(src, dst, record):
+        def pump(src, dst, record, delay=0.0):
             try:
                 while True:
                     d = src.recv(65536)
                     if not d:
                         break
+                    if delay:
+                        time.sleep(delay)
+                        delay = 0.0
                     if record and len(cap) < self.record_limit:
                         with self.lock:
                             cap.extend(d[: self.record_limit - len(cap)])
@@ -953,7 +958,7 @@ class TapProxy:
                 except OSError:
                     pass
 
-        t = threading.Thread(target=pump, args=(u, c, False), daemon=True)
+        t = threading.Thread(target=pump, args=(u, c, False, self.reply_delay), daemon=True)
         t.start()
         pump(c, u, True)
         t.join(60)

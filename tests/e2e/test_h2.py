@@ -199,6 +199,23 @@ class H2Test(transportlib.TransportTestCase):
         self.check_batch(ok, errors, elapsed, 30)
         self.assertGreaterEqual(len(self.connections(server)), 3, server.stderr_text()[-2000:])
 
+    def test_stream_limit_with_late_server_settings(self):
+        """The server's SETTINGS (maxConcurrentStreams=10) arrive 300 ms after the client's
+        preface: a client that opened streams before knowing the limit would have 30 of 40
+        refused, then 20 on its next session, 10 on the third — tunnels out of retries. The
+        session is used only once the server's SETTINGS arrived (net/http2_tls.cpp)."""
+        front, srv = free_ports(2)
+        server = self.start_gost("-L", "relay+h2c://127.0.0.1:%d?http2.maxConcurrentStreams=10" % srv,
+                                 port=srv, name="server")
+        slow = gostlib.TapProxy(srv, reply_delay=0.3)
+        self.addCleanup(slow.close)
+        gostlib.start_gost_in(self, "-L", "http://127.0.0.1:%d" % front,
+                              "-F", "relay+h2c://127.0.0.1:%d" % slow.port, port=front,
+                              name="client", env_extra={"GOST_WORKERS": "1"})
+        ok, errors, elapsed = self.run_connect_batch(front, 40)
+        self.check_batch(ok, errors, elapsed, 40)
+        self.assertGreaterEqual(len(self.connections(server)), 4, server.stderr_text()[-2000:])
+
     def test_server_restart_client_reconnects(self):
         front, srv, server, _ = self.pair("socks5+h2c", "socks5+h2c", workers=1)
         r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front)

@@ -179,12 +179,13 @@ class H3PairTest(H3TestBase):
         sys.stderr.write("100 concurrent h3 tunnels in %.2fs\n" % elapsed)
         # the tunnels share pooled QUIC connections (each client connection has its own UDP
         # socket). Every tunnel holds a pull stream and at times a push stream, and the server
-        # allows 100 streams (maxStreams default), so a worker with more than ~50 tunnels may
-        # need a second connection: at most workers + 2 in all, never one per tunnel
+        # allows 100 streams (maxStreams default), so a worker with ~50 tunnels may need a second
+        # connection, and a third while the credit of its ended authorize streams is still on its
+        # way back (see below): at most 3 per worker, never one per tunnel
         n = udplib.udp_socket_count(client.pid)
         sys.stderr.write("client UDP sockets after 100 tunnels: %d (%d workers)\n" % (n, WORKERS))
         self.assertGreaterEqual(n, 1, "the client holds no UDP socket?")
-        self.assertLessEqual(n, WORKERS + 2, "client holds %d UDP sockets for %d workers" % (n, WORKERS))
+        self.assertLessEqual(n, 3 * WORKERS, "client holds %d UDP sockets for %d workers" % (n, WORKERS))
         # one worker, 40 tunnels (at most 80 streams at once): one connection, or a second one
         # when the server's stream credit for the streams that just ended (the authorize
         # requests) comes back later than the next requests need it (under load: a MAX_STREAMS
