@@ -24,7 +24,7 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_wss_controls relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3)
+SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_wss_controls relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3 rtcp_ws rtcp_wss)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
@@ -49,6 +49,8 @@ declare -A SCEN_DESC=(
   [socks5_h2]="the same chain with socks5+h2"
   [relay_h3]="the same chain with relay+h3 (PHT over HTTP/3: QUIC over UDP, one connection per worker)"
   [socks5_h3]="the same chain with socks5+h3"
+  [rtcp_ws]="reverse: gost -L relay+ws://127.0.0.1:Q?bind=true  <-  gost -L rtcp://127.0.0.1:P/127.0.0.1:TARGET -F relay+ws://127.0.0.1:Q (clients connect to P on the server)"
+  [rtcp_wss]="the rtcp_ws pair over relay+wss"
   [tcp_controls]="the tcp row with a 1,000-entry bypass and a 1,000-entry admission on the service (none matching)"
   [relay_controls]="the relay row with the same bypass and admission on the relay server"
   [relay_wss_controls]="the relay_wss row with the same bypass and admission on the relay+wss server"
@@ -214,6 +216,20 @@ scenario_http2() { scenario_chain http2 "$1"; }
 scenario_relay_grpc() { scenario_chain relay+grpc "$1"; }
 scenario_socks5_h2c() { scenario_chain socks5+h2c "$1"; }
 scenario_socks5_h2() { scenario_chain socks5+h2 "$1"; }
+# Reverse forwarding (docs/PROTOCOLS.md "rtcp and rudp"): the server listens on P for the client,
+# whose rtcp service bound it through the chain; both processes count.
+scenario_rtcp() {
+  local scheme=$1 target=$2 p q
+  free_port q || return 1
+  start_gost rtcp-server -L "$scheme://127.0.0.1:$q?bind=true" || return 1
+  wait_listen "$q" || return 1
+  free_port p || return 1
+  start_gost rtcp-client -L "rtcp://127.0.0.1:$p/127.0.0.1:$target" -F "$scheme://127.0.0.1:$q" || return 1
+  wait_listen "$p" || return 1
+  ENTRY_PORT=$p
+}
+scenario_rtcp_ws() { scenario_rtcp relay+ws "$1"; }
+scenario_rtcp_wss() { scenario_rtcp relay+wss "$1"; }
 scenario_relay_grpc_insecure() {
   local target=$1 p q
   free_port q || return 1

@@ -377,9 +377,10 @@ bool same_hop_references(const config::Hop& h, const config::Config& a, const co
 // Everything a service refers to by name and binds when it is built. (Loggers are looked up by
 // name at each line: a logger change needs no rebuild.)
 bool same_references(const config::Service& s, const config::Config& a, const config::Config& b) {
-  if (!s.handler.chain.empty()) {
-    if (!same_named(a.chains, b.chains, s.handler.chain)) return false;
-    if (const auto* chain = by_name(b.chains, s.handler.chain))
+  for (const std::string* name : {&s.handler.chain, &s.listener.chain}) {
+    if (name->empty()) continue;
+    if (!same_named(a.chains, b.chains, *name)) return false;
+    if (const auto* chain = by_name(b.chains, *name))
       for (const auto& h : chain->hops) {
         if (h.nodes.empty() && !same_named(a.hops, b.hops, h.name)) return false;
         const config::Hop* used = h.nodes.empty() ? by_name(b.hops, h.name) : &h;
@@ -527,8 +528,12 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
     throw ConfigError(
         fmt::format("{}: listener \"{}\" is not supported by this implementation (listeners: {})",
                     where, ltype, registry_names<ListenerRegistry>()));
-  if (!sc.listener.chain.empty())
-    throw ConfigError(fmt::format("{}: listener chains are not supported", where));
+  // A listener's own chain is what the reverse listeners bind through (docs/PROTOCOLS.md "rtcp
+  // and rudp"); no other listener of ours dials out.
+  const bool reverse = ltype == "rtcp" || ltype == "rudp";
+  if (!sc.listener.chain.empty() && !reverse)
+    throw ConfigError(
+        fmt::format("{}: listener chains are not supported (listener {})", where, ltype));
 
   rt->log =
       log::service_logger(sc.logger, sc.loggers)
@@ -575,6 +580,12 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   rt->handler = (*hf)(ho);
 
   ListenerOptions lo;
+  if (reverse && !sc.listener.chain.empty()) {
+    RouterOptions lro;
+    lro.chain = builder.chain(sc.listener.chain, where);
+    lro.dial_timeout = ro.dial_timeout;
+    lo.router = std::make_shared<Router>(lro);
+  }
   lo.addr = sc.addr;
   lo.config = sc.listener;
   lo.service_metadata = &rt->config.metadata;
@@ -626,8 +637,9 @@ void warn_unknown_keys(const config::Config& cfg, const std::vector<const config
   }
   for (const auto& c : cfg.chains) {
     // Only chains a service uses were built (and read their options).
-    bool used = std::any_of(built.begin(), built.end(),
-                            [&](const auto* sc) { return sc->handler.chain == c.name; });
+    bool used = std::any_of(built.begin(), built.end(), [&](const auto* sc) {
+      return sc->handler.chain == c.name || sc->listener.chain == c.name;
+    });
     if (!used) continue;
     for (const auto& h : c.hops) {
       for (const auto& n : h.nodes) {

@@ -108,11 +108,44 @@ awaitable<StreamPtr> node_step(Node& node, F step) {
   }
 }
 
+// node_step for the BIND request: the node's failure is marked and named the same way.
+template <class F>
+awaitable<std::unique_ptr<Binding>> node_step_bind(Node& node, F step) {
+  try {
+    auto b = co_await step();
+    node.marker.reset();
+    co_return b;
+  } catch (const system_error& e) {
+    node.marker.mark();
+    auto context = error_context(e);
+    throw system_error(e.code(), context.empty()
+                                     ? fmt::format("{}@{}", node.name, node.addr)
+                                     : fmt::format("{}@{}: {}", node.name, node.addr, context));
+  }
+}
+
 }  // namespace
 
 awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
                                 std::string_view network, std::string_view target,
                                 const ConnInfo& conn, std::string_view chain) {
+  StreamPtr s = co_await reach_last_node(route, conn, chain);
+  co_return co_await route.back()->connector->connect(std::move(s), network, target, conn.log);
+}
+
+awaitable<std::unique_ptr<Binding>> bind_route(const std::vector<std::shared_ptr<Node>>& route,
+                                               std::string_view network, std::string_view address,
+                                               const BindOptions& options, const ConnInfo& conn,
+                                               std::string_view chain) {
+  StreamPtr s = co_await reach_last_node(route, conn, chain);
+  Node& last = *route.back();
+  co_return co_await node_step_bind(last, [&]() {
+    return last.connector->bind(std::move(s), network, address, options, conn.log);
+  });
+}
+
+awaitable<StreamPtr> reach_last_node(const std::vector<std::shared_ptr<Node>>& route,
+                                     const ConnInfo& conn, std::string_view chain) {
   const log::Logger& log = conn.log;
   Node& first = *route.front();
   auto start = std::chrono::steady_clock::now();
@@ -158,7 +191,7 @@ awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
     });
     node.marker.reset();
   }
-  co_return co_await route.back()->connector->connect(std::move(s), network, target, log);
+  co_return s;
 }
 
 awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view address,
@@ -216,6 +249,39 @@ awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view add
     }
   }
   if (conn.metrics) conn.metrics->fail();  // the handler returns this error (GOST counts it)
+  throw system_error(last_code, last_context);
+}
+
+awaitable<std::unique_ptr<Binding>> Router::bind(std::string_view network, std::string_view address,
+                                                 const BindOptions& options, const ConnInfo& conn) {
+  // go-gost/x chain/router.go Bind: retries+1 attempts, each logged "route(retry=N) <error>".
+  std::string last_context;
+  error_code last_code = asio::error::host_unreachable;
+  conn.log.debug(fmt::format("bind on {}/{}", address, network));
+  for (int attempt = 0; attempt <= opts_.retries; ++attempt) {
+    std::vector<std::shared_ptr<Node>> route;
+    const RouteTarget route_target{network, address, {}};
+    if (opts_.chain) route = opts_.chain->route(conn.remote, &route_target);
+    if (route.empty())
+      throw system_error(
+          asio::error::operation_not_supported,
+          fmt::format("bind on {}/{}: no route (the chain selected no node)", address, network));
+    if (log::enabled(log::Level::debug)) {
+      std::string path;
+      for (auto& n : route) path += fmt::format("{}@{} > ", n->name, n->addr);
+      conn.log.debug(fmt::format("route(retry={}) {}{}", attempt, path, address));
+    }
+    try {
+      co_return co_await with_timeout(
+          bind_route(route, network, address, options, conn, opts_.chain->name()),
+          opts_.dial_timeout);
+    } catch (const system_error& e) {
+      if (auto* m = metrics::global()) m->chain_error(opts_.chain->name(), route.front()->name);
+      last_context = error_context(e);
+      last_code = e.code();
+      conn.log.error(fmt::format("route(retry={}) {}", attempt, error_text(e)));
+    }
+  }
   throw system_error(last_code, last_context);
 }
 

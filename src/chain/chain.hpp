@@ -41,6 +41,18 @@ awaitable<StreamPtr> dial_route(const std::vector<std::shared_ptr<Node>>& route,
                                 std::string_view network, std::string_view target,
                                 const ConnInfo& conn, std::string_view chain);
 
+// The first part of dial_route: a stream to the last node of `route`, its connector's handshake
+// done, ready for connect() or bind().
+awaitable<StreamPtr> reach_last_node(const std::vector<std::shared_ptr<Node>>& route,
+                                     const ConnInfo& conn, std::string_view chain);
+
+// Asks the last node of `route` to listen on `address` (reverse forwarding, docs/PROTOCOLS.md
+// "rtcp and rudp").
+awaitable<std::unique_ptr<Binding>> bind_route(const std::vector<std::shared_ptr<Node>>& route,
+                                               std::string_view network, std::string_view address,
+                                               const BindOptions& options, const ConnInfo& conn,
+                                               std::string_view chain);
+
 // Direct TCP connection (host names resolved by the OS resolver).
 awaitable<StreamPtr> dial_tcp(std::string_view addr);
 
@@ -59,6 +71,10 @@ class Router {
   // Dials `address` through the chain (or directly), with retries and a per-attempt timeout.
   awaitable<StreamPtr> dial(std::string_view network, std::string_view address,
                             const ConnInfo& conn);
+  // Asks the chain's last node to listen on `address` (rtcp/rudp listeners), with retries and the
+  // per-attempt timeout. Throws; a router without a chain cannot bind.
+  awaitable<std::unique_ptr<Binding>> bind(std::string_view network, std::string_view address,
+                                           const BindOptions& options, const ConnInfo& conn);
   bool has_chain() const { return opts_.chain != nullptr; }
   // The service's bypass covers this target: the handler refuses it with its protocol's answer
   // and dials nothing (docs/PROTOCOLS.md "config: controls").

@@ -8,6 +8,8 @@
 
 #include "core/component.hpp"
 #include "core/timeout.hpp"
+#include "net/bind.hpp"
+#include "net/mux.hpp"
 #include "net/udp.hpp"
 
 namespace gost {
@@ -20,8 +22,9 @@ awaitable<void> read_exact(Stream& s, asio::mutable_buffer buf, error_code& ec) 
 }
 
 // Reads one response exactly (4 + FEALEN bytes, nothing more); a non-zero status becomes an
-// error logged as "<code> <text>".
-awaitable<void> read_response(Stream& s, const log::Logger& log, error_code& ec) {
+// error logged as "<code> <text>". `features` (if any) receives the response's features.
+awaitable<void> read_response(Stream& s, const log::Logger& log, error_code& ec,
+                              rp::Features* features_out = nullptr) {
   char head[rp::kHeaderSize];
   co_await read_exact(s, asio::buffer(head), ec);
   if (ec) co_return;
@@ -34,11 +37,13 @@ awaitable<void> read_response(Stream& s, const log::Logger& log, error_code& ec)
   std::string features(h->features_length, '\0');
   co_await read_exact(s, asio::buffer(features), ec);
   if (ec) co_return;
-  if (!rp::parse_features(features)) {
+  auto parsed = rp::parse_features(features);
+  if (!parsed) {
     log.error("connector relay: malformed response features");
     ec = asio::error::invalid_argument;
     co_return;
   }
+  if (features_out) *features_out = std::move(*parsed);
   if (h->code != static_cast<std::uint8_t>(rp::Status::ok)) {
     log.error(fmt::format("connector relay: {} {}", h->code, rp::status_text(h->code)));
     ec = h->code == static_cast<std::uint8_t>(rp::Status::unauthorized)
@@ -190,6 +195,54 @@ class RelayConnector final : public Connector {
       auth_ = rp::UserAuth{o.config.auth->username, o.config.auth->password};
     nodelay_ = md.get_bool("nodelay").value_or(false);
     connect_timeout_ = md.get_duration("connectTimeout").value_or(std::chrono::nanoseconds(0));
+    mux_ = net::mux_config(md, "connector relay");
+    // GOST's tunnel form of the relay connector (go-gost/x connector/relay: tunnelID) is not built.
+    reject_unsupported(md, {"tunnel.id", "tunnelID"}, "connector relay");
+  }
+
+  // BIND (docs/PROTOCOLS.md "rtcp and rudp"): `01 02|80 FEALEN [auth] network addr`, the response
+  // names the bound address; then, for tcp, a mux session whose streams the node opens (we are
+  // its server side), each starting with a relay response naming the peer; for udp, UDP-TUN
+  // frames (go-gost/x connector/relay/bind.go).
+  awaitable<std::unique_ptr<Binding>> bind(StreamPtr s, std::string_view network,
+                                           std::string_view address, const BindOptions& options,
+                                           const log::Logger& log) override {
+    bool udp = network.substr(0, 3) == "udp";
+    if (!udp && network.substr(0, 3) != "tcp")
+      throw system_error(asio::error::operation_not_supported,
+                         fmt::format("connector relay: network {} is unsupported", network));
+    std::string addr = address.empty() ? std::string("0.0.0.0:0") : std::string(address);
+    rp::Request req;
+    req.cmd = rp::kCmdBind | (udp ? rp::kFlagUdp : 0);
+    req.features.auth = auth_;
+    req.features.network = static_cast<std::uint16_t>(udp ? rp::Network::udp : rp::Network::tcp);
+    req.features.address = rp::parse_address(addr);
+    auto bytes = req.features.address ? rp::encode_request(req) : std::nullopt;
+    if (!bytes)
+      throw system_error(asio::error::invalid_argument,
+                         fmt::format("connector relay: bind address {} cannot be encoded", addr));
+    rp::Features features;
+    error_code ec;
+    {
+      Stream& stream = *s;
+      Deadline deadline(stream.executor(), connect_timeout_, [&stream] { stream.close(); });
+      co_await write_all(stream, asio::buffer(*bytes), ec);
+      if (!ec) co_await read_response(stream, log, ec, &features);
+    }
+    if (ec) throw system_error(ec, fmt::format("bind on {}/{} failed", addr, network));
+    std::string bound = features.address ? features.address->to_string() : addr;
+    log.debug(fmt::format("bind on {}/{} OK", bound, udp ? "udp" : "tcp"));
+    if (udp)
+      co_return net::udp_binding(std::make_unique<net::UdpTunStream>(std::move(s)), bound, options,
+                                 log);
+    auto session = net::MuxSession::server(std::move(s), mux_);
+    net::PeerHeaderReader header = [log](Stream& st, error_code& hec) -> awaitable<std::string> {
+      rp::Features f;
+      co_await read_response(st, log, hec, &f);
+      if (hec) co_return std::string();
+      co_return f.address ? f.address->to_string() : std::string();
+    };
+    co_return net::mux_binding(std::move(session), std::move(bound), std::move(header), log);
   }
 
   awaitable<StreamPtr> connect(StreamPtr s, std::string_view network, std::string_view address,
@@ -255,6 +308,7 @@ class RelayConnector final : public Connector {
   std::optional<rp::UserAuth> auth_;
   bool nodelay_ = false;
   std::chrono::nanoseconds connect_timeout_{0};
+  net::MuxConfig mux_;
 };
 
 GOST_REGISTER(ConnectorRegistry, "relay", [](const ConnectorOptions& o) {

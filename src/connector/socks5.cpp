@@ -8,6 +8,8 @@
 #include "core/address.hpp"
 #include "core/component.hpp"
 #include "core/timeout.hpp"
+#include "net/bind.hpp"
+#include "net/mux.hpp"
 #include "net/tls.hpp"
 #include "net/udp.hpp"
 
@@ -117,6 +119,59 @@ class Socks5Connector final : public Connector {
            asio::error::host_unreachable);
     if (udp) co_return std::make_unique<net::UdpTunStream>(std::move(s));
     co_return s;
+  }
+
+  // BIND for rtcp/rudp (docs/PROTOCOLS.md "rtcp and rudp"; go-gost/x connector/socks/v5/bind.go):
+  // tcp always asks for the multiplexed MBIND (0xF2): the node opens a mux stream (default smux
+  // options) per inbound connection, each starting with a `05 00 00 <peer>` reply; udp asks for
+  // UDP-TUN (0xF3), whose frames carry the peers' datagrams.
+  awaitable<std::unique_ptr<Binding>> bind(StreamPtr s, std::string_view network,
+                                           std::string_view address, const BindOptions& options,
+                                           const log::Logger& log) override {
+    bool udp = network.substr(0, 3) == "udp";
+    if (!udp && network.substr(0, 3) != "tcp") fail(fmt::format("network {} unsupported", network));
+    auto target = socks5::address_from_text(address);
+    if (!target)
+      fail(fmt::format("invalid bind address {}", address), asio::error::invalid_argument);
+    // `rtcp://:2222`: an empty host goes as a zero-length domain, as gosocks5 encodes it.
+    if (auto hp = split_host_port(address); hp && hp->host.empty())
+      target = socks5::Address{socks5::atyp::domain, "", target->port};
+    socks5::Request reply;
+    {
+      Stream* current = s.get();
+      Deadline deadline(s->executor(), timeout_, [current] { current->close(); });
+      const std::uint8_t command = udp ? socks5::cmd::udp_tun : socks5::cmd::mbind;
+      std::string req = socks5::request(command, *target);
+      co_await write_all(*s, asio::buffer(req));
+      std::string buf;
+      error_code ec;
+      auto r = co_await net::read_message(
+          *s, buf, [&](std::string_view d) { return socks5::parse_reply(d, reply); }, ec);
+      if (ec)
+        fail(fmt::format("bind on {}/{}: reading reply: {}", address, network, ec.message()), ec);
+      if (r.status != socks5::Status::complete) fail("malformed reply");
+    }
+    if (reply.cmd != socks5::rep::succeeded)
+      fail(fmt::format("bind on {}/{} failed (reply code {:#04x})", address, network, reply.cmd));
+    std::string bound = reply.addr.to_string();
+    log.debug(fmt::format("bind on {}/{} OK", bound, udp ? "udp" : "tcp"));
+    if (udp)
+      co_return net::udp_binding(std::make_unique<net::UdpTunStream>(std::move(s)), bound, options,
+                                 log);
+    auto session = net::MuxSession::server(std::move(s), net::MuxConfig{});
+    net::PeerHeaderReader header = [](Stream& st, error_code& hec) -> awaitable<std::string> {
+      std::string buf;
+      socks5::Request rep;
+      auto r = co_await net::read_message(
+          st, buf, [&](std::string_view d) { return socks5::parse_reply(d, rep); }, hec);
+      if (hec) co_return std::string();
+      if (r.status != socks5::Status::complete || rep.cmd != socks5::rep::succeeded) {
+        hec = asio::error::connection_refused;  // "peer connect failed"
+        co_return std::string();
+      }
+      co_return rep.addr.to_string();
+    };
+    co_return net::mux_binding(std::move(session), std::move(bound), std::move(header), log);
   }
 
  private:

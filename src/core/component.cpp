@@ -43,4 +43,13 @@ void reject_unsupported_handler_options(const config::Metadata& md, std::string_
                      where);
 }
 
+awaitable<std::unique_ptr<Binding>> Connector::bind(StreamPtr, std::string_view network,
+                                                    std::string_view address, const BindOptions&,
+                                                    const log::Logger&) {
+  throw system_error(
+      asio::error::operation_not_supported,
+      fmt::format("bind on {}/{}: the connector does not support BIND", address, network));
+  co_return nullptr;
+}
+
 }  // namespace gost

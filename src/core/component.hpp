@@ -3,6 +3,7 @@
 // and one line).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -70,6 +71,8 @@ struct ListenerOptions {
   // of them, all listening before it): the first new listener steers the group's new connections
   // to itself until the old ones are closed (see listener/tcp.cpp).
   int steer_reuseport_to = -1;
+  // The listener's own chain (listener.chain): rtcp and rudp bind through it. Null without one.
+  std::shared_ptr<Router> router;
 };
 // Called once per worker io_context; every worker's listener shares the address (SO_REUSEPORT).
 using ListenerFactory =
@@ -117,6 +120,27 @@ struct DialerOptions {
 };
 using DialerFactory = std::function<std::shared_ptr<Dialer>(const DialerOptions&)>;
 
+// A listener at a node, opened by Connector::bind for reverse forwarding (rtcp/rudp,
+// docs/PROTOCOLS.md "rtcp and rudp"). Lives on the executor of the stream it was bound over.
+class Binding {
+ public:
+  virtual ~Binding() = default;
+  // The next inbound connection (tcp) or datagram flow (udp: a Stream that is also a
+  // net::PacketConn, one datagram per read); its remote_address() is the peer at the node. Fails
+  // with ec once the binding has ended.
+  virtual awaitable<StreamPtr> accept(error_code& ec) = 0;
+  virtual std::string address() const = 0;  // as the node reports it ("[::]:2222")
+  virtual void close() = 0;
+};
+
+// Options of a UDP binding (GOST's rudp listener: ttl, readBufferSize, readQueueSize, backlog).
+struct BindOptions {
+  std::chrono::nanoseconds udp_ttl = std::chrono::seconds(5);
+  std::size_t udp_buffer_size = 1500;
+  std::size_t udp_queue_size = 128;
+  std::size_t backlog = 128;
+};
+
 class Connector {
  public:
   virtual ~Connector() = default;
@@ -124,6 +148,12 @@ class Connector {
   // Asks the node at the other end of `s` to connect to `address`; returns the tunnel stream.
   virtual awaitable<StreamPtr> connect(StreamPtr s, std::string_view network,
                                        std::string_view address, const log::Logger& log) = 0;
+  // Asks the node to listen on `address` ("tcp" or "udp") and serve what arrives back over `s`
+  // (relay BIND, SOCKS5 MBIND / UDP-TUN). Connectors without BIND refuse (operation_not_supported).
+  virtual awaitable<std::unique_ptr<Binding>> bind(StreamPtr s, std::string_view network,
+                                                   std::string_view address,
+                                                   const BindOptions& options,
+                                                   const log::Logger& log);
 };
 
 struct ConnectorOptions {

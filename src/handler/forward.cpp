@@ -1,9 +1,12 @@
 // Handlers "tcp" and "forward": port forwarding to the service's fixed targets (docs/PROTOCOLS.md
-// "cli: forwarding"), directly or through the chain.
+// "cli: forwarding"), directly or through the chain. "rtcp" and "rudp" serve the connections and
+// datagram flows a reverse listener accepts the same way (docs/PROTOCOLS.md "rtcp and rudp";
+// go-gost/x handler/forward/remote).
 #include <fmt/format.h>
 
 #include "chain/chain.hpp"
 #include "core/tunnel.hpp"
+#include "net/udp_relay.hpp"
 
 namespace gost {
 namespace {
@@ -58,12 +61,78 @@ class ForwardHandler final : public Handler {
   std::chrono::nanoseconds idle_timeout_{0};
 };
 
+// A datagram flow's view for relay_datagrams: what the peer sends goes to the target, what comes
+// back goes to the peer.
+class TargetedFlow final : public net::PacketConn {
+ public:
+  TargetedFlow(net::PacketConn& flow, std::string target)
+      : flow_(flow), target_(std::move(target)) {}
+  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
+                                   error_code& ec) override {
+    auto n = co_await flow_.read_from(buf, addr, ec);
+    addr = target_;
+    co_return n;
+  }
+  awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override {
+    return flow_.write_to(buf, target_, ec);
+  }
+  void close() override { flow_.close(); }
+
+ private:
+  net::PacketConn& flow_;
+  std::string target_;
+};
+
+// "rudp": each peer's flow to a target of the forwarder, over a local UDP socket or through the
+// handler's chain; the flow ends after the listener's ttl without traffic.
+class UdpForwardHandler final : public Handler {
+ public:
+  explicit UdpForwardHandler(const HandlerOptions& o) : opts_(o) {
+    if (!o.forwarder || o.forwarder->nodes().empty())
+      throw config::ConfigError(
+          fmt::format("{}: handler {} needs a forward target (e.g. rudp://:5353/127.0.0.1:53)",
+                      o.service, o.config.type));
+  }
+
+  awaitable<void> handle(StreamPtr client, ConnInfo& conn) override {
+    auto* flow = dynamic_cast<net::PacketConn*>(client.get());
+    if (!flow)
+      throw system_error(asio::error::operation_not_supported,
+                         fmt::format("handler {}: not a datagram flow (listener rudp serves it)",
+                                     opts_.config.type));
+    auto node = opts_.forwarder->select(conn.remote);
+    add_log_field(conn, "dst", fmt::format("{}/udp", node->addr));
+    net::UdpUpstream up;
+    try {
+      up = co_await net::open_udp_upstream(*opts_.router, conn);
+      node->marker.reset();
+    } catch (const system_error&) {
+      node->marker.mark();
+      throw;
+    }
+    TargetedFlow targeted(*flow, node->addr);
+    conn.log.debug(fmt::format("{} <-> {}", conn.remote, node->addr));
+    co_await net::relay_datagrams(
+        targeted, *up.conn, nullptr, conn,
+        {.buffer_size = kBufferSize, .tag = "rudp", .router = opts_.router.get()});
+    conn.log.debug(fmt::format("{} >-< {}", conn.remote, node->addr));
+  }
+
+ private:
+  static constexpr std::size_t kBufferSize = 16384;
+  HandlerOptions opts_;
+};
+
 HandlerFactory forward_factory() {
   return [](const HandlerOptions& o) { return std::shared_ptr<Handler>(new ForwardHandler(o)); };
 }
 
 GOST_REGISTER(HandlerRegistry, "tcp", forward_factory());
 GOST_REGISTER(HandlerRegistry, "forward", forward_factory());
+GOST_REGISTER(HandlerRegistry, "rtcp", forward_factory());
+GOST_REGISTER(HandlerRegistry, "rudp", [](const HandlerOptions& o) {
+  return std::shared_ptr<Handler>(new UdpForwardHandler(o));
+});
 
 }  // namespace
 }  // namespace gost

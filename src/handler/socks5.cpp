@@ -313,6 +313,12 @@ awaitable<void> Socks5Handler::connect(StreamPtr client, const socks5::Address& 
   co_await relay_logged(*client, *upstream, addr, conn, {.idle_timeout = idle_timeout_});
 }
 
+// A zero-length domain: what GOST clients send for `rtcp://:2222` (gosocks5 encodes an empty host
+// as a domain); like Go's net.Listen(":2222"), the dual-stack wildcard.
+bool empty_host(const socks5::Address& a) {
+  return a.type == socks5::atyp::domain && a.host.empty();
+}
+
 // ---- BIND -------------------------------------------------------------------------------------
 
 awaitable<void> Socks5Handler::bind(StreamPtr client, const socks5::Address& dst, ConnInfo& conn) {
@@ -322,7 +328,9 @@ awaitable<void> Socks5Handler::bind(StreamPtr client, const socks5::Address& dst
   error_code ec;
   try {
     tcp::endpoint ep;
-    if (dst.type == socks5::atyp::domain) {
+    if (empty_host(dst)) {
+      ep = {asio::ip::address_v6::any(), dst.port};
+    } else if (dst.type == socks5::atyp::domain) {
       tcp::resolver resolver(ex);
       auto [rec, results] =
           co_await resolver.async_resolve(dst.host, std::to_string(dst.port), use_nothrow);
@@ -333,7 +341,7 @@ awaitable<void> Socks5Handler::bind(StreamPtr client, const socks5::Address& dst
       ep = {*net::parse_ip(dst.host), dst.port};
     }
     acceptor.open(ep.protocol());
-    if (ep.address().is_v6()) acceptor.set_option(asio::ip::v6_only(true));
+    if (ep.address().is_v6()) acceptor.set_option(asio::ip::v6_only(!empty_host(dst)));
     acceptor.bind(ep);
     acceptor.listen();
   } catch (const std::exception& e) {
@@ -426,7 +434,9 @@ awaitable<void> Socks5Handler::mbind(StreamPtr client, const socks5::Address& ds
   bool ok = true;
   try {
     tcp::endpoint ep;
-    if (dst.type == socks5::atyp::domain) {
+    if (empty_host(dst)) {
+      ep = {asio::ip::address_v6::any(), dst.port};
+    } else if (dst.type == socks5::atyp::domain) {
       tcp::resolver resolver(ex);
       std::string port = std::to_string(dst.port);
       auto [rec, results] = co_await resolver.async_resolve(dst.host, port, use_nothrow);
@@ -437,7 +447,7 @@ awaitable<void> Socks5Handler::mbind(StreamPtr client, const socks5::Address& ds
       ep = {*net::parse_ip(dst.host), dst.port};
     }
     acceptor->open(ep.protocol());
-    if (ep.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true));
+    if (ep.address().is_v6()) acceptor->set_option(asio::ip::v6_only(!empty_host(dst)));
     acceptor->bind(ep);
     acceptor->listen();
   } catch (const std::exception& e) {
@@ -550,7 +560,8 @@ awaitable<void> Socks5Handler::udp_tun(StreamPtr client, const socks5::Address& 
                          : up.stream->local_address();
   } else {  // bind mode: a local socket on DST
     try {
-      asio::ip::address ip = co_await net::resolve_udp_host(dst.host);
+      std::optional<asio::ip::address> ip;  // none: the dual-stack wildcard
+      if (!empty_host(dst)) ip = co_await net::resolve_udp_host(dst.host);
       up.socket =
           std::make_unique<net::UdpSocketConn>(net::open_udp(client->executor(), ip, dst.port));
       up.conn = up.socket.get();

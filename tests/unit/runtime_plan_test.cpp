@@ -69,6 +69,16 @@ TEST(RuntimePlan, ChainChangeRebuildsItsUsersOnly) {
   EXPECT_EQ(plan(next), (ServicePlan{{}, {"a"}, {}, {"b", "c"}}));
 }
 
+TEST(RuntimePlan, ListenerChainChangeRebuildsTheReverseService) {
+  // rtcp/rudp bind through the listener's chain (docs/PROTOCOLS.md "rtcp and rudp").
+  auto before = base();
+  before.services[1].listener.type = "rtcp";
+  before.services[1].listener.chain = "c1";
+  auto next = before;
+  next.hops[0].nodes[0].addr = "10.0.0.9:8080";  // h1, used by chain c1 by reference
+  EXPECT_EQ(plan_services(before, next), (ServicePlan{{}, {"a", "b"}, {}, {"c"}}));
+}
+
 TEST(RuntimePlan, ReferencedTopLevelHopChange) {
   auto next = base();
   next.hops[0].nodes[0].addr = "10.0.0.9:8080";  // h1, used by chain c1 by reference
