@@ -17,10 +17,11 @@ awaitable<std::shared_ptr<Http2Session>> http2_client_session(StreamPtr s, TlsCo
       throw system_error(asio::error::operation_not_supported,
                          fmt::format("{}: server did not select h2 (ALPN \"{}\")", where, alpn));
   }
-  // Handed out once the server's SETTINGS arrived: until then nghttp2 takes the peer's stream
-  // limit for unlimited, so a burst would open more streams than the server allows — those it
-  // refuses are retried, but those nghttp2 itself then holds back (its queue of streams beyond
-  // the limit) wait for a slot that tunnels holding their streams never free (issue 16 §1).
+  // Handed out once the server's SETTINGS arrived: until then the peer's stream limit is taken
+  // to be 100 (RFC 9113 §6.5.2), so a burst would open more streams than a server with a lower
+  // limit allows — those it refuses are retried, but those nghttp2 itself then holds back (its
+  // queue of streams beyond the limit) wait for a slot that tunnels holding their streams never
+  // free (issue 16 §1).
   // A server sends SETTINGS as soon as the connection starts, so this costs no round trip.
   auto session = Http2Session::client(std::move(s), std::move(cfg));
   if (!co_await session->wait_peer_settings())
