@@ -870,9 +870,12 @@ class MetricsCoverageTest(Scraping, GostTestCase):
         s, sent_open, received_open = self.auth_tunnel(proxy, b"x" * 1000, "alice", "a",
                                                        keep_open=True)
         alice = {"service": "web", "client": LOOPBACK, "user": "alice"}
+        # The output count is added once the write to the client has completed, which the
+        # client may see before the worker has run that completion: wait for both counts.
         samples, _ = self.wait_scrape(mport, lambda sm: value(
             sm, "gost_service_requests_in_flight", **alice) == 1 and value(
-            sm, "gost_service_transfer_input_bytes_total", **alice) == sent_open)
+            sm, "gost_service_transfer_input_bytes_total", **alice) == sent_open and value(
+            sm, "gost_service_transfer_output_bytes_total", **alice) == received_open)
         self.assertEqual(value(samples, "gost_service_requests_in_flight", **alice), 1)
         self.assertEqual(value(samples, "gost_service_transfer_output_bytes_total", **alice),
                          received_open)
