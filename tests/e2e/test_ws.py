@@ -280,6 +280,29 @@ class WsTunnelTest(WsTestBase):
         for target in (self.duplex.addr, self.halfsrv.addr):
             gostlib.assert_tunnels_through(self, self.ws_server, target, 1, label)
 
+    def test_half_close_reply_to_a_slow_reader_socks5_ws(self):
+        """socks5 over ws negotiates GOST's TLS method: the server's TLS stream ends at the
+        client's close_notify, before the ws Close frame that follows it. The server must not
+        close its socket with that frame unread: the reset would destroy the part of the reply
+        still queued for a client that reads slowly (src/net/ws.cpp WsStream::close)."""
+        reply = os.urandom(8 * 1024 * 1024)
+        halfsrv = self.start_server(gostlib.ReplyAfterEOFServer(reply))
+        front, _ = self.ws_chain("socks5+ws", "socks5+ws")
+        for i in range(2):
+            s = integrity.open_connect_tunnel(self, front, halfsrv.addr)
+            try:
+                payload = os.urandom(1024)
+                s.settimeout(integrity.TRANSFER_TIMEOUT)
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)
+                time.sleep(1.0)  # the server has written its reply and ended meanwhile
+                data, closed, _ = gostlib.recv_until_close(s, timeout=integrity.TRANSFER_TIMEOUT)
+            finally:
+                s.close()
+            self.assertTrue(closed, "round %d: no EOF" % i)
+            self.assertEqual(len(data), 32 + len(reply), "round %d: got %d bytes" % (i, len(data)))
+            self.assertEqual(data[32:], reply, "round %d: reply corrupted" % i)
+
     def test_8MiB_both_ways_and_half_close_socks5_ws(self):
         self._integrity("socks5+ws", "socks5+ws")
 
