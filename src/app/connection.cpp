@@ -71,6 +71,84 @@ awaitable<bool> admits_async(const policy::Admissions& admissions, std::string s
   co_return true;
 }
 
+std::string client_ip_of(const std::string& remote) {
+  if (auto hp = split_host_port(remote)) return hp->host;
+  return remote;
+}
+
+// The admission phase, in a coroutine of its own that has returned before the handler starts (so
+// that its locals and awaiters are no part of serve_connection's frame, which lives as long as
+// the tunnel; docs/ARCHITECTURE.md "Memory"): the PROXY header, admission, the connection
+// limiter. False: the connection is to be closed, nothing logged at info.
+awaitable<bool> admit(StreamPtr& stream, ConnInfo& conn, const std::string& service,
+                      const policy::Admissions* admissions, const ServiceLimiters& limiters,
+                      std::optional<policy::ConnSlot>& slot) {
+  // A PROXY protocol header first, when the service asks for one: its client address is the one
+  // logs, metrics and admission see (net/proxy_protocol.hpp).
+  if (auto* tcp = dynamic_cast<TcpStream*>(stream.get()); tcp && tcp->proxy_header_expected()) {
+    if (!co_await net::accept_proxy_header(*stream, conn.log)) co_return false;
+    conn.remote = stream->remote_address();
+    conn.local = stream->local_address();
+    conn.log = conn.log.with({{"remote", conn.remote}, {"local", conn.local}});
+  }
+  // A refused client is closed before any handshake, log line or byte (go-gost/x admission).
+  bool admitted = true;
+  if (admissions && policy::has_plugin(*admissions))
+    admitted = co_await admits_async(*admissions, service, conn.remote);
+  else if (admissions)
+    admitted = policy::admits(*admissions, conn.remote);
+  if (!admitted) {
+    conn.log.debug(fmt::format("admission: {} is denied", conn.remote));
+    co_return false;
+  }
+  // Connection limiter: the connection beyond the limit is closed right after accept
+  // (go-gost/x limiter/conn/wrapper: at the listener, before any handshake or log line). The
+  // limiters of this connection are what the holders hold now (docs/ARCHITECTURE.md
+  // "Limiters"); a source's change applies to the connections accepted after it.
+  if (limiters.conn) {
+    if (auto conn_limiter = limiters.conn->current()) {
+      slot = conn_limiter->admit(client_ip_of(conn.remote));
+      if (!slot) {
+        conn.log.debug(fmt::format("climiter: {} exceeds the connection limit", conn.remote));
+        stream->close();
+        co_return false;
+      }
+    }
+  }
+  co_return true;
+}
+
+// The phase between admission and the handler, also a coroutine of its own: the request-rate
+// limiter, the listener's handshake, the payload count and the traffic limiter's wrappers. Null:
+// refused (counted, closed). Throws what the handshake throws.
+awaitable<StreamPtr> open_stream(Listener& listener, StreamPtr stream, ConnInfo& conn,
+                                 metrics::Request& request, bool count_payload,
+                                 const ServiceLimiters& limiters) {
+  // Request-rate limiter: asked once per connection before its request is read; a refusal
+  // closes it without a reply (go-gost/x handlers' checkRateLimit; GOST's ErrRateLimit, logged
+  // at debug).
+  if (limiters.rate) {
+    auto rate_limiter = limiters.rate->current();
+    if (rate_limiter && !rate_limiter->allow(client_ip_of(conn.remote), policy::Clock::now())) {
+      conn.log.debug("rate limit exceeded");
+      request.fail();
+      stream->close();
+      co_return nullptr;
+    }
+  }
+  stream = co_await listener.handshake(std::move(stream));
+  if (count_payload) stream = std::make_unique<CountedStream>(std::move(stream), request.sink());
+  // Traffic limiter: the client's stream keeps to its budgets; an unlimited one is not wrapped
+  // and keeps the splice path (core/throttle.hpp).
+  if (limiters.traffic) {
+    if (auto traffic_limiter = limiters.traffic->current()) {
+      auto t = traffic_limiter->for_connection(client_ip_of(conn.remote), policy::Clock::now());
+      stream = throttled(std::move(stream), std::move(t.in), std::move(t.out));
+    }
+  }
+  co_return stream;
+}
+
 // Lives as long as the connection: locals and temporaries that last over a co_await are kept in
 // the coroutine's frame, so the work around the awaits is done in the functions above.
 awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
@@ -79,71 +157,18 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
                                  std::shared_ptr<const policy::Admissions> admissions,
                                  std::shared_ptr<const ServiceLimiters> limiters) {
   memory::ConnectionScope counted;
-  // A PROXY protocol header first, when the service asks for one: its client address is the one
-  // logs, metrics and admission see (net/proxy_protocol.hpp).
-  if (auto* tcp = dynamic_cast<TcpStream*>(stream.get()); tcp && tcp->proxy_header_expected()) {
-    if (!co_await net::accept_proxy_header(*stream, conn.log)) co_return;
-    conn.remote = stream->remote_address();
-    conn.local = stream->local_address();
-    conn.log = conn.log.with({{"remote", conn.remote}, {"local", conn.local}});
-  }
-  // A refused client is closed before any handshake, log line or byte (go-gost/x admission).
-  bool admitted = true;
-  if (admissions && policy::has_plugin(*admissions))
-    admitted = co_await admits_async(*admissions, *service, conn.remote);
-  else if (admissions)
-    admitted = policy::admits(*admissions, conn.remote);
-  if (!admitted) {
-    conn.log.debug(fmt::format("admission: {} is denied", conn.remote));
-    co_return;
-  }
-  std::string client_ip = conn.remote;
-  if (auto hp = split_host_port(conn.remote)) client_ip = hp->host;
-  // Connection limiter: the connection beyond the limit is closed right after accept
-  // (go-gost/x limiter/conn/wrapper: at the listener, before any handshake or log line).
-  // The limiters of this connection: what the holders hold now (docs/ARCHITECTURE.md
-  // "Limiters"); a source's change applies to the connections accepted after it.
-  std::shared_ptr<policy::ConnLimiter> conn_limiter;
-  std::shared_ptr<policy::RateLimiter> rate_limiter;
-  std::shared_ptr<policy::TrafficLimiter> traffic_limiter;
-  if (limiters->conn) conn_limiter = limiters->conn->current();
-  if (limiters->rate) rate_limiter = limiters->rate->current();
-  if (limiters->traffic) traffic_limiter = limiters->traffic->current();
-  std::optional<policy::ConnSlot> slot;
-  if (conn_limiter) {
-    slot = conn_limiter->admit(client_ip);
-    if (!slot) {
-      conn.log.debug(fmt::format("climiter: {} exceeds the connection limit", conn.remote));
-      stream->close();
-      co_return;
-    }
-  }
+  std::optional<policy::ConnSlot> slot;  // released when the connection ends
+  if (!co_await admit(stream, conn, *service, admissions.get(), *limiters, slot)) co_return;
   metrics::Request request(*service, conn.remote);
   bool count_payload = count_traffic(request, *stream, conn);
   auto start = std::chrono::steady_clock::now();
   conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));
-  // Request-rate limiter: asked once per connection before its request is read; a refusal
-  // closes it without a reply (go-gost/x handlers' checkRateLimit; GOST's ErrRateLimit, logged
-  // at debug).
-  if (rate_limiter && !rate_limiter->allow(client_ip, policy::Clock::now())) {
-    conn.log.debug("rate limit exceeded");
-    request.fail();
-    stream->close();
-  } else {
-    try {
-      stream = co_await listener->handshake(std::move(stream));
-      if (count_payload)
-        stream = std::make_unique<CountedStream>(std::move(stream), request.sink());
-      // Traffic limiter: the client's stream keeps to its budgets; an unlimited one is not wrapped
-      // and keeps the splice path (core/throttle.hpp).
-      if (traffic_limiter) {
-        auto t = traffic_limiter->for_connection(client_ip, policy::Clock::now());
-        stream = throttled(std::move(stream), std::move(t.in), std::move(t.out));
-      }
-      co_await handler->handle(std::move(stream), conn);
-    } catch (const std::exception&) {
-      log_failure(conn, request);
-    }
+  try {
+    stream = co_await open_stream(*listener, std::move(stream), conn, request, count_payload,
+                                  *limiters);
+    if (stream) co_await handler->handle(std::move(stream), conn);
+  } catch (const std::exception&) {
+    log_failure(conn, request);
   }
   conn.log.info(fmt::format("{} >< {}", conn.remote, conn.local),
                 {{"duration", (std::chrono::steady_clock::now() - start).count()},
