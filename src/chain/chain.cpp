@@ -94,17 +94,22 @@ awaitable<StreamPtr> dial_tcp(std::string_view addr) {
 
 namespace {
 
+// A failed step of the route: `node` is marked and the error rethrown with the node named.
+[[noreturn]] void fail_at(Node& node, const system_error& e) {
+  node.marker.mark();
+  auto context = error_context(e);
+  throw system_error(e.code(), context.empty()
+                                   ? fmt::format("{}@{}", node.name, node.addr)
+                                   : fmt::format("{}@{}: {}", node.name, node.addr, context));
+}
+
 // Runs one step of the route; on failure marks `node` and rethrows with the node named.
 template <class F>
 awaitable<StreamPtr> node_step(Node& node, F step) {
   try {
     co_return co_await step();
   } catch (const system_error& e) {
-    node.marker.mark();
-    auto context = error_context(e);
-    throw system_error(e.code(), context.empty()
-                                     ? fmt::format("{}@{}", node.name, node.addr)
-                                     : fmt::format("{}@{}: {}", node.name, node.addr, context));
+    fail_at(node, e);
   }
 }
 
@@ -116,11 +121,7 @@ awaitable<std::unique_ptr<Binding>> node_step_bind(Node& node, F step) {
     node.marker.reset();
     co_return b;
   } catch (const system_error& e) {
-    node.marker.mark();
-    auto context = error_context(e);
-    throw system_error(e.code(), context.empty()
-                                     ? fmt::format("{}@{}", node.name, node.addr)
-                                     : fmt::format("{}@{}: {}", node.name, node.addr, context));
+    fail_at(node, e);
   }
 }
 
