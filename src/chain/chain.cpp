@@ -43,6 +43,7 @@ awaitable<std::vector<std::shared_ptr<Node>>> Chain::route_async(std::string_vie
 
 awaitable<bool> Router::bypassed_async(std::string_view network, std::string_view address,
                                        std::string_view client) const {
+  if (!bypass_plugin_) co_return bypassed(network, address);
   const RouteTarget target{network, address, {}};
   const std::string_view none;
   co_return co_await bypasses_async(opts_.bypass, target, client, none, none);

@@ -78,11 +78,9 @@ class Router {
   bool has_chain() const { return opts_.chain != nullptr; }
   // The service's bypass covers this target: the handler refuses it with its protocol's answer
   // and dials nothing (docs/PROTOCOLS.md "config: controls").
-  // Without a plugin bypass only; with one (`bypass_needs_async()`) the handler asks
-  // `bypassed_async` instead, so the table-only path never suspends nor allocates a frame:
-  //   bool refused;
-  //   if (router.bypass_needs_async()) refused = co_await router.bypassed_async(...);
-  //   else refused = router.bypassed(...);
+  // bypassed(): the table only, never suspends (net/udp_relay asks it per datagram unless
+  // bypass_needs_async()); bypassed_async(): what the handlers ask once per request, which takes
+  // the table-only path itself when no bypass is a plugin.
   bool bypassed(std::string_view network, std::string_view address) const {
     return !opts_.bypass.empty() && policy::bypasses(opts_.bypass, network, address);
   }

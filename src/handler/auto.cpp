@@ -91,11 +91,7 @@ class AutoHandler final : public Handler {
     std::string addr = sni + ":443";
     conn.log = conn.log.with("dst", addr);
     // The service's bypass (chain/chain.hpp Router::bypassed): closed, nothing dialed.
-    bool refused;
-    if (opts_.router->bypass_needs_async())
-      refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
-    else
-      refused = opts_.router->bypassed("tcp", addr);
+    bool refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
     if (refused) {
       conn.log.debug(fmt::format("bypass: {}", addr));
       co_return;

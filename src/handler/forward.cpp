@@ -38,11 +38,7 @@ class ForwardHandler final : public Handler {
   // not stay in handle()'s frame while the tunnel lasts. Null: the target is bypassed.
   awaitable<StreamPtr> dial(Node& node, ConnInfo& conn) {
     // The service's bypass (go-gost/x handler/forward: closed, nothing dialed).
-    bool refused;
-    if (opts_.router->bypass_needs_async())
-      refused = co_await opts_.router->bypassed_async("tcp", node.addr, conn.client_id);
-    else
-      refused = opts_.router->bypassed("tcp", node.addr);
+    bool refused = co_await opts_.router->bypassed_async("tcp", node.addr, conn.client_id);
     if (refused) {
       conn.log.debug(fmt::format("bypass: {}", node.addr));
       co_return nullptr;

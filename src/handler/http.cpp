@@ -184,11 +184,7 @@ awaitable<void> HttpHandler::handle(StreamPtr client, ConnInfo& conn) {
     co_return;
   }
   // The service's bypass: 403, nothing dialed (go-gost/x handler/http: after authentication).
-  bool refused;
-  if (opts_.router->bypass_needs_async())
-    refused = co_await opts_.router->bypassed_async(network, addr, conn.client_id);
-  else
-    refused = opts_.router->bypassed(network, addr);
+  bool refused = co_await opts_.router->bypassed_async(network, addr, conn.client_id);
   if (refused) {
     conn.log.debug(fmt::format("bypass: {}", addr));
     co_await write_all(*client, asio::buffer(skeleton(403, true)), ignored);
@@ -288,11 +284,7 @@ awaitable<void> HttpHandler::forward(StreamPtr client, std::string buf, http::Re
 
     if (!upstream || upstream_addr != addr) {
       // The service's bypass (a later request of a kept-alive connection).
-      bool refused;
-      if (opts_.router->bypass_needs_async())
-        refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
-      else
-        refused = opts_.router->bypassed("tcp", addr);
+      bool refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
       if (refused) {
         conn.log.debug(fmt::format("bypass: {}", addr));
         co_await write_all(*client, asio::buffer(skeleton(403, true)), ec);

@@ -194,11 +194,7 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
   }
 
   // The service's bypass, as the HTTP/1 handler: 403, nothing dialed.
-  bool refused;
-  if (opts_.router->bypass_needs_async())
-    refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
-  else
-    refused = opts_.router->bypassed("tcp", addr);
+  bool refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
   if (refused) {
     conn.log.debug(fmt::format("bypass: {}", addr));
     answer(*client, 403, headers_);

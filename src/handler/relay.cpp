@@ -378,11 +378,7 @@ awaitable<TcpTunnel> RelayHandler::connect(StreamPtr& client, ParsedRequest req,
   }
   add_log_field(conn, "dst", addr);
   // The service's bypass (go-gost/x handler/relay: StatusForbidden).
-  bool refused;
-  if (opts_.router->bypass_needs_async())
-    refused = co_await opts_.router->bypassed_async(network, addr, conn.client_id);
-  else
-    refused = opts_.router->bypassed(network, addr);
+  bool refused = co_await opts_.router->bypassed_async(network, addr, conn.client_id);
   if (refused) {
     conn.log.debug(fmt::format("bypass: {}", addr));
     co_await reply(*client, rp::Status::forbidden);
@@ -412,11 +408,7 @@ awaitable<TcpTunnel> RelayHandler::forward(StreamPtr& client, ParsedRequest req,
   add_log_field(conn, "dst", node->addr);
   std::string net = network == "udp" ? "udp" : "tcp";
   // The service's bypass (as for CONNECT: Forbidden, nothing dialed).
-  bool refused;
-  if (opts_.router->bypass_needs_async())
-    refused = co_await opts_.router->bypassed_async(net, node->addr, conn.client_id);
-  else
-    refused = opts_.router->bypassed(net, node->addr);
+  bool refused = co_await opts_.router->bypassed_async(net, node->addr, conn.client_id);
   if (refused) {
     conn.log.debug(fmt::format("bypass: {}", node->addr));
     co_await reply(*client, rp::Status::forbidden);

@@ -64,11 +64,7 @@ class Socks4Handler final : public Handler {
     std::string addr = req.address();
     conn.log = conn.log.with("dst", addr);
     // The service's bypass (go-gost/x handler/socks/v4: 0x5C rejected).
-    bool refused;
-    if (opts_.router->bypass_needs_async())
-      refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
-    else
-      refused = opts_.router->bypassed("tcp", addr);
+    bool refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
     if (refused) {
       conn.log.debug(fmt::format("bypass: {}", addr));
       co_await write_all(*client, asio::buffer(socks4::reply(socks4::code::rejected)), ec);

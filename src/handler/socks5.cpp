@@ -285,11 +285,7 @@ awaitable<void> Socks5Handler::connect(StreamPtr client, const socks5::Address& 
   std::string addr = dst.to_string();
   conn.log = conn.log.with("dst", addr);
   // The service's bypass (go-gost/x handler/socks/v5: REP 0x02).
-  bool refused;
-  if (opts_.router->bypass_needs_async())
-    refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
-  else
-    refused = opts_.router->bypassed("tcp", addr);
+  bool refused = co_await opts_.router->bypassed_async("tcp", addr, conn.client_id);
   if (refused) {
     conn.log.debug(fmt::format("bypass: {}", addr));
     co_await reply(*client, socks5::rep::not_allowed);
