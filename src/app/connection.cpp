@@ -149,31 +149,53 @@ awaitable<StreamPtr> open_stream(Listener& listener, StreamPtr stream, ConnInfo&
   co_return stream;
 }
 
-// Lives as long as the connection: locals and temporaries that last over a co_await are kept in
-// the coroutine's frame, so the work around the awaits is done in the functions above.
+// What a connection holds until it ends, and its end (core/component.hpp ConnectionEnd): with
+// the handler's tunnel in a relay of its own (relay_to_end), the relay ends it, and nothing of
+// serve_connection() is left while the tunnel lasts.
+struct ConnectionTail final : ConnectionEnd {
+  ConnectionTail(std::shared_ptr<Listener> l, std::shared_ptr<Handler> h)
+      : listener(std::move(l)), handler(std::move(h)) {}
+  void finish(ConnInfo& conn) override {
+    conn.log.info(fmt::format("{} >< {}", conn.remote, conn.local),
+                  {{"duration", (std::chrono::steady_clock::now() - start).count()},
+                   {"inputBytes", static_cast<std::int64_t>(conn.input_bytes)},
+                   {"outputBytes", static_cast<std::int64_t>(conn.output_bytes)}});
+  }
+
+  // The streams may refer to their listener's and handler's state: both outlive them.
+  std::shared_ptr<Listener> listener;
+  std::shared_ptr<Handler> handler;
+  memory::ConnectionScope counted;
+  std::optional<policy::ConnSlot> slot;  // released when the connection ends
+  std::optional<metrics::Request> request;
+  std::chrono::steady_clock::time_point start;
+};
+
+// Lives until the handler returns, which is as long as the connection unless the handler's
+// tunnel went to a relay of its own (ConnInfo::end). Locals and temporaries that last over a
+// co_await are kept in the coroutine's frame, so the work around the awaits is done in the
+// functions above.
 awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
                                  std::shared_ptr<Handler> handler, StreamPtr stream, ConnInfo conn,
                                  std::shared_ptr<const std::string> service,
                                  std::shared_ptr<const policy::Admissions> admissions,
                                  std::shared_ptr<const ServiceLimiters> limiters) {
-  memory::ConnectionScope counted;
-  std::optional<policy::ConnSlot> slot;  // released when the connection ends
-  if (!co_await admit(stream, conn, *service, admissions.get(), *limiters, slot)) co_return;
-  metrics::Request request(*service, conn.remote);
+  auto tail = std::make_unique<ConnectionTail>(std::move(listener), std::move(handler));
+  if (!co_await admit(stream, conn, *service, admissions.get(), *limiters, tail->slot)) co_return;
+  metrics::Request& request = tail->request.emplace(*service, conn.remote);
   bool count_payload = count_traffic(request, *stream, conn);
-  auto start = std::chrono::steady_clock::now();
+  tail->start = std::chrono::steady_clock::now();
   conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));
+  Listener& l = *tail->listener;
+  Handler& h = *tail->handler;
+  conn.end = std::move(tail);
   try {
-    stream = co_await open_stream(*listener, std::move(stream), conn, request, count_payload,
-                                  *limiters);
-    if (stream) co_await handler->handle(std::move(stream), conn);
+    stream = co_await open_stream(l, std::move(stream), conn, request, count_payload, *limiters);
+    if (stream) co_await h.handle(std::move(stream), conn);
   } catch (const std::exception&) {
-    log_failure(conn, request);
+    if (conn.end) log_failure(conn, request);
   }
-  conn.log.info(fmt::format("{} >< {}", conn.remote, conn.local),
-                {{"duration", (std::chrono::steady_clock::now() - start).count()},
-                 {"inputBytes", static_cast<std::int64_t>(conn.input_bytes)},
-                 {"outputBytes", static_cast<std::int64_t>(conn.output_bytes)}});
+  if (conn.end) conn.end->finish(conn);  // else its relay ends it
 }
 
 }  // namespace

@@ -10,6 +10,16 @@ void ConnInfo::authenticated() {
   if (metrics) metrics->set_user(client_id);
 }
 
+ConnInfo ConnInfo::child() const {
+  ConnInfo c;
+  c.sid = sid;
+  c.remote = remote;
+  c.local = local;
+  c.client_id = client_id;
+  c.log = log;
+  return c;
+}
+
 void ConnInfo::failed() {
   if (metrics) metrics->fail();
 }

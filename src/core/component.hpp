@@ -23,6 +23,19 @@ namespace metrics {
 class Request;
 }
 
+struct ConnInfo;
+
+// What ends a connection once its handler is done: the "><" line, the request's metrics, its
+// connection-limiter slot (app/connection.cpp). A handler that hands its tunnel to a relay of its
+// own (core/tunnel.hpp relay_to_end) passes it on with the ConnInfo, and the relay ends the
+// connection when the tunnel ends, after every coroutine of the connection has returned
+// (docs/ARCHITECTURE.md "Memory").
+class ConnectionEnd {
+ public:
+  virtual ~ConnectionEnd() = default;
+  virtual void finish(ConnInfo& conn) = 0;
+};
+
 // Per accepted stream: identity for logs and authentication results.
 struct ConnInfo {
   std::string sid;
@@ -33,11 +46,18 @@ struct ConnInfo {
   std::uint64_t input_bytes = 0;        // from the client
   std::uint64_t output_bytes = 0;       // to the client
   metrics::Request* metrics = nullptr;  // this request's series when metrics are on
+  // Set by the service's connection coroutine (null elsewhere, e.g. for a mux stream a reverse
+  // tunnel serves): the connection may end without it. Moved away with the ConnInfo by
+  // relay_to_end(); the coroutine then finds it null and leaves the end to the relay.
+  std::unique_ptr<ConnectionEnd> end;
 
   // The handler is done authenticating: `client_id` is the user ("" without authentication).
   // With metrics.userLabel the request's series is chosen here (its `user` label); later calls
   // change nothing. Call it before relaying.
   void authenticated();
+  // The identity for a stream within this connection (a reverse tunnel's inbound connection):
+  // its own byte counts, no metrics series and no end (its relay is awaited).
+  ConnInfo child() const;
   // The handler failed (an authentication failure answered with 407 and the like): counted in
   // gost_service_handler_errors_total as GOST counts the error its handler returns.
   void failed();

@@ -191,6 +191,37 @@ class RelayOp final : public RelayState {
   std::optional<Handler> handler_;
 };
 
+// The RelayState nobody awaits: it owns what the relay uses and ends the connection itself.
+class DetachedRelay final : public RelayState {
+ public:
+  DetachedRelay(StreamPtr a, StreamPtr b, std::string target, ConnInfo&& conn,
+                const RelayOptions& o)
+      : RelayState(*a, *b, o),
+        a_(std::move(a)),
+        b_(std::move(b)),
+        target_(std::move(target)),
+        conn_(std::move(conn)) {
+    options.conn = &conn_;
+    options.target = target_;
+  }
+
+ private:
+  void complete() override {
+    log_end();
+    // Nothing uses the streams any more (both directions are done): they close now, as the
+    // handler's return closes them after an awaited relay, before the connection's end.
+    a_.reset();
+    b_.reset();
+    if (conn_.end) conn_.end->finish(conn_);
+    conn_.end.reset();  // the connection's metrics and limiter slot
+  }
+
+  StreamPtr a_;
+  StreamPtr b_;
+  std::string target_;
+  ConnInfo conn_;
+};
+
 bool prepare_for_splice(tcp::socket* s) {
   error_code ec;
   s->native_non_blocking(true, ec);
@@ -384,6 +415,14 @@ awaitable<RelayStats> relay(Stream& a, Stream& b, RelayOptions options) {
         RelayOp<Handler>::start(std::move(op), std::move(handler));
       },
       asio::use_awaitable);
+}
+
+void relay_detached(StreamPtr a, StreamPtr b, std::string target, ConnInfo&& conn,
+                    RelayOptions options) {
+  // From here on the relay's holds own it (RelayState::Hold).
+  auto* st =
+      new DetachedRelay(std::move(a), std::move(b), std::move(target), std::move(conn), options);
+  st->start();
 }
 
 }  // namespace gost

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "core/stream.hpp"
@@ -41,5 +42,12 @@ struct RelayStats {
 
 // Completes once both directions are done. `a` and `b` must outlive it.
 awaitable<RelayStats> relay(Stream& a, Stream& b, RelayOptions options = {});
+
+// The same relay with nobody waiting for it: it owns both streams, the target's name and the
+// connection's record (`conn` is moved from), writes relay_logged()'s lines, and ends the
+// connection when the tunnel ends (conn.end, when set), then closes both streams. For
+// core/tunnel.hpp relay_to_end().
+void relay_detached(StreamPtr a, StreamPtr b, std::string target, ConnInfo&& conn,
+                    RelayOptions options);
 
 }  // namespace gost

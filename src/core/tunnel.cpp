@@ -12,6 +12,20 @@ awaitable<RelayStats> relay_logged(Stream& client, Stream& upstream, std::string
   return relay(client, upstream, options);
 }
 
+awaitable<void> relay_to_end(StreamPtr client, StreamPtr upstream, std::string target,
+                             ConnInfo& conn, RelayOptions options) {
+  count_client_splice(options, conn);
+  if (conn.end) {
+    relay_detached(std::move(client), std::move(upstream), std::move(target), std::move(conn),
+                   options);
+    co_return;
+  }
+  options.conn = &conn;
+  options.target = target;
+  auto relaying = relay(*client, *upstream, options);
+  co_await std::move(relaying);
+}
+
 void count_client_splice(RelayOptions& options, ConnInfo& conn) {
   conn.authenticated();  // the series is final before its counters are handed out
   if (conn.metrics) options.a_traffic = conn.metrics->traffic();

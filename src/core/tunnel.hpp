@@ -16,6 +16,15 @@ namespace gost {
 awaitable<RelayStats> relay_logged(Stream& client, Stream& upstream, std::string_view target,
                                    ConnInfo& conn, RelayOptions options);
 
+// The last step of a handler that owns both streams: relay_logged(), after which nothing of the
+// handler is left to run. When the connection can end without its coroutines (conn.end is set,
+// as app/connection.cpp sets it), the relay takes the streams and `conn` (moved from: the caller
+// must not touch it again) and this returns at once, so that an idle tunnel holds no coroutine
+// frame of the connection, the handler or this (docs/ARCHITECTURE.md "Memory"); else the relay is
+// awaited here.
+awaitable<void> relay_to_end(StreamPtr client, StreamPtr upstream, std::string target,
+                             ConnInfo& conn, RelayOptions options);
+
 // For a relay whose side `a` is the client: the bytes splice(2) moves past the client's socket
 // count for the request's metrics. Settles the request's series first (ConnInfo::authenticated).
 void count_client_splice(RelayOptions& options, ConnInfo& conn);

@@ -99,7 +99,8 @@ class AutoHandler final : public Handler {
     auto upstream = co_await opts_.router->dial("tcp", addr, conn);
     co_await write_all(*upstream, asio::buffer(record));
     conn.input_bytes += record.size();
-    co_await relay_logged(*s, *upstream, addr, conn, {});
+    auto relaying = relay_to_end(std::move(s), std::move(upstream), std::move(addr), conn, {});
+    co_await std::move(relaying);
   }
 
   HandlerOptions opts_;

@@ -28,8 +28,8 @@ class ForwardHandler final : public Handler {
     StreamPtr upstream = co_await dial(*node, conn);
     if (!upstream) co_return;  // bypassed
     // Made apart from the co_await: a temporary in a co_await expression takes a frame slot.
-    auto relaying =
-        relay_logged(*client, *upstream, node->addr, conn, {.idle_timeout = idle_timeout_});
+    auto relaying = relay_to_end(std::move(client), std::move(upstream), node->addr, conn,
+                                 {.idle_timeout = idle_timeout_});
     co_await std::move(relaying);
   }
 

@@ -220,7 +220,9 @@ awaitable<void> HttpHandler::tunnel(StreamPtr client, std::string pending, const
     if (ec) co_return;
     conn.input_bytes += pending.size();
   }
-  co_await relay_logged(*client, *upstream, addr, conn, {.idle_timeout = idle_timeout_});
+  auto relaying = relay_to_end(std::move(client), std::move(upstream), addr, conn,
+                               {.idle_timeout = idle_timeout_});
+  co_await std::move(relaying);
 }
 
 awaitable<void> HttpHandler::udp_tunnel(StreamPtr client, ConnInfo& conn) {
@@ -337,7 +339,9 @@ awaitable<void> HttpHandler::forward(StreamPtr client, std::string buf, http::Re
       if (ec) co_return;
       if (!buf.empty()) co_await write_all(*upstream, asio::buffer(buf), ec);
       if (ec) co_return;
-      co_await relay_logged(*client, *upstream, addr, conn, {.idle_timeout = idle_timeout_});
+      auto relaying = relay_to_end(std::move(client), std::move(upstream), addr, conn,
+                                   {.idle_timeout = idle_timeout_});
+      co_await std::move(relaying);
       co_return;
     }
 

@@ -217,7 +217,9 @@ awaitable<void> Http2Handler::handle(StreamPtr stream, ConnInfo& conn) {
   auto ok = headers_;
   ok.push_back({"date", net::h2_date()});
   client->respond(200, ok, false);
-  co_await relay_logged(*stream, *upstream, addr, conn, {.idle_timeout = read_timeout_});
+  auto relaying = relay_to_end(std::move(stream), std::move(upstream), std::move(addr), conn,
+                               {.idle_timeout = read_timeout_});
+  co_await std::move(relaying);
 }
 
 // "http2: server" step 3: the request in HTTP/1.1 form (origin-form, Host = authority), one

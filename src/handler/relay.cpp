@@ -125,35 +125,32 @@ awaitable<void> run_pair(awaitable<void> x, awaitable<void> y, std::function<voi
 // Wraps the client stream: the first write carries the response too.
 class ReplyOnFirstWrite final : public Stream {
  public:
-  // `replied`: the response is out already (nodelay), the wrapper is transparent.
-  ReplyOnFirstWrite(Stream& inner, bool replied) : inner_(inner) {
-    if (!replied) reply_ = rp::encode_status(rp::Status::ok);
-  }
-  asio::any_io_executor executor() override { return inner_.executor(); }
+  explicit ReplyOnFirstWrite(StreamPtr inner)
+      : inner_(std::move(inner)), reply_(rp::encode_status(rp::Status::ok)) {}
+  asio::any_io_executor executor() override { return inner_->executor(); }
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
-    co_return co_await inner_.read_some(buf, ec);
+    co_return co_await inner_->read_some(buf, ec);
   }
   awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
-    if (reply_.empty()) co_return co_await inner_.write_some(buf, ec);
+    if (reply_.empty()) co_return co_await inner_->write_some(buf, ec);
     std::string joined = std::move(reply_);
     reply_.clear();
     joined.append(static_cast<const char*>(buf.data()), buf.size());
-    co_await write_all(inner_, asio::buffer(joined), ec);
+    co_await write_all(*inner_, asio::buffer(joined), ec);
     co_return ec ? 0 : buf.size();
   }
-  awaitable<void> wait_readable(error_code& ec) override { return inner_.wait_readable(ec); }
-  awaitable<void> shutdown_write(error_code& ec) override { return inner_.shutdown_write(ec); }
-  void close() override { inner_.close(); }
-  bool replied() const { return reply_.empty(); }
+  awaitable<void> wait_readable(error_code& ec) override { return inner_->wait_readable(ec); }
+  awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
+  void close() override { inner_->close(); }
   // Reads are the inner stream's; writes too once the reply is out. So the client → target
   // direction splices from the start and the reverse one as soon as the target has spoken.
-  tcp::socket* raw_tcp() override { return inner_.raw_tcp(); }
+  tcp::socket* raw_tcp() override { return inner_->raw_tcp(); }
   tcp::socket* raw_tcp_write() override {
-    return reply_.empty() ? inner_.raw_tcp_write() : nullptr;
+    return reply_.empty() ? inner_->raw_tcp_write() : nullptr;
   }
 
  private:
-  Stream& inner_;
+  StreamPtr inner_;
   std::string reply_;
 };
 
@@ -274,24 +271,19 @@ awaitable<std::optional<ParsedRequest>> RelayHandler::read_request(Stream& clien
   co_return ParsedRequest{h->code, std::move(*f), buf.substr(need)};
 }
 
-// The relay of a started TCP tunnel whose client side is `client`: relay_logged() without the
-// "<->" line, which serve() wrote with the network.
-awaitable<RelayStats> relay_tunnel(Stream& client, const TcpTunnel& t, ConnInfo& conn) {
-  RelayOptions options;
-  options.since = t.start;
-  return relay_logged(client, *t.target, t.addr, conn, options);
-}
-
-// The TCP tunnel's life: this frame is all that waits for an idle tunnel; the request phase runs
-// in open_tunnel(), whose frames are gone once it returns.
+// The TCP tunnel's life: the request phase runs in open_tunnel(), whose frames are gone once it
+// returns, and the relay goes on without this frame (relay_to_end).
 awaitable<void> RelayHandler::handle(StreamPtr client, ConnInfo& conn) {
   TcpTunnel t;
   co_await open_tunnel(client, conn, t);
   if (!t.target) co_return;
   // The response rides on the first bytes to the client (unless nodelay sent it already).
-  ReplyOnFirstWrite wrapped(*client, t.replied);
-  // Made apart from the co_await: a temporary in a co_await expression takes a frame slot.
-  auto relaying = relay_tunnel(wrapped.replied() ? *client : wrapped, t, conn);
+  if (!t.replied) client = std::make_unique<ReplyOnFirstWrite>(std::move(client));
+  // "<->" was written by serve() with the network: relay_logged() without it.
+  RelayOptions options;
+  options.since = t.start;
+  auto relaying =
+      relay_to_end(std::move(client), std::move(t.target), std::move(t.addr), conn, options);
   co_await std::move(relaying);
 }
 

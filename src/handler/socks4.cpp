@@ -81,7 +81,9 @@ class Socks4Handler final : public Handler {
     }
     co_await write_all(*client, asio::buffer(socks4::reply(socks4::code::granted)), ec);
     if (ec) co_return;
-    co_await relay_logged(*client, *upstream, addr, conn, {.idle_timeout = idle_timeout_});
+    auto relaying = relay_to_end(std::move(client), std::move(upstream), std::move(addr), conn,
+                                 {.idle_timeout = idle_timeout_});
+    co_await std::move(relaying);
   }
 
  private:

@@ -306,7 +306,9 @@ awaitable<void> Socks5Handler::connect(StreamPtr client, const socks5::Address& 
   error_code ec;
   co_await write_all(*client, asio::buffer(ok), ec);
   if (ec) co_return;
-  co_await relay_logged(*client, *upstream, addr, conn, {.idle_timeout = idle_timeout_});
+  auto relaying = relay_to_end(std::move(client), std::move(upstream), std::move(addr), conn,
+                               {.idle_timeout = idle_timeout_});
+  co_await std::move(relaying);
 }
 
 // A zero-length domain: what GOST clients send for `rtcp://:2222` (gosocks5 encodes an empty host
@@ -418,7 +420,9 @@ awaitable<void> Socks5Handler::bind(StreamPtr client, const socks5::Address& dst
     if (ec) co_return;
     conn.input_bytes += pending.size();
   }
-  co_await relay_logged(*client, *upstream, peer_addr, conn, {.idle_timeout = idle_timeout_});
+  auto relaying = relay_to_end(std::move(client), std::move(upstream), std::move(peer_addr), conn,
+                               {.idle_timeout = idle_timeout_});
+  co_await std::move(relaying);
 }
 
 // ---- MBIND ("socks5: BIND and MBIND"): the control stream is an smux session, a stream per peer

@@ -469,8 +469,6 @@ awaitable<void> bind_child(std::shared_ptr<MuxSession> session, StreamPtr peer,
   if (!s) co_return;
   co_await write_all(*s, asio::buffer(header), ec);
   if (ec) co_return;
-  conn.input_bytes = conn.output_bytes = 0;
-  conn.metrics = nullptr;  // may outlive the accepted connection's request
   try {
     co_await relay_logged(*s, *peer, peer_addr, conn, options);
   } catch (const std::exception& e) {
@@ -502,11 +500,12 @@ awaitable<void> serve_mux_bind(std::shared_ptr<tcp::acceptor> acceptor,
     std::string head = header(peer_addr);
     ++kids->active;
     auto stream = std::make_unique<TcpStream>(std::move(peer));
-    asio::co_spawn(
-        ex, bind_child(session, std::move(stream), peer_addr, std::move(head), conn, kids, options),
-        [kids](std::exception_ptr) {
-          if (--kids->active == 0) kids->idle.cancel();
-        });
+    asio::co_spawn(ex,
+                   bind_child(session, std::move(stream), peer_addr, std::move(head), conn.child(),
+                              kids, options),
+                   [kids](std::exception_ptr) {
+                     if (--kids->active == 0) kids->idle.cancel();
+                   });
   }
   session->close();
   error_code ignored;

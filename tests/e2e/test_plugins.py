@@ -190,7 +190,10 @@ bypasses:
     whitelist: true          # ignored with a plugin, as in GOST
     plugin: {type: http, addr: "%s", timeout: 2s}
 """ % (ph, ps5, pf, self.echo.addr, self.plugin.url("/bypass")))
-        self.start_gost("-C", cfg, ports=[ph, ps5, pf])
+        # The forwarder is waited for without a probe connection: a probe would be forwarded, and
+        # its bypass question could reach the plugin after the one asserted below.
+        g = self.start_gost("-C", cfg, ports=[ph, ps5])
+        self.assertTrue(gostlib.wait_listening(pf, proc=g.proc), "fwd did not listen on %d" % pf)
         auth = ("--proxy-user", "u1:p1")
         r = curl("http://blocked.test/", proxy=self.proxy(ph), extra=auth)
         self.assertEqual(r.http_code, "403", r)
