@@ -126,8 +126,10 @@ class SessionPool {
   std::map<const void*, std::shared_ptr<Local>> pools_;
 };
 
-// How long a spare session of a burst stays without a stream before its pool closes it.
-inline constexpr std::chrono::seconds kSpareIdle{10};
+// How long a spare session of a burst stays without a stream before its pool closes it (checked
+// every kSpareIdle / 2): gone 4–6 s after a burst, before the memory release's follow-up at 6 s
+// (core/memory) returns what the sessions held, on both ends (docs/ARCHITECTURE.md "Memory").
+inline constexpr std::chrono::seconds kSpareIdle{4};
 
 // Options for sessions that tell when they became idle (Session::idle_since()): the spares a
 // burst opened close `spare_idle` after their last stream; `per_session` as in Options.
