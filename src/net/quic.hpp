@@ -168,6 +168,10 @@ class ClientSession {
   // `body`, else the request ends with its head). connection_refused when no stream can be opened
   // now (the stream limit), connection_aborted when the connection is closing.
   virtual std::shared_ptr<RequestStream> open(const Headers& head, bool body, error_code& ec) = 0;
+  // With Config::webtransport: a bidirectional stream of raw bytes that starts with `first`, no
+  // HTTP/3 framing (open_webtransport_stream() writes the WebTransport preamble; this is for
+  // tests that need any other start).
+  virtual std::shared_ptr<RequestStream> open_raw(std::string first, error_code& ec) = 0;
   // The pool's questions: it can take a request now; it will never again.
   virtual bool usable() const = 0;
   virtual bool closing() const = 0;

@@ -72,6 +72,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using OnWtStream = std::function<void(std::shared_ptr<RequestStream>)>;
   void accept_wt_session(RequestStream& connect, OnWtStream on_stream);
   std::shared_ptr<RequestStream> open_wt_stream(std::int64_t session, error_code& ec);
+  // A bidirectional stream of raw bytes starting with `first` (tests: any preamble at all).
+  std::shared_ptr<RequestStream> open_raw_stream(std::string first, std::int64_t session,
+                                                 error_code& ec);
 
   // When the last request stream ended (or the connection began); max() while one is open.
   Clock::time_point idle_since() const {

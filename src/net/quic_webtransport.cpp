@@ -141,6 +141,11 @@ void Connection::end_wt_session(std::int64_t id) {
 }
 
 std::shared_ptr<RequestStream> Connection::open_wt_stream(std::int64_t session, error_code& ec) {
+  return open_raw_stream(wt::stream_preamble(static_cast<std::uint64_t>(session)), session, ec);
+}
+
+std::shared_ptr<RequestStream> Connection::open_raw_stream(std::string first, std::int64_t session,
+                                                           error_code& ec) {
   ec = {};
   if (closed_ || goaway_ || !h3_) {
     ec = asio::error::connection_aborted;
@@ -161,9 +166,10 @@ std::shared_ptr<RequestStream> Connection::open_wt_stream(std::int64_t session, 
   st->session_ = session;
   st->head_done_ = true;
   st->responded_ = true;
-  auto preamble = wt::stream_preamble(static_cast<std::uint64_t>(session));
-  st->out_unacked_ = preamble.size();
-  st->out_.push_back(std::move(preamble));
+  if (!first.empty()) {
+    st->out_unacked_ = first.size();
+    st->out_.push_back(std::move(first));
+  }
   streams_[id] = st;
   queue_raw(*st);
   return st;

@@ -1,0 +1,183 @@
+"""WebTransport data channel `wt` (docs/PROTOCOLS.md "wt"): listener and dialer on our QUIC
+engine.
+
+Our client against our server: relay+wt, socks5+wt and http+wt with curl, 8 MiB random both ways
+with checksums and half-close, 100 concurrent tunnels over one session per worker, a server
+restart (SIGTERM and SIGKILL) with the client reconnecting, bad option values. GOST 3.2.6's
+answers: another path 404 (an extended CONNECT, from tests/tools/wt_probe), a plain GET of the path
+500 and GET / 404 "404 page not found" (Debian's gtlsclient, an independent HTTP/3 client). Bad
+WebTransport streams (a DATA frame first, a truncated preamble, an unknown session ID) close that
+stream only: the session goes on (wt_probe).
+
+Run: /usr/bin/python3 tests/e2e/test_wt.py <path-to-gost>
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gostlib  # noqa: E402
+import test_h3  # noqa: E402
+import udplib  # noqa: E402
+from gostlib import curl, free_port  # noqa: E402
+
+WORKERS = os.cpu_count() or 1
+RESTART_WINDOW = 40.0
+
+
+def probe_path():
+    """tests/tools/wt_probe, built next to the gost binary's tests/ directory."""
+    return os.path.join(os.path.dirname(gostlib.GOST_BIN), "tests", "wt_probe")
+
+
+class WtTestBase(test_h3.H3TestBase):
+
+    def probe(self, udp, path):
+        exe = probe_path()
+        if not os.access(exe, os.X_OK):
+            self.skipTest("tests/tools/wt_probe is not built (%s)" % exe)
+        r = subprocess.run([exe, "127.0.0.1:%d" % udp, path], capture_output=True, timeout=60,
+                           env=dict(os.environ, HOME=self.home))
+        lines = {}
+        for line in r.stdout.decode(errors="replace").splitlines():
+            k, _, v = line.partition(" ")
+            lines[k] = v
+        return lines, r
+
+
+class WtPairTest(WtTestBase):
+
+    def test_relay_wt_8MiB_both_ways_and_half_close(self):
+        test_h3.H3PairTest.check_transport(self, "relay+wt")
+
+    def test_socks5_wt_8MiB_both_ways_and_half_close(self):
+        test_h3.H3PairTest.check_transport(self, "socks5+wt")
+
+    def test_http_wt(self):
+        front, _, server, _ = self.pair("http+wt")
+        self.assert_curl_ok(front, "http+wt")
+        self.assert_curl_ok(front, "http+wt (CONNECT, 1 MiB)", big=True, tunnel_mode=True)
+        self.assert_through(server, self.origin.addr, 2, "http+wt")
+
+    def test_options_path_host_header(self):
+        """path and host on both sides (GOST's wt.path / path); a client on another path is
+        refused and its tunnels fail."""
+        udp, server = self.server("relay+wt", "path=/tunnel")
+        front, _ = self.client("relay+wt", udp, "path=/tunnel&host=example.com")
+        self.assert_curl_ok(front, "path=/tunnel")
+        front2, client2 = self.client("relay+wt", udp, "wt.path=/wt", name="client-wrong-path")
+        self.assert_curl_fails(front2, "client on /wt, server on /tunnel")
+        self.assertIn("status 404", client2.stdout_text() + client2.stderr_text())
+        self.assertAlive(server)
+
+    def test_100_concurrent_tunnels_over_one_session_per_worker(self):
+        # The CONNECT stream takes one of the server's stream credits: maxStreams=128 lets 100
+        # tunnels share one session (GOST's default 100 would need a second one).
+        udp, server = self.server("relay+wt", "maxStreams=128")
+        front, client = self.client("relay+wt", udp)
+        ok, errors, elapsed = self.run_connect_batch(front, 100)
+        self.check_batch(ok, errors, elapsed, 100)
+        n = udplib.udp_socket_count(client.pid)
+        sys.stderr.write("100 concurrent wt tunnels in %.2fs; client UDP sockets: %d (%d workers)\n"
+                         % (elapsed, n, WORKERS))
+        self.assertGreaterEqual(n, 1)
+        self.assertLessEqual(n, WORKERS, "%d QUIC connections for %d workers" % (n, WORKERS))
+        # with the default stream limit a worker's sessions still carry every tunnel
+        front1, client1 = self.client("relay+wt", udp, "maxStreams=100", name="client-1worker",
+                                      env={"GOST_WORKERS": "1"})
+        ok, errors, elapsed = self.run_connect_batch(front1, 100)
+        self.check_batch(ok, errors, elapsed, 100)
+        self.assertAlive(server)
+
+    def check_restart(self, kill):
+        udp, server = self.server("relay+wt")
+        front, client = self.client("relay+wt", udp, "maxIdleTimeout=5s&keepalive=true&ttl=1s")
+        self.assert_curl_ok(front, "before the restart")
+        if kill:
+            server.proc.kill()
+            server.proc.wait(5)
+        server.stop()
+        # while the server is gone a tunnel fails cleanly (an error reply, no hang)
+        r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front, timeout=20)
+        self.assertNotEqual(r.http_code, "200", "a tunnel with the server gone: %r" % (r,))
+        start = time.monotonic()
+        self.server("relay+wt", udp=udp, name="server-2")
+        attempts, ok = [], False
+        while time.monotonic() - start < RESTART_WINDOW:
+            left = RESTART_WINDOW - (time.monotonic() - start)
+            r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front,
+                     timeout=max(2, min(12, int(left))))
+            attempts.append((round(time.monotonic() - start, 1), r.http_code))
+            if r.http_code == "200" and r.body == self.origin.body:
+                ok = True
+                break
+            time.sleep(0.3)
+        sys.stderr.write("wt server restart (%s): attempts %r\n"
+                         % ("SIGKILL" if kill else "SIGTERM", attempts))
+        self.assertTrue(ok, "no working tunnel within %.0fs of the restart: %r"
+                        % (RESTART_WINDOW, attempts))
+        self.assertAlive(client)
+
+    def test_server_restart_client_reconnects(self):
+        self.check_restart(kill=False)
+
+    def test_server_killed_and_restarted_client_reconnects(self):
+        self.check_restart(kill=True)
+
+
+class WtServerAnswersTest(WtTestBase):
+    """GOST 3.2.6's answers (docs/PROTOCOLS.md "wt: server") and hostile streams."""
+
+    def test_gost_answers(self):
+        udp, server = self.server("tcp+wt", target=self.echo.addr)
+        lines, r = self.probe(udp, "/other")
+        self.assertEqual(lines.get("session"), "404", r)
+        if not udplib.have_gtlsclient():
+            self.skipTest("gtlsclient (Debian package ngtcp2-client) is not installed")
+        g = udplib.gtls_request(udp, "/wt")
+        self.assertEqual(g.status, 500, g)
+        g = udplib.gtls_request(udp, "/")
+        self.assertEqual(g.status, 404, g)
+        self.assertEqual(g.body, b"404 page not found\n", g)
+        self.assertEqual(g.header("content-type"), "text/plain; charset=utf-8", g)
+        self.assertAlive(server)
+
+    def test_bad_streams_close_that_stream_only(self):
+        """A DATA frame where a stream starts, a truncated preamble (FIN after one byte of the
+        signal), a preamble naming no session: each is reset, while a good stream of the same
+        session echoes and a new one still works."""
+        udp, server = self.server("tcp+wt", target=self.echo.addr)
+        lines, r = self.probe(udp, "/wt")
+        self.assertEqual(lines.get("session"), "200", r)
+        self.assertEqual(lines.get("garbage"), "reset", r)
+        self.assertEqual(lines.get("truncated"), "reset", r)
+        self.assertEqual(lines.get("unknown-session"), "reset", r)
+        self.assertEqual(lines.get("good"), "ping", r)
+        self.assertEqual(lines.get("alive"), "yes", r)
+        self.assertAlive(server)
+        # and the server still serves new sessions
+        lines, r = self.probe(udp, "/wt")
+        self.assertEqual(lines.get("good"), "ping", r)
+
+
+class WtConfigTest(WtTestBase):
+
+    def test_bad_option_values(self):
+        udp = udplib.free_udp_port()
+        cases = [
+            (["-L", "relay+wt://127.0.0.1:%d?backlog=abc" % udp], "backlog"),
+            (["-L", "relay+wt://127.0.0.1:%d?maxStreams=-1" % udp], "maxStreams"),
+            (["-L", "http://127.0.0.1:%d" % free_port(),
+              "-F", "relay+wt://127.0.0.1:%d?handshakeTimeout=xyz" % udp], "handshakeTimeout"),
+            (["-L", "http://127.0.0.1:%d" % free_port(),
+              "-F", "relay+wt://127.0.0.1:%d?header=notamap" % udp], "header"),
+        ]
+        for args, key in cases:
+            with self.subTest(key=key):
+                test_h3.H3ConfigTest.expect_config_error(self, args, key)
+
+
+if __name__ == "__main__":
+    gostlib.main()
