@@ -59,6 +59,10 @@ int Callbacks::stream_close(ngtcp2_conn* conn, std::uint32_t flags, std::int64_t
     return 0;
   }
   c->wt_pending_.erase(id);
+  if (c->wt_rejected_.erase(id)) {
+    if (c->server_ && ngtcp2_is_bidi_stream(id)) ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+    return 0;  // nghttp3 never saw it
+  }
   if (c->h3_) {
     int rv = nghttp3_conn_close_stream(c->h3_, id, code);
     if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND) {
@@ -75,7 +79,8 @@ int Callbacks::stream_reset(ngtcp2_conn*, std::int64_t id, std::uint64_t, std::u
   auto* c = self(ud);
   auto* st = c->stream_of(id);
   if (st) st->fail(asio::error::connection_reset);
-  if ((st && st->raw_) || c->wt_pending_.erase(id)) return 0;  // nghttp3 never saw it
+  if ((st && st->raw_) || c->wt_pending_.erase(id) || c->wt_rejected_.count(id))
+    return 0;  // nghttp3 never saw it
   if (c->h3_ && nghttp3_conn_shutdown_stream_read(c->h3_, id) != 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   return 0;
@@ -85,7 +90,8 @@ int Callbacks::stream_stop_sending(ngtcp2_conn*, std::int64_t id, std::uint64_t,
   auto* c = self(ud);
   auto* st = c->stream_of(id);
   if (st) st->fail(asio::error::connection_reset);
-  if ((st && st->raw_) || c->wt_pending_.count(id)) return 0;  // nghttp3 never saw it
+  if ((st && st->raw_) || c->wt_pending_.count(id) || c->wt_rejected_.count(id))
+    return 0;  // nghttp3 never saw it
   if (c->h3_ && nghttp3_conn_shutdown_stream_read(c->h3_, id) != 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   return 0;

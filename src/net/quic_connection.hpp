@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "net/quic_internal.hpp"
@@ -168,7 +169,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // WebTransport
   std::unordered_map<std::int64_t, std::string> wt_pending_;  // peer streams: preamble so far
   std::unordered_map<std::int64_t, OnWtStream> wt_sessions_;  // by CONNECT stream ID
-  std::deque<std::int64_t> raw_send_;  // WebTransport streams with something to send
+  std::unordered_set<std::int64_t> wt_rejected_;  // peer streams reset by us, until closed
+  std::deque<std::int64_t> raw_send_;             // WebTransport streams with something to send
   std::int64_t ctrl_id_ = -1;
   std::deque<std::string> ctrl_out_;  // kept until the connection ends (a few dozen bytes)
   std::size_t ctrl_total_ = 0, ctrl_sent_ = 0;

@@ -24,6 +24,10 @@ bool Connection::route_raw(std::int64_t id, std::uint32_t flags, std::uint64_t o
     return true;
   }
   if (ngtcp2_conn_is_local_stream(conn_, id)) return false;  // our requests
+  if (wt_rejected_.count(id)) {  // late bytes of a stream we reset: never nghttp3's
+    ngtcp2_conn_extend_max_offset(conn_, len);
+    return true;
+  }
   if (!server_) {
     // A server-initiated bidirectional stream: our sessions never accept one.
     reject_raw(id, len, wt::kStreamRejected);
@@ -107,6 +111,7 @@ void Connection::deliver_raw(RequestStream& st, const std::uint8_t* data, std::s
 }
 
 void Connection::reject_raw(std::int64_t id, std::size_t consumed, std::uint64_t code) {
+  wt_rejected_.insert(id);
   ngtcp2_conn_shutdown_stream(conn_, id, code);
   ngtcp2_conn_extend_max_offset(conn_, consumed);
   schedule_flush();
