@@ -12,16 +12,21 @@ stream only: the session goes on (wt_probe).
 Run: /usr/bin/python3 tests/e2e/test_wt.py <path-to-gost>
 """
 
+import base64
+import hashlib
+import http.server
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
 import test_h3  # noqa: E402
 import udplib  # noqa: E402
-from gostlib import curl, free_port  # noqa: E402
+from gostlib import curl, free_port, temp_dir  # noqa: E402
 
 WORKERS = os.cpu_count() or 1
 RESTART_WINDOW = 40.0
@@ -177,6 +182,122 @@ class WtConfigTest(WtTestBase):
         for args, key in cases:
             with self.subTest(key=key):
                 test_h3.H3ConfigTest.expect_config_error(self, args, key)
+
+
+# ------------------------------------------------------------------------------------------------
+# an independent WebTransport client: Chromium headless
+# ------------------------------------------------------------------------------------------------
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>wt</title><script>
+async function run() {
+  const report = (text) => fetch("/result", {method: "POST", body: text});
+  try {
+    const hash = Uint8Array.from(atob("%(hash)s"), c => c.charCodeAt(0));
+    const wt = new WebTransport("https://127.0.0.1:%(udp)d/wt",
+                                {serverCertificateHashes: [{algorithm: "sha-256", value: hash}]});
+    await wt.ready;
+    const results = [];
+    for (let i = 0; i < 3; i++) {
+      const s = await wt.createBidirectionalStream();
+      const w = s.writable.getWriter();
+      const msg = new Uint8Array(100000 + i);
+      for (let j = 0; j < msg.length; j++) msg[j] = (j * 7 + i) & 255;
+      await w.write(msg);
+      await w.close();
+      const r = s.readable.getReader();
+      let got = [], n = 0;
+      for (;;) {
+        const {value, done} = await r.read();
+        if (done) break;
+        got.push(value); n += value.length;
+      }
+      const all = new Uint8Array(n);
+      let off = 0;
+      for (const g of got) { all.set(g, off); off += g.length; }
+      let same = n === msg.length;
+      for (let j = 0; same && j < n; j++) same = all[j] === msg[j];
+      results.push(same ? "ok" : "bad:" + n);
+    }
+    wt.close();
+    await report("echo " + results.join(","));
+  } catch (e) {
+    await report("error " + e);
+  }
+}
+run();
+</script>"""
+
+
+class WtBrowserTest(WtTestBase):
+    """Chromium's WebTransport (serverCertificateHashes: a 10-day ECDSA P-256 certificate made
+    here with openssl) opens a session with our `tcp+wt` forward service and echoes 3 streams of
+    ~100 kB through it, byte for byte."""
+
+    def test_chromium_streams_echo(self):
+        browser = shutil.which("chromium") or shutil.which("chromium-browser")
+        if not browser:
+            self.skipTest("chromium is not installed (apt-get install chromium): the independent "
+                          "WebTransport client is not run")
+        d = temp_dir(self, "gost-e2e-wt-browser-")
+        key, cert = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-days", "10", "-nodes", "-subj",
+                        "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=30)
+        der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"], check=True,
+                             capture_output=True, timeout=30).stdout
+        digest = base64.b64encode(hashlib.sha256(der).digest()).decode()
+        udp = udplib.free_udp_port()
+        url = "tcp+wt://127.0.0.1:%d/%s?certFile=%s&keyFile=%s" % (udp, self.echo.addr, cert, key)
+        server = self.gost("-L", url, name="server", udp=udp)
+
+        result = {}
+        done = threading.Event()
+        page = (PAGE % {"hash": digest, "udp": udp}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("content-type", "text/html")
+                self.send_header("content-length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def do_POST(self):
+                n = int(self.headers.get("content-length", "0"))
+                result["text"] = self.rfile.read(n).decode(errors="replace")
+                self.send_response(204)
+                self.end_headers()
+                done.set()
+
+            def log_message(self, *args):
+                pass
+
+        web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        self.addCleanup(web.server_close)
+        self.addCleanup(web.shutdown)
+        profile = os.path.join(d, "profile")
+        proc = subprocess.Popen(
+            [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--user-data-dir=" + profile, "--enable-quic",
+             "http://127.0.0.1:%d/page.html" % web.server_address[1]],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, HOME=d))
+
+        def stop():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+            proc.stderr.close()
+        self.addCleanup(stop)
+        if not done.wait(60):
+            if proc.poll() is None:
+                proc.kill()
+            err = proc.stderr.read().decode(errors="replace")[-3000:]
+            self.fail("Chromium reported nothing within 60 s; its stderr: %s" % err)
+        sys.stderr.write("chromium: %s\n" % result.get("text"))
+        self.assertEqual(result.get("text"), "echo ok,ok,ok", server.diagnostics())
+        self.assertAlive(server)
 
 
 if __name__ == "__main__":
