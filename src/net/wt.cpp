@@ -88,6 +88,11 @@ awaitable<void> reply(quic::RequestStream& req, int status) {
 awaitable<void> serve_request(std::shared_ptr<quic::RequestStream> req, std::string path,
                               OnStream on_stream, log::Logger log) {
   const auto& head = req->head();
+  if (log::enabled(log::Level::trace)) {  // GOST dumps the request at trace level
+    std::string dump;
+    for (const auto& h : head) dump += fmt::format("{}: {}\n", h.name, h.value);
+    log.trace(fmt::format("wt: request from {}\n{}", req->remote_address(), dump));
+  }
   auto target = h2_header(head, ":path");
   target = target.substr(0, target.find('?'));  // ServeMux matches the path only
   if (target != path) {

@@ -52,6 +52,48 @@ class WtTestBase(test_h3.H3TestBase):
         return lines, r
 
 
+YAML_SERVER = """
+log:
+  level: trace
+services:
+  - name: wt-server
+    addr: 127.0.0.1:{udp}
+    handler:
+      type: relay
+    listener:
+      type: wt
+      metadata:
+        path: /t
+"""
+
+YAML_CLIENT = """
+services:
+  - name: front
+    addr: 127.0.0.1:{front}
+    handler:
+      type: http
+      chain: chain-0
+    listener:
+      type: tcp
+chains:
+  - name: chain-0
+    hops:
+      - name: hop-0
+        nodes:
+          - name: node-0
+            addr: 127.0.0.1:{udp}
+            connector:
+              type: relay
+            dialer:
+              type: wt
+              metadata:
+                wt.path: /t
+                host: tunnel.example:9999
+                header:
+                  X-Test: "yes"
+"""
+
+
 class WtPairTest(WtTestBase):
 
     def test_relay_wt_8MiB_both_ways_and_half_close(self):
@@ -65,6 +107,31 @@ class WtPairTest(WtTestBase):
         self.assert_curl_ok(front, "http+wt")
         self.assert_curl_ok(front, "http+wt (CONNECT, 1 MiB)", big=True, tunnel_mode=True)
         self.assert_through(server, self.origin.addr, 2, "http+wt")
+
+    def test_auto_handler_with_a_socks5_client(self):
+        front, _, server, _ = self.pair("wt", "socks5+wt")
+        self.assert_curl_ok(front, "-L wt:// -F socks5+wt://")
+        self.assert_through(server, self.origin.addr, 1, "auto over wt")
+
+    def test_yaml_header_and_host_reach_the_server(self):
+        """The dialer's `host` (port stripped, as GOST) is the :authority and its `header` map is
+        sent with the CONNECT; the server dumps the request at trace level."""
+        udp = udplib.free_udp_port()
+        spath = self.write_file("server.yaml", YAML_SERVER.format(udp=udp))
+        server = self.gost("-C", spath, udp=udp, name="server")
+        front = free_port()
+        cpath = self.write_file("client.yaml", YAML_CLIENT.format(front=front, udp=udp))
+        self.gost("-C", cpath, port=front, name="client")
+        self.assert_curl_ok(front, "YAML wt")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "x-test: yes" not in server.stderr_text():
+            time.sleep(0.1)
+        out = server.stderr_text().replace("\\n", "\n")  # JSON log lines: newlines escaped
+        self.assertIn("x-test: yes", out)
+        self.assertIn(":authority: tunnel.example", out)
+        self.assertIn(":path: /t", out)
+        self.assertIn(":protocol: webtransport", out)
+        self.assertIn("sec-webtransport-http3-draft02: 1", out)
 
     def test_options_path_host_header(self):
         """path and host on both sides (GOST's wt.path / path); a client on another path is
