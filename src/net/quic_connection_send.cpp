@@ -79,9 +79,7 @@ void Connection::flush() {
       } else if (source == kRaw) {
         raw->raw_sent_ += un;
         if (fin) {
-          std::size_t total = 0;
-          for (const auto& c : raw->out_) total += c.size();
-          if (raw->raw_sent_ >= total) raw->raw_fin_sent_ = true;
+          if (raw->raw_sent_ >= raw->out_unacked_ + raw->out_acked_) raw->raw_fin_sent_ = true;
         }
       } else if (nghttp3_conn_add_write_offset(h3_, sid, un) != 0) {
         return false;

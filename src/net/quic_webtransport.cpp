@@ -184,8 +184,7 @@ std::shared_ptr<RequestStream> Connection::open_raw_stream(std::string first, st
 
 void Connection::enqueue_raw(RequestStream& st) {
   if (st.raw_queued_ || st.closed_ || st.error_) return;
-  std::size_t total = 0;
-  for (const auto& c : st.out_) total += c.size();
+  std::size_t total = st.out_unacked_ + st.out_acked_;  // the bytes in out_
   if (st.raw_sent_ >= total && (!st.out_fin_ || st.raw_fin_sent_)) return;
   st.raw_queued_ = true;
   raw_send_.push_back(st.id_);
@@ -200,8 +199,7 @@ RequestStream* Connection::next_raw() {
   while (!raw_send_.empty()) {
     auto* st = stream_of(raw_send_.front());
     if (st && st->raw_ && !st->closed_ && !st->error_) {
-      std::size_t total = 0;
-      for (const auto& c : st->out_) total += c.size();
+      std::size_t total = st->out_unacked_ + st->out_acked_;  // the bytes in out_
       if (st->raw_sent_ < total || (st->out_fin_ && !st->raw_fin_sent_)) return st;
     }
     if (st) st->raw_queued_ = false;
