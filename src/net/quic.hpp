@@ -99,6 +99,9 @@ class RequestStream {
   awaitable<void> write(std::string data, error_code& ec);
   // Ends the body after the queued bytes.
   void finish();
+  // Server: a whole response of `status` with a date, as Go's net/http writes a status without a
+  // body (content-length: 0) — and for 404 http.NotFound's "404 page not found".
+  awaitable<void> reply(int status, error_code& ec);
   // Cancels the stream both ways (RESET_STREAM + STOP_SENDING, H3_REQUEST_CANCELLED).
   void reset();
   // `gone` runs (once, on this executor) when the stream is reset by the peer or its connection

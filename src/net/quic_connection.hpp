@@ -63,6 +63,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Ends the connection: CONNECTION_CLOSE (H3_NO_ERROR) unless `silent`; streams fail with `ec`.
   void close(error_code ec, bool silent = false);
 
+  // A new bidirectional stream's ID; -1 with connection_refused (no stream credit now) or
+  // connection_aborted (closing).
+  std::int64_t open_bidi(error_code& ec);
   std::shared_ptr<RequestStream> open_request(const Headers& head, bool body, error_code& ec);
   void respond(RequestStream& st, const Headers& head, error_code& ec);
   void resume(RequestStream& st);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "net/quic_connection.hpp"
+#include "proto/pht.hpp"
 
 namespace gost::net::quic {
 
@@ -162,6 +163,21 @@ std::shared_ptr<RequestStream> RequestStream::open_webtransport_stream(error_cod
     return nullptr;
   }
   return conn_->open_wt_stream(id_, ec);
+}
+
+awaitable<void> RequestStream::reply(int status, error_code& ec) {
+  Headers head{{":status", std::to_string(status)}, {"date", proto::pht::current_http_date()}};
+  std::string body;
+  if (status == 404) {  // Go's http.NotFound
+    body = "404 page not found\n";
+    head.push_back({"content-type", "text/plain; charset=utf-8"});
+    head.push_back({"x-content-type-options", "nosniff"});
+  }
+  head.push_back({"content-length", std::to_string(body.size())});
+  respond(head, ec);
+  if (ec) co_return;
+  if (!body.empty()) co_await write(std::move(body), ec);
+  finish();
 }
 
 void RequestStream::on_gone(std::function<void()> gone) {
@@ -397,27 +413,34 @@ void Connection::setup_h3() {
   ctrl_id_ = ctrl;
 }
 
-std::shared_ptr<RequestStream> Connection::open_request(const Headers& head, bool body,
-                                                        error_code& ec) {
+std::int64_t Connection::open_bidi(error_code& ec) {
+  ec = {};
   if (closed_ || goaway_ || !h3_) {
     ec = asio::error::connection_aborted;
-    return nullptr;
+    return -1;
   }
   std::int64_t id = -1;
   int rv = ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr);
   if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) {
     ec = asio::error::connection_refused;
-    return nullptr;
+    return -1;
   }
   if (rv != 0) {
     ec = asio::error::connection_aborted;
-    return nullptr;
+    return -1;
   }
+  return id;
+}
+
+std::shared_ptr<RequestStream> Connection::open_request(const Headers& head, bool body,
+                                                        error_code& ec) {
+  std::int64_t id = open_bidi(ec);
+  if (id < 0) return nullptr;
   auto s = std::shared_ptr<RequestStream>(new RequestStream(shared_from_this(), id));
   auto nva = to_nv(head);
   if (!body) s->out_fin_ = true;
-  rv = nghttp3_conn_submit_request(h3_, id, nva.data(), nva.size(), body ? &kBodyReader : nullptr,
-                                   s.get());
+  int rv = nghttp3_conn_submit_request(h3_, id, nva.data(), nva.size(),
+                                       body ? &kBodyReader : nullptr, s.get());
   if (rv != 0) {
     ngtcp2_conn_shutdown_stream(conn_, id, NGHTTP3_H3_INTERNAL_ERROR);
     ec = asio::error::connection_aborted;

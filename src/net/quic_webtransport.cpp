@@ -151,21 +151,8 @@ std::shared_ptr<RequestStream> Connection::open_wt_stream(std::int64_t session, 
 
 std::shared_ptr<RequestStream> Connection::open_raw_stream(std::string first, std::int64_t session,
                                                            error_code& ec) {
-  ec = {};
-  if (closed_ || goaway_ || !h3_) {
-    ec = asio::error::connection_aborted;
-    return nullptr;
-  }
-  std::int64_t id = -1;
-  int rv = ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr);
-  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) {
-    ec = asio::error::connection_refused;
-    return nullptr;
-  }
-  if (rv != 0) {
-    ec = asio::error::connection_aborted;
-    return nullptr;
-  }
+  std::int64_t id = open_bidi(ec);
+  if (id < 0) return nullptr;
   auto st = std::shared_ptr<RequestStream>(new RequestStream(shared_from_this(), id));
   st->raw_ = true;
   st->session_ = session;

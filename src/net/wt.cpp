@@ -67,26 +67,11 @@ quic::Headers response_head(int status) {
   return {{":status", std::to_string(status)}, {"date", proto::pht::current_http_date()}};
 }
 
-awaitable<void> reply(quic::RequestStream& req, int status) {
-  auto head = response_head(status);
-  std::string body;
-  if (status == 404) {  // Go's http.NotFound
-    body = "404 page not found\n";
-    head.push_back({"content-type", "text/plain; charset=utf-8"});
-    head.push_back({"x-content-type-options", "nosniff"});
-  }
-  head.push_back({"content-length", std::to_string(body.size())});
-  error_code ec;
-  req.respond(head, ec);
-  if (ec) co_return;
-  if (!body.empty()) co_await req.write(std::move(body), ec);
-  req.finish();
-}
-
 }  // namespace
 
 awaitable<void> serve_request(std::shared_ptr<quic::RequestStream> req, std::string path,
                               OnStream on_stream, log::Logger log) {
+  error_code ec;
   const auto& head = req->head();
   if (log::enabled(log::Level::trace)) {  // GOST dumps the request at trace level
     std::string dump;
@@ -96,7 +81,7 @@ awaitable<void> serve_request(std::shared_ptr<quic::RequestStream> req, std::str
   auto target = h2_header(head, ":path");
   target = target.substr(0, target.find('?'));  // ServeMux matches the path only
   if (target != path) {
-    co_await reply(*req, 404);
+    co_await req->reply(404, ec);
     co_return;
   }
   auto method = h2_header(head, ":method");
@@ -106,12 +91,11 @@ awaitable<void> serve_request(std::shared_ptr<quic::RequestStream> req, std::str
   if (method != "CONNECT" || (protocol != "webtransport" && protocol != "webtransport-h3")) {
     log.debug(fmt::format("wt: {} {} from {}: not a WebTransport session", method, target,
                           req->remote_address()));
-    co_await reply(*req, 500);
+    co_await req->reply(500, ec);
     co_return;
   }
   auto ok = response_head(200);
   ok.push_back({"sec-webtransport-http3-draft", "draft02"});
-  error_code ec;
   req->respond(ok, ec);
   if (ec) co_return;
   req->accept_webtransport(std::move(on_stream));
