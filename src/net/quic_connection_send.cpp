@@ -78,9 +78,7 @@ void Connection::flush() {
         ctrl_sent_ += un;
       } else if (source == kRaw) {
         raw->raw_sent_ += un;
-        if (fin) {
-          if (raw->raw_sent_ >= raw->out_unacked_ + raw->out_acked_) raw->raw_fin_sent_ = true;
-        }
+        if (fin && raw->raw_sent_ >= raw->out_unacked_ + raw->out_acked_) raw->raw_fin_sent_ = true;
       } else if (nghttp3_conn_add_write_offset(h3_, sid, un) != 0) {
         return false;
       }
@@ -94,20 +92,25 @@ void Connection::flush() {
     if (nwrite < 0) {
       switch (nwrite) {
         case NGTCP2_ERR_STREAM_DATA_BLOCKED:
-          if (source == kControl)
+          if (source == kControl) {
             ctrl_blocked_ = true;
-          else if (source == kRaw)
-            raw_send_.pop_front(), raw->raw_queued_ = false;  // requeued when credit comes
-          else
+          } else if (source == kRaw) {  // requeued when credit comes (extend_max_stream_data)
+            raw_send_.pop_front();
+            raw->raw_queued_ = false;
+          } else {
             nghttp3_conn_block_stream(h3_, sid);
+          }
           continue;
         case NGTCP2_ERR_STREAM_SHUT_WR:
-          if (source == kControl)
+          if (source == kControl) {
             ctrl_sent_ = ctrl_total_;
-          else if (source == kRaw)
-            raw_send_.pop_front(), raw->raw_queued_ = false, raw->raw_fin_sent_ = true;
-          else
+          } else if (source == kRaw) {  // reset by us or stopped by the peer: nothing more to send
+            raw_send_.pop_front();
+            raw->raw_queued_ = false;
+            raw->raw_fin_sent_ = true;
+          } else {
             nghttp3_conn_shutdown_stream_write(h3_, sid);
+          }
           continue;
         case NGTCP2_ERR_WRITE_MORE:
           if (!account(ndatalen)) {
