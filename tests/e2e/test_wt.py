@@ -5,9 +5,11 @@ Our client against our server: relay+wt, socks5+wt and http+wt with curl, 8 MiB 
 with checksums and half-close, 100 concurrent tunnels over one session per worker, a server
 restart (SIGTERM and SIGKILL) with the client reconnecting, bad option values. GOST 3.2.6's
 answers: another path 404 (an extended CONNECT, from tests/tools/wt_probe), a plain GET of the path
-500 and GET / 404 "404 page not found" (Debian's gtlsclient, an independent HTTP/3 client). Bad
+500 and GET / 404 "404 page not found" (Debian's gtlsclient, an independent HTTP/3 client); the
+newer drafts' `:protocol webtransport-h3` is a session too, another `:protocol` 500. Bad
 WebTransport streams (a DATA frame first, a truncated preamble, an unknown session ID) close that
-stream only: the session goes on (wt_probe).
+stream only: the session goes on (wt_probe). Chromium headless as an independent WebTransport
+client (serverCertificateHashes), echoing streams through a `tcp+wt` forward service.
 
 Run: /usr/bin/python3 tests/e2e/test_wt.py <path-to-gost>
 """
@@ -39,12 +41,12 @@ def probe_path():
 
 class WtTestBase(test_h3.H3TestBase):
 
-    def probe(self, udp, path):
+    def probe(self, udp, path, protocol="webtransport"):
         exe = probe_path()
         if not os.access(exe, os.X_OK):
             self.skipTest("tests/tools/wt_probe is not built (%s)" % exe)
-        r = subprocess.run([exe, "127.0.0.1:%d" % udp, path], capture_output=True, timeout=60,
-                           env=dict(os.environ, HOME=self.home))
+        r = subprocess.run([exe, "127.0.0.1:%d" % udp, path, protocol], capture_output=True,
+                           timeout=60, env=dict(os.environ, HOME=self.home))
         lines = {}
         for line in r.stdout.decode(errors="replace").splitlines():
             k, _, v = line.partition(" ")
@@ -206,6 +208,12 @@ class WtServerAnswersTest(WtTestBase):
         udp, server = self.server("tcp+wt", target=self.echo.addr)
         lines, r = self.probe(udp, "/other")
         self.assertEqual(lines.get("session"), "404", r)
+        # the newer drafts' token is a session too; another extended CONNECT on the path is not
+        lines, r = self.probe(udp, "/wt", "webtransport-h3")
+        self.assertEqual(lines.get("session"), "200", r)
+        self.assertEqual(lines.get("good"), "ping", r)
+        lines, r = self.probe(udp, "/wt", "websocket")
+        self.assertEqual(lines.get("session"), "500", r)
         if not udplib.have_gtlsclient():
             self.skipTest("gtlsclient (Debian package ngtcp2-client) is not installed")
         g = udplib.gtls_request(udp, "/wt")

@@ -8,7 +8,7 @@
 //   unknown-session <...>                a preamble naming a session that does not exist
 //   good <echoed bytes as text|...>      a correct preamble, "ping", FIN (the server echoes)
 //   alive <yes|no>                       the connection still works after all that
-// Usage: wt_probe HOST:PORT PATH
+// Usage: wt_probe HOST:PORT PATH [PROTOCOL]   (the CONNECT's :protocol, default webtransport)
 #include <fmt/format.h>
 
 #include <iostream>
@@ -32,13 +32,13 @@ awaitable<std::string> outcome(std::shared_ptr<quic::RequestStream> st) {
   }
 }
 
-awaitable<void> run(std::string addr, std::string path) {
+awaitable<void> run(std::string addr, std::string path, std::string protocol) {
   quic::Config cfg;
   cfg.webtransport = true;
   cfg.keepalive = false;
   quic::ClientTls tls;
   auto session = co_await quic::connect(addr, tls, cfg, log::root());
-  quic::Headers head{{":method", "CONNECT"}, {":protocol", "webtransport"},
+  quic::Headers head{{":method", "CONNECT"}, {":protocol", protocol},
                      {":scheme", "https"},   {":authority", "localhost"},
                      {":path", path},        {"sec-webtransport-http3-draft02", "1"}};
   error_code ec;
@@ -80,21 +80,22 @@ awaitable<void> run(std::string addr, std::string path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::cerr << "usage: wt_probe HOST:PORT PATH\n";
+  if (argc != 3 && argc != 4) {
+    std::cerr << "usage: wt_probe HOST:PORT PATH [PROTOCOL]\n";
     return 2;
   }
   asio::io_context ctx;
   int rc = 0;
-  asio::co_spawn(ctx, run(argv[1], argv[2]), [&](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      std::cout << "error " << x.what() << std::endl;
-      rc = 1;
-    }
-  });
+  asio::co_spawn(ctx, run(argv[1], argv[2], argc == 4 ? argv[3] : "webtransport"),
+                 [&](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& x) {
+                     std::cout << "error " << x.what() << std::endl;
+                     rc = 1;
+                   }
+                 });
   ctx.run_for(std::chrono::seconds(40));
   return rc;
 }
