@@ -19,6 +19,7 @@ import hashlib
 import http.server
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -357,17 +358,22 @@ class WtBrowserTest(WtTestBase):
             [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--user-data-dir=" + profile, "--enable-quic",
              "http://127.0.0.1:%d/page.html" % web.server_address[1]],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, HOME=d))
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, HOME=d),
+            start_new_session=True)  # its own process group: the browser's helpers go with it
+
+        def kill_group():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
         def stop():
-            if proc.poll() is None:
-                proc.kill()
+            kill_group()
             proc.wait(10)
             proc.stderr.close()
         self.addCleanup(stop)
         if not done.wait(60):
-            if proc.poll() is None:
-                proc.kill()
+            kill_group()
             err = proc.stderr.read().decode(errors="replace")[-3000:]
             self.fail("Chromium reported nothing within 60 s; its stderr: %s" % err)
         sys.stderr.write("chromium: %s\n" % result.get("text"))
