@@ -24,7 +24,7 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_wss_controls relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3 rtcp_ws rtcp_wss)
+SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_wss_controls relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3 relay_wt rtcp_ws rtcp_wss)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
@@ -49,6 +49,7 @@ declare -A SCEN_DESC=(
   [socks5_h2]="the same chain with socks5+h2"
   [relay_h3]="the same chain with relay+h3 (PHT over HTTP/3: QUIC over UDP, one connection per worker)"
   [socks5_h3]="the same chain with socks5+h3"
+  [relay_wt]="the same chain with relay+wt (WebTransport over HTTP/3: one session per worker, a stream per tunnel)"
   [rtcp_ws]="reverse: gost -L relay+ws://127.0.0.1:Q?bind=true  <-  gost -L rtcp://127.0.0.1:P/127.0.0.1:TARGET -F relay+ws://127.0.0.1:Q (clients connect to P on the server)"
   [rtcp_wss]="the rtcp_ws pair over relay+wss"
   [tcp_controls]="the tcp row with a 1,000-entry bypass and a 1,000-entry admission on the service (none matching)"
@@ -150,6 +151,7 @@ scenario_chain_udp() {   # scheme target
 }
 scenario_relay_h3() { scenario_chain_udp relay+h3 "$1"; }
 scenario_socks5_h3() { scenario_chain_udp socks5+h3 "$1"; }
+scenario_relay_wt() { scenario_chain_udp relay+wt "$1"; }
 scenario_socks5() { scenario_chain socks5 "$1"; }
 scenario_relay() { scenario_chain relay "$1"; }
 
@@ -803,6 +805,8 @@ meta = {
         "relay_grpc_insecure": {"gbps_1": 2.9, "gbit_per_cpu_s": 1.8, "kib_per_idle_conn": 184},
         # issue 9 (GOST answered only 111 of 500 concurrent idle tunnels over h3)
         "relay_h3": {"gbps_1": 0.29, "gbit_per_cpu_s": 0.20, "conn_per_s": 1010, "kib_per_idle_conn": 52},
+        # issue 19 (measured by the session that filed it: GOST 3.2.6 failed the wrk run)
+        "relay_wt": {"gbps_1": 1.10, "gbit_per_cpu_s": 0.73},
     },
 }
 json.dump(meta, open(sys.argv[1], "w"))

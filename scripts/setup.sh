@@ -11,7 +11,8 @@ libboost1.81-dev libboost-url1.81-dev libssl-dev libyaml-cpp-dev libfmt-dev
 libgtest-dev googletest curl iperf3 nginx-light wrk procps python3-socks python3-websockets openssl
 clang libclang-rt-14-dev libnghttp2-dev python3-h2 nghttp2-client python3-grpcio
 libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev ngtcp2-client python3-cryptography
-systemd man-db prometheus zlib1g-dev libhiredis-dev redis-server haproxy"
+systemd man-db prometheus zlib1g-dev libhiredis-dev redis-server haproxy
+chromium"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

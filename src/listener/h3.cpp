@@ -16,27 +16,6 @@
 namespace gost {
 namespace {
 
-// Fails with EADDRINUSE when another socket (of any process) holds the UDP address, which a bare
-// SO_REUSEPORT bind would not detect for sockets of the same user that also set it.
-void check_udp_address_free(const std::string& addr, std::string_view where) {
-  asio::io_context tmp;
-  // A plain bind (no SO_REUSEPORT) on the same address: the kernel refuses it if it is taken.
-  auto hp = split_host_port(addr);
-  if (!hp || hp->port.empty() || hp->port == "0") return;
-  asio::ip::udp::resolver r(tmp);
-  error_code ec;
-  auto res = r.resolve(hp->host.empty() ? "::" : hp->host, hp->port, ec);
-  if (ec || res.empty()) return;  // the real bind reports it
-  auto ep = res.begin()->endpoint();
-  asio::ip::udp::socket s(tmp);
-  s.open(ep.protocol(), ec);
-  if (!ec && ep.address().is_v6() && ep.address().is_unspecified())
-    s.set_option(asio::ip::v6_only(false), ec);
-  if (!ec) s.bind(ep, ec);
-  if (ec == asio::error::address_in_use)
-    throw system_error(ec, fmt::format("{}: listen udp {}", where, addr));
-}
-
 class H3Listener final : public Listener {
  public:
   H3Listener(asio::io_context& ctx, const ListenerOptions& o, std::string where)
@@ -46,7 +25,7 @@ class H3Listener final : public Listener {
     so.refusals = std::make_shared<Refusals>(o.log, o.service, o.config.type);
     auto qc = net::quic::config_from(md, false, where);
     qc.max_handshakes = std::max<std::size_t>(so.backlog, 16) * 2;
-    if (o.check_free) check_udp_address_free(o.addr, where);
+    if (o.check_free) net::quic::check_udp_address_free(o.addr, where);
     server_ = net::pht::PhtServer::shared(o.service_metadata, o.first, std::move(so), o.log);
     acceptor_ = server_->add_acceptor();
     if (o.first) server_->start_reaper(ctx.get_executor());

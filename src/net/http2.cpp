@@ -31,10 +31,10 @@ std::string_view h2_header(const H2Headers& h, std::string_view name) {
   return {};
 }
 
-H2Headers h2_header_map(const config::Metadata& md, std::string_view where) {
-  const auto* v = md.find("header");
+H2Headers h2_header_map(const config::Metadata& md, std::string_view where, std::string_view key) {
+  const auto* v = md.find(key);
   if (!v) return {};
-  if (!v->is_map()) throw config::ConfigError(fmt::format("{}: \"header\" must be a map", where));
+  if (!v->is_map()) throw config::ConfigError(fmt::format("{}: \"{}\" must be a map", where, key));
   H2Headers out;
   for (const auto& [name, value] : std::get<config::ValueMap>(v->v)) {
     std::string n = name, text = value.as_string();
@@ -47,7 +47,7 @@ H2Headers h2_header_map(const config::Metadata& md, std::string_view where) {
       if (c == '\r' || c == '\n' || c == 0) ok = false;
     if (!ok)
       throw config::ConfigError(
-          fmt::format("{}: \"header\": invalid header \"{}: {}\"", where, name, text));
+          fmt::format("{}: \"{}\": invalid header \"{}: {}\"", where, key, name, text));
     out.push_back({std::move(n), std::move(text)});
   }
   return out;
@@ -118,7 +118,7 @@ struct Http2StreamState {
   std::deque<std::string> chunks;
   std::size_t offset = 0;  // consumed bytes of chunks.front()
   std::size_t buffered = 0;
-  bool remote_ended = false;  // END_STREAM received
+  bool remote_ended = false;     // END_STREAM received
   bool ended_with_head = false;  // ... on the head itself: an answer without a body
   bool body_seen = false;        // a DATA frame arrived
   // send side: the writer's buffer, borrowed while write_some() waits

@@ -79,7 +79,8 @@ Http2Config http2_config(const config::Metadata& md, std::string_view where);
 
 // The `header` metadata map as HTTP/2 fields (names lower-cased). Throws config::ConfigError for a
 // value that is not a map or a name/value HTTP/2 forbids.
-H2Headers h2_header_map(const config::Metadata& md, std::string_view where);
+H2Headers h2_header_map(const config::Metadata& md, std::string_view where,
+                        std::string_view key = "header");
 // The request head of a GOST h2/h2c tunnel (docs/PROTOCOLS.md "h2: client"): a plain CONNECT to
 // `authority`, or with `path` a GET of it (:scheme https for h2, http for h2c); then `extra` (the
 // `header` map), accept-encoding and user-agent as Go's client adds them unless `extra` has them.

@@ -31,17 +31,7 @@ class H3Exchange final : public ServerExchange {
     co_await st_->read(out, max, kIoTimeout, ec);
   }
 
-  awaitable<void> reply(int status, error_code& ec) override {
-    auto head = response_head(status);
-    std::string body;
-    if (status == 404) {  // Go's http.NotFound
-      body = "404 page not found\n";
-      head.push_back({"content-type", "text/plain; charset=utf-8"});
-      head.push_back({"x-content-type-options", "nosniff"});
-    }
-    head.push_back({"content-length", std::to_string(body.size())});
-    co_await complete(std::move(head), std::move(body), ec);
-  }
+  awaitable<void> reply(int status, error_code& ec) override { co_await st_->reply(status, ec); }
 
   awaitable<void> reply_authorize(std::string_view token, error_code& ec) override {
     std::string body = codec::authorize_body(token);

@@ -56,17 +56,28 @@ struct Config {
   // Server, per worker: connections at all, and handshakes in progress before Retry is required.
   std::size_t max_connections = 16384;
   std::size_t max_handshakes = 256;
+  // WebTransport (docs/PROTOCOLS.md "wt: wire"): both sides announce H3_DATAGRAM and the
+  // WebTransport SETTINGS of both draft generations and QUIC datagrams; a server also enables
+  // extended CONNECT. Client-opened bidirectional streams that start with the WebTransport signal
+  // are routed before nghttp3 sees them.
+  bool webtransport = false;
 };
 
 // The QUIC options of GOST's h3/http3 listener (`client` false) or dialer (`client` true: keepalive
 // defaults to true). Throws config::ConfigError naming `where` for a bad value.
 Config config_from(const config::Metadata& md, bool client, std::string_view where);
 
+// Fails with EADDRINUSE (system_error naming `where`) when another socket (of any process) holds
+// the UDP address, which a bare SO_REUSEPORT bind would not detect for sockets of the same user.
+void check_udp_address_free(const std::string& addr, std::string_view where);
+
 class Connection;
 struct Callbacks;
 
 // One HTTP/3 request: on a server the request head and body come in and the response goes out,
-// on a client the other way round. All calls on the connection's executor.
+// on a client the other way round. Or, with Config::webtransport, one bidirectional WebTransport
+// stream (webtransport_stream()): no head, the body is the stream's raw bytes (the signal and
+// session ID preamble already taken off or put on). All calls on the connection's executor.
 class RequestStream {
  public:
   ~RequestStream();
@@ -88,11 +99,30 @@ class RequestStream {
   awaitable<void> write(std::string data, error_code& ec);
   // Ends the body after the queued bytes.
   void finish();
+  // Server: a whole response of `status` with a date, as Go's net/http writes a status without a
+  // body (content-length: 0) — and for 404 http.NotFound's "404 page not found".
+  awaitable<void> reply(int status, error_code& ec);
   // Cancels the stream both ways (RESET_STREAM + STOP_SENDING, H3_REQUEST_CANCELLED).
   void reset();
   // `gone` runs (once, on this executor) when the stream is reset by the peer or its connection
   // ends before the stream finished.
   void on_gone(std::function<void()> gone);
+
+  // Byte-stream access (a WebTransport stream): reads at most buf.size() bytes (0 and eof at the
+  // end); waits until a read would not block, without a buffer.
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec);
+  awaitable<void> wait_readable(error_code& ec);
+  bool webtransport_stream() const { return raw_; }
+  // Nothing left to lose: ended both ways, failed, or closed.
+  bool done() const { return closed_ || error_ || (in_eof_ && out_fin_); }
+  asio::any_io_executor executor() const;
+  // Server, on an extended CONNECT answered with 2xx: this request stream is a WebTransport
+  // session; the client's bidirectional streams naming it come to `on_stream` (on this executor)
+  // until the request stream ends, which resets them.
+  void accept_webtransport(std::function<void(std::shared_ptr<RequestStream>)> on_stream);
+  // Client, on an extended CONNECT answered with 2xx: opens a bidirectional stream of this
+  // WebTransport session. connection_refused when the stream limit is reached.
+  std::shared_ptr<RequestStream> open_webtransport_stream(error_code& ec);
 
  private:
   friend class Connection;
@@ -123,6 +153,12 @@ class RequestStream {
   error_code error_;  // set once: the stream ended abnormally
   bool closed_ = false;
   std::function<void()> gone_;
+  // A WebTransport stream: its bytes go to ngtcp2 directly (Connection::flush).
+  bool raw_ = false;
+  bool raw_queued_ = false;  // in the connection's send queue
+  bool raw_fin_sent_ = false;
+  std::int64_t session_ = -1;  // the WebTransport session (its CONNECT stream)
+  std::size_t raw_sent_ = 0;   // bytes of out_ (from out_.front()'s start) handed to ngtcp2
   asio::steady_timer readable_;
   asio::steady_timer writable_;
 };
@@ -135,6 +171,10 @@ class ClientSession {
   // `body`, else the request ends with its head). connection_refused when no stream can be opened
   // now (the stream limit), connection_aborted when the connection is closing.
   virtual std::shared_ptr<RequestStream> open(const Headers& head, bool body, error_code& ec) = 0;
+  // With Config::webtransport: a bidirectional stream of raw bytes that starts with `first`, no
+  // HTTP/3 framing (open_webtransport_stream() writes the WebTransport preamble; this is for
+  // tests that need any other start).
+  virtual std::shared_ptr<RequestStream> open_raw(std::string first, error_code& ec) = 0;
   // The pool's questions: it can take a request now; it will never again.
   virtual bool usable() const = 0;
   virtual bool closing() const = 0;

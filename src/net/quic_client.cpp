@@ -22,6 +22,9 @@ class ClientSessionImpl final : public ClientSession {
   std::shared_ptr<RequestStream> open(const Headers& head, bool body, error_code& ec) override {
     return conn_->open_request(head, body, ec);
   }
+  std::shared_ptr<RequestStream> open_raw(std::string first, error_code& ec) override {
+    return conn_->open_raw_stream(std::move(first), -1, ec);
+  }
   bool usable() const override { return conn_->can_open(); }
   bool closing() const override { return conn_->closed() || conn_->goaway(); }
   Clock::time_point idle_since() const override { return conn_->idle_since(); }

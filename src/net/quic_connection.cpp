@@ -10,24 +10,38 @@ namespace gost::net::quic {
 
 // ---- ngtcp2 callbacks -------------------------------------------------------------------------
 
-int Callbacks::recv_stream_data(ngtcp2_conn*, std::uint32_t flags, std::int64_t id, std::uint64_t,
-                                const std::uint8_t* data, std::size_t len, void* ud, void*) {
+int Callbacks::recv_stream_data(ngtcp2_conn*, std::uint32_t flags, std::int64_t id,
+                                std::uint64_t offset, const std::uint8_t* data, std::size_t len,
+                                void* ud, void*) {
   auto* c = self(ud);
   if (!c->h3_) c->setup_h3();
   if (!c->h3_) return NGTCP2_ERR_CALLBACK_FAILURE;
-  auto n = nghttp3_conn_read_stream(c->h3_, id, data, len, flags & NGTCP2_STREAM_DATA_FLAG_FIN);
+  int rv = 0;
+  if (c->cfg_.webtransport && c->route_raw(id, flags, offset, data, len, rv)) return rv;
+  return c->feed_h3(id, data, len, flags & NGTCP2_STREAM_DATA_FLAG_FIN) == 0
+             ? 0
+             : NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+int Connection::feed_h3(std::int64_t id, const std::uint8_t* data, std::size_t len, bool fin) {
+  auto n = nghttp3_conn_read_stream(h3_, id, data, len, fin);
   if (n < 0) {
-    c->h3_error_ = nghttp3_err_infer_quic_app_error_code(static_cast<int>(n));
-    return NGTCP2_ERR_CALLBACK_FAILURE;
+    h3_error_ = nghttp3_err_infer_quic_app_error_code(static_cast<int>(n));
+    return static_cast<int>(n);
   }
-  ngtcp2_conn_extend_max_stream_offset(c->conn_, id, static_cast<std::uint64_t>(n));
-  ngtcp2_conn_extend_max_offset(c->conn_, static_cast<std::uint64_t>(n));
+  ngtcp2_conn_extend_max_stream_offset(conn_, id, static_cast<std::uint64_t>(n));
+  ngtcp2_conn_extend_max_offset(conn_, static_cast<std::uint64_t>(n));
   return 0;
 }
 
 int Callbacks::acked_stream_data_offset(ngtcp2_conn*, std::int64_t id, std::uint64_t,
                                         std::uint64_t len, void* ud, void*) {
   auto* c = self(ud);
+  if (id == c->ctrl_id_ && c->cfg_.webtransport) return 0;  // acknowledged to nghttp3 already
+  if (auto* st = c->stream_of(id); st && st->raw_) {
+    c->raw_acked(*st, len);
+    return 0;
+  }
   if (c->h3_ && nghttp3_conn_add_ack_offset(c->h3_, id, len) != 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   return 0;
@@ -36,7 +50,19 @@ int Callbacks::acked_stream_data_offset(ngtcp2_conn*, std::int64_t id, std::uint
 int Callbacks::stream_close(ngtcp2_conn* conn, std::uint32_t flags, std::int64_t id,
                             std::uint64_t code, void* ud, void*) {
   auto* c = self(ud);
-  if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET)) code = NGHTTP3_H3_NO_ERROR;
+  bool app_code = flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET;
+  if (!app_code) code = NGHTTP3_H3_NO_ERROR;
+  if (auto* st = c->stream_of(id); st && st->raw_) {
+    c->raw_closed(id, code, app_code);
+    if (ngtcp2_is_bidi_stream(id) && !ngtcp2_conn_is_local_stream(conn, id))
+      ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+    return 0;
+  }
+  c->wt_pending_.erase(id);
+  if (c->wt_rejected_.erase(id)) {
+    if (c->server_ && ngtcp2_is_bidi_stream(id)) ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+    return 0;  // nghttp3 never saw it
+  }
   if (c->h3_) {
     int rv = nghttp3_conn_close_stream(c->h3_, id, code);
     if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND) {
@@ -51,7 +77,10 @@ int Callbacks::stream_close(ngtcp2_conn* conn, std::uint32_t flags, std::int64_t
 int Callbacks::stream_reset(ngtcp2_conn*, std::int64_t id, std::uint64_t, std::uint64_t, void* ud,
                             void*) {
   auto* c = self(ud);
-  if (auto* st = c->stream_of(id)) st->fail(asio::error::connection_reset);
+  auto* st = c->stream_of(id);
+  if (st) st->fail(asio::error::connection_reset);
+  if ((st && st->raw_) || c->wt_pending_.erase(id) || c->wt_rejected_.count(id))
+    return 0;  // nghttp3 never saw it
   if (c->h3_ && nghttp3_conn_shutdown_stream_read(c->h3_, id) != 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   return 0;
@@ -59,7 +88,10 @@ int Callbacks::stream_reset(ngtcp2_conn*, std::int64_t id, std::uint64_t, std::u
 
 int Callbacks::stream_stop_sending(ngtcp2_conn*, std::int64_t id, std::uint64_t, void* ud, void*) {
   auto* c = self(ud);
-  if (auto* st = c->stream_of(id)) st->fail(asio::error::connection_reset);
+  auto* st = c->stream_of(id);
+  if (st) st->fail(asio::error::connection_reset);
+  if ((st && st->raw_) || c->wt_pending_.count(id) || c->wt_rejected_.count(id))
+    return 0;  // nghttp3 never saw it
   if (c->h3_ && nghttp3_conn_shutdown_stream_read(c->h3_, id) != 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   return 0;
@@ -74,6 +106,14 @@ int Callbacks::extend_max_remote_streams_bidi(ngtcp2_conn*, std::uint64_t max, v
 int Callbacks::extend_max_stream_data(ngtcp2_conn*, std::int64_t id, std::uint64_t, void* ud,
                                       void*) {
   auto* c = self(ud);
+  if (id == c->ctrl_id_ && c->cfg_.webtransport) {
+    c->ctrl_blocked_ = false;
+    return 0;
+  }
+  if (auto* st = c->stream_of(id); st && st->raw_) {
+    c->queue_raw(*st);
+    return 0;
+  }
   if (c->h3_ && nghttp3_conn_unblock_stream(c->h3_, id) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
   return 0;
 }
@@ -119,6 +159,12 @@ int Callbacks::handshake_completed(ngtcp2_conn*, void* ud) {
   if (!c->h3_) c->setup_h3();
   if (!c->h3_) return NGTCP2_ERR_CALLBACK_FAILURE;
   c->handshake_cond_.cancel();
+  return 0;
+}
+
+// QUIC DATAGRAM frames (announced for WebTransport's H3_DATAGRAM): not used by our tunnels;
+// dropped.
+int Callbacks::recv_datagram(ngtcp2_conn*, std::uint32_t, const std::uint8_t*, std::size_t, void*) {
   return 0;
 }
 
@@ -173,6 +219,7 @@ ngtcp2_callbacks quic_callbacks(bool server) {
   cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
   cb.stream_stop_sending = Callbacks::stream_stop_sending;
   cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+  cb.recv_datagram = Callbacks::recv_datagram;
   return cb;
 }
 
@@ -192,6 +239,9 @@ void base_settings(ngtcp2_settings& s, ngtcp2_transport_params& p, const Config&
   p.initial_max_streams_uni = 16;  // the peer's control and QPACK streams (+ some slack)
   p.max_idle_timeout = static_cast<ngtcp2_duration>(cfg.idle_timeout.count());
   p.disable_active_migration = 1;
+  // WebTransport peers require QUIC datagrams with H3_DATAGRAM (quic-go closes the connection
+  // with H3_SETTINGS_ERROR otherwise).
+  if (cfg.webtransport) p.max_datagram_frame_size = 65535;
 }
 
 gnutls_session_t make_tls(bool server, gnutls_certificate_credentials_t cred,

@@ -11,9 +11,12 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "net/quic_internal.hpp"
@@ -60,11 +63,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Ends the connection: CONNECTION_CLOSE (H3_NO_ERROR) unless `silent`; streams fail with `ec`.
   void close(error_code ec, bool silent = false);
 
+  // A new bidirectional stream's ID; -1 with connection_refused (no stream credit now) or
+  // connection_aborted (closing).
+  std::int64_t open_bidi(error_code& ec);
   std::shared_ptr<RequestStream> open_request(const Headers& head, bool body, error_code& ec);
   void respond(RequestStream& st, const Headers& head, error_code& ec);
   void resume(RequestStream& st);
   void consume(std::int64_t id, std::size_t n);
-  void reset_stream(std::int64_t id);
+  void reset_stream(std::int64_t id, std::uint64_t code = NGHTTP3_H3_REQUEST_CANCELLED);
+
+  // WebTransport (quic_webtransport.cpp, docs/PROTOCOLS.md "wt: wire").
+  using OnWtStream = std::function<void(std::shared_ptr<RequestStream>)>;
+  void accept_wt_session(RequestStream& connect, OnWtStream on_stream);
+  std::shared_ptr<RequestStream> open_wt_stream(std::int64_t session, error_code& ec);
+  // A bidirectional stream of raw bytes starting with `first` (tests: any preamble at all).
+  std::shared_ptr<RequestStream> open_raw_stream(std::string first, std::int64_t session,
+                                                 error_code& ec);
 
   // When the last request stream ended (or the connection began); max() while one is open.
   Clock::time_point idle_since() const {
@@ -98,6 +112,29 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finish_close(error_code ec);
   void fail_streams(error_code ec);
   void on_send_ready();
+  // nghttp3 reads `data` of stream `id`; its framing bytes are consumed at once (its body bytes
+  // as the application reads them). An nghttp3 error code, or 0.
+  int feed_h3(std::int64_t id, const std::uint8_t* data, std::size_t len, bool fin);
+  // WebTransport: stream data that is not HTTP/3's (a WebTransport stream, or the start of a
+  // new peer stream, whose first varint decides). True when handled; `rv` is the callback's
+  // result.
+  bool route_raw(std::int64_t id, std::uint32_t flags, std::uint64_t offset,
+                 const std::uint8_t* data, std::size_t len, int& rv);
+  void reject_raw(std::int64_t id, std::size_t consumed, std::uint64_t code);
+  void deliver_raw(RequestStream& st, const std::uint8_t* data, std::size_t len, bool fin);
+  void raw_closed(std::int64_t id, std::uint64_t code, bool app_code);
+  void raw_acked(RequestStream& st, std::uint64_t len);
+  void queue_raw(RequestStream& st);    // enqueue_raw + a flush
+  void enqueue_raw(RequestStream& st);  // into raw_send_ when it has something to send
+  void end_wt_session(std::int64_t id);
+  // The control stream with the WebTransport SETTINGS added (nghttp3 0.8 cannot send them): what
+  // nghttp3 writes on it is taken here (and acknowledged to nghttp3 at once), patched, and sent
+  // from ctrl_out_.
+  void take_control(const nghttp3_vec* vec, std::size_t n);
+  std::size_t control_vec(nghttp3_vec* vec, std::size_t max) const;
+  // The next WebTransport stream with something to send (null: none).
+  RequestStream* next_raw();
+  std::size_t raw_vec(RequestStream& st, nghttp3_vec* vec, std::size_t max, int& fin) const;
   RequestStream* stream_of(std::int64_t id) {
     auto it = streams_.find(id);
     return it == streams_.end() ? nullptr : it->second.get();
@@ -132,6 +169,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::string> cids_;  // server: our connection IDs in the hooks' table
   std::array<std::uint8_t, 32> secret_{};
   std::uint64_t h3_error_ = 0;
+  // WebTransport
+  std::unordered_map<std::int64_t, std::string> wt_pending_;  // peer streams: preamble so far
+  std::unordered_map<std::int64_t, OnWtStream> wt_sessions_;  // by CONNECT stream ID
+  std::unordered_set<std::int64_t> wt_rejected_;  // peer streams reset by us, until closed
+  std::deque<std::int64_t> raw_send_;             // WebTransport streams with something to send
+  std::int64_t ctrl_id_ = -1;
+  std::deque<std::string> ctrl_out_;  // kept until the connection ends (a few dozen bytes)
+  std::size_t ctrl_total_ = 0, ctrl_sent_ = 0;
+  bool ctrl_patched_ = false, ctrl_blocked_ = false;
 };
 
 // What a server connection needs from its worker's server.
@@ -166,6 +212,7 @@ struct Callbacks {
                                    std::size_t cidlen, void* ud);
   static int remove_connection_id(ngtcp2_conn*, const ngtcp2_cid* cid, void* ud);
   static int handshake_completed(ngtcp2_conn*, void* ud);
+  static int recv_datagram(ngtcp2_conn*, std::uint32_t, const std::uint8_t*, std::size_t, void*);
 
   // nghttp3
   static RequestStream* st(void* sud) { return static_cast<RequestStream*>(sud); }

@@ -43,14 +43,47 @@ void Connection::flush() {
     int fin = 0;
     nghttp3_vec vec[16];
     nghttp3_ssize sv = 0;
-    if (h3_ && ngtcp2_conn_get_max_data_left(conn_)) {
-      sv = nghttp3_conn_writev_stream(h3_, &sid, &fin, vec, 16);
-      if (sv < 0) {
-        h3_error_ = nghttp3_err_infer_quic_app_error_code(static_cast<int>(sv));
-        fatal(NGTCP2_ERR_CALLBACK_FAILURE);
-        return;
+    // Where the stream data of this packet comes from: nghttp3, our copy of the control stream
+    // (WebTransport SETTINGS), or a WebTransport stream (quic_webtransport.cpp).
+    enum { kH3, kControl, kRaw } source = kH3;
+    RequestStream* raw = nullptr;
+    if (ctrl_sent_ < ctrl_total_ && !ctrl_blocked_) {
+      source = kControl;
+      sid = ctrl_id_;
+      sv = static_cast<nghttp3_ssize>(control_vec(vec, 16));
+    } else if (ngtcp2_conn_get_max_data_left(conn_)) {
+      if (h3_) {
+        sv = nghttp3_conn_writev_stream(h3_, &sid, &fin, vec, 16);
+        if (sv < 0) {
+          h3_error_ = nghttp3_err_infer_quic_app_error_code(static_cast<int>(sv));
+          fatal(NGTCP2_ERR_CALLBACK_FAILURE);
+          return;
+        }
+        if (sid >= 0 && sid == ctrl_id_ && cfg_.webtransport) {
+          take_control(vec, static_cast<std::size_t>(sv));
+          continue;
+        }
+      }
+      if (sid < 0 && (raw = next_raw())) {
+        source = kRaw;
+        sid = raw->id_;
+        sv = static_cast<nghttp3_ssize>(raw_vec(*raw, vec, 16, fin));
       }
     }
+    // Bytes of the chosen source that ngtcp2 took.
+    auto account = [&](ngtcp2_ssize n) -> bool {
+      if (n < 0 || sid < 0) return true;
+      auto un = static_cast<std::size_t>(n);
+      if (source == kControl) {
+        ctrl_sent_ += un;
+      } else if (source == kRaw) {
+        raw->raw_sent_ += un;
+        if (fin && raw->raw_sent_ >= raw->out_unacked_ + raw->out_acked_) raw->raw_fin_sent_ = true;
+      } else if (nghttp3_conn_add_write_offset(h3_, sid, un) != 0) {
+        return false;
+      }
+      return true;
+    };
     ngtcp2_ssize ndatalen = -1;
     std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE | (fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
     auto nwrite = ngtcp2_conn_writev_stream(
@@ -59,13 +92,28 @@ void Connection::flush() {
     if (nwrite < 0) {
       switch (nwrite) {
         case NGTCP2_ERR_STREAM_DATA_BLOCKED:
-          nghttp3_conn_block_stream(h3_, sid);
+          if (source == kControl) {
+            ctrl_blocked_ = true;
+          } else if (source == kRaw) {  // requeued when credit comes (extend_max_stream_data)
+            raw_send_.pop_front();
+            raw->raw_queued_ = false;
+          } else {
+            nghttp3_conn_block_stream(h3_, sid);
+          }
           continue;
         case NGTCP2_ERR_STREAM_SHUT_WR:
-          nghttp3_conn_shutdown_stream_write(h3_, sid);
+          if (source == kControl) {
+            ctrl_sent_ = ctrl_total_;
+          } else if (source == kRaw) {  // reset by us or stopped by the peer: nothing more to send
+            raw_send_.pop_front();
+            raw->raw_queued_ = false;
+            raw->raw_fin_sent_ = true;
+          } else {
+            nghttp3_conn_shutdown_stream_write(h3_, sid);
+          }
           continue;
         case NGTCP2_ERR_WRITE_MORE:
-          if (nghttp3_conn_add_write_offset(h3_, sid, static_cast<std::size_t>(ndatalen)) != 0) {
+          if (!account(ndatalen)) {
             fatal(NGTCP2_ERR_CALLBACK_FAILURE);
             return;
           }
@@ -75,10 +123,15 @@ void Connection::flush() {
           return;
       }
     }
-    if (ndatalen >= 0 && sid >= 0 &&
-        nghttp3_conn_add_write_offset(h3_, sid, static_cast<std::size_t>(ndatalen)) != 0) {
+    if (!account(ndatalen)) {
       fatal(NGTCP2_ERR_CALLBACK_FAILURE);
       return;
+    }
+    if (source == kRaw && !raw_send_.empty() && raw_send_.front() == raw->id_) {
+      // Round robin: the next packet serves the next stream.
+      raw_send_.pop_front();
+      raw->raw_queued_ = false;
+      enqueue_raw(*raw);
     }
     if (nwrite == 0) {
       if (off > 0) send_batch(buf.data(), off, seg, ecn);

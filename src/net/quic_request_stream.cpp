@@ -1,8 +1,10 @@
 // HTTP/3 request streams: RequestStream (what the application reads and writes), the nghttp3
 // connection of a QUIC connection and its callbacks, and header conversion.
 #include <algorithm>
+#include <cstring>
 
 #include "net/quic_connection.hpp"
+#include "proto/pht.hpp"
 
 namespace gost::net::quic {
 
@@ -16,6 +18,7 @@ RequestStream::RequestStream(std::shared_ptr<Connection> conn, std::int64_t id)
 
 RequestStream::~RequestStream() = default;
 
+asio::any_io_executor RequestStream::executor() const { return conn_->executor(); }
 std::string RequestStream::remote_address() const { return conn_->remote_text(); }
 std::string RequestStream::local_address() const { return conn_->local_text(); }
 
@@ -110,9 +113,71 @@ void RequestStream::finish() {
 
 void RequestStream::reset() {
   if (closed_) return;
-  if (!error_) conn_->reset_stream(id_);
+  // A WebTransport stream is reset with WebTransport application error 0 as HTTP/3 code
+  // (draft-ietf-webtrans-http3 §4.3: 0x52e4a40fa8db); a request with H3_REQUEST_CANCELLED.
+  if (!error_) conn_->reset_stream(id_, raw_ ? 0x52e4a40fa8dbULL : NGHTTP3_H3_REQUEST_CANCELLED);
   gone_ = nullptr;
   fail(asio::error::operation_aborted);
+}
+
+awaitable<std::size_t> RequestStream::read_some(asio::mutable_buffer buf, error_code& ec) {
+  ec = {};
+  for (;;) {
+    if (in_off_ < in_.size()) {
+      std::size_t n = std::min(buf.size(), in_.size() - in_off_);
+      std::memcpy(buf.data(), in_.data() + in_off_, n);
+      in_off_ += n;
+      if (in_off_ == in_.size()) {
+        std::string().swap(in_);  // an idle stream holds no buffer
+        in_off_ = 0;
+      }
+      conn_->consume(id_, n);
+      co_return n;
+    }
+    if (in_eof_) {
+      ec = asio::error::eof;
+      co_return 0;
+    }
+    if (error_) {
+      ec = error_;
+      co_return 0;
+    }
+    co_await wait_until(readable_, Clock::time_point::max());
+  }
+}
+
+awaitable<void> RequestStream::wait_readable(error_code& ec) {
+  ec = {};
+  while (in_off_ >= in_.size() && !in_eof_ && !error_)
+    co_await wait_until(readable_, Clock::time_point::max());
+}
+
+void RequestStream::accept_webtransport(
+    std::function<void(std::shared_ptr<RequestStream>)> on_stream) {
+  conn_->accept_wt_session(*this, std::move(on_stream));
+}
+
+std::shared_ptr<RequestStream> RequestStream::open_webtransport_stream(error_code& ec) {
+  if (error_ || closed_ || !head_done_) {
+    ec = error_ ? error_ : asio::error::connection_aborted;
+    return nullptr;
+  }
+  return conn_->open_wt_stream(id_, ec);
+}
+
+awaitable<void> RequestStream::reply(int status, error_code& ec) {
+  Headers head{{":status", std::to_string(status)}, {"date", proto::pht::current_http_date()}};
+  std::string body;
+  if (status == 404) {  // Go's http.NotFound
+    body = "404 page not found\n";
+    head.push_back({"content-type", "text/plain; charset=utf-8"});
+    head.push_back({"x-content-type-options", "nosniff"});
+  }
+  head.push_back({"content-length", std::to_string(body.size())});
+  respond(head, ec);
+  if (ec) co_return;
+  if (!body.empty()) co_await write(std::move(body), ec);
+  finish();
 }
 
 void RequestStream::on_gone(std::function<void()> gone) {
@@ -153,6 +218,7 @@ int Callbacks::h3_stream_close(nghttp3_conn*, std::int64_t id, std::uint64_t cod
   auto s = it->second;
   c->streams_.erase(it);
   if (c->streams_.empty()) c->idle_since_ = Clock::now();
+  if (c->wt_sessions_.count(id)) c->end_wt_session(id);
   s->closed_ = true;
   bool clean = code == NGHTTP3_H3_NO_ERROR && s->in_eof_ && (s->out_fin_ || !s->responded_);
   if (!clean) s->fail(asio::error::connection_reset);
@@ -322,6 +388,8 @@ void Connection::setup_h3() {
   s.max_field_section_size = kMaxHead;
   s.qpack_max_dtable_capacity = 0;  // what quic-go does: static table only
   s.qpack_blocked_streams = 0;
+  // Extended CONNECT (RFC 9220) for WebTransport sessions: the server announces it.
+  if (cfg_.webtransport && server_) s.enable_connect_protocol = 1;
   int rv = server_ ? nghttp3_conn_server_new(&h3_, &cb, &s, nghttp3_mem_default(), this)
                    : nghttp3_conn_client_new(&h3_, &cb, &s, nghttp3_mem_default(), this);
   if (rv != 0) {
@@ -340,30 +408,39 @@ void Connection::setup_h3() {
       nghttp3_conn_bind_qpack_streams(h3_, qenc, qdec) != 0) {
     nghttp3_conn_del(h3_);
     h3_ = nullptr;
+    return;
   }
+  ctrl_id_ = ctrl;
 }
 
-std::shared_ptr<RequestStream> Connection::open_request(const Headers& head, bool body,
-                                                        error_code& ec) {
+std::int64_t Connection::open_bidi(error_code& ec) {
+  ec = {};
   if (closed_ || goaway_ || !h3_) {
     ec = asio::error::connection_aborted;
-    return nullptr;
+    return -1;
   }
   std::int64_t id = -1;
   int rv = ngtcp2_conn_open_bidi_stream(conn_, &id, nullptr);
   if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) {
     ec = asio::error::connection_refused;
-    return nullptr;
+    return -1;
   }
   if (rv != 0) {
     ec = asio::error::connection_aborted;
-    return nullptr;
+    return -1;
   }
+  return id;
+}
+
+std::shared_ptr<RequestStream> Connection::open_request(const Headers& head, bool body,
+                                                        error_code& ec) {
+  std::int64_t id = open_bidi(ec);
+  if (id < 0) return nullptr;
   auto s = std::shared_ptr<RequestStream>(new RequestStream(shared_from_this(), id));
   auto nva = to_nv(head);
   if (!body) s->out_fin_ = true;
-  rv = nghttp3_conn_submit_request(h3_, id, nva.data(), nva.size(), body ? &kBodyReader : nullptr,
-                                   s.get());
+  int rv = nghttp3_conn_submit_request(h3_, id, nva.data(), nva.size(),
+                                       body ? &kBodyReader : nullptr, s.get());
   if (rv != 0) {
     ngtcp2_conn_shutdown_stream(conn_, id, NGHTTP3_H3_INTERNAL_ERROR);
     ec = asio::error::connection_aborted;
@@ -391,6 +468,10 @@ void Connection::respond(RequestStream& st, const Headers& head, error_code& ec)
 
 void Connection::resume(RequestStream& st) {
   if (closed_ || !h3_) return;
+  if (st.raw_) {
+    queue_raw(st);
+    return;
+  }
   if (st.body_blocked_) {
     st.body_blocked_ = false;
     nghttp3_conn_resume_stream(h3_, st.id_);
@@ -405,9 +486,9 @@ void Connection::consume(std::int64_t id, std::size_t n) {
   schedule_flush();
 }
 
-void Connection::reset_stream(std::int64_t id) {
+void Connection::reset_stream(std::int64_t id, std::uint64_t code) {
   if (closed_) return;
-  ngtcp2_conn_shutdown_stream(conn_, id, NGHTTP3_H3_REQUEST_CANCELLED);
+  ngtcp2_conn_shutdown_stream(conn_, id, code);
   schedule_flush();
 }
 
