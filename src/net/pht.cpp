@@ -964,9 +964,11 @@ struct ClientSession : std::enable_shared_from_this<ClientSession> {
     end_reading(err);
   }
 
-  // One POST; ok = 200. The body of the answer (empty from GOST) is read so that the connection
-  // can carry the next request.
-  awaitable<void> post(std::string body, RequestLimits limits, error_code& ec) {
+  // One POST of `raw` as a push body (empty: the close notification); ok = 200. The body of the
+  // answer (empty from GOST) is read so that the connection can carry the next request. `raw` is
+  // encoded only once the push has its slot: a burst's waiting pushes hold no base64 copy (issue
+  // 16 §5).
+  awaitable<void> post(std::string_view raw, RequestLimits limits, error_code& ec) {
     auto ex = co_await asio::this_coro::executor;
     PushQueue& q = carrier->pushes();
     co_await q.acquire(pushed);
@@ -975,6 +977,7 @@ struct ClientSession : std::enable_shared_from_this<ClientSession> {
       asio::any_io_executor ex;
       ~Slot() { q.release(ex); }
     } slot{q, ex};
+    std::string body = codec::push_body(raw);
     pushed += body.size();
     auto req = carrier->request("POST", push_target, std::move(body), limits);
     push_req = req;
@@ -1064,8 +1067,8 @@ class ClientStream final : public Stream {
     }
     if (buf.size() == 0) co_return 0;
     std::size_t n = std::min(buf.size(), codec::kMaxChunk);
-    std::string body = codec::push_body(std::string_view(static_cast<const char*>(buf.data()), n));
-    co_await s.post(std::move(body), ClientSession::kPushLimits, ec);
+    std::string_view raw(static_cast<const char*>(buf.data()), n);
+    co_await s.post(raw, ClientSession::kPushLimits, ec);
     if (!ec && s.closed) ec = asio::error::operation_aborted;
     co_return ec ? 0 : n;
   }
@@ -1076,7 +1079,7 @@ class ClientStream final : public Stream {
     ClientSession& s = *s_;
     if (s.shut || s.closed) co_return;
     s.shut = true;
-    co_await s.post(std::string(), ClientSession::kPushLimits, ec);
+    co_await s.post({}, ClientSession::kPushLimits, ec);
   }
 
   void close() override { s_->close(); }
