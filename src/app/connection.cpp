@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "app/traffic_plugin.hpp"
 #include "core/address.hpp"
 #include "core/counted_stream.hpp"
 #include "core/memory.hpp"
@@ -145,6 +146,11 @@ awaitable<StreamPtr> open_stream(Listener& listener, StreamPtr stream, ConnInfo&
       auto t = traffic_limiter->for_connection(client_ip_of(conn.remote), policy::Clock::now());
       stream = throttled(std::move(stream), std::move(t.in), std::move(t.out));
     }
+  }
+  if (limiters.traffic_plugin) {
+    std::string network(listener.network()), src(conn.remote);
+    auto t = co_await limiters.traffic_plugin->for_connection(std::move(network), std::move(src));
+    stream = throttled(std::move(stream), std::move(t.in), std::move(t.out));
   }
   co_return stream;
 }
