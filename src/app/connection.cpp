@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "app/fleet_climiter.hpp"
 #include "app/traffic_plugin.hpp"
 #include "core/address.hpp"
 #include "core/counted_stream.hpp"
@@ -113,6 +114,21 @@ awaitable<bool> admit(StreamPtr& stream, ConnInfo& conn, const std::string& serv
         conn.log.debug(fmt::format("climiter: {} exceeds the connection limit", conn.remote));
         stream->close();
         co_return false;
+      }
+      // Ours: the same limits counted across the fleet in Redis (app/fleet_climiter.hpp).
+      if (limiters.conn_fleet) {
+        const auto limits = conn_limiter->limits_for(client_ip_of(conn.remote));
+        std::string ip(client_ip_of(conn.remote));
+        auto place =
+            co_await limiters.conn_fleet->admit(std::move(ip), limits.client, limits.service);
+        if (!place) {
+          conn.log.debug(
+              fmt::format("climiter: {} exceeds the fleet's connection limit", conn.remote));
+          slot.reset();
+          stream->close();
+          co_return false;
+        }
+        slot->keep(std::move(place));
       }
     }
   }

@@ -13,7 +13,8 @@
 
 namespace gost::app {
 class TrafficPluginLimiter;
-}
+class FleetConnCounter;
+}  // namespace gost::app
 
 namespace gost::app {
 
@@ -26,6 +27,9 @@ struct ServiceLimiters {
   std::shared_ptr<policy::RateLimiters> rate;
   // Instead of `traffic`, when the service's limiter is a plugin (app/traffic_plugin.hpp).
   std::shared_ptr<TrafficPluginLimiter> traffic_plugin;
+  // With `conn`, when the service counts its connections across a fleet (ours;
+  // app/fleet_climiter.hpp).
+  std::shared_ptr<FleetConnCounter> conn_fleet;
 };
 
 // Accepts until the listener is closed; each connection runs in its own coroutine. A client the

@@ -9,8 +9,10 @@
 #include <set>
 
 #include "app/connection.hpp"
+#include "app/fleet_climiter.hpp"
 #include "app/traffic_plugin.hpp"
 #include "chain/chain.hpp"
+#include "core/address.hpp"
 #include "core/component.hpp"
 #include "core/metrics.hpp"
 #include "policy/admission.hpp"
@@ -572,7 +574,8 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   // The command line's `?admission=`, `?bypass=`, `?hosts=` stay in the service and listener
   // metadata as GOST leaves them (docs/PROTOCOLS.md "cli: query keys"): looked up here, so that
   // they are not reported as unknown options.
-  for (const char* key : {"admission", "bypass", "hosts"}) {
+  for (const char* key : {"admission", "bypass", "hosts", "climiter", "rlimiter", "limiter.in",
+                          "limiter.out", "limiter.conn.in", "limiter.conn.out"}) {
     (void)sc.metadata.contains(key);
     (void)sc.listener.metadata.contains(key);
   }
@@ -595,6 +598,26 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
           scope));
     rt->limiters.traffic_plugin = std::make_shared<TrafficPluginLimiter>(
         std::move(*plugin), sc.name, scope, refresh.value_or(std::chrono::nanoseconds(0)));
+  }
+  // Ours: the climiter's counts held across a fleet in Redis (app/fleet_climiter.hpp).
+  if (auto addr = sc.metadata.get_string("climiter.redis"); addr && !addr->empty()) {
+    if (!rt->limiters.conn)
+      throw ConfigError(fmt::format(
+          "{}: climiter.redis: the service has no climiter with limits to count", where));
+    auto hp = split_host_port(*addr);
+    if (!hp || hp->host.empty() || hp->port.empty())
+      throw ConfigError(fmt::format("{}: climiter.redis \"{}\": want host:port", where, *addr));
+    FleetConnCounter::Options fo;
+    fo.redis.addr = *addr;
+    fo.redis.db = static_cast<int>(sc.metadata.get_int("climiter.redis.db").value_or(0));
+    fo.redis.username = sc.metadata.get_string("climiter.redis.username").value_or("");
+    fo.redis.password = sc.metadata.get_string("climiter.redis.password").value_or("");
+    fo.redis.key = sc.metadata.get_string("climiter.redis.key").value_or("gost:climiter");
+    fo.service = sc.name;
+    auto ttl = sc.metadata.get_duration("climiter.redis.ttl").value_or(std::chrono::seconds(30));
+    fo.ttl = std::max<std::chrono::milliseconds>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(ttl), std::chrono::seconds(1));
+    rt->limiters.conn_fleet = FleetConnCounter::make(std::move(fo));
   }
   if (builder.traffic_plugin(sc.handler.limiter))
     throw ConfigError(fmt::format(
