@@ -553,8 +553,10 @@ services: [{name: s, addr: "127.0.0.1:%d", handler: {type: http}}]
         port = free_port()
         cfg = self.write_file("rt.yaml", """
 services:
-  - {name: proxy, addr: "127.0.0.1:%d", admission: a, bypass: b, hosts: h, handler: {type: http}}
+  - {name: proxy, addr: "127.0.0.1:%d", admission: a, bypass: b, hosts: h, limiter: l,
+     handler: {type: http}}
 admissions: [{name: a, plugin: {type: http, addr: "http://127.0.0.1:1/a", timeout: 3s, token: t1}}]
+limiters: [{name: l, plugin: {type: http, addr: "http://127.0.0.1:1/l", timeout: 2s}}]
 bypasses: [{name: b, plugin: {type: http, addr: "http://127.0.0.1:1/b"}}]
 hosts: [{name: h, plugin: {type: http, addr: "http://127.0.0.1:1/h", timeout: 1.5s}}]
 """ % port)
@@ -566,7 +568,9 @@ hosts: [{name: h, plugin: {type: http, addr: "http://127.0.0.1:1/h", timeout: 1.
                       "bypasses:\n  - name: b\n    plugin:\n      type: http\n"
                       "      addr: http://127.0.0.1:1/b\n",
                       "hosts:\n  - name: h\n    plugin:\n      type: http\n"
-                      "      addr: http://127.0.0.1:1/h\n      timeout: 1.5s\n"):
+                      "      addr: http://127.0.0.1:1/h\n      timeout: 1.5s\n",
+                      "limiters:\n  - name: l\n    plugin:\n      type: http\n"
+                      "      addr: http://127.0.0.1:1/l\n      timeout: 2s\n"):
             self.assertIn(block, out)
         # What it printed loads again and prints the same.
         again = self.write_file("again.yaml", out)
