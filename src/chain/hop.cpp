@@ -139,7 +139,7 @@ std::shared_ptr<Node> Hop::select_target(std::string_view hash_key, std::string_
 awaitable<std::shared_ptr<Node>> Hop::select_target_async(std::string_view hash_key,
                                                           std::string_view network,
                                                           std::string_view client) {
-  if (nodes_.empty()) co_return nullptr;
+  if (!plugin_bypass_) co_return select_target(hash_key, network);
   const std::string_view no_path;
   std::vector<std::shared_ptr<Node>> allowed;
   for (const auto& n : nodes_) {

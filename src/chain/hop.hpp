@@ -96,8 +96,9 @@ class Hop {
   bool needs_async() const { return plugin_bypass_; }
   // A forwarder's choice (docs/PROTOCOLS.md "cli: forwarding"): each node is its own target, so
   // a node whose bypass covers its own address (`network`, `addr`) is skipped; null when every
-  // node is. `select_target_async` asks the nodes' plugins (`needs_async()`), telling them
-  // `client`.
+  // node is. `select_target_async` is every handler's one call: it asks the nodes' plugins
+  // (telling them `client`) when some bypass is one (`needs_async()`), else it takes
+  // `select_target`'s table-only path itself.
   std::shared_ptr<Node> select_target(std::string_view hash_key, std::string_view network);
   awaitable<std::shared_ptr<Node>> select_target_async(std::string_view hash_key,
                                                        std::string_view network,

@@ -38,11 +38,8 @@ class ForwardHandler final : public Handler {
   // may be used, or the target is bypassed.
   awaitable<StreamPtr> dial(ConnInfo& conn, std::string& target) {
     // A node whose bypass covers its address is skipped (docs/PROTOCOLS.md "cli: forwarding").
-    std::shared_ptr<Node> chosen;
-    if (opts_.forwarder->needs_async())
-      chosen = co_await opts_.forwarder->select_target_async(conn.remote, "tcp", conn.client_id);
-    else
-      chosen = opts_.forwarder->select_target(conn.remote, "tcp");
+    std::shared_ptr<Node> chosen =
+        co_await opts_.forwarder->select_target_async(conn.remote, "tcp", conn.client_id);
     if (!chosen) {
       conn.log.error("node not available");  // go-gost/x handler/forward/local
       co_return nullptr;
@@ -109,11 +106,8 @@ class UdpForwardHandler final : public Handler {
       throw system_error(asio::error::operation_not_supported,
                          fmt::format("handler {}: not a datagram flow (listener rudp serves it)",
                                      opts_.config.type));
-    std::shared_ptr<Node> node;
-    if (opts_.forwarder->needs_async())
-      node = co_await opts_.forwarder->select_target_async(conn.remote, "udp", conn.client_id);
-    else
-      node = opts_.forwarder->select_target(conn.remote, "udp");
+    std::shared_ptr<Node> node =
+        co_await opts_.forwarder->select_target_async(conn.remote, "udp", conn.client_id);
     if (!node) {
       conn.log.error("node not available");
       co_return;

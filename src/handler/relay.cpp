@@ -393,11 +393,8 @@ awaitable<TcpTunnel> RelayHandler::forward(StreamPtr& client, ParsedRequest req,
                                            const std::string& network, ConnInfo& conn) {
   std::string net = network == "udp" ? "udp" : "tcp";
   // A node whose bypass covers its address is skipped (docs/PROTOCOLS.md "cli: forwarding").
-  std::shared_ptr<Node> node;
-  if (opts_.forwarder->needs_async())
-    node = co_await opts_.forwarder->select_target_async(conn.remote, net, conn.client_id);
-  else
-    node = opts_.forwarder->select_target(conn.remote, net);
+  std::shared_ptr<Node> node =
+      co_await opts_.forwarder->select_target_async(conn.remote, net, conn.client_id);
   if (!node) {
     conn.log.warn("relay forward: no target available");
     co_await reply(*client, rp::Status::service_unavailable);

@@ -235,10 +235,11 @@ struct ReplyDeleter {
 };
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
-std::string format_command(std::initializer_list<std::string_view> args) {
+template <class Args>
+std::string format_command(const Args& args) {
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
-  for (auto a : args) {
+  for (const auto& a : args) {
     argv.push_back(a.data());
     lens.push_back(a.size());
   }
@@ -248,6 +249,10 @@ std::string format_command(std::initializer_list<std::string_view> args) {
   std::string out(cmd, static_cast<std::size_t>(n));
   redisFreeCommand(cmd);
   return out;
+}
+
+std::string format_command(std::initializer_list<std::string_view> args) {
+  return format_command<std::initializer_list<std::string_view>>(args);
 }
 
 // One complete reply from hiredis' reader, once resp_frame_length() vouched for its size.
@@ -386,17 +391,7 @@ awaitable<Data> redis_fetch(const RedisOptions& o, Format f) {
 }
 
 awaitable<std::int64_t> redis_call(const RedisOptions& o, const std::vector<std::string>& argv) {
-  std::vector<const char*> args;
-  std::vector<std::size_t> lens;
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  char* cmd = nullptr;
-  int n = redisFormatCommandArgv(&cmd, static_cast<int>(args.size()), args.data(), lens.data());
-  if (n < 0 || !cmd) throw std::runtime_error("redis: cannot format a command");
-  std::string command(cmd, static_cast<std::size_t>(n));
-  redisFreeCommand(cmd);
+  const std::string command = format_command(argv);
   Reply r = co_await redis_exchange(o, command);
   co_return r->type == REDIS_REPLY_INTEGER ? static_cast<std::int64_t>(r->integer) : 0;
 }

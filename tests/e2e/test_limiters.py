@@ -19,6 +19,7 @@
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import unittest
@@ -602,6 +603,8 @@ limiters:
         self.assertTrue(server.wait_bytes(3 * rate))
         r = server.received.steady_rate(skip=rate * 1.25)
         self.assertLess(abs(r / rate - 1), TOLERANCE, "127.0.0.2: %.0f B/s" % r)
+        print("plugin limit %d B/s: measured %.0f B/s (%+.1f %%)" % (rate, r, (r / rate - 1) * 100),
+              file=sys.stderr)
         # What GOST's plugin is sent: the service scope once per refresh period (30 s), the
         # connection scope once per connection with the client's address as `src`.
         import json as _json
