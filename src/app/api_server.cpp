@@ -87,23 +87,17 @@ struct ApiServer::Impl {
   }
 
   // GOST's group of the `auth` user and the named `auther`: either may let a request in. The
-  // auther is looked up by name at each request (it may be changed through the API). Unlike
-  // GOST, an auther name that is not defined lets nobody in through it (GOST: everyone).
-  bool authorized(const Request& req) const {
+  // auther is the running one of that name, as the services use it (inline users, sources or
+  // plugin: Runtime::authenticate), so a change through the API or a reload applies at once.
+  // Unlike GOST, an auther name that is not defined lets nobody in through it (GOST: everyone).
+  bool authorized(const Request& req, const std::string& remote) const {
     bool inline_user = api.auth && !api.auth->username.empty();
     if (!inline_user && api.auther.empty()) return true;
     auto [user, pass] = basic_credentials(req);
     if (user.empty() && pass.empty()) return false;
     if (inline_user && user == api.auth->username && pass == api.auth->password) return true;
-    if (!api.auther.empty()) {
-      auto cfg = runtime.config();
-      for (const auto& a : cfg.authers) {
-        if (a.name != api.auther) continue;
-        Auther table;
-        for (const auto& u : a.auths) table.add(u.username, u.password);
-        return table.authenticate(user, pass).has_value();
-      }
-    }
+    if (!api.auther.empty())
+      return runtime.authenticate(api.auther, user, pass, "@api", remote).value_or(false);
     return false;
   }
 
@@ -254,7 +248,8 @@ struct ApiServer::Impl {
     return ok(req);
   }
 
-  Response route(const Request& req, std::string_view path, std::string_view target) {
+  Response route(const Request& req, std::string_view path, std::string_view target,
+                 const std::string& remote) {
     if (!path.starts_with(prefix)) return not_found(req);
     path.remove_prefix(prefix.size());
     if (path != "/config" && !path.starts_with("/config/")) return not_found(req);
@@ -263,7 +258,7 @@ struct ApiServer::Impl {
     if (m != bhttp::verb::get && m != bhttp::verb::post && m != bhttp::verb::put &&
         m != bhttp::verb::delete_)
       return not_found(req);
-    if (!authorized(req)) {
+    if (!authorized(req, remote)) {
       auto res = json(req, bhttp::status::unauthorized, R"({"code":401,"msg":"Unauthorized"})");
       res.set(bhttp::field::www_authenticate, "Basic");
       return res;
@@ -330,7 +325,7 @@ struct ApiServer::Impl {
                      req.version()};
       res.set(bhttp::field::location, path.substr(0, path.size() - 1));
     } else {
-      res = route(req, path, target);
+      res = route(req, path, target, remote);
     }
     if (cors) res.set("Access-Control-Allow-Origin", "*");
     res.keep_alive(req.keep_alive());

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "app/fleet_climiter.hpp"
+#include "app/traffic_plugin.hpp"
 #include "core/address.hpp"
 #include "core/counted_stream.hpp"
 #include "core/memory.hpp"
@@ -113,6 +115,21 @@ awaitable<bool> admit(StreamPtr& stream, ConnInfo& conn, const std::string& serv
         stream->close();
         co_return false;
       }
+      // Ours: the same limits counted across the fleet in Redis (app/fleet_climiter.hpp).
+      if (limiters.conn_fleet) {
+        const auto limits = conn_limiter->limits_for(client_ip_of(conn.remote));
+        std::string ip(client_ip_of(conn.remote));
+        auto place =
+            co_await limiters.conn_fleet->admit(std::move(ip), limits.client, limits.service);
+        if (!place) {
+          conn.log.debug(
+              fmt::format("climiter: {} exceeds the fleet's connection limit", conn.remote));
+          slot.reset();
+          stream->close();
+          co_return false;
+        }
+        slot->keep(std::move(place));
+      }
     }
   }
   co_return true;
@@ -145,6 +162,11 @@ awaitable<StreamPtr> open_stream(Listener& listener, StreamPtr stream, ConnInfo&
       auto t = traffic_limiter->for_connection(client_ip_of(conn.remote), policy::Clock::now());
       stream = throttled(std::move(stream), std::move(t.in), std::move(t.out));
     }
+  }
+  if (limiters.traffic_plugin) {
+    std::string network(listener.network()), src(conn.remote);
+    auto t = co_await limiters.traffic_plugin->for_connection(std::move(network), std::move(src));
+    stream = throttled(std::move(stream), std::move(t.in), std::move(t.out));
   }
   co_return stream;
 }

@@ -12,6 +12,11 @@
 #include "policy/limiter.hpp"
 
 namespace gost::app {
+class TrafficPluginLimiter;
+class FleetConnCounter;
+}  // namespace gost::app
+
+namespace gost::app {
 
 // The limiters a service applies to each accepted connection (docs/ARCHITECTURE.md "Limiters");
 // any may be null. Shared by the service's accept loops on all workers; each connection takes
@@ -20,6 +25,11 @@ struct ServiceLimiters {
   std::shared_ptr<policy::TrafficLimiters> traffic;
   std::shared_ptr<policy::ConnLimiters> conn;
   std::shared_ptr<policy::RateLimiters> rate;
+  // Instead of `traffic`, when the service's limiter is a plugin (app/traffic_plugin.hpp).
+  std::shared_ptr<TrafficPluginLimiter> traffic_plugin;
+  // With `conn`, when the service counts its connections across a fleet (ours;
+  // app/fleet_climiter.hpp).
+  std::shared_ptr<FleetConnCounter> conn_fleet;
 };
 
 // Accepts until the listener is closed; each connection runs in its own coroutine. A client the

@@ -15,10 +15,10 @@ constexpr std::uint64_t kBodyLimit = 64 * 1024;
 struct MetricsServer::Impl {
   metrics::Registry& registry;
   std::string path;
-  std::shared_ptr<const Authenticator> auth;
+  Checker auth;
   std::unique_ptr<HttpServer> server;
 
-  Impl(metrics::Registry& r, std::string p, std::shared_ptr<const Authenticator> a)
+  Impl(metrics::Registry& r, std::string p, Checker a)
       : registry(r), path(p.empty() ? "/metrics" : std::move(p)), auth(std::move(a)) {}
 
   bool path_matches(std::string_view p) const {
@@ -26,14 +26,14 @@ struct MetricsServer::Impl {
     return p == path;
   }
 
-  bool authorized(const HttpServer::Request& req) const {
+  bool authorized(const HttpServer::Request& req, const std::string& remote) const {
     if (!auth) return true;
     auto [user, pass] = basic_credentials(req);
     if (user.empty() && pass.empty()) return false;
-    return auth->authenticate(user, pass).has_value();
+    return auth(user, pass, remote);
   }
 
-  HttpServer::Response respond(const HttpServer::Request& req) {
+  HttpServer::Response respond(const HttpServer::Request& req, const std::string& remote) {
     HttpServer::Response res{bhttp::status::ok, req.version()};
     auto target = req.target();
     if (!path_matches(target_path(std::string_view(target.data(), target.size())))) {
@@ -41,7 +41,7 @@ struct MetricsServer::Impl {
       res.set(bhttp::field::content_type, "text/plain; charset=utf-8");
       res.set("X-Content-Type-Options", "nosniff");
       res.body() = "404 page not found\n";
-    } else if (!authorized(req)) {
+    } else if (!authorized(req, remote)) {
       res.result(bhttp::status::unauthorized);  // GOST: no WWW-Authenticate, empty body
     } else {
       res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -55,12 +55,12 @@ struct MetricsServer::Impl {
 };
 
 MetricsServer::MetricsServer(metrics::Registry& registry, const std::string& addr, std::string path,
-                             std::shared_ptr<const Authenticator> auth)
+                             Checker auth)
     : impl_(new Impl(registry, std::move(path), std::move(auth))) {
   impl_->server = std::make_unique<HttpServer>(
       addr, "@metrics", kBodyLimit,
-      [im = impl_.get()](const HttpServer::Request& req, const std::string&) {
-        return im->respond(req);
+      [im = impl_.get()](const HttpServer::Request& req, const std::string& remote) {
+        return im->respond(req, remote);
       });
 }
 

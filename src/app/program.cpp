@@ -21,25 +21,28 @@ namespace {
 
 // The `@metrics` endpoint of a `metrics` section with an address (docs/PROTOCOLS.md
 // "observability: metrics").
-std::unique_ptr<MetricsServer> make_metrics_server(const config::Config& cfg) {
+std::unique_ptr<MetricsServer> make_metrics_server(const config::Config& cfg, Runtime& runtime) {
   const auto& mc = *cfg.metrics;
-  std::shared_ptr<const Authenticator> auth;
+  MetricsServer::Checker auth;
   if (!mc.auther.empty()) {
-    // A named auther replaces `auth`; GOST lets everyone in when the name is not defined.
+    // A named auther replaces `auth`; GOST lets everyone in when the name is not defined. The
+    // running auther of that name is asked, sources and plugin included (Runtime::authenticate).
     auto it = std::find_if(cfg.authers.begin(), cfg.authers.end(),
                            [&](const auto& a) { return a.name == mc.auther; });
     if (it == cfg.authers.end()) {
       log::root().warn(fmt::format(
           "metrics: auther \"{}\" is not defined: the endpoint is not authenticated", mc.auther));
     } else {
-      Auther a;
-      for (const auto& u : it->auths) a.add(u.username, u.password);
-      auth = std::make_shared<Authenticator>(std::vector<Auther>{std::move(a)});
+      auth = [&runtime, name = mc.auther](const std::string& user, const std::string& password,
+                                          const std::string& remote) {
+        return runtime.authenticate(name, user, password, "@metrics", remote).value_or(true);
+      };
     }
   } else if (mc.auth && !mc.auth->username.empty()) {
-    Auther a;
-    a.add(mc.auth->username, mc.auth->password);
-    auth = std::make_shared<Authenticator>(std::vector<Auther>{std::move(a)});
+    auth = [u = mc.auth->username, p = mc.auth->password](
+               const std::string& user, const std::string& password, const std::string&) {
+      return user == u && password == p;
+    };
   }
   auto server = std::make_unique<MetricsServer>(*metrics::global(), mc.addr, mc.path, auth);
   log::root()
@@ -68,7 +71,7 @@ struct Program::Impl {
       if (on) metrics::enable(cfg.metrics->userLabel);
       metrics_server.reset();  // frees the port first: the new one usually takes the same
       if (on) {
-        metrics_server = make_metrics_server(cfg);
+        metrics_server = make_metrics_server(cfg, *runtime);
         if (serving) metrics_server->start();
       }
       metrics_config = cfg.metrics;

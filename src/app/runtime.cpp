@@ -4,17 +4,22 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <map>
 #include <set>
 
 #include "app/connection.hpp"
+#include "app/fleet_climiter.hpp"
+#include "app/traffic_plugin.hpp"
 #include "chain/chain.hpp"
+#include "core/address.hpp"
 #include "core/component.hpp"
 #include "core/metrics.hpp"
 #include "policy/admission.hpp"
 #include "policy/bypass.hpp"
 #include "policy/hosts.hpp"
 #include "source/bind.hpp"
+#include "source/loader.hpp"
 
 namespace gost::app {
 namespace {
@@ -65,7 +70,8 @@ class Builder {
     // A `plugin` replaces a control's matchers and sources (go-gost/x config/parsing): its
     // holder has no rules of its own and carries the plugin (core/plugin.hpp).
     for (const auto& a : cfg.admissions)
-      if (auto plugin = source::http_plugin(a.sources, "admission " + a.name)) {
+      if (auto plugin = source::http_plugin(a.sources, "admission " + a.name,
+                                            "clients are refused while it fails")) {
         auto h = std::make_shared<policy::Admission>(named<config::Admission>(a.name));
         h->set_plugin(std::make_shared<source::HttpAdmissionPlugin>(std::move(*plugin)));
         admissions_[a.name] = std::move(h);
@@ -77,7 +83,8 @@ class Builder {
             [](policy::Admission& h, const source::Data& d) { h.update(d.lines); });
       }
     for (const auto& b : cfg.bypasses)
-      if (auto plugin = source::http_plugin(b.sources, "bypass " + b.name)) {
+      if (auto plugin = source::http_plugin(b.sources, "bypass " + b.name,
+                                            "targets are not bypassed while it fails")) {
         auto h = std::make_shared<policy::Bypass>(named<config::Bypass>(b.name));
         h->set_plugin(std::make_shared<source::HttpBypassPlugin>(std::move(*plugin)));
         bypasses_[b.name] = std::move(h);
@@ -89,7 +96,8 @@ class Builder {
             [](policy::Bypass& h, const source::Data& d) { h.update(d.lines); });
       }
     for (const auto& h : cfg.hosts)
-      if (auto plugin = source::http_plugin(h.sources, "hosts " + h.name)) {
+      if (auto plugin = source::http_plugin(h.sources, "hosts " + h.name,
+                                            "names are not mapped while it fails")) {
         auto holder = std::make_shared<policy::Hosts>(named<config::Hosts>(h.name));
         holder->set_plugin(std::make_shared<source::HttpHostsPlugin>(std::move(*plugin)));
         hosts_[h.name] = std::move(holder);
@@ -147,6 +155,17 @@ class Builder {
     return c;
   }
 
+  const std::map<std::string, Auther>& authers() const { return authers_; }
+
+  // The plugin of the traffic limiter `name`, when it has one (a grpc one is refused).
+  std::optional<source::PluginOptions> traffic_plugin(const std::string& name) const {
+    for (const auto& l : cfg_.limiters)
+      if (l.name == name && !name.empty())
+        return source::http_plugin(l.sources, "limiter " + name,
+                                   "its connections are not limited while it fails");
+    return std::nullopt;
+  }
+
   std::shared_ptr<Chain> chain(const std::string& name, std::string_view where) {
     if (auto it = chains_.find(name); it != chains_.end()) return it->second;
     const config::Chain* found = nullptr;
@@ -190,7 +209,12 @@ class Builder {
       if (it == hops_.end())
         throw ConfigError(fmt::format("{}: hop \"{}\" is not defined", where, ref));
       for (const auto& n : it->second->nodes)
-        from_hop.push_back({n.name, n.addr, n.network, n.metadata});
+        from_hop.push_back({.name = n.name,
+                            .addr = n.addr,
+                            .network = n.network,
+                            .bypass = n.bypass,
+                            .bypasses = n.bypasses,
+                            .metadata = n.metadata});
       list = &from_hop;
     }
     for (const auto& fn : *list) {
@@ -198,6 +222,8 @@ class Builder {
       n->name = fn.name;
       n->addr = fn.addr;
       node_selection_metadata(*n, fn.metadata);
+      // Skipped when its bypass covers its own address (docs/PROTOCOLS.md "cli: forwarding").
+      n->bypass = bypasses(names_of(fn.bypass, fn.bypasses));
       nodes.push_back(std::move(n));
     }
     return std::make_shared<Hop>("forwarder", std::move(nodes),
@@ -296,7 +322,8 @@ class Builder {
     const config::Limiter* found = nullptr;
     for (const auto& l : list)
       if (l.name == name) found = &l;
-    if (!found) return nullptr;  // reject_unbuilt() names it first
+    if (!found) return nullptr;                 // reject_unbuilt() names it first
+    if (found->sources.plugin) return nullptr;  // a plugin replaces the lines (traffic_plugin())
     if (auto it = previous.find(name); it != previous.end() && it->second.config == *found)
       return built.emplace(name, it->second).first->second.built;
     const std::string where = fmt::format("{} {}", kind, name);
@@ -390,6 +417,10 @@ bool same_references(const config::Service& s, const config::Config& a, const co
   if (s.forwarder) {
     const std::string& ref = !s.forwarder->hop.empty() ? s.forwarder->hop : s.forwarder->name;
     if (!ref.empty() && !same_named(a.hops, b.hops, ref)) return false;
+    if (const auto* h = ref.empty() ? nullptr : by_name(b.hops, ref))
+      if (!same_hop_references(*h, a, b)) return false;
+    for (const auto& n : s.forwarder->nodes)
+      if (!same_all(a.bypasses, b.bypasses, names_of(n.bypass, n.bypasses))) return false;
   }
   if (!same_all(a.authers, b.authers, names_of(s.handler.auther, s.handler.authers))) return false;
   if (!same_all(a.admissions, b.admissions, names_of(s.admission, s.admissions))) return false;
@@ -405,7 +436,8 @@ bool same_references(const config::Service& s, const config::Config& a, const co
 // Sections and keys the model holds that this implementation does not carry out yet: refused by
 // name, never silently ignored (docs/ARCHITECTURE.md "Errors, limits and logs").
 // `file`, `redis`, `http` and `reload` are read by src/source/ for authers, admissions, bypasses,
-// hosts and limiters; `plugin` for authers, admissions, bypasses and hosts, not for limiters.
+// hosts and limiters; `plugin` for authers, admissions, bypasses, hosts and traffic limiters
+// (a service's, not a handler's client scope), not for climiters and rlimiters.
 void reject_plugin(const config::Sources& s, const std::string& where) {
   if (s.plugin) throw ConfigError(fmt::format("{}: plugin: not supported yet", where));
 }
@@ -441,20 +473,11 @@ void reject_unbuilt(const config::Config& c) {
   check_unique(c.admissions, "admissions");
   check_unique(c.bypasses, "bypasses");
   check_unique(c.hosts, "hosts");
-  // @api and @metrics check an auther's inline users only (synchronously, on their thread).
-  auto global_auther = [&](const std::string& name, const char* where) {
-    const auto* a = name.empty() ? nullptr : by_name(c.authers, name);
-    if (a && (a->sources.file || a->sources.redis || a->sources.http || a->sources.plugin))
-      throw ConfigError(fmt::format(
-          "{}: auther \"{}\": file/redis/http/plugin sources are not supported for {} yet", where,
-          name, where));
-  };
-  if (c.api) global_auther(c.api->auther, "api");
-  if (c.metrics) global_auther(c.metrics->auther, "metrics");
   check_unique(c.limiters, "limiters");
   check_unique(c.climiters, "climiters");
   check_unique(c.rlimiters, "rlimiters");
-  for (const auto& l : c.limiters) reject_plugin(l.sources, "limiter " + l.name);
+  for (const auto& l : c.limiters)  // type http only, checked even when no service names it
+    (void)source::http_plugin(l.sources, "limiter " + l.name, "");
   for (const auto& l : c.climiters) reject_plugin(l.sources, "climiter " + l.name);
   for (const auto& l : c.rlimiters) reject_plugin(l.sources, "rlimiter " + l.name);
   for (const auto& s : c.services) {
@@ -465,6 +488,10 @@ void reject_unbuilt(const config::Config& c) {
     check_defined(c.limiters, {s.limiter, s.handler.limiter}, "limiter", where);
     check_defined(c.climiters, {s.climiter}, "climiter", where);
     check_defined(c.rlimiters, {s.rlimiter}, "rlimiter", where);
+    if (s.forwarder)
+      for (const auto& n : s.forwarder->nodes)
+        check_defined(c.bypasses, names_of(n.bypass, n.bypasses), "bypass",
+                      fmt::format("{} forwarder node {}", where, n.name));
   }
   for (const auto& ch : c.chains)
     for (const auto& h : ch.hops)
@@ -547,7 +574,8 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   // The command line's `?admission=`, `?bypass=`, `?hosts=` stay in the service and listener
   // metadata as GOST leaves them (docs/PROTOCOLS.md "cli: query keys"): looked up here, so that
   // they are not reported as unknown options.
-  for (const char* key : {"admission", "bypass", "hosts"}) {
+  for (const char* key : {"admission", "bypass", "hosts", "climiter", "rlimiter", "limiter.in",
+                          "limiter.out", "limiter.conn.in", "limiter.conn.out"}) {
     (void)sc.metadata.contains(key);
     (void)sc.listener.metadata.contains(key);
   }
@@ -560,6 +588,42 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   rt->limiters.traffic = builder.traffic_limiter(sc.limiter);
   rt->limiters.conn = builder.conn_limiter(sc.climiter);
   rt->limiters.rate = builder.rate_limiter(sc.rlimiter);
+  if (auto plugin = builder.traffic_plugin(sc.limiter)) {
+    // go-gost/x config/parsing/service: the cache's refresh period and scope filter.
+    auto refresh = sc.metadata.get_duration("limiter.refreshInterval");
+    auto scope = sc.metadata.get_string("limiter.scope").value_or("");
+    if (!scope.empty() && scope != "service" && scope != "conn")
+      throw ConfigError(fmt::format(
+          "{}: limiter.scope \"{}\": not supported with a plugin limiter (service, conn)", where,
+          scope));
+    rt->limiters.traffic_plugin = std::make_shared<TrafficPluginLimiter>(
+        std::move(*plugin), sc.name, scope, refresh.value_or(std::chrono::nanoseconds(0)));
+  }
+  // Ours: the climiter's counts held across a fleet in Redis (app/fleet_climiter.hpp).
+  if (auto addr = sc.metadata.get_string("climiter.redis"); addr && !addr->empty()) {
+    if (!rt->limiters.conn)
+      throw ConfigError(fmt::format(
+          "{}: climiter.redis: the service has no climiter with limits to count", where));
+    auto hp = split_host_port(*addr);
+    if (!hp || hp->host.empty() || hp->port.empty())
+      throw ConfigError(fmt::format("{}: climiter.redis \"{}\": want host:port", where, *addr));
+    FleetConnCounter::Options fo;
+    fo.redis.addr = *addr;
+    fo.redis.db = static_cast<int>(sc.metadata.get_int("climiter.redis.db").value_or(0));
+    fo.redis.username = sc.metadata.get_string("climiter.redis.username").value_or("");
+    fo.redis.password = sc.metadata.get_string("climiter.redis.password").value_or("");
+    fo.redis.key = sc.metadata.get_string("climiter.redis.key").value_or("gost:climiter");
+    fo.service = sc.name;
+    auto ttl = sc.metadata.get_duration("climiter.redis.ttl").value_or(std::chrono::seconds(30));
+    fo.ttl = std::max<std::chrono::milliseconds>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(ttl), std::chrono::seconds(1));
+    rt->limiters.conn_fleet = FleetConnCounter::make(std::move(fo));
+  }
+  if (builder.traffic_plugin(sc.handler.limiter))
+    throw ConfigError(fmt::format(
+        "{}: handler limiter \"{}\": a plugin limiter's client scope is not supported by this "
+        "implementation; name it on the service (scopes service and conn)",
+        where, sc.handler.limiter));
   if (builder.traffic_limiter(sc.handler.limiter))
     rt->log.warn(fmt::format(
         "{}: handler limiter \"{}\" has no effect: GOST applies a handler's limiter per client "
@@ -700,6 +764,9 @@ struct Runtime::Impl {
   config::Config config;
   std::vector<std::unique_ptr<ServiceInstance>> services;
   LimiterCache limiters;
+  // The authers of the running configuration, sources and plugins included: what @api and
+  // @metrics check (Runtime::authenticate).
+  std::map<std::string, Auther> authers;
   bool started = false;
 
   void serve(ServiceInstance& s) {
@@ -750,6 +817,7 @@ ServicePlan Runtime::apply_locked(const config::Config& next) {
   std::vector<std::unique_ptr<ServiceInstance>> built;
   std::vector<std::unique_ptr<ServiceInstance>> next_services;
   LimiterCache next_limiters;
+  std::map<std::string, Auther> next_authers;
   {
     config::MetadataKeyLog key_log;
     Builder builder(next, im.limiters);
@@ -768,6 +836,7 @@ ServicePlan Runtime::apply_locked(const config::Config& next) {
     }
     warn_unknown_keys(next, built_configs, key_log);
     next_limiters = builder.limiters();
+    next_authers = builder.authers();
   }
   // Committed: the new services in configuration order, the kept ones as they are.
   for (const auto& key : new_keys) {
@@ -799,6 +868,7 @@ ServicePlan Runtime::apply_locked(const config::Config& next) {
   im.services = std::move(next_services);
   im.config = next;
   im.limiters = std::move(next_limiters);
+  im.authers = std::move(next_authers);
   return plan;
 }
 
@@ -823,6 +893,29 @@ void Runtime::stop() {
 config::Config Runtime::config() const {
   std::lock_guard lock(impl_->mu);
   return impl_->config;
+}
+
+std::optional<bool> Runtime::authenticate(const std::string& auther, const std::string& user,
+                                          const std::string& password, const std::string& service,
+                                          const std::string& client) const {
+  Auther a;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->authers.find(auther);
+    if (it == impl_->authers.end()) return std::nullopt;
+    a = it->second;
+  }
+  if (!a.plugin()) return a.authenticate(user, password).has_value();
+  // The plugin's question runs on the source thread; its own timeout bounds the wait.
+  const Authenticator one({a});
+  auto answer =
+      asio::co_spawn(source::executor(), one.authenticate_async(service, user, password, client),
+                     asio::use_future);
+  try {
+    return answer.get().has_value();
+  } catch (const std::exception&) {
+    return false;
+  }
 }
 
 std::vector<Runtime::Status> Runtime::status() const {

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,13 @@ class Runtime {
   // Closes every service (their accepted connections are not waited for).
   void stop();
   config::Config config() const;  // the running configuration
+  // The named auther as the services use it — inline users, its file/redis/http sources, or its
+  // plugin — for @api and @metrics (docs/ARCHITECTURE.md "Sources"): whether `user`/`password`
+  // pass; nullopt when no auther has that name. A plugin is asked on the source thread and
+  // waited for (bounded by its timeout): never call this on the source thread.
+  std::optional<bool> authenticate(const std::string& auther, const std::string& user,
+                                   const std::string& password, const std::string& service,
+                                   const std::string& client) const;
   // Per running service: when it was created, for the API's status object.
   struct Status {
     std::string name;

@@ -126,6 +126,34 @@ awaitable<std::shared_ptr<Node>> Hop::select_async(std::string_view hash_key,
   co_return pick(hash_key, allowed);
 }
 
+std::shared_ptr<Node> Hop::select_target(std::string_view hash_key, std::string_view network) {
+  if (nodes_.empty()) return nullptr;
+  if (!node_bypass_) return pick(hash_key, nodes_);
+  std::vector<std::shared_ptr<Node>> allowed;
+  for (const auto& n : nodes_)
+    if (n->bypass.empty() || !policy::bypasses(n->bypass, network, n->addr)) allowed.push_back(n);
+  if (allowed.empty()) return nullptr;
+  return pick(hash_key, allowed);
+}
+
+awaitable<std::shared_ptr<Node>> Hop::select_target_async(std::string_view hash_key,
+                                                          std::string_view network,
+                                                          std::string_view client) {
+  if (!plugin_bypass_) co_return select_target(hash_key, network);
+  const std::string_view no_path;
+  std::vector<std::shared_ptr<Node>> allowed;
+  for (const auto& n : nodes_) {
+    bool skipped = false;
+    if (!n->bypass.empty()) {
+      const RouteTarget target{.network = network, .addr = n->addr};
+      skipped = co_await bypasses_async(n->bypass, target, client, n->addr, no_path);
+    }
+    if (!skipped) allowed.push_back(n);
+  }
+  if (allowed.empty()) co_return nullptr;
+  co_return pick(hash_key, allowed);
+}
+
 std::shared_ptr<Node> Hop::pick(std::string_view hash_key,
                                 const std::vector<std::shared_ptr<Node>>& allowed_nodes) {
   const auto* allowed = &allowed_nodes;

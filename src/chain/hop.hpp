@@ -94,6 +94,15 @@ class Hop {
   awaitable<std::shared_ptr<Node>> select_async(std::string_view hash_key,
                                                 const RouteTarget& target, std::string_view client);
   bool needs_async() const { return plugin_bypass_; }
+  // A forwarder's choice (docs/PROTOCOLS.md "cli: forwarding"): each node is its own target, so
+  // a node whose bypass covers its own address (`network`, `addr`) is skipped; null when every
+  // node is. `select_target_async` is every handler's one call: it asks the nodes' plugins
+  // (telling them `client`) when some bypass is one (`needs_async()`), else it takes
+  // `select_target`'s table-only path itself.
+  std::shared_ptr<Node> select_target(std::string_view hash_key, std::string_view network);
+  awaitable<std::shared_ptr<Node>> select_target_async(std::string_view hash_key,
+                                                       std::string_view network,
+                                                       std::string_view client);
   bool is_failed(const Node& n) const;
   const std::string& name() const { return name_; }
   const std::vector<std::shared_ptr<Node>>& nodes() const { return nodes_; }

@@ -385,11 +385,12 @@ class Loader {
   }
 
   ForwardNode forward_node(const Obj& o) const {
-    o.reject({"bypass", "bypasses", "protocol", "host", "path", "filter", "matcher", "auth", "http",
-              "tls", "probe"});
+    o.reject({"protocol", "host", "path", "filter", "matcher", "auth", "http", "tls", "probe"});
     return ForwardNode{.name = o.str("name"),
                        .addr = o.str("addr"),
                        .network = o.str("network"),
+                       .bypass = o.str("bypass"),
+                       .bypasses = o.strings("bypasses"),
                        .metadata = metadata(o)};
   }
 

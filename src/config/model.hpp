@@ -156,6 +156,8 @@ struct ForwardNode {
   std::string name;
   std::string addr;
   std::string network;
+  std::string bypass;  // the node is not selected when its bypass covers its address
+  std::vector<std::string> bypasses;
   Metadata metadata;
   bool operator==(const ForwardNode&) const = default;
 };

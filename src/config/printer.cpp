@@ -220,6 +220,7 @@ Doc listener_doc(const Listener& l) {
 Doc forward_node_doc(const ForwardNode& n) {
   Fields f;
   f.str("name", n.name).str("addr", n.addr).str("network", n.network);
+  f.str("bypass", n.bypass).strings("bypasses", n.bypasses);
   return metadata(f, n.metadata).done();
 }
 

@@ -23,20 +23,30 @@ class ForwardHandler final : public Handler {
   }
 
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override {
-    auto node = opts_.forwarder->select(conn.remote);
-    add_log_field(conn, "dst", node->addr);
-    StreamPtr upstream = co_await dial(*node, conn);
-    if (!upstream) co_return;  // bypassed
+    std::string target;
+    StreamPtr upstream = co_await dial(conn, target);
+    if (!upstream) co_return;  // no node, or bypassed
     // Made apart from the co_await: a temporary in a co_await expression takes a frame slot.
-    auto relaying = relay_to_end(std::move(client), std::move(upstream), node->addr, conn,
+    auto relaying = relay_to_end(std::move(client), std::move(upstream), std::move(target), conn,
                                  {.idle_timeout = idle_timeout_});
     co_await std::move(relaying);
   }
 
  private:
-  // The bypass check, the dial and its fail marks in a coroutine of their own: what they need does
-  // not stay in handle()'s frame while the tunnel lasts. Null: the target is bypassed.
-  awaitable<StreamPtr> dial(Node& node, ConnInfo& conn) {
+  // The target's choice, the bypass check, the dial and its fail marks in a coroutine of their
+  // own: what they need does not stay in handle()'s frame while the tunnel lasts. Null: no node
+  // may be used, or the target is bypassed.
+  awaitable<StreamPtr> dial(ConnInfo& conn, std::string& target) {
+    // A node whose bypass covers its address is skipped (docs/PROTOCOLS.md "cli: forwarding").
+    std::shared_ptr<Node> chosen =
+        co_await opts_.forwarder->select_target_async(conn.remote, "tcp", conn.client_id);
+    if (!chosen) {
+      conn.log.error("node not available");  // go-gost/x handler/forward/local
+      co_return nullptr;
+    }
+    Node& node = *chosen;
+    target = node.addr;
+    add_log_field(conn, "dst", node.addr);
     // The service's bypass (go-gost/x handler/forward: closed, nothing dialed).
     bool refused = co_await opts_.router->bypassed_async("tcp", node.addr, conn.client_id);
     if (refused) {
@@ -96,7 +106,12 @@ class UdpForwardHandler final : public Handler {
       throw system_error(asio::error::operation_not_supported,
                          fmt::format("handler {}: not a datagram flow (listener rudp serves it)",
                                      opts_.config.type));
-    auto node = opts_.forwarder->select(conn.remote);
+    std::shared_ptr<Node> node =
+        co_await opts_.forwarder->select_target_async(conn.remote, "udp", conn.client_id);
+    if (!node) {
+      conn.log.error("node not available");
+      co_return;
+    }
     add_log_field(conn, "dst", fmt::format("{}/udp", node->addr));
     net::UdpUpstream up;
     try {

@@ -391,14 +391,16 @@ awaitable<TcpTunnel> RelayHandler::connect(StreamPtr& client, ParsedRequest req,
 
 awaitable<TcpTunnel> RelayHandler::forward(StreamPtr& client, ParsedRequest req,
                                            const std::string& network, ConnInfo& conn) {
-  auto node = opts_.forwarder->select(conn.remote);
+  std::string net = network == "udp" ? "udp" : "tcp";
+  // A node whose bypass covers its address is skipped (docs/PROTOCOLS.md "cli: forwarding").
+  std::shared_ptr<Node> node =
+      co_await opts_.forwarder->select_target_async(conn.remote, net, conn.client_id);
   if (!node) {
     conn.log.warn("relay forward: no target available");
     co_await reply(*client, rp::Status::service_unavailable);
     co_return TcpTunnel{};
   }
   add_log_field(conn, "dst", node->addr);
-  std::string net = network == "udp" ? "udp" : "tcp";
   // The service's bypass (as for CONNECT: Forbidden, nothing dialed).
   bool refused = co_await opts_.router->bypassed_async(net, node->addr, conn.client_id);
   if (refused) {

@@ -414,6 +414,7 @@ ConnSlot& ConnSlot::operator=(ConnSlot&& o) noexcept {
   if (this != &o) {
     release();
     held_ = std::move(o.held_);
+    kept_ = std::move(o.kept_);
   }
   return *this;
 }
@@ -423,6 +424,7 @@ ConnSlot::~ConnSlot() { release(); }
 void ConnSlot::release() {
   for (auto& c : held_) c->current.fetch_sub(1, std::memory_order_relaxed);
   held_.clear();
+  kept_.reset();
 }
 
 namespace {
@@ -485,17 +487,24 @@ bool ConnLimiter::empty() const {
   return !service_ && each_ == 0 && ips_.empty() && cidrs_.empty();
 }
 
+ConnLimiter::Limits ConnLimiter::limits_for(std::string_view client_ip) const {
+  std::string ip = canonical_ip(client_ip).value_or(std::string(client_ip));
+  Limits l;
+  // The client IP's own limit: its line, else the widest CIDR containing it, else `$$`.
+  if (auto it = ips_.find(ip); it != ips_.end())
+    l.client = it->second;
+  else if (const auto* v = widest_containing(cidrs_, ip))
+    l.client = *v;
+  else
+    l.client = each_;
+  if (service_) l.service = service_->limit.load(std::memory_order_relaxed);
+  return l;
+}
+
 std::optional<ConnSlot> ConnLimiter::admit(std::string_view client_ip) {
   std::vector<std::shared_ptr<ConnSlot::Counter>> counters;
   std::string ip = canonical_ip(client_ip).value_or(std::string(client_ip));
-  // The client IP's own limit: its line, else the widest CIDR containing it, else `$$`.
-  std::int64_t limit = 0;
-  if (auto it = ips_.find(ip); it != ips_.end())
-    limit = it->second;
-  else if (const auto* v = widest_containing(cidrs_, ip))
-    limit = *v;
-  else
-    limit = each_;
+  const std::int64_t limit = limits_for(ip).client;
   if (limit > 0) {
     auto counter = per_ip_->get(
         ip, [&] { return std::make_shared<ConnSlot::Counter>(limit); },

@@ -174,10 +174,13 @@ class ConnSlot {
   ConnSlot(ConnSlot&&) = default;
   ConnSlot& operator=(ConnSlot&& o) noexcept;
   ~ConnSlot();
+  // Something else to give back with the slot (a fleet counter's place: app/fleet_climiter.hpp).
+  void keep(std::shared_ptr<void> p) { kept_ = std::move(p); }
 
  private:
   void release();
   std::vector<std::shared_ptr<Counter>> held_;
+  std::shared_ptr<void> kept_;
 };
 
 class ConnLimiter {
@@ -190,6 +193,12 @@ class ConnLimiter {
   // A slot when one more connection from `client_ip` is within every limit, else nullopt (and
   // nothing is counted).
   std::optional<ConnSlot> admit(std::string_view client_ip);
+  // The limits that apply to `client_ip`: its own (its line, else the widest CIDR, else `$$`)
+  // and the service's (`$`); 0 = none.
+  struct Limits {
+    std::int64_t client = 0, service = 0;
+  };
+  Limits limits_for(std::string_view client_ip) const;
   std::size_t tracked_ips() const { return per_ip_->size(); }
   bool empty() const;
   const std::vector<std::string>& ignored() const { return ignored_; }

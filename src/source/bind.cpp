@@ -37,7 +37,8 @@ Sources loader_sources(const config::Sources& s, const std::string& where,
   return out;
 }
 
-std::optional<PluginOptions> http_plugin(const config::Sources& s, const std::string& where) {
+std::optional<PluginOptions> http_plugin(const config::Sources& s, const std::string& where,
+                                         const std::string& meanwhile) {
   if (!s.plugin) return std::nullopt;
   const auto& p = *s.plugin;
   std::string type = p.type.empty() ? "grpc" : p.type;
@@ -50,13 +51,17 @@ std::optional<PluginOptions> http_plugin(const config::Sources& s, const std::st
     throw ConfigError(fmt::format("{}: plugin.tls: not supported (http plugins only)", where));
   if (auto why = unsupported_url(p.addr))
     throw ConfigError(fmt::format("{}: plugin.addr \"{}\": {}", where, p.addr, *why));
-  return PluginOptions{.addr = p.addr, .token = p.token, .timeout = p.timeout};
+  return PluginOptions{.addr = p.addr,
+                       .token = p.token,
+                       .timeout = p.timeout,
+                       .outage = std::make_shared<OutageLog>(
+                           log::root(), fmt::format("{}: plugin {}", where, p.addr), meanwhile)};
 }
 
 Auther make_auther(const config::Auther& a) {
   const std::string where = fmt::format("auther {}", a.name);
   Auther auther;
-  if (auto plugin = http_plugin(a.sources, where)) {
+  if (auto plugin = http_plugin(a.sources, where, "users are refused while it fails")) {
     auther.set_plugin(std::make_shared<HttpAuthPlugin>(std::move(*plugin)));
     return auther;
   }

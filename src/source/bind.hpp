@@ -20,7 +20,10 @@ Sources loader_sources(const config::Sources& s, const std::string& where,
                        const std::string& redis_type);
 
 // The control's plugin when it has one: type http; grpc (GOST's default) and `tls` are refused.
-std::optional<PluginOptions> http_plugin(const config::Sources& s, const std::string& where);
+// Its failures are logged once per outage, naming `where` and the plugin's address, and saying
+// what happens `meanwhile`.
+std::optional<PluginOptions> http_plugin(const config::Sources& s, const std::string& where,
+                                         const std::string& meanwhile);
 
 // Ties `sources` to a control's holder (policy::Admission, Bypass, Hosts): reads them now and
 // every `reload`, hands each change to `apply` (on the source thread), and returns the holder

@@ -235,10 +235,11 @@ struct ReplyDeleter {
 };
 using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
-std::string format_command(std::initializer_list<std::string_view> args) {
+template <class Args>
+std::string format_command(const Args& args) {
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
-  for (auto a : args) {
+  for (const auto& a : args) {
     argv.push_back(a.data());
     lens.push_back(a.size());
   }
@@ -248,6 +249,10 @@ std::string format_command(std::initializer_list<std::string_view> args) {
   std::string out(cmd, static_cast<std::size_t>(n));
   redisFreeCommand(cmd);
   return out;
+}
+
+std::string format_command(std::initializer_list<std::string_view> args) {
+  return format_command<std::initializer_list<std::string_view>>(args);
 }
 
 // One complete reply from hiredis' reader, once resp_frame_length() vouched for its size.
@@ -263,13 +268,15 @@ Reply decode(std::string_view frame) {
 
 }  // namespace
 
-awaitable<Data> redis_fetch(const RedisOptions& o, Format f) {
+namespace {
+
+// One connection: [AUTH] [SELECT] then `command`, pipelined (go-redis sends AUTH and SELECT on
+// connect); the command's reply, every reply bounded by resp_frame_length(); an error reply
+// throws.
+awaitable<Reply> redis_exchange(const RedisOptions& o, const std::string& command) {
   auto hp = split_host_port(o.addr);
   if (!hp || hp->host.empty() || hp->port.empty())
     throw std::runtime_error(fmt::format("redis: address \"{}\" is not host:port", o.addr));
-  const std::string key = o.key.empty() ? "gost" : o.key;
-  std::string what = o.type == "hash" ? "HGETALL" : o.type == "list" ? "LRANGE" : "SMEMBERS";
-
   auto ex = co_await asio::this_coro::executor;
   tcp::socket sock(ex);
   tcp::resolver resolver(ex);
@@ -307,10 +314,7 @@ awaitable<Data> redis_fetch(const RedisOptions& o, Format f) {
     out += format_command({"SELECT", std::to_string(o.db)});
     ++replies;
   }
-  if (what == "LRANGE")
-    out += format_command({"LRANGE", key, "0", "-1"});
-  else
-    out += format_command({what, key});
+  out += command;
   ++replies;
   auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(out), use_nothrow);
   if (wec || expired) throw fail(wec, "write");
@@ -347,6 +351,17 @@ awaitable<Data> redis_fetch(const RedisOptions& o, Format f) {
     last = std::move(reply);
   }
 
+  co_return last;
+}
+
+}  // namespace
+
+awaitable<Data> redis_fetch(const RedisOptions& o, Format f) {
+  const std::string key = o.key.empty() ? "gost" : o.key;
+  std::string what = o.type == "hash" ? "HGETALL" : o.type == "list" ? "LRANGE" : "SMEMBERS";
+  const std::string command =
+      what == "LRANGE" ? format_command({"LRANGE", key, "0", "-1"}) : format_command({what, key});
+  Reply last = co_await redis_exchange(o, command);
   if (last->type != REDIS_REPLY_ARRAY)
     throw std::runtime_error(fmt::format("redis {}: {} {}: unexpected reply", o.addr, what, key));
   std::vector<std::string_view> items;
@@ -373,6 +388,12 @@ awaitable<Data> redis_fetch(const RedisOptions& o, Format f) {
     text.push_back('\n');
   }
   co_return parse(text, f);
+}
+
+awaitable<std::int64_t> redis_call(const RedisOptions& o, const std::vector<std::string>& argv) {
+  const std::string command = format_command(argv);
+  Reply r = co_await redis_exchange(o, command);
+  co_return r->type == REDIS_REPLY_INTEGER ? static_cast<std::int64_t>(r->integer) : 0;
 }
 
 }  // namespace gost::source

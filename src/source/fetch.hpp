@@ -4,8 +4,10 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/asio.hpp"
 #include "source/text.hpp"
@@ -46,6 +48,10 @@ awaitable<std::string> http_get(const HttpOptions& o);
 // The key's members as `f` wants them: a set or a list as lines (each member parsed as a line), a
 // hash as user → password pairs.
 awaitable<Data> redis_fetch(const RedisOptions& o, Format f);
+
+// One Redis command on a connection of its own (AUTH and SELECT first, as for a fetch), bounded by
+// kRedisTimeout: its integer reply (0 for a reply of another type); an error reply throws.
+awaitable<std::int64_t> redis_call(const RedisOptions& o, const std::vector<std::string>& argv);
 
 // Used by the HTTP plugins too: one request, the status and the body (at most `max_body` bytes).
 struct HttpResponse {

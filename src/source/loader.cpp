@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <future>
+#include <memory>
 #include <thread>
+
+#include "source/outage.hpp"
 
 namespace gost::source {
 namespace {
@@ -41,23 +44,21 @@ struct Loader::State {
   Callback on_update;
   std::atomic<bool> stopped{false};
   asio::steady_timer timer;
-  // Per source (file, redis, http): its last good data and whether it is failing now.
+  // Per source (file, redis, http): its last good data and its outages.
   Data good[3];
-  bool failing[3] = {false, false, false};
+  std::unique_ptr<OutageLog> outages[3];
   std::optional<Data> published;
 
   State(asio::any_io_executor ex) : timer(ex) {}
 
   void outcome(int i, const char* name, const std::exception* e) {
-    if (e) {
-      if (!failing[i])
-        log.warn(fmt::format("{} loader: {} (keeping the last good data until it recovers)", name,
-                             error_text(*e)));
-      failing[i] = true;
-    } else if (failing[i]) {
-      failing[i] = false;
-      log.info(fmt::format("{} loader: recovered", name));
-    }
+    if (!outages[i])
+      outages[i] = std::make_unique<OutageLog>(log, fmt::format("{} loader", name),
+                                               "keeping the last good data until it recovers");
+    if (e)
+      outages[i]->failed(error_text(*e));
+    else
+      outages[i]->ok();
   }
 
   awaitable<void> round() {

@@ -1,5 +1,7 @@
 #include "source/plugin.hpp"
 
+#include <fmt/format.h>
+
 #include <boost/json.hpp>
 
 #include "source/fetch.hpp"
@@ -9,7 +11,15 @@ namespace json = boost::json;
 
 namespace {
 
-// The answer's object on a 200 whose body is a JSON object; nullopt for anything else.
+// A question that got no usable answer: logged once per outage (source/outage.hpp).
+void failed(const PluginOptions& o, std::string_view error) {
+  if (o.outage) o.outage->failed(error);
+}
+void answered(const PluginOptions& o) {
+  if (o.outage) o.outage->ok();
+}
+
+// The answer's object on a 200 whose body is a JSON object; nullopt for anything else (logged).
 awaitable<std::optional<json::object>> post(const PluginOptions& o, json::object request) {
   HttpRequest r;
   r.method = "POST";
@@ -22,15 +32,22 @@ awaitable<std::optional<json::object>> post(const PluginOptions& o, json::object
   HttpResponse res;
   try {
     res = co_await http_request(r);
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
+    failed(o, error_text(e));
     co_return std::nullopt;
   }
-  if (res.status != 200) co_return std::nullopt;
+  if (res.status != 200) {
+    failed(o, fmt::format("HTTP status {}", res.status));
+    co_return std::nullopt;
+  }
   json::error_code ec;
   json::parse_options po;
   po.max_depth = 8;
   auto v = json::parse(res.body, ec, {}, po);
-  if (ec || !v.is_object()) co_return std::nullopt;
+  if (ec || !v.is_object()) {
+    failed(o, "the answer is not a JSON object");
+    co_return std::nullopt;
+  }
   co_return std::move(v.as_object());
 }
 
@@ -104,7 +121,47 @@ std::optional<std::vector<std::string>> decode_lookup_answer(std::string_view bo
   return lookup_ips(*o);
 }
 
+static bool int64_field(const json::object& o, const char* name, std::int64_t& out) {
+  auto it = o.find(name);
+  if (it == o.end() || it->value().is_null()) return true;
+  const auto& v = it->value();
+  if (v.is_int64()) {
+    out = v.get_int64();
+    return true;
+  }
+  if (v.is_uint64() && v.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
+    out = static_cast<std::int64_t>(v.get_uint64());
+    return true;
+  }
+  return false;  // a fraction, an exponent, a string...: Go's decode into int64 fails
+}
+
+static std::optional<TrafficAnswer> traffic_answer(const json::object& o) {
+  TrafficAnswer a;
+  if (!int64_field(o, "in", a.in) || !int64_field(o, "out", a.out)) return std::nullopt;
+  return a;
+}
+
+std::optional<TrafficAnswer> decode_traffic_answer(std::string_view body) {
+  auto o = parse_object(body);
+  if (!o) return std::nullopt;
+  return traffic_answer(*o);
+}
+
 }  // namespace detail
+
+namespace {
+// An answer's "ok"; a field of another type is a failed question (Go's decode fails).
+bool ok_field(const PluginOptions& o, const json::object& answer) {
+  bool ok = false;
+  if (!field(answer, "ok", ok)) {
+    failed(o, "the answer does not decode");
+    return false;
+  }
+  answered(o);
+  return ok;
+}
+}  // namespace
 
 awaitable<std::optional<std::string>> HttpAuthPlugin::authenticate(std::string service,
                                                                    std::string user,
@@ -118,7 +175,12 @@ awaitable<std::optional<std::string>> HttpAuthPlugin::authenticate(std::string s
   auto answer = co_await post(o_, std::move(req));
   if (!answer) co_return std::nullopt;
   auto a = detail::decode_auth_answer(json::serialize(*answer));
-  if (!a || !a->ok) co_return std::nullopt;
+  if (!a) {
+    failed(o_, "the answer does not decode");
+    co_return std::nullopt;
+  }
+  answered(o_);
+  if (!a->ok) co_return std::nullopt;
   co_return a->id;
 }
 
@@ -130,8 +192,7 @@ awaitable<bool> plugin_admit(const PluginOptions& o, std::string service, std::s
   req["addr"] = addr;
   auto answer = co_await post(o, std::move(req));
   if (!answer) co_return false;
-  bool ok = false;
-  co_return field(*answer, "ok", ok) && ok;
+  co_return ok_field(o, *answer);
 }
 
 awaitable<bool> plugin_bypass(const PluginOptions& o, std::string network, std::string addr,
@@ -144,8 +205,7 @@ awaitable<bool> plugin_bypass(const PluginOptions& o, std::string network, std::
   req["path"] = path;
   auto answer = co_await post(o, std::move(req));
   if (!answer) co_return false;
-  bool ok = false;
-  co_return field(*answer, "ok", ok) && ok;
+  co_return ok_field(o, *answer);
 }
 
 awaitable<std::vector<std::string>> plugin_lookup(const PluginOptions& o, std::string network,
@@ -157,8 +217,36 @@ awaitable<std::vector<std::string>> plugin_lookup(const PluginOptions& o, std::s
   auto answer = co_await post(o, std::move(req));
   if (!answer) co_return std::vector<std::string>{};
   auto ips = detail::lookup_ips(*answer);
-  if (!ips) co_return std::vector<std::string>{};
+  if (!ips) {
+    failed(o, "the answer does not decode");
+    co_return std::vector<std::string>{};
+  }
+  answered(o);
   co_return std::move(*ips);
+}
+
+}  // namespace gost::source
+
+namespace gost::source {
+
+awaitable<std::optional<TrafficAnswer>> plugin_traffic_limits(const PluginOptions& o,
+                                                              TrafficQuestion q) {
+  json::object req;
+  req["service"] = q.service;
+  req["scope"] = q.scope;
+  req["network"] = q.network;
+  req["addr"] = q.addr;
+  req["client"] = q.client;
+  req["src"] = q.src;
+  auto answer = co_await post(o, std::move(req));
+  if (!answer) co_return std::nullopt;
+  auto a = detail::traffic_answer(*answer);
+  if (!a) {
+    failed(o, "the answer does not decode");
+    co_return std::nullopt;
+  }
+  answered(o);
+  co_return a;
 }
 
 }  // namespace gost::source

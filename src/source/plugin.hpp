@@ -5,6 +5,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "core/asio.hpp"
 #include "core/auth.hpp"
 #include "core/plugin.hpp"
+#include "source/outage.hpp"
 
 namespace gost::source {
 
@@ -19,6 +22,9 @@ struct PluginOptions {
   std::string addr;   // the URL
   std::string token;  // sent as "Authorization: Bearer <token>" (GOST sends none over HTTP)
   std::chrono::nanoseconds timeout{0};  // 0 = kDefaultHttpTimeout
+  // Where a failed question (no answer, not a 200, an answer that does not decode) is logged,
+  // once per outage (GOST logs nothing); null: not logged.
+  std::shared_ptr<OutageLog> outage;
 };
 
 // The answer's body limit (GOST reads it unbounded).
@@ -46,6 +52,19 @@ awaitable<bool> plugin_bypass(const PluginOptions& o, std::string network, std::
 // (GOST's resolver ignores it: go-gost/x internal/net Resolve); empty for no answer.
 awaitable<std::vector<std::string>> plugin_lookup(const PluginOptions& o, std::string network,
                                                   std::string host, std::string client);
+
+// A traffic limiter's question (go-gost/x limiter/traffic/plugin/http.go):
+// {"service","scope","network","addr","client","src"} → {"in":int,"out":int}, bytes per second
+// (<= 0: no limit); nullopt for no answer.
+struct TrafficAnswer {
+  std::int64_t in = 0, out = 0;
+  bool operator==(const TrafficAnswer&) const = default;
+};
+struct TrafficQuestion {
+  std::string service, scope, network, addr, client, src;
+};
+awaitable<std::optional<TrafficAnswer>> plugin_traffic_limits(const PluginOptions& o,
+                                                              TrafficQuestion q);
 
 class HttpAdmissionPlugin : public AdmissionPlugin {
  public:
@@ -94,6 +113,8 @@ std::optional<bool> decode_ok_answer(std::string_view body);
 // A hosts answer's IPs (Go's net.ParseIP: an IPv4-mapped IPv6 address prints as IPv4); nullopt
 // when the decode fails.
 std::optional<std::vector<std::string>> decode_lookup_answer(std::string_view body);
+// A traffic answer: "in" and "out" must be integers that fit an int64 (Go's decode into int64).
+std::optional<TrafficAnswer> decode_traffic_answer(std::string_view body);
 }  // namespace detail
 
 }  // namespace gost::source

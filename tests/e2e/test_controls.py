@@ -236,6 +236,56 @@ bypasses:
         c.close()
         self.assertEqual(blocked.received, [])
 
+    def test_forwarder_node_bypass_skips_the_node(self):
+        # Two forwarder nodes; the first one's bypass covers its own address, so it is never
+        # selected: every connection goes to the second (docs/PROTOCOLS.md "cli: forwarding").
+        # A service whose only node is bypassed closes the connection and dials nothing.
+        skipped = self.start_server(EchoServer())
+        p1, p2 = free_ports(2)
+        cfg = self.write_file("fwd.yaml", """
+services:
+  - name: two
+    addr: "127.0.0.1:%d"
+    handler: {type: tcp}
+    listener: {type: tcp}
+    forwarder:
+      selector: {strategy: round}
+      nodes:
+        - {name: a, addr: "%s", bypass: skip-a}
+        - {name: b, addr: "%s"}
+  - name: one
+    addr: "127.0.0.1:%d"
+    handler: {type: tcp}
+    listener: {type: tcp}
+    forwarder: {nodes: [{name: a, addr: "%s", bypasses: [skip-a]}]}
+bypasses:
+  - {name: skip-a, matchers: ["%s"]}
+""" % (p1, skipped.addr, self.echo.addr, p2, skipped.addr, skipped.addr))
+        proc = self.start_gost("-C", cfg, ports=[p1, p2])
+        for i in range(6):
+            s = socket.create_connection((LOOPBACK, p1), timeout=10)
+            s.sendall(b"ping%d" % i)
+            self.assertEqual(recv_exact(s, 5), b"ping%d" % i)
+            s.close()
+        s = socket.create_connection((LOOPBACK, p2), timeout=10)
+        s.sendall(b"ping")
+        self.assertEqual(read_all(s), b"")
+        s.close()
+        time.sleep(0.2)
+        self.assertEqual(skipped.connections, 0, "a bypassed forwarder node was dialed")
+        self.assertGreaterEqual(self.echo.connections, 6)
+        self.assertIn("node not available", proc.stderr_text() + proc.stdout_text())
+        # -O yaml prints the nodes' bypasses, and what it prints loads again the same.
+        r = run_gost(["-C", cfg, "-O", "yaml"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.decode()
+        self.assertIn("        - name: a\n          addr: %s\n          bypass: skip-a\n"
+                      % skipped.addr, out)
+        self.assertIn("          bypasses:\n            - skip-a\n", out)
+        again = self.write_file("again.yaml", out)
+        r2 = run_gost(["-C", again, "-O", "yaml"])
+        self.assertEqual((r2.returncode, r2.stdout.decode()), (0, out), r2.stderr)
+
     def test_whitelist_bypass_and_port_ranges(self):
         port = free_port()
         lo, hi = self.origin.port, self.origin.port
@@ -394,9 +444,14 @@ hosts:
                 ("services: [{name: s, addr: ':0', bypass: nope}]", b'service s: bypass \\"nope\\" is not defined'),
                 ("services: [{name: s, addr: ':0', admission: a}]\nadmissions: [{name: a, matchers: [example.com]}]",
                  b'admission a: matcher \\"example.com\\" is neither an IP address nor a CIDR'),
-                ("limiters: [{name: l, limits: ['$ 1MB'], reload: 10s, plugin: {type: http, addr: 'http://127.0.0.1:1/'}}]\n"
+                ("climiters: [{name: l, limits: ['$ 1'], reload: 10s, plugin: {type: http, addr: 'http://127.0.0.1:1/'}}]\n"
                  "services: [{name: s, addr: ':0'}]",
-                 b"limiter l: plugin: not supported yet"),
+                 b"climiter l: plugin: not supported yet"),
+                ("limiters: [{name: l, plugin: {type: grpc, addr: '127.0.0.1:1'}}]\n"
+                 "services: [{name: s, addr: ':0'}]",
+                 b'limiter l: plugin type \\"grpc\\" is not supported by this implementation'),
+                ("services: [{name: s, addr: ':0', forwarder: {nodes: [{name: a, addr: '127.0.0.1:1', bypass: nope}]}}]",
+                 b'service s forwarder node a: bypass \\"nope\\" is not defined'),
                 ("bypasses: [{name: b, plugin: {addr: '127.0.0.1:1'}}]\n"  # GOST's default: grpc
                  "services: [{name: s, addr: ':0'}]",
                  b'bypass b: plugin type \\"grpc\\" is not supported by this implementation'),

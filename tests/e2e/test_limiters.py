@@ -19,6 +19,7 @@
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import unittest
@@ -555,6 +556,100 @@ rlimiters:
         answers = [self.connect_request(port, target) for _ in range(10)]
         self.assertTrue(all(a.startswith(b"HTTP/1.1 200") for a in answers), answers)
 
+
+
+class LimiterPlugin(GostTestCase):
+    """GOST's traffic limiter plugin (go-gost/x limiter/traffic/plugin): one client limited to
+    the rate the plugin answers for it, another unlimited; the questions' shape; a failing
+    plugin leaves the service up and unlimited (docs/ARCHITECTURE.md "Limiters")."""
+
+    def config(self, port, target, url):
+        return self.write_file("gost.yaml", f"""
+services:
+- name: svc
+  addr: 127.0.0.1:{port}
+  limiter: lim
+  handler: {{type: tcp}}
+  listener: {{type: tcp}}
+  forwarder: {{nodes: [{{name: t, addr: 127.0.0.1:{target}}}]}}
+limiters:
+- name: lim
+  plugin: {{type: http, addr: "{url}", timeout: 1s}}
+""")
+
+    def test_plugin_limits_one_client_and_not_the_other(self):
+        from test_plugins import PluginServer
+        rate = 256 * KiB
+        plugin = self.start_server(PluginServer())
+
+        def answer(path, req):
+            if req.get("scope") == "conn" and req.get("src", "").startswith("127.0.0.2:"):
+                return {"in": rate, "out": rate}
+            return {"in": 0, "out": 0}
+        plugin.answer = answer
+        server = self.start_server(RateServer(send_size=0))
+        port = free_port()
+        p = self.start_gost("-C", self.config(port, server.port, plugin.url("/lim")), port=port)
+        # The start-up probe's connection asks first; later ones use its service-scope answer.
+        self.assertTrue(wait_until(lambda: plugin.count("/lim") >= 2))
+        time.sleep(0.2)
+        t = time.monotonic()
+        transfer(port, 8 * MiB)  # 127.0.0.1: no limit
+        self.assertTrue(server.wait_bytes(8 * MiB))
+        self.assertLess(time.monotonic() - t, 5)
+        self.assertEqual(server.received.total, 8 * MiB)
+        server.received = Samples()
+        transfer(port, 3 * rate, source="127.0.0.2")
+        self.assertTrue(server.wait_bytes(3 * rate))
+        r = server.received.steady_rate(skip=rate * 1.25)
+        self.assertLess(abs(r / rate - 1), TOLERANCE, "127.0.0.2: %.0f B/s" % r)
+        print("plugin limit %d B/s: measured %.0f B/s (%+.1f %%)" % (rate, r, (r / rate - 1) * 100),
+              file=sys.stderr)
+        # What GOST's plugin is sent: the service scope once per refresh period (30 s), the
+        # connection scope once per connection with the client's address as `src`.
+        import json as _json
+        with plugin.lock:
+            bodies = [_json.loads(raw, object_pairs_hook=list) for _, _, raw in plugin.requests]
+        self.assertTrue(all([k for k, _ in b] == ["service", "scope", "network", "addr", "client",
+                                                   "src"] for b in bodies), bodies)
+        bodies = [dict(b) for b in bodies]
+        service = [b for b in bodies if b["scope"] == "service"]
+        conn = [b for b in bodies if b["scope"] == "conn"]
+        self.assertEqual(len(service), 1, service)
+        self.assertEqual(service[0], {"service": "svc", "scope": "service", "network": "tcp",
+                                      "addr": "", "client": "", "src": ""})
+        self.assertGreaterEqual(len(conn), 2)  # the start-up probe's connection is asked too
+        self.assertTrue(conn[-1]["src"].startswith("127.0.0.2:"), conn[-1])
+        self.assertEqual((conn[-1]["service"], conn[-1]["network"]), ("svc", "tcp"))
+
+    def test_failing_plugin_leaves_the_service_unlimited(self):
+        from test_plugins import PluginServer
+        server = self.start_server(RateServer(send_size=0))
+        port = free_port()
+        down = "http://127.0.0.1:%d/lim" % free_port()
+        p = self.start_gost("-C", self.config(port, server.port, down), port=port)
+        t = time.monotonic()
+        transfer(port, 4 * MiB)
+        self.assertTrue(server.wait_bytes(4 * MiB))
+        self.assertLess(time.monotonic() - t, 5)
+        text = p.stderr_text() + p.stdout_text()
+        lines = [ln for ln in text.splitlines() if "limiter lim: plugin %s: " % down in ln]
+        self.assertEqual(len(lines), 1, lines)
+        # Garbage and a slow answer: the connection is served within the plugin's timeout.
+        plugin = self.start_server(PluginServer())
+        for mode in ("garbage", "slow"):
+            plugin.mode = mode
+            plugin.delay = 3.0
+            port2 = free_port()
+            p2 = self.start_gost("-C", self.config(port2, server.port, plugin.url("/lim")),
+                                 port=port2)
+            server.received = Samples()
+            t = time.monotonic()
+            transfer(port2, 1 * MiB)
+            self.assertTrue(server.wait_bytes(1 * MiB))
+            self.assertLess(time.monotonic() - t, 2 * 1.0 + 3, mode)  # two questions, 1 s each
+            self.assertAlive(p2)
+            p2.stop()
 
 if __name__ == "__main__":
     gostlib.main()

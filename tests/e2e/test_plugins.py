@@ -373,18 +373,25 @@ hosts:
 
     # ---- failing plugins ---------------------------------------------------------------------
 
-    def failing_plugin_config(self, addr):
-        pa, pb, ph = free_ports(3)
+    def failing_plugin_config(self, addr, with_auther=False):
+        pa, pb, ph, pu = free_ports(4)
+        self.auth_port = pu
+        extra = ""
+        if with_auther:
+            extra = """
+  - {name: usr, addr: "127.0.0.1:%d", handler: {type: http, auther: u}}
+authers: [{name: u, plugin: {type: http, addr: "%s/u", timeout: 500ms}}]""" % (pu, addr)
         cfg = self.write_file("fail.yaml", """
-services:
-  - {name: adm, addr: "127.0.0.1:%d", admission: a, handler: {type: http}}
-  - {name: byp, addr: "127.0.0.1:%d", bypass: b, handler: {type: http}}
-  - {name: hst, addr: "127.0.0.1:%d", hosts: h, handler: {type: http}}
 admissions: [{name: a, plugin: {type: http, addr: "%s/a", timeout: 500ms}}]
 bypasses: [{name: b, plugin: {type: http, addr: "%s/b", timeout: 500ms}}]
 hosts: [{name: h, plugin: {type: http, addr: "%s/h", timeout: 500ms}}]
-""" % (pa, pb, ph, addr, addr, addr))
-        proc = self.start_gost("-C", cfg, ports=[pa, pb, ph])
+services:
+  - {name: adm, addr: "127.0.0.1:%d", admission: a, handler: {type: http}}
+  - {name: byp, addr: "127.0.0.1:%d", bypass: b, handler: {type: http}}
+  - {name: hst, addr: "127.0.0.1:%d", hosts: h, handler: {type: http}}%s
+""" % (addr, addr, addr, pa, pb, ph, extra))
+        ports = [pa, pb, ph] + ([pu] if with_auther else [])
+        proc = self.start_gost("-C", cfg, ports=ports)
         return proc, pa, pb, ph
 
     def check_failing(self, proc, pa, pb, ph, mode):
@@ -422,14 +429,134 @@ hosts: [{name: h, plugin: {type: http, addr: "%s/h", timeout: 500ms}}]
         proc, pa, pb, ph = self.failing_plugin_config("http://%s:%d" % (LOOPBACK, down))
         self.check_failing(proc, pa, pb, ph, "down")
 
+    def outage_lines(self, proc, where, url):
+        text = proc.stderr_text() + proc.stdout_text()
+        return [ln for ln in text.splitlines() if "%s: plugin %s: " % (where, url) in ln]
+
+    def test_failing_plugins_are_logged_once_per_outage(self):
+        # GOST logs nothing; ours: one warning per outage per plugin naming its address and the
+        # error, one line when it answers again (docs/ARCHITECTURE.md "Sources").
+        base = "http://%s:%d" % (LOOPBACK, self.plugin.port)
+        self.plugin.answer = lambda path, req: {"ok": True}
+        self.plugin.mode = "500"
+        proc, pa, pb, ph = self.failing_plugin_config(base, with_auther=True)
+        plugins = (("admission a", base + "/a"), ("bypass b", base + "/b"),
+                   ("hosts h", base + "/h"), ("auther u", base + "/u"))
+
+        def ask_all(mode):
+            self.check_failing(proc, pa, pb, ph, mode)
+            r = curl(self.origin.url, proxy="http://u:p@127.0.0.1:%d" % self.auth_port)
+            return r.http_code
+
+        for _ in range(3):
+            self.assertEqual(ask_all("500"), "407")
+        for where, url in plugins:
+            lines = self.outage_lines(proc, where, url)
+            self.assertEqual(len(lines), 1, (where, lines))
+            self.assertIn("HTTP status 500", lines[0])
+        # It answers again: one "recovered" line each, the auther lets the user in.
+        self.plugin.mode = "ok"
+        r = curl(self.origin.url, proxy=self.proxy(pa))
+        self.assertEqual(r.http_code, "200", r)
+        curl(self.origin.url, proxy=self.proxy(pb))
+        curl("http://localhost:%d/" % self.origin.port, proxy=self.proxy(ph))
+        r = curl(self.origin.url, proxy="http://u:p@127.0.0.1:%d" % self.auth_port)
+        self.assertEqual(r.http_code, "200", r)
+        for where, url in plugins:
+            lines = self.outage_lines(proc, where, url)
+            self.assertEqual(len(lines), 2, (where, lines))
+            self.assertIn("recovered", lines[1])
+        # Slower than its timeout: a new outage, logged once, naming the timeout.
+        self.plugin.mode = "slow"
+        self.plugin.delay = 1.0
+        for _ in range(2):
+            self.assertEqual(ask_all("slow"), "407")
+        for where, url in plugins:
+            lines = self.outage_lines(proc, where, url)
+            self.assertEqual(len(lines), 3, (where, lines))
+            self.assertIn("timeout after 500ms", lines[2])
+        self.assertAlive(proc)
+        proc.stop()
+        # Down: nothing listens on the plugin's port.
+        self.plugin.mode = "ok"
+        down = "http://%s:%d" % (LOOPBACK, free_port())
+        proc, pa, pb, ph = self.failing_plugin_config(down, with_auther=True)
+        for _ in range(2):
+            self.assertEqual(ask_all("down"), "407")
+        for where, path in (("admission a", "/a"), ("bypass b", "/b"), ("hosts h", "/h"),
+                            ("auther u", "/u")):
+            lines = self.outage_lines(proc, where, down + path)
+            self.assertEqual(len(lines), 1, (where, lines))
+            self.assertIn("onnection refused", lines[0])
+
+    def test_forwarder_node_bypass_plugin(self):
+        # A forwarder node whose bypass plugin says its address is bypassed is never dialed
+        # (docs/PROTOCOLS.md "cli: forwarding"); the plugin hears each node's own address.
+        skipped = self.start_server(EchoServer())
+        self.plugin.answer = lambda path, req: {"ok": req.get("addr") == skipped.addr}
+        port = free_port()
+        cfg = self.write_file("fwdp.yaml", """
+services:
+  - name: fwd
+    addr: "127.0.0.1:%d"
+    handler: {type: tcp}
+    listener: {type: tcp}
+    forwarder:
+      nodes:
+        - {name: a, addr: "%s", bypass: ask}
+        - {name: b, addr: "%s", bypass: ask}
+bypasses: [{name: ask, plugin: {type: http, addr: "%s", timeout: 2s}}]
+""" % (port, skipped.addr, self.echo.addr, self.plugin.url("/fwd")))
+        self.start_gost("-C", cfg, port=port)
+        for i in range(4):
+            s = socket.create_connection((LOOPBACK, port), timeout=10)
+            s.sendall(b"ping%d" % i)
+            self.assertEqual(recv_exact(s, 5), b"ping%d" % i)
+            s.close()
+        time.sleep(0.2)
+        self.assertEqual(skipped.connections, 0, "a bypassed forwarder node was dialed")
+        bodies = [dict(b) for b in self.plugin.bodies("/fwd")]
+        self.assertGreaterEqual(len(bodies), 8)
+        self.assertEqual({b["addr"] for b in bodies}, {skipped.addr, self.echo.addr})
+        self.assertEqual({b["network"] for b in bodies}, {"tcp"})
+
+    def test_api_and_metrics_authers_with_a_plugin(self):
+        # @api's and @metrics' `auther` may be a plugin: asked as the services ask it.
+        pa, pm, ps = free_ports(3)
+        self.plugin.answer = lambda path, req: {
+            "ok": (req.get("username"), req.get("password")) == ("carol", "pw"), "id": "carol"}
+        cfg = self.write_file("api.yaml", """
+api: {addr: "127.0.0.1:%d", auther: plug}
+metrics: {addr: "127.0.0.1:%d", auther: plug}
+authers: [{name: plug, plugin: {type: http, addr: "%s", timeout: 1s}}]
+services: [{name: s, addr: "127.0.0.1:%d", handler: {type: http}}]
+""" % (pa, pm, self.plugin.url("/auth"), ps))
+        self.start_gost("-C", cfg, ports=[pa, pm, ps])
+        api = "http://127.0.0.1:%d/config" % pa
+        met = "http://127.0.0.1:%d/metrics" % pm
+        for url in (api, met):
+            self.assertEqual(curl(url).http_code, "401", url)
+            self.assertEqual(curl(url, extra=["-u", "carol:bad"]).http_code, "401", url)
+            r = curl(url, extra=["-u", "carol:pw"])
+            self.assertEqual(r.http_code, "200", (url, r))
+        body = dict(self.plugin.bodies("/auth")[-1])
+        self.assertEqual((body["username"], body["password"]), ("carol", "pw"))
+        self.assertEqual(body["service"], "@metrics")
+        # A plugin that fails: refused, the endpoints stay up.
+        self.plugin.mode = "500"
+        for url in (api, met):
+            self.assertEqual(curl(url, extra=["-u", "carol:pw"]).http_code, "401", url)
+
     # ---- configuration -----------------------------------------------------------------------
 
     def test_config_round_trip_prints_the_plugin_blocks(self):
         port = free_port()
         cfg = self.write_file("rt.yaml", """
 services:
-  - {name: proxy, addr: "127.0.0.1:%d", admission: a, bypass: b, hosts: h, handler: {type: http}}
+  - {name: proxy, addr: "127.0.0.1:%d", admission: a, bypass: b, hosts: h, limiter: l,
+     handler: {type: http}}
 admissions: [{name: a, plugin: {type: http, addr: "http://127.0.0.1:1/a", timeout: 3s, token: t1}}]
+limiters: [{name: l, plugin: {type: http, addr: "http://127.0.0.1:1/l", timeout: 2s}}]
 bypasses: [{name: b, plugin: {type: http, addr: "http://127.0.0.1:1/b"}}]
 hosts: [{name: h, plugin: {type: http, addr: "http://127.0.0.1:1/h", timeout: 1.5s}}]
 """ % port)
@@ -441,7 +568,9 @@ hosts: [{name: h, plugin: {type: http, addr: "http://127.0.0.1:1/h", timeout: 1.
                       "bypasses:\n  - name: b\n    plugin:\n      type: http\n"
                       "      addr: http://127.0.0.1:1/b\n",
                       "hosts:\n  - name: h\n    plugin:\n      type: http\n"
-                      "      addr: http://127.0.0.1:1/h\n      timeout: 1.5s\n"):
+                      "      addr: http://127.0.0.1:1/h\n      timeout: 1.5s\n",
+                      "limiters:\n  - name: l\n    plugin:\n      type: http\n"
+                      "      addr: http://127.0.0.1:1/l\n      timeout: 2s\n"):
             self.assertIn(block, out)
         # What it printed loads again and prints the same.
         again = self.write_file("again.yaml", out)
@@ -453,10 +582,10 @@ hosts: [{name: h, plugin: {type: http, addr: "http://127.0.0.1:1/h", timeout: 1.
         for section, line, want in (
                 ("admissions", "plugin: {type: grpc, addr: \"127.0.0.1:1\"}", b"grpc"),
                 ("bypasses", "plugin: {type: http, addr: \"https://127.0.0.1:1/\"}", b"https"),
-                ("limiters", "plugin: {type: http, addr: \"http://127.0.0.1:1/\"}",
+                ("climiters", "plugin: {type: http, addr: \"http://127.0.0.1:1/\"}",
                  b"plugin: not supported yet")):
             ref = {"admissions": "admission: x", "bypasses": "bypass: x",
-                   "limiters": "limiter: x"}[section]
+                   "climiters": "climiter: x"}[section]
             cfg = self.write_file("bad.yaml", """
 services:
   - {name: proxy, addr: "127.0.0.1:%d", %s, handler: {type: http}}

@@ -427,17 +427,50 @@ class SourcesTest(gostlib.GostTestCase):
         url = "http://origin.test:%d/" % self.origin.port
         self.assertEqual(self.plain(port, url), "200")
 
-    def test_limiter_plugin_refused(self):
-        # Admission, bypass and hosts plugins: tests/e2e/test_plugins.py.
+    def test_climiter_plugin_refused(self):
+        # Admission, bypass, hosts and traffic limiter plugins: tests/e2e/test_plugins.py,
+        # test_limiters.py.
         port = free_port()
         path = self.write_file("gost.yaml", (
-            "services:\n- name: proxy\n  addr: 127.0.0.1:%d\n  limiter: l\n"
+            "services:\n- name: proxy\n  addr: 127.0.0.1:%d\n  climiter: l\n"
             "  handler:\n    type: http\n"
-            "limiters:\n- name: l\n  plugin:\n    type: http\n    addr: http://127.0.0.1:1/\n"
+            "climiters:\n- name: l\n  plugin:\n    type: http\n    addr: http://127.0.0.1:1/\n"
             % port))
         r = gostlib.run_gost(["-C", path], timeout=15)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn(b"plugin: not supported yet", r.stderr + r.stdout)
+        self.assertIn(b"climiter l: plugin: not supported yet", r.stderr + r.stdout)
+
+    def test_api_and_metrics_auther_from_a_file(self):
+        # @api's and @metrics' `auther` is the running auther, sources included: a user that
+        # exists only in the file gets in, one added to the file gets in after the reload.
+        users = os.path.join(self.dir, "users.txt")
+        with open(users, "w") as f:
+            f.write("alice secret\n")
+        pa, pm, ps = gostlib.free_ports(3)
+        path = self.write_file("gost.yaml", """
+api: {addr: "127.0.0.1:%d", auther: fileusers}
+metrics: {addr: "127.0.0.1:%d", auther: fileusers}
+authers:
+  - name: fileusers
+    reload: %ds
+    file: {path: %s}
+services: [{name: s, addr: "127.0.0.1:%d", handler: {type: http}}]
+""" % (pa, pm, RELOAD, users, ps))
+        p = self.start_gost("-C", path, ports=[pa, pm, ps])
+        urls = ("http://127.0.0.1:%d/config" % pa, "http://127.0.0.1:%d/metrics" % pm)
+        for url in urls:
+            self.assertEqual(gostlib.curl(url).http_code, "401", url)
+            self.assertEqual(gostlib.curl(url, extra=["-u", "alice:wrong"]).http_code, "401", url)
+            r = gostlib.curl(url, extra=["-u", "alice:secret"])
+            self.assertEqual(r.http_code, "200", (url, r))
+            self.assertEqual(gostlib.curl(url, extra=["-u", "bob:pw"]).http_code, "401", url)
+        with open(users, "a") as f:
+            f.write("bob pw\n")
+        for url in urls:
+            ok = wait_until(lambda: gostlib.curl(url, extra=["-u", "bob:pw"]).http_code == "200",
+                            timeout=CHANGE_WAIT, interval=0.3)
+            self.assertTrue(ok, url)
+        self.assertAlive(p)
 
     # ---- plugin ----
 

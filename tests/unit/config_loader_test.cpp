@@ -595,8 +595,8 @@ TEST(ConfigLoader, UnsupportedKeysNameTheirPath) {
        "chains[0].hops[0].nodes[0].resolver: not supported"},
       {"chains: [{hops: [{nodes: [{tls: {secure: true}}]}]}]",
        "chains[0].hops[0].nodes[0].tls: not supported"},
-      {"services: [{forwarder: {nodes: [{bypass: b}]}}]",
-       "services[0].forwarder.nodes[0].bypass: not supported"},
+      {"services: [{forwarder: {nodes: [{filter: {host: a}}]}}]",
+       "services[0].forwarder.nodes[0].filter: not supported"},
   };
   for (const auto& [yaml, want] : cases) EXPECT_EQ(error_of(yaml), want) << yaml;
   EXPECT_EQ(error_of("bypasses: []\nservices: [{bypass: \"\"}]"), "no error");

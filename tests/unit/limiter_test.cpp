@@ -263,6 +263,28 @@ TEST(ConnLimiter, ServiceEachIpAndNetwork) {
   EXPECT_TRUE(l.admit("10.0.0.2"));
 }
 
+TEST(ConnLimiter, LimitsForAClientAsAdmitUsesThem) {
+  ConnLimiter l({"$ 10", "$$ 2", "10.0.0.0/8 5", "10.1.2.3 7"});
+  EXPECT_EQ(l.limits_for("10.1.2.3").client, 7);
+  EXPECT_EQ(l.limits_for("10.9.9.9").client, 5);
+  EXPECT_EQ(l.limits_for("::ffff:10.9.9.9").client, 5);  // IPv4-mapped is its IPv4
+  EXPECT_EQ(l.limits_for("192.0.2.1").client, 2);
+  EXPECT_EQ(l.limits_for("192.0.2.1").service, 10);
+  ConnLimiter none({"10.0.0.0/8 1"});
+  EXPECT_EQ(none.limits_for("192.0.2.1").client, 0);
+  EXPECT_EQ(none.limits_for("192.0.2.1").service, 0);
+  // A slot keeps what rides on it until it is given back.
+  auto kept = std::make_shared<int>(1);
+  std::weak_ptr<int> watch = kept;
+  {
+    auto slot = l.admit("192.0.2.1");
+    ASSERT_TRUE(slot);
+    slot->keep(std::move(kept));
+    EXPECT_FALSE(watch.expired());
+  }
+  EXPECT_TRUE(watch.expired());
+}
+
 TEST(ConnLimiter, RefusalTakesNothing) {
   ConnLimiter l({"$ 2", "$$ 1"});
   auto a = l.admit("10.0.0.1");

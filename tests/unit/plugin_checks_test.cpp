@@ -151,3 +151,53 @@ TEST(SourcePlugin, LookupAnswerAsGoDecodesIt) {
   EXPECT_FALSE(decode_lookup_answer(R"({"ok":"yes"})"));
   EXPECT_FALSE(decode_lookup_answer("garbage"));
 }
+
+TEST(PluginChecks, ForwarderSkipsNodesWhoseBypassCoversTheirOwnAddress) {
+  // docs/PROTOCOLS.md "cli: forwarding": each forwarder node is its own target.
+  std::vector<std::shared_ptr<Node>> nodes;
+  for (int i = 0; i < 2; ++i) {
+    auto n = std::make_shared<Node>();
+    n->name = "n" + std::to_string(i);
+    n->addr = "127.0.0." + std::to_string(i + 1) + ":80";
+    nodes.push_back(n);
+  }
+  SelectorOptions round;
+  nodes[0]->bypass = {table(false, {"127.0.0.1"})};
+  Hop tables("forwarder", nodes, round);
+  EXPECT_FALSE(tables.needs_async());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(tables.select_target("", "tcp"), nodes[1]);
+  // A whitelist covering neither node bypasses both: nothing is selected.
+  nodes[0]->bypass = {table(true, {"10.0.0.0/8"})};
+  nodes[1]->bypass = {table(true, {"10.0.0.0/8"})};
+  EXPECT_EQ(Hop("forwarder", nodes, round).select_target("", "tcp"), nullptr);
+  // A plugin hears each node's own address (as addr and host) and the client.
+  auto fake = std::make_shared<FakeBypass>();
+  fake->answer = [](const std::string& addr) { return addr == "127.0.0.2:80"; };
+  nodes[0]->bypass = {plugin(fake)};
+  nodes[1]->bypass = {plugin(fake)};
+  Hop plugins("forwarder", nodes, round);
+  EXPECT_TRUE(plugins.needs_async());
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(run(plugins.select_target_async("", "udp", "u1")), nodes[0]);
+  ASSERT_GE(fake->asked.size(), 2u);
+  EXPECT_EQ(fake->asked[0],
+            (std::vector<std::string>{"udp", "127.0.0.1:80", "u1", "127.0.0.1:80", ""}));
+  EXPECT_EQ(fake->asked[1],
+            (std::vector<std::string>{"udp", "127.0.0.2:80", "u1", "127.0.0.2:80", ""}));
+}
+
+TEST(SourcePlugin, TrafficAnswerAsGoDecodesIt) {
+  using source::TrafficAnswer;
+  using source::detail::decode_traffic_answer;
+  EXPECT_EQ(decode_traffic_answer(R"({"in":262144,"out":1024})"), (TrafficAnswer{262144, 1024}));
+  EXPECT_EQ(decode_traffic_answer(R"({"in":5})"), (TrafficAnswer{5, 0}));  // missing: zero
+  EXPECT_EQ(decode_traffic_answer(R"({"in":-1,"out":null})"), (TrafficAnswer{-1, 0}));
+  EXPECT_EQ(decode_traffic_answer(R"({"in":9223372036854775807})"), (TrafficAnswer{INT64_MAX, 0}));
+  // Go's decode into int64 fails on these: no answer.
+  EXPECT_FALSE(decode_traffic_answer(R"({"in":1.5})"));
+  EXPECT_FALSE(decode_traffic_answer(R"({"in":1e3})"));
+  EXPECT_FALSE(decode_traffic_answer(R"({"in":"1MB"})"));
+  EXPECT_FALSE(decode_traffic_answer(R"({"in":9223372036854775808})"));
+  EXPECT_FALSE(decode_traffic_answer("[]"));
+  EXPECT_FALSE(decode_traffic_answer("garbage"));
+}
