@@ -54,6 +54,7 @@ T named(const std::string& name) {
 
 class Builder {
  public:
+  const config::Config& config() const { return cfg_; }
   Builder(const config::Config& cfg, const LimiterCache& previous)
       : cfg_(cfg), previous_(previous) {
     // Sources are read here the first time, then on the source thread (docs/ARCHITECTURE.md
@@ -574,6 +575,8 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   ho.auth = builder.authenticator(sc.handler, where);
   if (sc.forwarder) ho.forwarder = builder.forwarder(*sc.forwarder, where);
   ho.log = rt->log;
+  ho.workers = workers;
+  ho.ingresses = builder.config().ingresses;
   if (ho.auth && (htype == "tcp" || htype == "forward"))
     rt->log.warn(
         fmt::format("{}: handler {} has no authentication: auth is ignored", where, htype));
