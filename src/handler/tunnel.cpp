@@ -382,7 +382,6 @@ awaitable<void> Entrypoint::handle_http(Stream& s, std::string buf, ConnInfo& co
   std::string host_port = host;
   if (host_of(host) == host || host.back() == ']') host_port += ":80";
   add_log_field(conn, "host", host_port);
-  conn.log.info(fmt::format("{} <-> {}", conn.remote, host));
   auto fail = [&](int status) -> awaitable<void> {
     std::string bytes = http::response_empty(status, req.version_minor);
     error_code ignored;

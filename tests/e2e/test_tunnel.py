@@ -314,6 +314,19 @@ ingresses:
         # the tunnel port itself: a CONNECT without a tunnel ID and garbage
         self.assertAlive(server)
 
+    def test_relay_visitor_at_entrypoint(self):
+        """`-F relay://<entrypoint>?tunnel.id=` (the relay connector's tunnel-id feature): the
+        entrypoint's relay path joins it to the tunnel's connector."""
+        srv, ep, server = self.server("tunnel+ws")
+        echo = self.connector("tunnel+ws", srv, TID_ECHO, self.echo.addr, name="conn-echo")
+        self.wait_registered(echo)
+        port = free_port()
+        self.gost("-L", "tcp://127.0.0.1:%d/echo.example.com:80" % port, "-F",
+                  "relay://127.0.0.1:%d?tunnel.id=%s" % (ep, TID_ECHO), name="relay-visitor",
+                  port=port)
+        self.assertTrue(answers(port, b"via the entrypoint's relay path"))
+        self.check_concurrent(port, 20)
+
     def test_wrong_tunnel_id_visitor(self):
         """A visitor whose tunnel ID does not own the Host: Host Unreachable, nothing relayed."""
         srv, ep, server = self.server("tunnel+ws")
