@@ -43,6 +43,75 @@ awaitable<rp::Features> read_response(Stream& s, error_code& ec) {
   co_return std::move(*f);
 }
 
+// A datagram flow of the tunnel: LEN(2) + DATA frames on a stream, both ways (go-gost/x
+// connector/tunnel conn.go udpConn, bindUDPConn), one peer. As a Stream one datagram per
+// read_some/write_some; as a PacketConn reads report `peer` and writes go to it whatever they name.
+class DatagramFlow final : public Stream, public net::PacketConn {
+ public:
+  DatagramFlow(StreamPtr inner, std::string peer) : inner_(std::move(inner)), peer_(std::move(peer)) {}
+  asio::any_io_executor executor() override { return inner_->executor(); }
+  // A datagram longer than `buf` is truncated (the rest of its frame is read and dropped).
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
+    unsigned char len[2];
+    co_await net::read_exact(*inner_, reinterpret_cast<char*>(len), 2, ec);
+    if (ec) co_return 0;
+    std::size_t size = (std::size_t{len[0]} << 8) | len[1];
+    std::size_t keep = std::min(size, buf.size());
+    co_await net::read_exact(*inner_, static_cast<char*>(buf.data()), keep, ec);
+    if (ec) co_return 0;
+    if (size > keep) {
+      std::string rest(size - keep, '\0');
+      co_await net::read_exact(*inner_, rest.data(), rest.size(), ec);
+      if (ec) co_return 0;
+    }
+    co_return keep;
+  }
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
+    auto frame =
+        rp::encode_datagram(std::string_view(static_cast<const char*>(buf.data()), buf.size()));
+    if (!frame) {
+      ec = asio::error::message_size;
+      co_return 0;
+    }
+    co_await write_all(*inner_, asio::buffer(*frame), ec);
+    co_return ec ? 0 : buf.size();
+  }
+  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
+                                   error_code& ec) override {
+    std::size_t n = co_await read_some(buf, ec);
+    if (!ec) addr = peer_;
+    co_return n;
+  }
+  awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override {
+    co_await write_some(buf, ec);
+  }
+  awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
+  void close() override { inner_->close(); }
+  std::string remote_address() const override { return inner_->remote_address(); }
+  std::string local_address() const override { return inner_->local_address(); }
+
+ private:
+  StreamPtr inner_;
+  std::string peer_;
+};
+
+// The binding of a UDP connector: each accepted stream is a visitor's datagram flow.
+class DatagramBinding final : public Binding {
+ public:
+  explicit DatagramBinding(std::unique_ptr<Binding> inner) : inner_(std::move(inner)) {}
+  awaitable<StreamPtr> accept(error_code& ec) override {
+    StreamPtr s = co_await inner_->accept(ec);
+    if (!s) co_return nullptr;
+    std::string peer = s->remote_address();
+    co_return std::make_unique<DatagramFlow>(std::move(s), std::move(peer));
+  }
+  std::string address() const override { return inner_->address(); }
+  void close() override { inner_->close(); }
+
+ private:
+  std::unique_ptr<Binding> inner_;
+};
+
 class TunnelConnector final : public Connector {
  public:
   explicit TunnelConnector(const ConnectorOptions& o) {
@@ -72,11 +141,7 @@ class TunnelConnector final : public Connector {
                                            std::string_view address, const BindOptions&,
                                            const log::Logger& log) override {
     bool udp = network.substr(0, 3) == "udp";
-    if (udp)
-      throw system_error(asio::error::operation_not_supported,
-                         "connector tunnel: UDP connectors (rudp) are not supported by this "
-                         "implementation");
-    if (network.substr(0, 3) != "tcp")
+    if (!udp && network.substr(0, 3) != "tcp")
       throw system_error(asio::error::operation_not_supported,
                          fmt::format("connector tunnel: network {} is unsupported", network));
     rp::FeatureWriter w;
@@ -107,22 +172,27 @@ class TunnelConnector final : public Connector {
       if (hec) co_return std::string();
       co_return hf.addresses.empty() ? std::string() : hf.addresses.front().to_string();
     };
-    co_return net::mux_binding(std::move(session), std::move(bound), std::move(header), log);
+    auto binding = net::mux_binding(std::move(session), std::move(bound), std::move(header), log);
+    if (udp) co_return std::make_unique<DatagramBinding>(std::move(binding));
+    co_return binding;
   }
 
   // connector.go: 01 01 FEALEN [auth] <source> <destination> <tunnel ID>, the response read at
   // once.
   awaitable<StreamPtr> connect(StreamPtr s, std::string_view network, std::string_view address,
                                const log::Logger& log) override {
-    if (network != "tcp" && network != "tcp4" && network != "tcp6")
+    bool udp = network == "udp" || network == "udp4" || network == "udp6";
+    if (!udp && network != "tcp" && network != "tcp4" && network != "tcp6")
       throw system_error(asio::error::operation_not_supported,
-                         fmt::format("connector tunnel: network {} is not supported by this "
-                                     "implementation",
-                                     network));
+                         fmt::format("connector tunnel: network {} is unsupported", network));
+    if (!udp && dynamic_cast<net::PacketConn*>(s.get()))
+      throw system_error(asio::error::operation_not_supported,
+                         "connector tunnel: tcp over a datagram stream is not supported");
     rp::FeatureWriter w;
+    if (udp) w.network(rp::Network::udp);  // connector.go: FUDP and the network feature first
     if (auth_) w.auth(*auth_);
     w.address(s->local_address()).address(address).tunnel(tid_);
-    auto bytes = rp::encode_with(rp::kCmdConnect, w);
+    auto bytes = rp::encode_with(rp::kCmdConnect | (udp ? rp::kFlagUdp : 0), w);
     if (!bytes)
       throw system_error(asio::error::invalid_argument,
                          fmt::format("connector tunnel: address {} cannot be encoded", address));
@@ -138,6 +208,7 @@ class TunnelConnector final : public Connector {
                             tid_.to_string(), ec.message()));
       throw system_error(ec, fmt::format("connector tunnel: {} {}", network, address));
     }
+    if (udp) co_return std::make_unique<DatagramFlow>(std::move(s), std::string(address));
     co_return s;
   }
 

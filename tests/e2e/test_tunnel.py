@@ -24,13 +24,14 @@ import time
 
 import gostlib
 import udplib
-from gostlib import (DuplexServer, EchoServer, OriginServer, curl, free_port, recv_exact,
-                     run_gost, start_gost_in, temp_dir, wait_port, wait_until)
+from gostlib import (DuplexServer, EchoServer, OriginServer, UdpEchoServer, curl, free_port,
+                     recv_exact, run_gost, start_gost_in, temp_dir, wait_port, wait_until)
 
 MIB = 1 << 20
 TID_WEB = "893787fd-fcd2-46a0-8dc4-f9f8a1f1b0c9"
 TID_ECHO = "6ff5e2b1-34b0-4b41-9b0b-bf1d7c1bb7a1"
 TID_DUP = "0e6d3f5a-0d62-4b8e-8a55-42f3c2a8a9d0"
+TID_UDP = "5b1e9a4c-7d2f-4e3a-9c8b-1a2b3c4d5e6f"
 RULES = "app.example.com:%s,echo.example.com:%s,dup.example.com:%s" % (TID_WEB, TID_ECHO, TID_DUP)
 BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"
 
@@ -377,6 +378,60 @@ class TunnelLoadTest(TunnelBase):
         self.assertIn("retrying in 1s", echo.stderr_text())
         self.check_concurrent(vport, 20)
         self.assertAlive(echo)
+
+
+def dns_query(qid, name="example.com"):
+    """A DNS request (A, RD) as a resolver would send it."""
+    q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
+    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + struct.pack(">HH", 1, 1)
+
+
+class TunnelUdpTest(TunnelBase):
+
+    def test_udp_connector(self):
+        """A UDP connector (-L rudp -F tunnel://) and UDP visitors speaking the tunnel protocol
+        (01 81, network udp, source, destination, tunnel ID; tunnel.direct on the server):
+        DNS-like request/response as LEN(2)+DATA frames; five visitors at once each get their
+        own answers. (No `-L udp://` forwarder here to be a visitor: this implementation has no
+        UDP port forwarding.)"""
+        uecho = UdpEchoServer()
+        self.addCleanup(uecho.close)
+        plain = free_port()
+        server2 = self.gost("-L", "tunnel://127.0.0.1:%d?tunnel.direct=true" % plain,
+                            name="server-tcp", port=plain)
+        c = self.gost("-L", "rudp://:0/127.0.0.1:%d" % uecho.port, "-F",
+                      "tunnel://127.0.0.1:%d?tunnel.id=%s" % (plain, TID_UDP), name="conn-udp")
+        self.wait_registered(c)
+        tid = bytes.fromhex(TID_UDP.replace("-", ""))
+
+        def visitor(i):
+            s = socket.create_connection(("127.0.0.1", plain), timeout=5)
+            feats = (b"\x04\x00\x02\x00\x01" + addr_feature_v4("127.0.0.1", 40000 + i) +
+                     b"\x02\x00\x13\x03\x0fdns.example.com\x00\x35" +
+                     b"\x03\x00\x14" + tid + b"\x00\x00\x00\x00")
+            s.sendall(b"\x01\x81" + struct.pack(">H", len(feats)) + feats)
+            self.assertEqual(recv_exact(s, 4), b"\x01\x00\x00\x00")
+            return s
+
+        socks = [visitor(i) for i in range(5)]
+        try:
+            for i, s in enumerate(socks):
+                for k in range(3):
+                    q = dns_query(i * 16 + k)
+                    s.sendall(struct.pack(">H", len(q)) + q)
+            for i, s in enumerate(socks):
+                got = []
+                for _ in range(3):
+                    n = struct.unpack(">H", recv_exact(s, 2))[0]
+                    got.append(recv_exact(s, n))
+                self.assertEqual(sorted(got), sorted(b"echo:" + dns_query(i * 16 + k)
+                                                     for k in range(3)))
+        finally:
+            for s in socks:
+                s.close()
+        self.assertIn("/udp: tunnel=%s" % TID_UDP, server2.stderr_text())
+        self.assertAlive(c)
+        self.assertAlive(server2)
 
 
 class ScriptedServer:
