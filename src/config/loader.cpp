@@ -241,8 +241,8 @@ class Loader {
     if (is_null(root)) return {};
     if (!root.IsMap()) throw ConfigError("configuration: expected a mapping at the top level");
     const Obj top(root, "");
-    top.reject({"resolvers", "routers", "sds", "recorders", "rewriters", "caches",
-                "quotas", "observers", "profiling"});
+    top.reject({"resolvers", "routers", "sds", "recorders", "rewriters", "caches", "quotas",
+                "observers", "profiling"});
     Config cfg;
     top.each("services", [&](const Obj& o) { cfg.services.push_back(service(o)); });
     top.each("chains", [&](const Obj& o) { cfg.chains.push_back(chain(o)); });

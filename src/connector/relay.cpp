@@ -135,19 +135,7 @@ class RelayUdpTunnel final : public Stream, public net::PacketConn {
       if (ec) co_return 0;
       awaiting_reply_ = false;
     }
-    unsigned char len[2];
-    co_await read_exact(*inner_, asio::buffer(len), ec);
-    if (ec) co_return 0;
-    std::size_t size = (std::size_t{len[0]} << 8) | len[1];
-    std::size_t keep = std::min(size, buf.size());
-    co_await read_exact(*inner_, asio::buffer(buf.data(), keep), ec);
-    if (ec) co_return 0;
-    if (size > keep) {
-      std::string rest(size - keep, '\0');
-      co_await read_exact(*inner_, asio::buffer(rest), ec);
-      if (ec) co_return 0;
-    }
-    co_return keep;
+    co_return co_await net::read_len_datagram(*inner_, buf, ec);
   }
 
   awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
@@ -203,8 +191,7 @@ class RelayConnector final : public Connector {
     if (!tid.empty()) {
       tunnel_ = rp::TunnelId::parse(tid);
       if (!tunnel_)
-        throw config::ConfigError(
-            fmt::format("connector relay: tunnel.id {} is not a UUID", tid));
+        throw config::ConfigError(fmt::format("connector relay: tunnel.id {} is not a UUID", tid));
     }
   }
 

@@ -48,23 +48,12 @@ awaitable<rp::Features> read_response(Stream& s, error_code& ec) {
 // read_some/write_some; as a PacketConn reads report `peer` and writes go to it whatever they name.
 class DatagramFlow final : public Stream, public net::PacketConn {
  public:
-  DatagramFlow(StreamPtr inner, std::string peer) : inner_(std::move(inner)), peer_(std::move(peer)) {}
+  DatagramFlow(StreamPtr inner, std::string peer)
+      : inner_(std::move(inner)), peer_(std::move(peer)) {}
   asio::any_io_executor executor() override { return inner_->executor(); }
   // A datagram longer than `buf` is truncated (the rest of its frame is read and dropped).
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
-    unsigned char len[2];
-    co_await net::read_exact(*inner_, reinterpret_cast<char*>(len), 2, ec);
-    if (ec) co_return 0;
-    std::size_t size = (std::size_t{len[0]} << 8) | len[1];
-    std::size_t keep = std::min(size, buf.size());
-    co_await net::read_exact(*inner_, static_cast<char*>(buf.data()), keep, ec);
-    if (ec) co_return 0;
-    if (size > keep) {
-      std::string rest(size - keep, '\0');
-      co_await net::read_exact(*inner_, rest.data(), rest.size(), ec);
-      if (ec) co_return 0;
-    }
-    co_return keep;
+    return net::read_len_datagram(*inner_, buf, ec);
   }
   awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
     auto frame =
@@ -149,8 +138,9 @@ class TunnelConnector final : public Connector {
     w.address(s->local_address()).address(address).tunnel(tid_);
     auto bytes = rp::encode_with(rp::kCmdBind | (udp ? rp::kFlagUdp : 0), w);
     if (!bytes)
-      throw system_error(asio::error::invalid_argument,
-                         fmt::format("connector tunnel: bind address {} cannot be encoded", address));
+      throw system_error(
+          asio::error::invalid_argument,
+          fmt::format("connector tunnel: bind address {} cannot be encoded", address));
     rp::Features f;
     error_code ec;
     {
@@ -159,8 +149,7 @@ class TunnelConnector final : public Connector {
       co_await write_all(stream, asio::buffer(*bytes), ec);
       if (!ec) f = co_await read_response(stream, ec);
     }
-    if (ec)
-      throw system_error(ec, fmt::format("create tunnel {} failed", tid_.to_string()));
+    if (ec) throw system_error(ec, fmt::format("create tunnel {} failed", tid_.to_string()));
     std::string bound = f.address ? f.address->to_string() : std::string(address);
     std::string cid = f.tunnel ? f.tunnel->to_string() : std::string();
     log.info(fmt::format("create tunnel on {}/{} OK, tunnel={}, connector={}", bound, network,

@@ -3,6 +3,8 @@
 // side: we open a stream per visitor); visitors CONNECT with a tunnel ID, or arrive at the
 // `entrypoint` (HTTP routed by Host, TLS by SNI, relay directly), and are joined to a stream of
 // one of the tunnel's connectors (tunnel_registry.hpp).
+#include "core/tunnel.hpp"
+
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -12,7 +14,6 @@
 #include "chain/chain.hpp"
 #include "core/component.hpp"
 #include "core/timeout.hpp"
-#include "core/tunnel.hpp"
 #include "core/xid.hpp"
 #include "handler/tunnel_registry.hpp"
 #include "net/mux.hpp"
@@ -273,8 +274,7 @@ awaitable<void> Entrypoint::handle(Stream& s, ConnInfo& conn) {
 // handleConnect).
 awaitable<void> Entrypoint::handle_relay(Stream& s, std::string buf, ConnInfo& conn) {
   bool bad_version = false;
-  auto req =
-      co_await read_request(s, state_->entrypoint_read_timeout, conn.log, buf, bad_version);
+  auto req = co_await read_request(s, state_->entrypoint_read_timeout, conn.log, buf, bad_version);
   if (!req) co_return;
   auto tid = req->features.tunnel.value_or(rp::TunnelId{});
   if (tid.is_zero()) {
@@ -282,15 +282,15 @@ awaitable<void> Entrypoint::handle_relay(Stream& s, std::string buf, ConnInfo& c
     co_await reply(s, rp::Status::bad_request);
     co_return;
   }
-  std::string network = (req->cmd & rp::kFlagUdp) ||
-                                req->features.network.value_or(0) ==
-                                    static_cast<std::uint16_t>(rp::Network::udp)
-                            ? "udp"
-                            : "tcp";
+  std::string network =
+      (req->cmd & rp::kFlagUdp) ||
+              req->features.network.value_or(0) == static_cast<std::uint16_t>(rp::Network::udp)
+          ? "udp"
+          : "tcp";
   std::string src = src_of(req->features), dst = dst_of(req->features);
   std::string tunnel = tid.to_string();
-  auto cc = co_await tunnel::dial_connector(state_->registry, tunnel, network,
-                                            stream_header(src, dst));
+  auto cc =
+      co_await tunnel::dial_connector(state_->registry, tunnel, network, stream_header(src, dst));
   if (!cc) {
     conn.log.error(fmt::format("entrypoint: tunnel {} not available", tunnel));
     co_await reply(s, rp::Status::service_unavailable);
@@ -334,8 +334,8 @@ awaitable<void> Entrypoint::handle_tls(Stream& s, std::string buf, ConnInfo& con
   }
   std::string tunnel = tid.to_string();
   add_log_field(conn, "tunnel", tunnel);
-  auto cc =
-      co_await tunnel::dial_connector(state_->registry, tunnel, "tcp", stream_header(conn.remote, host));
+  auto cc = co_await tunnel::dial_connector(state_->registry, tunnel, "tcp",
+                                            stream_header(conn.remote, host));
   if (!cc) {
     conn.log.error(fmt::format("entrypoint: tunnel {} not available", tunnel));
     co_return;
@@ -389,9 +389,9 @@ awaitable<void> Entrypoint::handle_http(Stream& s, std::string buf, ConnInfo& co
   };
   auto tid = state_->route(host_port);
   if (tid.is_zero() || tid.is_private()) {
-    conn.log.error(tid.is_zero()
-                       ? fmt::format("no route to host {}", host_port)
-                       : fmt::format("tunnel {} is private for host {}", tid.to_string(), host_port));
+    conn.log.error(tid.is_zero() ? fmt::format("no route to host {}", host_port)
+                                 : fmt::format("tunnel {} is private for host {}", tid.to_string(),
+                                               host_port));
     co_await fail(502);
     co_return;
   }
@@ -429,7 +429,8 @@ class TunnelHandler final : public Handler {
     auto rt = md.get_duration("readTimeout").value_or(nanoseconds(0));
     read_timeout_ = rt.count() <= 0 ? std::chrono::seconds(15) : rt;
     direct_ = md.get_bool("tunnel.direct").value_or(false);
-    (void)md.get_duration("tunnel.ttl");  // GOST's sweep period of closed connectors: ours go at once
+    (void)md.get_duration(
+        "tunnel.ttl");  // GOST's sweep period of closed connectors: ours go at once
     entrypoint_id_ = parse_endpoint(md.get_string("entrypoint.id").value_or(""));
     (void)md.get_bool("entrypoint.keepalive");    // see docs/PROTOCOLS.md "tunnel: differences"
     (void)md.get_bool("entrypoint.compression");  // requests are forwarded as they come
@@ -452,7 +453,8 @@ class TunnelHandler final : public Handler {
     }
 
     if (auto ep = md.get_string("entrypoint"); ep && !ep->empty()) {
-      if (o.workers.empty()) throw config::ConfigError("handler tunnel: entrypoint without workers");
+      if (o.workers.empty())
+        throw config::ConfigError("handler tunnel: entrypoint without workers");
       entrypoint_ = std::make_shared<Entrypoint>(state_, o.service + "-ep-" + *ep);
       entrypoint_->start(*ep, o.workers);
     }
@@ -585,8 +587,8 @@ awaitable<void> TunnelHandler::bind(StreamPtr client, TunnelRequest req, const r
 // A visitor (connect.go): the destination's host must route to the visitor's own tunnel (by the
 // ingress, or any host with tunnel.direct); the response is sent at once, the connector's stream
 // starts with a relay response naming source and destination.
-awaitable<void> TunnelHandler::connect(StreamPtr client, TunnelRequest req,
-                                       const rp::TunnelId& tid, ConnInfo& conn) {
+awaitable<void> TunnelHandler::connect(StreamPtr client, TunnelRequest req, const rp::TunnelId& tid,
+                                       ConnInfo& conn) {
   const auto& f = req.features;
   bool udp = (req.cmd & rp::kFlagUdp) ||
              f.network.value_or(0) == static_cast<std::uint16_t>(rp::Network::udp);

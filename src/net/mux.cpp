@@ -33,8 +33,8 @@ MuxConfig mux_config(const config::Metadata& md, std::string_view where, int def
   if (auto v = md.get_int("mux.version").value_or(0); v != 0) {
     if (v < 1 || v > max_version)
       throw config::ConfigError(fmt::format(
-          "{}: mux.version={} is not supported by this implementation (only smux version{})",
-          where, v, max_version == 1 ? " 1" : "s 1 and 2"));
+          "{}: mux.version={} is not supported by this implementation (only smux version{})", where,
+          v, max_version == 1 ? " 1" : "s 1 and 2"));
     c.version = static_cast<std::uint8_t>(v);
   }
   using std::chrono::nanoseconds;

@@ -92,8 +92,8 @@ struct TunnelId {
   static std::optional<TunnelId> parse(std::string_view text);
   // The 16 ID bytes as a lower-case UUID; the flags and the weight are not part of it.
   std::string to_string() const;
-  bool is_zero() const;                              // all 16 ID bytes zero
-  bool same_id(const TunnelId& o) const;             // the 16 ID bytes are equal
+  bool is_zero() const;                   // all 16 ID bytes zero
+  bool same_id(const TunnelId& o) const;  // the 16 ID bytes are equal
   std::uint8_t flag() const { return bytes[16]; }
   bool is_private() const { return (bytes[16] & kFlagPrivate) != 0; }
   bool is_udp() const { return (bytes[16] & kFlagUdp) != 0; }

@@ -48,8 +48,8 @@ std::optional<Upd> parse_upd(std::string_view payload) {
   return Upd{le32(payload.substr(0, 4)), le32(payload.substr(4, 4))};
 }
 
-std::optional<std::string> encode_frame(Cmd cmd, std::uint32_t stream_id,
-                                        std::string_view payload, std::uint8_t version) {
+std::optional<std::string> encode_frame(Cmd cmd, std::uint32_t stream_id, std::string_view payload,
+                                        std::uint8_t version) {
   if (payload.size() > kMaxPayload) return std::nullopt;
   std::string out;
   out.reserve(kHeaderSize + payload.size());

@@ -277,7 +277,9 @@ ingresses:
     endpoint: %s
   - hostname: "*.apps.example.net"
     endpoint: %s
-""" % (srv, ep, TID_WEB, TID_WEB))
+  - hostname: private.example.net
+    endpoint: $%s
+""" % (srv, ep, TID_WEB, TID_WEB, TID_WEB))
         server = self.gost("-C", cfg, name="server", port=srv)
         self.assertTrue(wait_port(ep, 10.0, proc=server.proc), server.diagnostics())
         origin = self.start_server(OriginServer())
@@ -289,6 +291,9 @@ ingresses:
                              (host, r))
         got, closed = raw_exchange(ep, b"GET / HTTP/1.1\r\nHost: example.net\r\n\r\n")
         self.assertEqual(got, BAD_GATEWAY)
+        # a private tunnel ("$<id>") is not served at the entrypoint: 502
+        got, closed = raw_exchange(ep, b"GET / HTTP/1.0\r\nHost: private.example.net\r\n\r\n")
+        self.assertEqual(got, b"HTTP/1.0 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
 
     def test_hostile_input(self):
         """Non-HTTP bytes, a bad request line, a truncated head, a relay request with an unknown
@@ -312,7 +317,35 @@ ingresses:
         # a TLS ClientHello for an unmapped name: closed without a reply
         got, closed = raw_exchange(ep, gostlib.client_hello("nobody.example.org"))
         self.assertEqual((got, closed), (b"", True))
-        # the tunnel port itself: a CONNECT without a tunnel ID and garbage
+        self.assertAlive(server)
+
+    def test_hostile_input_tunnel_port(self):
+        """The tunnel handler's own port (plain tcp): no tunnel ID, a zero ID, CMD 00 (not
+        CONNECT here), a bad version → 01 01 00 00; malformed features and garbage: closed
+        without a reply; a silent client: closed after readTimeout."""
+        port = free_port()
+        server = self.gost("-L", "tunnel://127.0.0.1:%d?readTimeout=1s" % port, name="server",
+                           port=port)
+        tid = bytes.fromhex(TID_ECHO.replace("-", "")) + b"\x00" * 4
+        cases = [
+            (b"\x01\x01\x00\x00", b"\x01\x01\x00\x00"),
+            (b"\x01\x01\x00\x17\x03\x00\x14" + b"\x00" * 20, b"\x01\x01\x00\x00"),
+            (b"\x01\x00\x00\x17\x03\x00\x14" + tid, b"\x01\x01\x00\x00"),
+            (b"\x02\x01\x00\x00", b"\x01\x01\x00\x00"),
+            (b"\x01\x01\x00\x05\x02\x00\x09\x01\x02", b""),
+            (b"\x01\x01\x00\x03\x03\x00\x02\x00\x00", b""),
+        ]
+        for data, want in cases:
+            got, closed = raw_exchange(port, data)
+            self.assertEqual((got, closed), (want, True), data.hex())
+        # a BIND for a tunnel nobody serves yet works; CONNECT to it without a connector: 05
+        req = b"\x01\x01\x00\x17\x03\x00\x14" + tid
+        got, closed = raw_exchange(port, req)
+        self.assertEqual((got, closed), (b"\x01\x06\x00\x00", True))  # no route (no rule)
+        start = time.monotonic()
+        got, closed = raw_exchange(port, b"\x01\x01", timeout=5)
+        self.assertEqual((got, closed), (b"", True))
+        self.assertLess(time.monotonic() - start, 4.0)
         self.assertAlive(server)
 
     def test_relay_visitor_at_entrypoint(self):
