@@ -396,6 +396,11 @@ bool same_references(const config::Service& s, const config::Config& a, const co
   if (!same_all(a.admissions, b.admissions, names_of(s.admission, s.admissions))) return false;
   if (!same_all(a.bypasses, b.bypasses, names_of(s.bypass, s.bypasses))) return false;
   if (!same_all(a.hosts, b.hosts, {s.hosts})) return false;
+  // The tunnel handler's `ingress` option names an `ingresses[]` entry (docs/PROTOCOLS.md
+  // "tunnel: ingress").
+  if (auto ingress = s.handler.metadata.get_string("ingress");
+      ingress && !ingress->empty() && !same_named(a.ingresses, b.ingresses, *ingress))
+    return false;
   if (!same_all(a.limiters, b.limiters, {s.limiter, s.handler.limiter})) return false;
   if (!same_all(a.climiters, b.climiters, {s.climiter})) return false;
   return same_all(a.rlimiters, b.rlimiters, {s.rlimiter});
