@@ -18,6 +18,7 @@ Usage: test_tunnel.py <path-to-gost>
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -253,6 +254,56 @@ class TunnelEntrypointTest(TunnelBase):
         got, closed = raw_exchange(ep, b"GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
         self.assertEqual(got, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
         self.assertLess(time.monotonic() - start, 10.0)
+        self.assertAlive(server)
+
+    def test_tls_by_sni(self):
+        """A TLS service behind NAT: a ClientHello at the entrypoint is routed by its SNI (the
+        `tunnel=` rule), the handshake and the data pass end to end (the certificate is the
+        service's own)."""
+        cert, key = gostlib.make_self_signed(self.home, "svc", "secure.example.com")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(8)
+        self.addCleanup(lsock.close)
+        stop = threading.Event()
+        self.addCleanup(stop.set)
+
+        def serve():
+            lsock.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    c, _ = lsock.accept()
+                except OSError:
+                    continue
+                try:
+                    with ctx.wrap_socket(c, server_side=True) as t:
+                        t.settimeout(5)
+                        data = t.recv(1024)
+                        t.sendall(b"tls:" + data)
+                except (OSError, ssl.SSLError):
+                    pass
+
+        threading.Thread(target=serve, daemon=True).start()
+        srv, ep = free_port(), free_port()
+        rules = "secure.example.com:%s" % TID_WEB
+        server = self.gost("-L", "tunnel+ws://127.0.0.1:%d?entrypoint=127.0.0.1:%d&tunnel=%s"
+                           % (srv, ep, rules), name="server", port=srv)
+        self.assertTrue(wait_port(ep, 10.0, proc=server.proc), server.diagnostics())
+        web = self.connector("tunnel+ws", srv, TID_WEB, "127.0.0.1:%d" % lsock.getsockname()[1],
+                             name="conn-tls")
+        self.wait_registered(web)
+        with open(cert) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        with gostlib.tls_connect(ep, server_hostname="secure.example.com") as t:
+            self.assertEqual(t.getpeercert(binary_form=True), der)
+            t.sendall(b"hello over tls")
+            self.assertEqual(t.recv(1024), b"tls:hello over tls")
+        # an SNI nobody maps: the connection is closed without a byte
+        with self.assertRaises((ssl.SSLError, OSError)):
+            with gostlib.tls_connect(ep, server_hostname="other.example.com", timeout=5):
+                pass
         self.assertAlive(server)
 
     def test_ingresses_section(self):
