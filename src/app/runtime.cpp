@@ -14,6 +14,7 @@
 #include "policy/admission.hpp"
 #include "policy/bypass.hpp"
 #include "policy/hosts.hpp"
+#include "core/retirable.hpp"
 #include "source/bind.hpp"
 
 namespace gost::app {
@@ -722,6 +723,8 @@ struct Runtime::Impl {
   void close(ServiceInstance& s, std::chrono::milliseconds grace = {}) {
     for (std::size_t i = 0; i < s.listeners.size(); ++i) retire(*workers[i], s.listeners[i], grace);
     s.listeners.clear();
+    // A handler with state of its own beyond its connections (core/retirable.hpp).
+    if (auto* r = dynamic_cast<Retirable*>(s.handler.get())) r->retire();
   }
 };
 

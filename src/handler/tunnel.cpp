@@ -10,9 +10,12 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <mutex>
+#include <set>
 
 #include "chain/chain.hpp"
 #include "core/component.hpp"
+#include "core/retirable.hpp"
 #include "core/timeout.hpp"
 #include "core/xid.hpp"
 #include "handler/tunnel_registry.hpp"
@@ -166,6 +169,18 @@ awaitable<void> join(Stream& client, Stream& cc, std::string pending, const std:
 
 // ---- the entrypoint ---------------------------------------------------------------------------
 
+// Entrypoint addresses our running handlers hold: a reload builds the new handler while the old
+// one still listens, so its listener joins the old one's SO_REUSEPORT group instead of refusing
+// the address as taken (docs/ARCHITECTURE.md "Reload and the runtime": check_free).
+struct HeldAddresses {
+  std::mutex mu;
+  std::multiset<std::string> held;
+};
+HeldAddresses& held_entrypoints() {
+  static HeldAddresses h;
+  return h;
+}
+
 // GOST's entrypoint (entrypoint.go): a TCP listener on the server whose connections are routed by
 // their first bytes: 0x01 a relay CONNECT naming the tunnel, 0x16 a TLS ClientHello (by SNI),
 // anything else HTTP/1 (by Host).
@@ -182,9 +197,15 @@ class Entrypoint : public std::enable_shared_from_this<Entrypoint> {
     lo.config.type = "tcp";
     lo.service = service_;
     lo.log = state_->log;
+    bool ours = false;
+    {
+      auto& h = held_entrypoints();
+      std::lock_guard lock(h.mu);
+      ours = h.held.contains(addr);
+    }
     for (auto* w : workers) {
       lo.first = listeners_.empty();
-      lo.check_free = lo.first;
+      lo.check_free = lo.first && !ours;
       listeners_.push_back({w, std::shared_ptr<Listener>((*lf)(*w, lo))});
       if (listeners_.size() == 1 && lo.addr.ends_with(":0")) {
         auto bound = listeners_.front().listener->bound_address();
@@ -192,6 +213,12 @@ class Entrypoint : public std::enable_shared_from_this<Entrypoint> {
       }
     }
     address_ = listeners_.front().listener->bound_address();
+    held_ = addr;
+    {
+      auto& h = held_entrypoints();
+      std::lock_guard lock(h.mu);
+      h.held.insert(held_);
+    }
     for (auto& l : listeners_)
       asio::co_spawn(*l.worker, accept_loop(shared_from_this(), l.listener), asio::detached);
     state_->log.info(fmt::format("entrypoint: {}", address_));
@@ -199,6 +226,12 @@ class Entrypoint : public std::enable_shared_from_this<Entrypoint> {
 
   void stop() {
     for (auto& l : listeners_) asio::post(*l.worker, [ln = l.listener] { ln->close(); });
+    if (!held_.empty()) {
+      auto& h = held_entrypoints();
+      std::lock_guard lock(h.mu);
+      if (auto it = h.held.find(held_); it != h.held.end()) h.held.erase(it);
+      held_.clear();
+    }
   }
 
  private:
@@ -250,6 +283,7 @@ class Entrypoint : public std::enable_shared_from_this<Entrypoint> {
   std::string service_;
   std::vector<Bound> listeners_;
   std::string address_;
+  std::string held_;  // the configured address, in held_entrypoints() while we listen
 };
 
 awaitable<void> Entrypoint::handle(Stream& s, ConnInfo& conn) {
@@ -413,7 +447,7 @@ awaitable<void> Entrypoint::handle_http(Stream& s, std::string buf, ConnInfo& co
 
 // ---- the handler ------------------------------------------------------------------------------
 
-class TunnelHandler final : public Handler {
+class TunnelHandler final : public Handler, public Retirable {
  public:
   explicit TunnelHandler(const HandlerOptions& o) : opts_(o) {
     const auto& md = o.config.metadata;
@@ -461,6 +495,14 @@ class TunnelHandler final : public Handler {
   }
   ~TunnelHandler() override {
     if (entrypoint_) entrypoint_->stop();
+  }
+
+  // The service is retired (reload, removal): GOST closes the handler — its entrypoint and every
+  // connector's session — so connectors register again with the service that replaces it.
+  void retire() override {
+    if (entrypoint_) entrypoint_->stop();
+    for (auto& c : state_->registry.all())
+      asio::post(c->executor, [c] { c->session->close(); });
   }
 
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override;

@@ -36,6 +36,13 @@ std::size_t Registry::connectors(const std::string& tunnel) {
   return it == tunnels_.end() ? 0 : it->second.size();
 }
 
+std::vector<std::shared_ptr<Connector>> Registry::all() {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<Connector>> out;
+  for (const auto& [id, list] : tunnels_) out.insert(out.end(), list.begin(), list.end());
+  return out;
+}
+
 std::shared_ptr<Connector> Registry::select(const std::string& tunnel, std::string_view network) {
   std::lock_guard lock(mu_);
   auto it = tunnels_.find(tunnel);

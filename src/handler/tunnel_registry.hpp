@@ -41,6 +41,8 @@ class Registry {
   // weight 255 preferred to all others. Null when none.
   std::shared_ptr<Connector> select(const std::string& tunnel, std::string_view network);
   std::size_t connectors(const std::string& tunnel);
+  // Every connector (to close them all).
+  std::vector<std::shared_ptr<Connector>> all();
 
  private:
   std::mutex mu_;

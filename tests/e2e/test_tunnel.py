@@ -17,6 +17,7 @@ Usage: test_tunnel.py <path-to-gost>
 
 import hashlib
 import os
+import signal
 import socket
 import ssl
 import struct
@@ -345,6 +346,49 @@ ingresses:
         # a private tunnel ("$<id>") is not served at the entrypoint: 502
         got, closed = raw_exchange(ep, b"GET / HTTP/1.0\r\nHost: private.example.net\r\n\r\n")
         self.assertEqual(got, b"HTTP/1.0 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+
+    def test_reload_changed_ingress(self):
+        """SIGHUP with a changed `ingresses` entry: the tunnel service is rebuilt (its entrypoint
+        binds again beside the old one), the old service's connectors are closed and register
+        again with the new one (back-off), and the new rule routes."""
+        srv, ep = free_port(), free_port()
+        cfg = os.path.join(self.home, "gost.yaml")
+
+        def write(host):
+            with open(cfg, "w") as f:
+                f.write("""services:
+- name: tunnel
+  addr: 127.0.0.1:%d
+  handler:
+    type: tunnel
+    metadata:
+      entrypoint: 127.0.0.1:%d
+      ingress: ingress-0
+  listener:
+    type: ws
+ingresses:
+- name: ingress-0
+  rules:
+  - hostname: %s
+    endpoint: %s
+""" % (srv, ep, host, TID_WEB))
+
+        write("one.example.net")
+        server = self.gost("-C", cfg, name="server", port=srv)
+        self.assertTrue(wait_port(ep, 10.0, proc=server.proc), server.diagnostics())
+        origin = self.start_server(OriginServer())
+        web = self.connector("tunnel+ws", srv, TID_WEB, origin.addr, name="conn-web")
+        self.wait_registered(web)
+        self.assertEqual(http_status(ep, "one.example.net").http_code, "200")
+        write("two.example.net")
+        server.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: http_status(ep, "two.example.net").http_code == "200",
+                                   15.0, interval=0.2),
+                        server.diagnostics() + web.diagnostics())
+        self.assertEqual(http_status(ep, "one.example.net").http_code, "502")
+        self.assertGreaterEqual(web.stderr_text().count("create tunnel on"), 2)
+        self.assertAlive(server)
+        self.assertAlive(web)
 
     def test_hostile_input(self):
         """Non-HTTP bytes, a bad request line, a truncated head, a relay request with an unknown
