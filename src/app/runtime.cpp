@@ -11,10 +11,10 @@
 #include "chain/chain.hpp"
 #include "core/component.hpp"
 #include "core/metrics.hpp"
+#include "core/retirable.hpp"
 #include "policy/admission.hpp"
 #include "policy/bypass.hpp"
 #include "policy/hosts.hpp"
-#include "core/retirable.hpp"
 #include "source/bind.hpp"
 
 namespace gost::app {

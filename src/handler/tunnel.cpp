@@ -501,8 +501,7 @@ class TunnelHandler final : public Handler, public Retirable {
   // connector's session — so connectors register again with the service that replaces it.
   void retire() override {
     if (entrypoint_) entrypoint_->stop();
-    for (auto& c : state_->registry.all())
-      asio::post(c->executor, [c] { c->session->close(); });
+    for (auto& c : state_->registry.all()) asio::post(c->executor, [c] { c->session->close(); });
   }
 
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override;
