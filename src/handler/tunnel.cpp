@@ -162,6 +162,7 @@ awaitable<void> join(Stream& client, Stream& cc, std::string pending, const std:
   if (!pending.empty()) {
     co_await write_all(cc, asio::buffer(pending), ec);
     if (ec) co_return;
+    std::string().swap(pending);  // not kept for the tunnel's life
   }
   RelayOptions options;
   co_await relay_logged(client, cc, target, conn, options);
