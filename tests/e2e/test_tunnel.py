@@ -15,7 +15,6 @@ scripted server (smux v2 after it); -O yaml.
 Usage: test_tunnel.py <path-to-gost>
 """
 
-import hashlib
 import os
 import signal
 import socket
@@ -36,19 +35,9 @@ TID_DUP = "0e6d3f5a-0d62-4b8e-8a55-42f3c2a8a9d0"
 TID_UDP = "5b1e9a4c-7d2f-4e3a-9c8b-1a2b3c4d5e6f"
 RULES = "app.example.com:%s,echo.example.com:%s,dup.example.com:%s" % (TID_WEB, TID_ECHO, TID_DUP)
 BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"
-
-
-def echo_once(port, msg, timeout=10.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(msg)
-        return recv_exact(s, len(msg), timeout=timeout)
-
-
-def answers(port, msg=b"ping"):
-    try:
-        return echo_once(port, msg, timeout=2.0) == msg
-    except OSError:
-        return False
+echo_once = gostlib.echo_once
+answers = gostlib.echo_answers
+dns_query = gostlib.dns_query
 
 
 def raw_exchange(port, data, timeout=5.0):
@@ -118,53 +107,10 @@ class TunnelBase(gostlib.GostTestCase):
     # -- checks ------------------------------------------------------------------------------------
 
     def run_duplex(self, port, duplex, size):
-        payload = os.urandom(size)
-        err = []
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-            s.settimeout(60)
-
-            def sender():
-                try:
-                    s.sendall(payload)
-                    s.shutdown(socket.SHUT_WR)
-                except OSError as e:
-                    err.append(e)
-
-            t = threading.Thread(target=sender, daemon=True)
-            t.start()
-            total = 0
-            h = hashlib.sha256()
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                h.update(d)
-                total += len(d)
-            t.join(60)
-        self.assertFalse(err, err)
-        rec = duplex.wait_record(lambda r: r["recv_len"] == size, timeout=60)
-        self.assertIsNotNone(rec, "the service did not receive %d bytes: %r" % (size, duplex.records))
-        self.assertEqual(rec["recv_sha"], hashlib.sha256(payload).hexdigest(),
-                         "visitor → service bytes differ")
-        self.assertEqual((total, h.hexdigest()), (rec["sent_len"], rec["sent_sha"]),
-                         "service → visitor bytes differ")
+        gostlib.run_duplex(self, port, duplex, size)
 
     def check_concurrent(self, port, n=100):
-        results = [None] * n
-
-        def one(i):
-            msg = ("conn-%03d-" % i).encode() * 50
-            try:
-                results[i] = echo_once(port, msg, timeout=20.0) == msg
-            except OSError as e:
-                results[i] = e
-
-        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
-        for t in threads:
-            t.start()
-        gostlib.join_all(threads, 60)
-        bad = [(i, r) for i, r in enumerate(results) if r is not True]
-        self.assertFalse(bad, "%d of %d concurrent connections failed: %r" % (len(bad), n, bad[:5]))
+        gostlib.check_concurrent_echo(self, port, n)
 
 
 class TunnelTransportTest(TunnelBase):
@@ -506,12 +452,6 @@ class TunnelLoadTest(TunnelBase):
         self.assertIn("retrying in 1s", echo.stderr_text())
         self.check_concurrent(vport, 20)
         self.assertAlive(echo)
-
-
-def dns_query(qid, name="example.com"):
-    """A DNS request (A, RD) as a resolver would send it."""
-    q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
-    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + struct.pack(">HH", 1, 1)
 
 
 class TunnelUdpTest(TunnelBase):
