@@ -24,7 +24,7 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_wss_controls relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3 relay_wt rtcp_ws rtcp_wss)
+SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_wss_controls relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3 relay_wt rtcp_ws rtcp_wss tunnel_grpc)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
@@ -52,6 +52,7 @@ declare -A SCEN_DESC=(
   [relay_wt]="the same chain with relay+wt (WebTransport over HTTP/3: one session per worker, a stream per tunnel)"
   [rtcp_ws]="reverse: gost -L relay+ws://127.0.0.1:Q?bind=true  <-  gost -L rtcp://127.0.0.1:P/127.0.0.1:TARGET -F relay+ws://127.0.0.1:Q (clients connect to P on the server)"
   [rtcp_wss]="the rtcp_ws pair over relay+wss"
+  [tunnel_grpc]="GOST's tunnel over grpc (cleartext): gost -L tunnel+grpc://127.0.0.1:Q?tunnel.direct=true  <-  connector gost -L rtcp://:0/127.0.0.1:TARGET -F tunnel+grpc://127.0.0.1:Q?tunnel.id=ID; clients connect to a visitor gost -L tcp://127.0.0.1:P/app:80 -F tunnel+grpc://127.0.0.1:Q?tunnel.id=ID (three processes)"
   [tcp_controls]="the tcp row with a 1,000-entry bypass and a 1,000-entry admission on the service (none matching)"
   [relay_controls]="the relay row with the same bypass and admission on the relay server"
   [relay_wss_controls]="the relay_wss row with the same bypass and admission on the relay+wss server"
@@ -228,6 +229,22 @@ scenario_rtcp() {
   free_port p || return 1
   start_gost rtcp-client -L "rtcp://127.0.0.1:$p/127.0.0.1:$target" -F "$scheme://127.0.0.1:$q" || return 1
   wait_listen "$p" || return 1
+  ENTRY_PORT=$p
+}
+# GOST's tunnel (docs/PROTOCOLS.md "tunnel"): server, connector and a visitor (iperf3 speaks no
+# HTTP, so it comes by tunnel ID rather than through the entrypoint); all three count.
+scenario_tunnel_grpc() {
+  local target=$1 p q id=893787fd-fcd2-46a0-8dc4-f9f8a1f1b0c9
+  free_port q || return 1
+  start_gost tunnel-server -L "tunnel+grpc://127.0.0.1:$q?grpcInsecure=true&tunnel.direct=true" || return 1
+  wait_listen "$q" || return 1
+  start_gost tunnel-connector -L "rtcp://:0/127.0.0.1:$target" \
+    -F "tunnel+grpc://127.0.0.1:$q?grpcInsecure=true&tunnel.id=$id" || return 1
+  free_port p || return 1
+  start_gost tunnel-visitor -L "tcp://127.0.0.1:$p/app:80" \
+    -F "tunnel+grpc://127.0.0.1:$q?grpcInsecure=true&tunnel.id=$id" || return 1
+  wait_listen "$p" || return 1
+  sleep 1  # the connector registers
   ENTRY_PORT=$p
 }
 scenario_rtcp_ws() { scenario_rtcp relay+ws "$1"; }

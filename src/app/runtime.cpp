@@ -15,6 +15,7 @@
 #include "core/address.hpp"
 #include "core/component.hpp"
 #include "core/metrics.hpp"
+#include "core/retirable.hpp"
 #include "policy/admission.hpp"
 #include "policy/bypass.hpp"
 #include "policy/hosts.hpp"
@@ -59,6 +60,7 @@ T named(const std::string& name) {
 
 class Builder {
  public:
+  const config::Config& config() const { return cfg_; }
   Builder(const config::Config& cfg, const LimiterCache& previous)
       : cfg_(cfg), previous_(previous) {
     // Sources are read here the first time, then on the source thread (docs/ARCHITECTURE.md
@@ -426,6 +428,11 @@ bool same_references(const config::Service& s, const config::Config& a, const co
   if (!same_all(a.admissions, b.admissions, names_of(s.admission, s.admissions))) return false;
   if (!same_all(a.bypasses, b.bypasses, names_of(s.bypass, s.bypasses))) return false;
   if (!same_all(a.hosts, b.hosts, {s.hosts})) return false;
+  // The tunnel handler's `ingress` option names an `ingresses[]` entry (docs/PROTOCOLS.md
+  // "tunnel: ingress").
+  if (auto ingress = s.handler.metadata.get_string("ingress");
+      ingress && !ingress->empty() && !same_named(a.ingresses, b.ingresses, *ingress))
+    return false;
   if (!same_all(a.limiters, b.limiters, {s.limiter, s.handler.limiter})) return false;
   if (!same_all(a.climiters, b.climiters, {s.climiter})) return false;
   return same_all(a.rlimiters, b.rlimiters, {s.rlimiter});
@@ -638,6 +645,8 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   ho.auth = builder.authenticator(sc.handler, where);
   if (sc.forwarder) ho.forwarder = builder.forwarder(*sc.forwarder, where);
   ho.log = rt->log;
+  ho.workers = workers;
+  ho.ingresses = builder.config().ingresses;
   if (ho.auth && (htype == "tcp" || htype == "forward"))
     rt->log.warn(
         fmt::format("{}: handler {} has no authentication: auth is ignored", where, htype));
@@ -781,6 +790,8 @@ struct Runtime::Impl {
   void close(ServiceInstance& s, std::chrono::milliseconds grace = {}) {
     for (std::size_t i = 0; i < s.listeners.size(); ++i) retire(*workers[i], s.listeners[i], grace);
     s.listeners.clear();
+    // A handler with state of its own beyond its connections (core/retirable.hpp).
+    if (auto* r = dynamic_cast<Retirable*>(s.handler.get())) r->retire();
   }
 };
 

@@ -241,8 +241,8 @@ class Loader {
     if (is_null(root)) return {};
     if (!root.IsMap()) throw ConfigError("configuration: expected a mapping at the top level");
     const Obj top(root, "");
-    top.reject({"resolvers", "ingresses", "routers", "sds", "recorders", "rewriters", "caches",
-                "quotas", "observers", "profiling"});
+    top.reject({"resolvers", "routers", "sds", "recorders", "rewriters", "caches", "quotas",
+                "observers", "profiling"});
     Config cfg;
     top.each("services", [&](const Obj& o) { cfg.services.push_back(service(o)); });
     top.each("chains", [&](const Obj& o) { cfg.chains.push_back(chain(o)); });
@@ -251,6 +251,7 @@ class Loader {
     top.each("admissions", [&](const Obj& o) { cfg.admissions.push_back(admission(o)); });
     top.each("bypasses", [&](const Obj& o) { cfg.bypasses.push_back(bypass(o)); });
     top.each("hosts", [&](const Obj& o) { cfg.hosts.push_back(hosts(o)); });
+    top.each("ingresses", [&](const Obj& o) { cfg.ingresses.push_back(ingress(o)); });
     top.each("limiters", [&](const Obj& o) { cfg.limiters.push_back(limiter(o)); });
     top.each("climiters", [&](const Obj& o) { cfg.climiters.push_back(limiter(o)); });
     top.each("rlimiters", [&](const Obj& o) { cfg.rlimiters.push_back(limiter(o)); });
@@ -536,6 +537,17 @@ class Loader {
     });
     h.sources = sources(o);
     return h;
+  }
+
+  // Inline rules only: GOST's file/redis/http/plugin sources of an ingress are refused by name.
+  static Ingress ingress(const Obj& o) {
+    o.reject({"file", "redis", "http", "plugin", "reload"});
+    Ingress in;
+    in.name = o.str("name");
+    o.each("rules", [&](const Obj& r) {
+      in.rules.push_back(IngressRule{.hostname = r.str("hostname"), .endpoint = r.str("endpoint")});
+    });
+    return in;
   }
 
   static Limiter limiter(const Obj& o) {

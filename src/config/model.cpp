@@ -179,6 +179,7 @@ void Config::merge(Config other) {
   append(admissions, other.admissions);
   append(bypasses, other.bypasses);
   append(hosts, other.hosts);
+  append(ingresses, other.ingresses);
   append(limiters, other.limiters);
   append(climiters, other.climiters);
   append(rlimiters, other.rlimiters);

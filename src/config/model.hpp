@@ -319,6 +319,20 @@ struct Hosts {
   bool operator==(const Hosts&) const = default;
 };
 
+// `ingresses[]`: hostname -> endpoint (tunnel ID) rules of the tunnel handler (docs/PROTOCOLS.md
+// "tunnel: ingress"), named by its `ingress` option.
+struct IngressRule {
+  std::string hostname;  // printed always
+  std::string endpoint;  // printed always
+  bool operator==(const IngressRule&) const = default;
+};
+struct Ingress {
+  std::string name;  // printed always
+  std::vector<IngressRule> rules;
+  Sources sources;
+  bool operator==(const Ingress&) const = default;
+};
+
 // `limiters[]`, `climiters[]`, `rlimiters[]`: limit lines "<scope> <value...>".
 struct Limiter {
   std::string name;  // printed always
@@ -382,6 +396,7 @@ struct Config {
   std::vector<Admission> admissions;
   std::vector<Bypass> bypasses;
   std::vector<Hosts> hosts;
+  std::vector<Ingress> ingresses;
   std::vector<Limiter> limiters;
   std::vector<Limiter> climiters;
   std::vector<Limiter> rlimiters;

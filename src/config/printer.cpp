@@ -351,6 +351,16 @@ Doc hosts_doc(const Hosts& h) {
   return sources(f, h.sources).done();
 }
 
+Doc ingress_rule_doc(const IngressRule& r) {
+  return Fields().str("hostname", r.hostname, true).str("endpoint", r.endpoint, true).done();
+}
+
+Doc ingress_doc(const Ingress& i) {
+  Fields f;
+  f.str("name", i.name, true).list("rules", i.rules, ingress_rule_doc);
+  return sources(f, i.sources).done();
+}
+
 Doc limiter_doc(const Limiter& l) {
   Fields f;
   f.str("name", l.name, true).strings("limits", l.limits);
@@ -401,6 +411,7 @@ Doc config_doc(const Config& c) {
       .list("admissions", c.admissions, admission_doc)
       .list("bypasses", c.bypasses, bypass_doc)
       .list("hosts", c.hosts, hosts_doc)
+      .list("ingresses", c.ingresses, ingress_doc)
       .list("limiters", c.limiters, limiter_doc)
       .list("climiters", c.climiters, limiter_doc)
       .list("rlimiters", c.rlimiters, limiter_doc)

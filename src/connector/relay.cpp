@@ -135,19 +135,7 @@ class RelayUdpTunnel final : public Stream, public net::PacketConn {
       if (ec) co_return 0;
       awaiting_reply_ = false;
     }
-    unsigned char len[2];
-    co_await read_exact(*inner_, asio::buffer(len), ec);
-    if (ec) co_return 0;
-    std::size_t size = (std::size_t{len[0]} << 8) | len[1];
-    std::size_t keep = std::min(size, buf.size());
-    co_await read_exact(*inner_, asio::buffer(buf.data(), keep), ec);
-    if (ec) co_return 0;
-    if (size > keep) {
-      std::string rest(size - keep, '\0');
-      co_await read_exact(*inner_, asio::buffer(rest), ec);
-      if (ec) co_return 0;
-    }
-    co_return keep;
+    co_return co_await net::read_len_datagram(*inner_, buf, ec);
   }
 
   awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
@@ -196,8 +184,15 @@ class RelayConnector final : public Connector {
     nodelay_ = md.get_bool("nodelay").value_or(false);
     connect_timeout_ = md.get_duration("connectTimeout").value_or(std::chrono::nanoseconds(0));
     mux_ = net::mux_config(md, "connector relay");
-    // GOST's tunnel form of the relay connector (go-gost/x connector/relay: tunnelID) is not built.
-    reject_unsupported(md, {"tunnel.id", "tunnelID"}, "connector relay");
+    // go-gost/x connector/relay: tunnelID (alias tunnel.id) adds the tunnel-id feature to CONNECT
+    // (a visitor of a tunnel server's entrypoint, docs/PROTOCOLS.md "tunnel").
+    std::string tid = md.get_string("tunnel.id").value_or("");
+    if (tid.empty()) tid = md.get_string("tunnelID").value_or("");
+    if (!tid.empty()) {
+      tunnel_ = rp::TunnelId::parse(tid);
+      if (!tunnel_)
+        throw config::ConfigError(fmt::format("connector relay: tunnel.id {} is not a UUID", tid));
+    }
   }
 
   // BIND (docs/PROTOCOLS.md "rtcp and rudp"): `01 02|80 FEALEN [auth] network addr`, the response
@@ -284,6 +279,14 @@ class RelayConnector final : public Connector {
     if (!bytes)
       throw system_error(asio::error::invalid_argument,
                          "connector relay: user name or password longer than 255 bytes");
+    if (tunnel_ && !tunnel_->is_zero()) {  // the tunnel-id feature last, FEALEN patched
+      rp::FeatureWriter w;
+      w.tunnel(*tunnel_);
+      std::size_t len = bytes->size() - rp::kHeaderSize + w.out.size();
+      (*bytes)[2] = static_cast<char>((len >> 8) & 0xFF);
+      (*bytes)[3] = static_cast<char>(len & 0xFF);
+      *bytes += w.out;
+    }
     if (log::enabled(log::Level::trace))
       log.trace(fmt::format("relay: request cmd {:#04x} {} {}", req.cmd, network, addr));
 
@@ -306,6 +309,7 @@ class RelayConnector final : public Connector {
 
  private:
   std::optional<rp::UserAuth> auth_;
+  std::optional<rp::TunnelId> tunnel_;
   bool nodelay_ = false;
   std::chrono::nanoseconds connect_timeout_{0};
   net::MuxConfig mux_;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/model.hpp"
 #include "core/auth.hpp"
@@ -113,6 +114,10 @@ struct HandlerOptions {
   std::shared_ptr<const Authenticator> auth;  // null = no authentication
   std::shared_ptr<Hop> forwarder;             // fixed targets (port forwarding), may be null
   log::Logger log;
+  // The workers' io_contexts: for a handler that listens itself (the tunnel's entrypoint).
+  std::vector<asio::io_context*> workers;
+  // The configuration's `ingresses` (the tunnel handler's `ingress` option names one).
+  std::vector<config::Ingress> ingresses;
 };
 using HandlerFactory = std::function<std::shared_ptr<Handler>(const HandlerOptions&)>;
 

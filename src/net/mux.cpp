@@ -15,8 +15,11 @@ namespace smux = proto::smux;
 using Cmd = smux::Cmd;
 using TimePoint = asio::steady_timer::time_point;
 
-MuxConfig mux_config(const config::Metadata& md, std::string_view where) {
+MuxConfig mux_config(const config::Metadata& md, std::string_view where, int default_version,
+                     int max_version, std::uint32_t default_stream_buffer) {
   MuxConfig c;
+  c.version = static_cast<std::uint8_t>(default_version);
+  c.max_stream_buffer = default_stream_buffer;
   if (auto t = md.get_string("mux.type")) {
     std::string type = *t;
     std::transform(type.begin(), type.end(), type.begin(),
@@ -27,10 +30,13 @@ MuxConfig mux_config(const config::Metadata& md, std::string_view where) {
   }
   // value_or() rather than `opt && *opt ...`: GCC -O3 folds the latter into a branch on the
   // (uninitialised) payload of an empty optional first — harmless, but valgrind rightly flags it.
-  if (auto v = md.get_int("mux.version").value_or(0); v != 0 && v != 1)
-    throw config::ConfigError(fmt::format(
-        "{}: mux.version={} is not supported by this implementation (only smux version 1)", where,
-        v));
+  if (auto v = md.get_int("mux.version").value_or(0); v != 0) {
+    if (v < 1 || v > max_version)
+      throw config::ConfigError(fmt::format(
+          "{}: mux.version={} is not supported by this implementation (only smux version{})", where,
+          v, max_version == 1 ? " 1" : "s 1 and 2"));
+    c.version = static_cast<std::uint8_t>(v);
+  }
   using std::chrono::nanoseconds;
   if (auto d = md.get_duration("mux.keepaliveInterval").value_or(nanoseconds(0)); d.count() > 0)
     c.keepalive_interval = d;
@@ -42,6 +48,8 @@ MuxConfig mux_config(const config::Metadata& md, std::string_view where) {
   if (auto n = md.get_int("mux.maxReceiveBuffer").value_or(0); n > 0)
     c.max_receive_buffer = static_cast<std::size_t>(n);
   // mux.maxStreamBuffer is a version-2 (per-stream window) setting: no effect with version 1.
+  if (auto n = md.get_int("mux.maxStreamBuffer").value_or(0); n > 0)
+    c.max_stream_buffer = static_cast<std::uint32_t>(std::min<std::int64_t>(n, 1 << 30));
   // mux.maxStreamWindow has no smux v1 meaning here either, but GOST would apply it: refuse it.
   reject_unsupported(md, {"mux.maxStreamWindow"}, where);
   return c;
@@ -51,7 +59,7 @@ MuxConfig mux_config(const config::Metadata& md, std::string_view where) {
 
 struct MuxSession::StreamState {
   StreamState(asio::any_io_executor ex, std::uint32_t sid)
-      : id(sid), readable(ex, TimePoint::max()) {}
+      : id(sid), readable(ex, TimePoint::max()), window(ex, TimePoint::max()) {}
   std::uint32_t id;
   std::deque<std::string> chunks;
   std::size_t offset = 0;  // consumed bytes of chunks.front()
@@ -61,6 +69,14 @@ struct MuxSession::StreamState {
   bool fin_sent = false;
   bool aborted = false;
   asio::steady_timer readable;  // condition: data, FIN, abort or session end
+  // Version 2 (smux stream.go): what we read and told the peer, what we sent and the peer's
+  // last UPD; a writer waits while its data in flight fills the peer's window.
+  std::uint32_t num_read = 0;
+  std::uint32_t incr = 0;
+  std::uint32_t num_written = 0;
+  std::uint32_t peer_consumed = 0;
+  std::uint32_t peer_window = proto::smux::kInitialPeerWindow;
+  asio::steady_timer window;  // condition: a UPD, abort or session end
 };
 
 class MuxStream final : public Stream {
@@ -106,6 +122,26 @@ class MuxStream final : public Stream {
       co_return 0;
     }
     std::size_t n = std::min(buf.size(), session_->cfg_.max_frame_size);
+    if (session_->cfg_.version == proto::smux::kVersion2) {
+      for (;;) {
+        if (st_->aborted || st_->fin_sent || session_->closed_) {
+          ec = asio::error::broken_pipe;
+          co_return 0;
+        }
+        auto inflight = static_cast<std::int32_t>(st_->num_written - st_->peer_consumed);
+        if (inflight < 0) {  // the peer claims more than we sent (smux ErrConsumed)
+          ec = asio::error::connection_reset;
+          co_return 0;
+        }
+        std::int64_t win = static_cast<std::int64_t>(st_->peer_window) - inflight;
+        if (win > 0) {
+          n = std::min<std::size_t>(n, static_cast<std::size_t>(win));
+          break;
+        }
+        co_await st_->window.async_wait(use_nothrow);
+      }
+      st_->num_written += static_cast<std::uint32_t>(n);
+    }
     std::string_view data(static_cast<const char*>(buf.data()), n);
     co_await session_->write_frame(Cmd::psh, st_->id, data, ec);
     co_return ec ? 0 : n;
@@ -123,6 +159,7 @@ class MuxStream final : public Stream {
     if (st_->aborted) return;
     st_->aborted = true;
     st_->readable.cancel();
+    st_->window.cancel();
     session_->release(st_->buffered);
     st_->buffered = 0;
     st_->chunks.clear();
@@ -154,6 +191,16 @@ class MuxStream final : public Stream {
     }
     st_->buffered -= n;
     session_->release(n);
+    if (session_->cfg_.version == proto::smux::kVersion2 && n > 0) {
+      // smux tryReadv2: a UPD at the first read and whenever half the window was consumed.
+      auto k = static_cast<std::uint32_t>(n);
+      st_->num_read += k;
+      st_->incr += k;
+      if (st_->incr >= session_->cfg_.max_stream_buffer / 2 || st_->num_read == k) {
+        st_->incr = 0;
+        session_->send_upd_detached(st_->id, st_->num_read);
+      }
+    }
     return n;
   }
 
@@ -255,7 +302,10 @@ void MuxSession::close() {
   if (closed_) return;
   closed_ = true;
   if (conn_) conn_->close();
-  for (auto& [id, st] : streams_) st->readable.cancel();
+  for (auto& [id, st] : streams_) {
+    st->readable.cancel();
+    st->window.cancel();
+  }
   writers_.cancel();
   for (auto& w : write_queue_) w.wake->cancel();
   budget_.cancel();
@@ -324,7 +374,7 @@ awaitable<void> MuxSession::write_frame(Cmd cmd, std::uint32_t sid, std::string_
   }
   if (st) st->written += payload.size();
   // Encoded only now: a writer waiting in line holds no copy of its frame.
-  auto frame = smux::encode_frame(cmd, sid, payload);
+  auto frame = smux::encode_frame(cmd, sid, payload, cfg_.version);
   if (frame)
     co_await write_all(*conn_, asio::buffer(*frame), ec);
   else
@@ -358,6 +408,17 @@ void MuxSession::send_fin_detached(std::uint32_t sid) {
                  [self = shared_from_this()](std::exception_ptr) {});
 }
 
+void MuxSession::send_upd_detached(std::uint32_t sid, std::uint32_t consumed) {
+  auto upd = [](std::shared_ptr<MuxSession> self, std::uint32_t stream,
+                std::string payload) -> awaitable<void> {
+    error_code ec;
+    co_await self->write_frame(Cmd::upd, stream, payload, ec);
+  };
+  asio::co_spawn(conn_->executor(),
+                 upd(shared_from_this(), sid, smux::encode_upd(consumed, cfg_.max_stream_buffer)),
+                 asio::detached);
+}
+
 void MuxSession::close_after_writes() {
   auto drain = [](std::shared_ptr<MuxSession> self) -> awaitable<void> {
     // Queued writers (spawned before us) go first: wait until nobody holds the write lock.
@@ -384,7 +445,8 @@ awaitable<void> MuxSession::read_loop() {
     co_await read_exact(*conn_, head, sizeof head, ec);
     if (ec) break;
     auto h = smux::parse_header(std::string_view(head, sizeof head));
-    if (!h || !smux::valid_v1(*h)) break;  // smux: invalid protocol → the session ends
+    // smux: a frame of another version or an unknown command is an invalid protocol → the end
+    if (!h || !smux::valid_for(*h, cfg_.version)) break;
     data_seen_ = true;
     std::string payload(h->length, '\0');
     if (h->length > 0) {
@@ -409,6 +471,14 @@ awaitable<void> MuxSession::read_loop() {
           it->second->chunks.push_back(std::move(payload));
           it->second->readable.cancel();
         }
+        break;
+      case Cmd::upd:  // version 2: the peer's window for our writes on this stream
+        if (it != streams_.end())
+          if (auto u = smux::parse_upd(payload)) {
+            it->second->peer_consumed = u->consumed;
+            it->second->peer_window = u->window;
+            it->second->window.cancel();
+          }
         break;
       default:  // NOP
         break;

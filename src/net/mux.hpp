@@ -28,6 +28,10 @@
 namespace gost::net {
 
 struct MuxConfig {
+  // smux protocol version: 1, or 2 (per-stream windows: UPD frames; GOST's tunnel default).
+  std::uint8_t version = 1;
+  // Version 2: the window advertised to the peer (mux.maxStreamBuffer, smux default 64 KiB).
+  std::uint32_t max_stream_buffer = 65536;
   std::chrono::nanoseconds keepalive_interval = std::chrono::seconds(10);
   std::chrono::nanoseconds keepalive_timeout = std::chrono::seconds(30);
   bool keepalive_disabled = false;
@@ -36,8 +40,12 @@ struct MuxConfig {
 };
 
 // The handler's mux.* options (GOST names). mux.type other than smux, mux.version other than 1
-// and mux.maxStreamWindow are rejected with a ConfigError naming `where`.
-MuxConfig mux_config(const config::Metadata& md, std::string_view where);
+// and 2 and mux.maxStreamWindow are rejected with a ConfigError naming `where`. Version 2 is
+// accepted only where `max_version` allows it (the tunnel protocol, whose default is 2:
+// `default_version`); `default_stream_buffer` is the version-2 window when mux.maxStreamBuffer is
+// not set (go-gost/x handler/tunnel: 1 MiB; connector/tunnel: smux's 64 KiB).
+MuxConfig mux_config(const config::Metadata& md, std::string_view where, int default_version = 1,
+                     int max_version = 1, std::uint32_t default_stream_buffer = 65536);
 
 class MuxSession : public std::enable_shared_from_this<MuxSession> {
  public:
@@ -80,6 +88,8 @@ class MuxSession : public std::enable_shared_from_this<MuxSession> {
                               error_code& ec);
   awaitable<void> fin_frame(std::uint32_t sid);
   void send_fin_detached(std::uint32_t sid);
+  // Version 2: tells the peer how much of stream `sid` has been read (a UPD frame).
+  void send_upd_detached(std::uint32_t sid, std::uint32_t consumed);
   // Closes once the frames already queued (a FIN) are written.
   void close_after_writes();
   void release(std::size_t n);  // consumed buffered bytes

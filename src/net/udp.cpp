@@ -160,6 +160,22 @@ awaitable<std::size_t> UdpTunStream::read_some(asio::mutable_buffer buf, error_c
 
 // ---- exact reads ------------------------------------------------------------------------------
 
+awaitable<std::size_t> read_len_datagram(Stream& s, asio::mutable_buffer buf, error_code& ec) {
+  unsigned char len[2];
+  co_await read_exact(s, reinterpret_cast<char*>(len), 2, ec);
+  if (ec) co_return 0;
+  std::size_t size = (std::size_t{len[0]} << 8) | len[1];
+  std::size_t keep = std::min(size, buf.size());
+  co_await read_exact(s, static_cast<char*>(buf.data()), keep, ec);
+  if (ec) co_return 0;
+  if (size > keep) {
+    std::string rest(size - keep, '\0');
+    co_await read_exact(s, rest.data(), rest.size(), ec);
+    if (ec) co_return 0;
+  }
+  co_return keep;
+}
+
 awaitable<void> read_exact(Stream& s, char* p, std::size_t n, error_code& ec) {
   while (n > 0) {
     std::size_t got = co_await s.read_some(asio::buffer(p, n), ec);

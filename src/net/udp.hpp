@@ -88,6 +88,11 @@ class UdpTunStream final : public Stream, public PacketConn {
 // Reads exactly `n` bytes (ec = eof when the stream ends first).
 awaitable<void> read_exact(Stream& s, char* p, std::size_t n, error_code& ec);
 
+// Reads one `LEN(2) DATA` datagram frame (relay UDP CONNECT, the tunnel's UDP flows:
+// docs/PROTOCOLS.md "relay: framing") into `buf`; a longer datagram is truncated and the rest of
+// its frame read and dropped. The writer's side is proto::relay::encode_datagram.
+awaitable<std::size_t> read_len_datagram(Stream& s, asio::mutable_buffer buf, error_code& ec);
+
 // Reads one message with exact reads, guided by `parse` (a proto::socks5-style parser), appending
 // to `buf`. Returns the final parse result: complete (buf holds the message), or bad; on an I/O
 // error `ec` is set and the status is incomplete.

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -246,13 +247,17 @@ std::optional<Features> parse_features(std::string_view data) {
       case FeatureType::address: {
         auto a = decode_address(payload);
         if (!a) return std::nullopt;
+        f.addresses.push_back(*a);
         f.address = std::move(*a);
         break;
       }
-      case FeatureType::tunnel:
+      case FeatureType::tunnel: {
         if (payload.size() < 16) return std::nullopt;
-        f.has_tunnel = true;
+        TunnelId id;
+        std::memcpy(id.bytes.data(), payload.data(), std::min(payload.size(), TunnelId::kSize));
+        f.tunnel = id;
         break;
+      }
       case FeatureType::network:
         if (payload.size() < 2) return std::nullopt;
         f.network = be16(payload, 0);
@@ -274,6 +279,101 @@ std::optional<std::string> encode_response(const Response& r) {
 
 std::string encode_status(Status s) {
   return std::string{static_cast<char>(kVersion), static_cast<char>(s), 0, 0};
+}
+
+std::optional<TunnelId> TunnelId::parse(std::string_view t) {
+  if (t.size() == 36 + 9 && t.substr(0, 9) == "urn:uuid:") t.remove_prefix(9);
+  if (t.size() == 38 && t.front() == '{' && t.back() == '}') t = t.substr(1, 36);
+  std::string hex;
+  if (t.size() == 36) {
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      if (i == 8 || i == 13 || i == 18 || i == 23) {
+        if (t[i] != '-') return std::nullopt;
+      } else {
+        hex += t[i];
+      }
+    }
+  } else if (t.size() == 32) {
+    hex = std::string(t);
+  } else {
+    return std::nullopt;
+  }
+  TunnelId id;
+  for (std::size_t i = 0; i < 16; ++i) {
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, v, 16);
+    if (ec != std::errc() || end != hex.data() + 2 * i + 2) return std::nullopt;
+    id.bytes[i] = static_cast<std::uint8_t>(v);
+  }
+  return id;
+}
+
+std::string TunnelId::to_string() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kHex[bytes[i] >> 4];
+    out += kHex[bytes[i] & 0x0F];
+  }
+  return out;
+}
+
+bool TunnelId::is_zero() const {
+  for (std::size_t i = 0; i < 16; ++i)
+    if (bytes[i] != 0) return false;
+  return true;
+}
+
+bool TunnelId::same_id(const TunnelId& o) const {
+  return std::memcmp(bytes.data(), o.bytes.data(), 16) == 0;
+}
+
+FeatureWriter& FeatureWriter::auth(const UserAuth& a) {
+  Features f;
+  f.auth = a;
+  ok = ok && encode_features(out, f, true);
+  return *this;
+}
+
+FeatureWriter& FeatureWriter::address(const Address& a) {
+  ok = ok && encode_address(out, a);
+  return *this;
+}
+
+FeatureWriter& FeatureWriter::address(std::string_view host_port) {
+  auto a = parse_address(host_port);
+  if (!a) {
+    ok = false;
+    return *this;
+  }
+  return address(*a);
+}
+
+FeatureWriter& FeatureWriter::network(Network n) {
+  out += static_cast<char>(FeatureType::network);
+  put16(out, 2);
+  put16(out, static_cast<std::uint16_t>(n));
+  return *this;
+}
+
+FeatureWriter& FeatureWriter::tunnel(const TunnelId& id) {
+  out += static_cast<char>(FeatureType::tunnel);
+  put16(out, TunnelId::kSize);
+  out.append(reinterpret_cast<const char*>(id.bytes.data()), TunnelId::kSize);
+  return *this;
+}
+
+std::optional<std::string> encode_with(std::uint8_t code, const FeatureWriter& features) {
+  if (!features.ok || features.out.size() > kMaxFeaturesLength) return std::nullopt;
+  std::string out;
+  out.reserve(kHeaderSize + features.out.size());
+  out += static_cast<char>(kVersion);
+  out += static_cast<char>(code);
+  put16(out, features.out.size());
+  out += features.out;
+  return out;
 }
 
 std::optional<std::string> encode_datagram(std::string_view data) {

@@ -3,11 +3,13 @@
 // length is bounded by its 8/16-bit wire field and checked against the input before use.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace gost::proto::relay {
 
@@ -76,13 +78,43 @@ struct UserAuth {
   bool operator==(const UserAuth&) const = default;
 };
 
+// The tunnel-id feature (type 0x03, docs/PROTOCOLS.md "tunnel"): ID(16) FLAG(1) RSV(2) WEIGHT(1).
+// In a request it names the tunnel (FLAG 0x80: private), in a BIND response the connector (FLAG
+// 0x01: a UDP connector). go-gost/relay TunnelID / ConnectorID.
+struct TunnelId {
+  static constexpr std::size_t kSize = 20;
+  static constexpr std::uint8_t kFlagPrivate = 0x80;
+  static constexpr std::uint8_t kFlagUdp = 0x01;
+  std::array<std::uint8_t, kSize> bytes{};
+
+  // From a UUID in its text forms ("893787fd-fcd2-46a0-8dc4-f9f8a1f1b0c9", braces, "urn:uuid:" or
+  // 32 hex digits, as Go's uuid.Parse); nullopt otherwise.
+  static std::optional<TunnelId> parse(std::string_view text);
+  // The 16 ID bytes as a lower-case UUID; the flags and the weight are not part of it.
+  std::string to_string() const;
+  bool is_zero() const;                   // all 16 ID bytes zero
+  bool same_id(const TunnelId& o) const;  // the 16 ID bytes are equal
+  std::uint8_t flag() const { return bytes[16]; }
+  bool is_private() const { return (bytes[16] & kFlagPrivate) != 0; }
+  bool is_udp() const { return (bytes[16] & kFlagUdp) != 0; }
+  std::uint8_t weight() const { return bytes[19]; }
+  void set_flag(std::uint8_t f) { bytes[16] |= f; }
+  void set_weight(std::uint8_t w) { bytes[19] = w; }
+  bool operator==(const TunnelId&) const = default;
+};
+
 // The features GOST's handler and connector use; a repeated type keeps the last one, unknown types
 // are skipped (relay v0.7.0 tolerance).
 struct Features {
   std::optional<UserAuth> auth;
   std::optional<Address> address;
   std::optional<std::uint16_t> network;
-  bool has_tunnel = false;  // type 0x03 (tunnel protocol only): accepted and ignored
+  // Type 0x03: ignored by the relay handler; the tunnel protocol's tunnel or connector ID. A
+  // payload of 16..19 bytes is padded with zeros, bytes beyond 20 are ignored.
+  std::optional<TunnelId> tunnel;
+  // Every address feature in order (the tunnel protocol sends two: source, then destination).
+  std::vector<Address> addresses;
+  bool has_tunnel() const { return tunnel.has_value(); }
   bool operator==(const Features&) const = default;
 };
 
@@ -114,6 +146,21 @@ std::optional<std::string> encode_request(const Request& r);
 std::optional<std::string> encode_response(const Response& r);
 // "01 <status> 00 00": the common responses without features.
 std::string encode_status(Status s);
+
+// ---- the tunnel protocol's messages (go-gost/x handler/tunnel, connector/tunnel) -------------
+// Features in the tunnel protocol's order, each appended as a TLV. false when a field is too
+// long (user, password or domain over 255 bytes).
+struct FeatureWriter {
+  std::string out;
+  bool ok = true;
+  FeatureWriter& auth(const UserAuth& a);
+  FeatureWriter& address(const Address& a);
+  FeatureWriter& address(std::string_view host_port);  // as GOST's AddrFeature.ParseFrom
+  FeatureWriter& network(Network n);
+  FeatureWriter& tunnel(const TunnelId& id);
+};
+// VER CODE FEALEN FEATURES; nullopt when the writer failed or the features exceed 65535 bytes.
+std::optional<std::string> encode_with(std::uint8_t code, const FeatureWriter& features);
 
 // ---- UDP CONNECT framing: LEN(2) + DATA -------------------------------------------------------
 // nullopt when data is longer than 65535 bytes.

@@ -1010,6 +1010,86 @@ class TapProxy:
             pass
 
 
+# --------------------------------------------------------------------------
+# reverse tunnels (test_rtcp.py, test_tunnel.py): echo checks, duplex transfers, DNS-like queries
+# --------------------------------------------------------------------------
+
+def echo_once(port, msg, timeout=10.0):
+    """Sends msg to 127.0.0.1:port and returns as many bytes back."""
+    with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
+        s.sendall(msg)
+        return recv_exact(s, len(msg), timeout=timeout)
+
+
+def echo_answers(port, msg=b"ping"):
+    """True when an echo through port returns msg within 2 s."""
+    try:
+        return echo_once(port, msg, timeout=2.0) == msg
+    except OSError:
+        return False
+
+
+def dns_query(qid, name="example.com"):
+    """A DNS request (A, RD) as a resolver would send it."""
+    q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
+    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + struct.pack(">HH", 1, 1)
+
+
+def check_concurrent_echo(testcase, port, n=100):
+    """n echo connections at once through port; all must come back intact."""
+    results = [None] * n
+
+    def one(i):
+        msg = ("conn-%03d-" % i).encode() * 50
+        try:
+            results[i] = echo_once(port, msg, timeout=20.0) == msg
+        except OSError as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    join_all(threads, 60)
+    bad = [(i, r) for i, r in enumerate(results) if r is not True]
+    testcase.assertFalse(bad, "%d of %d concurrent connections failed: %r"
+                         % (len(bad), n, bad[:5]))
+
+
+def run_duplex(testcase, port, duplex, size):
+    """size random bytes both ways through port to a DuplexServer; checksums compared."""
+    payload = os.urandom(size)
+    err = []
+    with socket.create_connection((LOOPBACK, port), timeout=30) as s:
+        s.settimeout(60)
+
+        def sender():
+            try:
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)
+            except OSError as e:
+                err.append(e)
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        total = 0
+        h = hashlib.sha256()
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            h.update(d)
+            total += len(d)
+        t.join(60)
+    testcase.assertFalse(err, err)
+    rec = duplex.wait_record(lambda r: r["recv_len"] == size, timeout=60)
+    testcase.assertIsNotNone(rec, "the service did not receive %d bytes: %r"
+                             % (size, duplex.records))
+    testcase.assertEqual(rec["recv_sha"], hashlib.sha256(payload).hexdigest(),
+                         "client → service bytes differ")
+    testcase.assertEqual((total, h.hexdigest()), (rec["sent_len"], rec["sent_sha"]),
+                         "service → client bytes differ")
+
+
 def sha256(b):
     return hashlib.sha256(b).hexdigest()
 

@@ -14,7 +14,6 @@ retried, served once free); -O yaml; a missing chain refused at start-up.
 Usage: test_rtcp.py <path-to-gost>
 """
 
-import hashlib
 import os
 import signal
 import socket
@@ -31,25 +30,9 @@ MIB = 1 << 20
 # The client's back-off is 1, 2, 4, 5, 5 ... s: a server back within a second or two is bound
 # again at the next attempt.
 REBIND_WINDOW = 12.0
-
-
-def echo_once(port, msg, timeout=10.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(msg)
-        return recv_exact(s, len(msg), timeout=timeout)
-
-
-def answers(port, msg=b"ping"):
-    try:
-        return echo_once(port, msg, timeout=2.0) == msg
-    except OSError:
-        return False
-
-
-def dns_query(qid, name="example.com"):
-    """A DNS request (A, RD) as a resolver would send it."""
-    q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
-    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + struct.pack(">HH", 1, 1)
+echo_once = gostlib.echo_once
+answers = gostlib.echo_answers
+dns_query = gostlib.dns_query
 
 
 def udp_exchange(port, payload, timeout=1.0):
@@ -106,56 +89,10 @@ class RtcpBase(gostlib.GostTestCase):
     # -- checks ------------------------------------------------------------------------------------
 
     def run_duplex(self, pub, duplex, size):
-        payload = os.urandom(size)
-        got = []
-        err = []
-        with socket.create_connection(("127.0.0.1", pub), timeout=30) as s:
-            s.settimeout(60)
-
-            def sender():
-                try:
-                    s.sendall(payload)
-                    s.shutdown(socket.SHUT_WR)
-                except OSError as e:
-                    err.append(e)
-
-            t = threading.Thread(target=sender, daemon=True)
-            t.start()
-            total = 0
-            h = hashlib.sha256()
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                h.update(d)
-                total += len(d)
-            t.join(60)
-            got.append((total, h.hexdigest()))
-        self.assertFalse(err, err)
-        rec = duplex.wait_record(lambda r: r["recv_len"] == size, timeout=60)
-        self.assertIsNotNone(rec, "the service did not receive %d bytes: %r" % (size, duplex.records))
-        self.assertEqual(rec["recv_sha"], hashlib.sha256(payload).hexdigest(),
-                         "client → service bytes differ")
-        self.assertEqual(got[0], (rec["sent_len"], rec["sent_sha"]), "service → client bytes differ")
+        gostlib.run_duplex(self, pub, duplex, size)
 
     def check_concurrent(self, pub, n=100):
-        results = [None] * n
-
-        def one(i):
-            msg = ("conn-%03d-" % i).encode() * 50
-            try:
-                results[i] = echo_once(pub, msg, timeout=20.0) == msg
-            except OSError as e:
-                results[i] = e
-
-        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
-        for t in threads:
-            t.start()
-        gostlib.join_all(threads, 60)
-        bad = [(i, r) for i, r in enumerate(results) if r is not True]
-        self.assertFalse(bad, "%d of %d concurrent inbound connections failed: %r"
-                         % (len(bad), n, bad[:5]))
-
+        gostlib.check_concurrent_echo(self, pub, n)
 
     def check_rudp(self, scheme):
         uecho = UdpEchoServer()
@@ -739,17 +676,14 @@ chains:
         self.assertNotEqual(cp.returncode, 0)
         self.assertIn("needs a chain", cp.stderr.decode() + cp.stdout.decode())
 
-    def test_tunnel_forms_refused(self):
-        """GOST's tunnel forms are not built: refused at start-up, naming what is missing."""
+    def test_relay_tunnel_id_must_be_uuid(self):
+        """The relay connector's tunnel.id (GOST's tunnel visitor form, test_tunnel.py) must be a
+        UUID: anything else is refused at start-up, naming it."""
         port = free_port()
         cp = run_gost(["-L", "rtcp://:%d/127.0.0.1:22" % port, "-F",
-                       "relay+ws://127.0.0.1:1?tunnel.id=4d21094e-b74c-4916-86c1-d9fa36ea677b"],
-                      timeout=10)
+                       "relay+ws://127.0.0.1:1?tunnel.id=not-a-uuid"], timeout=10)
         self.assertNotEqual(cp.returncode, 0)
         self.assertIn("tunnel.id", cp.stderr.decode() + cp.stdout.decode())
-        cp = run_gost(["-L", "tunnel+ws://127.0.0.1:%d" % port], timeout=10)
-        self.assertNotEqual(cp.returncode, 0)
-        self.assertIn("tunnel", cp.stderr.decode() + cp.stdout.decode())
 
     def test_connector_without_bind_refused_at_bind(self):
         """An http node cannot BIND: each attempt fails with a clear line, the client runs on."""

@@ -202,7 +202,7 @@ TEST(RelayCodec, UnknownFeatureSkipped) {
                  "00000000000000000000000000000000 80 0000 00 02 00 07 01 01 02 03 04 01 bb"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->features.auth, kUserPass);
-  EXPECT_TRUE(r->features.has_tunnel);
+  EXPECT_TRUE(r->features.has_tunnel());
   EXPECT_EQ(r->features.address->to_string(), "1.2.3.4:443");
   // zero-length unknown feature
   EXPECT_TRUE(relay::parse_features(hex("ee 00 00")));

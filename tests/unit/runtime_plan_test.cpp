@@ -56,6 +56,19 @@ TEST(RuntimePlan, ChangedServiceEntry) {
   EXPECT_EQ(plan(next), (ServicePlan{{}, {"b"}, {}, {"a", "c"}}));
 }
 
+TEST(RuntimePlan, IngressChangeRebuildsTheTunnelServiceNamingIt) {
+  auto before = base();
+  before.services[1].handler.type = "tunnel";
+  before.services[1].handler.metadata.set("ingress", std::string("ing"));
+  before.ingresses.push_back(config::Ingress{.name = "ing", .rules = {{"a.example.com", "x"}}});
+  before.ingresses.push_back(config::Ingress{.name = "other", .rules = {{"b.example.com", "y"}}});
+  auto next = before;
+  next.ingresses[1].rules[0].endpoint = "z";  // named by nobody
+  EXPECT_EQ(plan_services(before, next), (ServicePlan{{}, {}, {}, {"a", "b", "c"}}));
+  next.ingresses[0].rules[0].endpoint = "z";
+  EXPECT_EQ(plan_services(before, next), (ServicePlan{{}, {"b"}, {}, {"a", "c"}}));
+}
+
 TEST(RuntimePlan, AddedAndRemoved) {
   auto next = base();
   next.services.erase(next.services.begin() + 1);
