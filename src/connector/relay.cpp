@@ -113,65 +113,28 @@ class RelayTunnel final : public Stream {
   std::unique_ptr<log::Logger> log_;  // while awaiting_reply_
 };
 
-// UDP CONNECT: datagrams to one destination framed LEN(2)+DATA. A PacketConn (every datagram goes
-// to the connect address whatever it names; reads report that address) and, as a Stream, one
-// datagram per read_some/write_some. The request rides on the first datagram unless already sent.
-class RelayUdpTunnel final : public Stream, public net::PacketConn {
+// UDP CONNECT: datagrams to one destination framed LEN(2)+DATA (net::LenDatagramFlow: every
+// datagram goes to the connect address whatever it names, reads report that address). The request
+// rides on the first datagram unless already sent; the reply is read before the first datagram.
+class RelayUdpTunnel final : public net::LenDatagramFlow {
  public:
   RelayUdpTunnel(StreamPtr inner, std::string request, bool awaiting_reply, std::string target,
                  log::Logger log)
-      : inner_(std::move(inner)),
-        request_(std::move(request)),
+      : LenDatagramFlow(std::move(inner), std::move(target), std::move(request)),
         awaiting_reply_(awaiting_reply),
-        target_(std::move(target)),
         log_(std::move(log)) {}
 
-  asio::any_io_executor executor() override { return inner_->executor(); }
-
-  // Datagrams larger than the buffer are truncated (the rest of the frame is discarded).
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
     if (awaiting_reply_) {
       co_await read_response(*inner_, log_, ec);
       if (ec) co_return 0;
       awaiting_reply_ = false;
     }
-    co_return co_await net::read_len_datagram(*inner_, buf, ec);
+    co_return co_await LenDatagramFlow::read_some(buf, ec);
   }
-
-  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
-    auto frame =
-        rp::encode_datagram(std::string_view(static_cast<const char*>(buf.data()), buf.size()));
-    if (!frame) {
-      ec = asio::error::message_size;
-      co_return 0;
-    }
-    std::string out = std::move(request_);
-    request_.clear();
-    out += *frame;
-    co_await write_all(*inner_, asio::buffer(out), ec);
-    co_return ec ? 0 : buf.size();
-  }
-
-  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
-                                   error_code& ec) override {
-    std::size_t n = co_await read_some(buf, ec);
-    if (!ec) addr = target_;
-    co_return n;
-  }
-  awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override {
-    co_await write_some(buf, ec);
-  }
-
-  awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
-  void close() override { inner_->close(); }
-  std::string remote_address() const override { return inner_->remote_address(); }
-  std::string local_address() const override { return inner_->local_address(); }
 
  private:
-  StreamPtr inner_;
-  std::string request_;
   bool awaiting_reply_;
-  std::string target_;
   log::Logger log_;
 };
 

@@ -43,47 +43,6 @@ awaitable<rp::Features> read_response(Stream& s, error_code& ec) {
   co_return std::move(*f);
 }
 
-// A datagram flow of the tunnel: LEN(2) + DATA frames on a stream, both ways (go-gost/x
-// connector/tunnel conn.go udpConn, bindUDPConn), one peer. As a Stream one datagram per
-// read_some/write_some; as a PacketConn reads report `peer` and writes go to it whatever they name.
-class DatagramFlow final : public Stream, public net::PacketConn {
- public:
-  DatagramFlow(StreamPtr inner, std::string peer)
-      : inner_(std::move(inner)), peer_(std::move(peer)) {}
-  asio::any_io_executor executor() override { return inner_->executor(); }
-  // A datagram longer than `buf` is truncated (the rest of its frame is read and dropped).
-  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
-    return net::read_len_datagram(*inner_, buf, ec);
-  }
-  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
-    auto frame =
-        rp::encode_datagram(std::string_view(static_cast<const char*>(buf.data()), buf.size()));
-    if (!frame) {
-      ec = asio::error::message_size;
-      co_return 0;
-    }
-    co_await write_all(*inner_, asio::buffer(*frame), ec);
-    co_return ec ? 0 : buf.size();
-  }
-  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
-                                   error_code& ec) override {
-    std::size_t n = co_await read_some(buf, ec);
-    if (!ec) addr = peer_;
-    co_return n;
-  }
-  awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override {
-    co_await write_some(buf, ec);
-  }
-  awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
-  void close() override { inner_->close(); }
-  std::string remote_address() const override { return inner_->remote_address(); }
-  std::string local_address() const override { return inner_->local_address(); }
-
- private:
-  StreamPtr inner_;
-  std::string peer_;
-};
-
 // The binding of a UDP connector: each accepted stream is a visitor's datagram flow.
 class DatagramBinding final : public Binding {
  public:
@@ -92,7 +51,7 @@ class DatagramBinding final : public Binding {
     StreamPtr s = co_await inner_->accept(ec);
     if (!s) co_return nullptr;
     std::string peer = s->remote_address();
-    co_return std::make_unique<DatagramFlow>(std::move(s), std::move(peer));
+    co_return std::make_unique<net::LenDatagramFlow>(std::move(s), std::move(peer));
   }
   std::string address() const override { return inner_->address(); }
   void close() override { inner_->close(); }
@@ -197,7 +156,7 @@ class TunnelConnector final : public Connector {
                             tid_.to_string(), ec.message()));
       throw system_error(ec, fmt::format("connector tunnel: {} {}", network, address));
     }
-    if (udp) co_return std::make_unique<DatagramFlow>(std::move(s), std::string(address));
+    if (udp) co_return std::make_unique<net::LenDatagramFlow>(std::move(s), std::string(address));
     co_return s;
   }
 

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/address.hpp"
+#include "proto/relay.hpp"
 
 namespace gost::net {
 
@@ -174,6 +175,36 @@ awaitable<std::size_t> read_len_datagram(Stream& s, asio::mutable_buffer buf, er
     if (ec) co_return 0;
   }
   co_return keep;
+}
+
+awaitable<std::size_t> LenDatagramFlow::read_some(asio::mutable_buffer buf, error_code& ec) {
+  return read_len_datagram(*inner_, buf, ec);
+}
+
+awaitable<std::size_t> LenDatagramFlow::write_some(asio::const_buffer buf, error_code& ec) {
+  auto frame = proto::relay::encode_datagram(
+      std::string_view(static_cast<const char*>(buf.data()), buf.size()));
+  if (!frame) {
+    ec = asio::error::message_size;
+    co_return 0;
+  }
+  std::string out = std::move(prefix_);
+  prefix_.clear();
+  out += *frame;
+  co_await write_all(*inner_, asio::buffer(out), ec);
+  co_return ec ? 0 : buf.size();
+}
+
+awaitable<std::size_t> LenDatagramFlow::read_from(asio::mutable_buffer buf, std::string& addr,
+                                                  error_code& ec) {
+  std::size_t n = co_await read_some(buf, ec);
+  if (!ec) addr = peer_;
+  co_return n;
+}
+
+awaitable<void> LenDatagramFlow::write_to(asio::const_buffer buf, std::string_view,
+                                          error_code& ec) {
+  co_await write_some(buf, ec);
 }
 
 awaitable<void> read_exact(Stream& s, char* p, std::size_t n, error_code& ec) {

@@ -85,6 +85,35 @@ class UdpTunStream final : public Stream, public PacketConn {
   std::string rbuf_;  // bytes read but not yet returned (a partial frame)
 };
 
+// A datagram flow framed `LEN(2) DATA` on a stream, both ways (relay UDP CONNECT, the tunnel's
+// UDP flows: docs/PROTOCOLS.md "relay: framing"), with one peer: as a Stream one datagram per
+// read_some/write_some; as a PacketConn reads report `peer` and writes go to it whatever they
+// name. `prefix_` (a request, for a connector that sends it with the first datagram) rides on
+// the first write.
+class LenDatagramFlow : public Stream, public PacketConn {
+ public:
+  LenDatagramFlow(StreamPtr inner, std::string peer, std::string prefix = {})
+      : inner_(std::move(inner)), peer_(std::move(peer)), prefix_(std::move(prefix)) {}
+
+  asio::any_io_executor executor() override { return inner_->executor(); }
+  // A datagram longer than `buf` is truncated (the rest of its frame is read and dropped).
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override;
+  // Larger than a frame can carry: message_size.
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override;
+  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
+                                   error_code& ec) override;
+  awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override;
+  awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
+  void close() override { inner_->close(); }
+  std::string remote_address() const override { return inner_->remote_address(); }
+  std::string local_address() const override { return inner_->local_address(); }
+
+ protected:
+  StreamPtr inner_;
+  std::string peer_;
+  std::string prefix_;
+};
+
 // Reads exactly `n` bytes (ec = eof when the stream ends first).
 awaitable<void> read_exact(Stream& s, char* p, std::size_t n, error_code& ec);
 

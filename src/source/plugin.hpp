@@ -61,7 +61,7 @@ struct TrafficAnswer {
   bool operator==(const TrafficAnswer&) const = default;
 };
 struct TrafficQuestion {
-  std::string service, scope, network, addr, client, src;
+  std::string service{}, scope{}, network{}, addr{}, client{}, src{};
 };
 awaitable<std::optional<TrafficAnswer>> plugin_traffic_limits(const PluginOptions& o,
                                                               TrafficQuestion q);
