@@ -208,12 +208,14 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
   bool count_payload = count_traffic(request, *stream, conn);
   tail->start = std::chrono::steady_clock::now();
   conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));
-  Listener& l = *tail->listener;
-  Handler& h = *tail->handler;
+  // Held here too while the handler runs: a relay that ends at once may free the tail before
+  // handle() has returned.
+  std::shared_ptr<Listener> l = tail->listener;
+  std::shared_ptr<Handler> h = tail->handler;
   conn.end = std::move(tail);
   try {
-    stream = co_await open_stream(l, std::move(stream), conn, request, count_payload, *limiters);
-    if (stream) co_await h.handle(std::move(stream), conn);
+    stream = co_await open_stream(*l, std::move(stream), conn, request, count_payload, *limiters);
+    if (stream) co_await h->handle(std::move(stream), conn);
   } catch (const std::exception&) {
     if (conn.end) log_failure(conn, request);
   }
