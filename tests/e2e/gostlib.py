@@ -1278,6 +1278,86 @@ def openssl_cmd(*args, cwd=None, input_bytes=None, timeout=60):
     return cp.stdout
 
 
+def tls_server_pipe(ctx, raw, timeout=30):
+    """The server side of TLS on `raw` (an accepted socket), handed to the caller as a plain
+    socket: a thread of its own does every read and write of the TLS connection and moves the
+    bytes to and from the returned end of a socketpair. An ssl.SSLSocket must not be read in one
+    thread while another writes it (OpenSSL's connection state is not shared safely: the reader
+    can see a false end of stream), so a server that reads a session in one thread and writes
+    its streams from others (FakeMws) talks plain bytes to this pipe instead.
+    Raises what the handshake raises; the pipe ends both sides when either ends."""
+    import selectors
+    raw.settimeout(timeout)
+    tls = ctx.wrap_socket(raw, server_side=True)
+    tls.setblocking(False)
+    mine, theirs = socket.socketpair()
+    mine.setblocking(False)
+
+    def pump():
+        sel = selectors.DefaultSelector()
+        out_tls, out_plain = b"", b""  # bytes waiting to be written to each side
+        tls_open = plain_open = True
+        try:
+            while (tls_open and plain_open) or out_tls or out_plain:
+                sel_tls = (selectors.EVENT_READ if tls_open and not out_plain else 0) | \
+                    (selectors.EVENT_WRITE if out_tls else 0)
+                sel_plain = (selectors.EVENT_READ if plain_open and not out_tls else 0) | \
+                    (selectors.EVENT_WRITE if out_plain else 0)
+                if not sel_tls and not sel_plain:
+                    break
+                for sock, ev in ((tls, sel_tls), (mine, sel_plain)):
+                    if ev:
+                        sel.register(sock, ev)
+                ready = sel.select(timeout) if not tls.pending() else [(None, 0)]
+                for sock in (tls, mine):
+                    try:
+                        sel.unregister(sock)
+                    except (KeyError, ValueError):
+                        pass
+                if not ready:
+                    break  # idle past the timeout
+                if tls_open and not out_plain:
+                    try:
+                        d = tls.recv(65536)
+                        if d:
+                            out_plain += d
+                        else:
+                            tls_open = False
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                        pass
+                if out_plain:
+                    try:
+                        out_plain = out_plain[mine.send(out_plain):]
+                    except BlockingIOError:
+                        pass
+                if plain_open and not out_tls:
+                    try:
+                        d = mine.recv(65536)
+                        if d:
+                            out_tls += d
+                        else:
+                            plain_open = False
+                    except BlockingIOError:
+                        pass
+                if out_tls:
+                    try:
+                        out_tls = out_tls[tls.send(out_tls):]
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                        pass
+        except OSError:
+            pass
+        finally:
+            sel.close()
+            for sock in (tls, mine):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    threading.Thread(target=pump, daemon=True).start()
+    return theirs
+
+
 def make_self_signed(directory, name, cn, key="rsa:2048"):
     """Self-signed certificate (openssl req -x509, CA:TRUE). Returns (cert, key) paths."""
     cert = os.path.join(directory, name + ".crt")

@@ -90,8 +90,9 @@ class FakeMws:
     def _serve(self, c):
         c.settimeout(30)
         try:
-            if self.tls:
-                c = self.tls.wrap_socket(c, server_side=True)
+            if self.tls:  # TLS in a thread of its own: this session reads and writes c at once
+                c = gostlib.tls_server_pipe(self.tls, c)
+                c.settimeout(30)
             head = b""
             while b"\r\n\r\n" not in head:
                 d = c.recv(4096)
