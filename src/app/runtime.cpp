@@ -530,11 +530,17 @@ struct ServiceInstance {
   ServiceLimiters limiters;
   std::int64_t created = 0;
   bool serving = false;
+  // A reload's replacement took its listening sockets over: its listeners close without a grace
+  // (no connection can meet them closing; the new configuration serves at once).
+  bool handed_over = false;
 };
+
+// The addresses our own replaced or removed services hold, with their service.
+using Released = std::map<std::string, ServiceInstance*>;
 
 std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builder& builder,
                                                const std::vector<asio::io_context*>& workers,
-                                               const std::set<std::string>& released) {
+                                               Released& released) {
   auto rt = std::make_unique<ServiceInstance>();
   rt->config = sc;
   std::string where = fmt::format("service {}", sc.name);
@@ -664,18 +670,27 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   lo.service_metadata = &rt->config.metadata;
   lo.service = sc.name;
   lo.log = rt->log;
+  // A reload that keeps the address: each worker's new listener takes the old one's socket over
+  // (no connection queued meanwhile is lost); an ephemeral port is chosen anew.
+  auto old = released.find(lo.addr);
+  const bool inherit = old != released.end() &&
+                       old->second->listeners.size() == workers.size() && !lo.addr.ends_with(":0");
+  bool handed_over = inherit;
   for (auto* w : workers) {
     lo.first = rt->listeners.empty();
-    lo.check_free = lo.first && !released.contains(lo.addr);
-    lo.steer_reuseport_to =
-        lo.first && released.contains(lo.addr) ? static_cast<int>(workers.size()) : -1;
+    lo.check_free = lo.first && old == released.end();
+    if (inherit) lo.inherit = old->second->listeners[rt->listeners.size()]->share_socket();
+    handed_over = handed_over && lo.inherit.has_value();
     rt->listeners.push_back((*lf)(*w, lo));
+    lo.inherit.reset();
     // An ephemeral port (":0") is chosen by the first bind; the others join it.
     if (rt->listeners.size() == 1 && lo.addr.ends_with(":0")) {
       auto bound = rt->listeners.front()->bound_address();
       lo.addr = lo.addr.substr(0, lo.addr.size() - 1) + bound.substr(bound.rfind(':') + 1);
     }
   }
+  // Every old socket has a new holder now (a TCP listener took it; a QUIC one ignores it).
+  if (handed_over && rt->listeners.front()->share_socket()) old->second->handed_over = true;
   rt->address = rt->listeners.front()->bound_address();
   // The PROXY header is read on TCP connections (listener/tcp.cpp): a QUIC listener has no byte
   // stream in front of its handshake to carry one.
@@ -821,9 +836,9 @@ ServicePlan Runtime::apply_locked(const config::Config& next) {
   std::map<std::string, ServiceInstance*> running;
   for (auto& s : im.services) running.emplace(s->key, s.get());
   // Addresses our own replaced or removed services hold: a new listener may bind beside them.
-  std::set<std::string> released;
-  for (const auto& k : plan.changed) released.insert(running.at(k)->config.addr);
-  for (const auto& k : plan.removed) released.insert(running.at(k)->config.addr);
+  Released released;
+  for (const auto* keys : {&plan.changed, &plan.removed})
+    for (const auto& k : *keys) released.emplace(running.at(k)->config.addr, running.at(k));
 
   std::vector<std::unique_ptr<ServiceInstance>> built;
   std::vector<std::unique_ptr<ServiceInstance>> next_services;
@@ -843,6 +858,7 @@ ServicePlan Runtime::apply_locked(const config::Config& next) {
       }
     } catch (...) {
       for (auto& s : built) im.close(*s);  // bound, never served: nothing was touched
+      for (auto& s : im.services) s->handed_over = false;
       throw;
     }
     warn_unknown_keys(next, built_configs, key_log);
@@ -871,7 +887,7 @@ ServicePlan Runtime::apply_locked(const config::Config& next) {
   for (auto& s : im.services) {
     if (!s) continue;
     s->log.debug(fmt::format("service {} shutdown", s->config.name));
-    im.close(*s, kRetireGrace);
+    im.close(*s, s->handed_over ? std::chrono::milliseconds(0) : kRetireGrace);
     ++gone;
   }
   if (auto* m = metrics::global(); m && im.started)

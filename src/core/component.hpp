@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +65,17 @@ struct ConnInfo {
   void failed();
 };
 
+// A listening TCP socket passed from a listener to its replacement (a reload that keeps the
+// address): the replacement accepts from the same kernel socket and its queue, so no connection
+// ever meets a listener that closes under it. `fd` is the sharer's descriptor, which the receiver
+// duplicates while the sharer still holds it (during the reload's build); `holders`
+// is shared by every listener holding the socket: the last one to close is the one that takes
+// the connections still queued (listener/tcp.cpp).
+struct SharedListenSocket {
+  int fd = -1;
+  std::shared_ptr<void> holders;
+};
+
 class Listener {
  public:
   virtual ~Listener() = default;
@@ -74,6 +86,9 @@ class Listener {
   virtual void close() = 0;
   virtual std::string bound_address() const = 0;  // e.g. "[::]:8080"
   virtual std::string network() const { return "tcp"; }
+  // The listening TCP socket, for the listener that replaces this one on the same address and
+  // worker (a reload): see SharedListenSocket. Nothing for listeners without one (QUIC, rtcp).
+  virtual std::optional<SharedListenSocket> share_socket() { return std::nullopt; }
 };
 
 struct ListenerOptions {
@@ -86,12 +101,12 @@ struct ListenerOptions {
   bool first = false;
   // Check that no other socket holds the address (a bare SO_REUSEPORT bind would join a group
   // another process of the same user listens on). Off when a reload replaces a service of ours
-  // on the same address: the new listener binds beside the old one, which is closed afterwards.
+  // on the same address: the new listener takes the old one's socket over (`inherit`) or binds
+  // beside it, and the old one is closed afterwards.
   bool check_free = false;
-  // >= 0 when the listener joins the SO_REUSEPORT group of the listeners it replaces (that many
-  // of them, all listening before it): the first new listener steers the group's new connections
-  // to itself until the old ones are closed (see listener/tcp.cpp).
-  int steer_reuseport_to = -1;
+  // The socket of the listener this one replaces (same address, same worker): accepted from
+  // instead of binding a new one. TCP listeners only; the others ignore it.
+  std::optional<SharedListenSocket> inherit;
   // The listener's own chain (listener.chain): rtcp and rudp bind through it. Null without one.
   std::shared_ptr<Router> router;
 };

@@ -48,6 +48,7 @@ class PhtListener final : public Listener {
     server_->close_acceptor(acceptor_);
   }
   std::string bound_address() const override { return inner_->bound_address(); }
+  std::optional<SharedListenSocket> share_socket() override { return inner_->share_socket(); }
   std::string network() const override { return "tcp"; }
 
  private:

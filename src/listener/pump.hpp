@@ -81,6 +81,7 @@ class PumpListener : public Listener {
   awaitable<StreamPtr> accept(error_code& ec) override;
   void close() override;
   std::string bound_address() const override { return inner_->bound_address(); }
+  std::optional<SharedListenSocket> share_socket() override { return inner_->share_socket(); }
   std::string network() const override { return inner_->network(); }
 
  protected:

@@ -1,8 +1,9 @@
 // Listeners "tcp" and "tls": one SO_REUSEPORT acceptor per worker, so a connection stays on the
 // worker that accepted it (docs/ARCHITECTURE.md "Concurrency").
 #include <fmt/format.h>
-#include <linux/filter.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
@@ -69,20 +70,24 @@ class TcpListener : public Listener {
     // h2, grpc, http2, pht ...) accepts through this one, so the mark below reaches them all.
     if (o.service_metadata)
       proxy_protocol_ = o.service_metadata->get_int("proxyProtocol").value_or(0) > 0;
-    if (o.check_free) check_address_free(o.addr);
-    auto ep = listen_endpoint(o.addr);
-    acceptor_.open(ep.protocol());
-    if (ep.address().is_v6() && ep.address().is_unspecified())
-      acceptor_.set_option(asio::ip::v6_only(false));
-    acceptor_.set_option(tcp::acceptor::reuse_address(true));
-    int one = 1;
-    ::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    error_code ec;
-    acceptor_.bind(ep, ec);
-    if (ec) throw system_error(ec, fmt::format("listen tcp {}", o.addr));
-    acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw system_error(ec, fmt::format("listen tcp {}", o.addr));
-    if (o.steer_reuseport_to >= 0) steer_group_to(o.steer_reuseport_to, o.log);
+    if (o.inherit) {
+      take_over(*o.inherit, o.addr);
+    } else {
+      if (o.check_free) check_address_free(o.addr);
+      auto ep = listen_endpoint(o.addr);
+      acceptor_.open(ep.protocol());
+      if (ep.address().is_v6() && ep.address().is_unspecified())
+        acceptor_.set_option(asio::ip::v6_only(false));
+      acceptor_.set_option(tcp::acceptor::reuse_address(true));
+      int one = 1;
+      ::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+      error_code ec;
+      acceptor_.bind(ep, ec);
+      if (ec) throw system_error(ec, fmt::format("listen tcp {}", o.addr));
+      acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) throw system_error(ec, fmt::format("listen tcp {}", o.addr));
+      holders_ = std::make_shared<int>(0);
+    }
     keepalive_ = o.config.metadata.get_bool("keepalive").value_or(false);
   }
 
@@ -118,11 +123,12 @@ class TcpListener : public Listener {
   }
 
   // Connections the kernel has already completed on this socket would be reset when it closes:
-  // take them first and hand them out through accept(). This matters when a reload replaces the
-  // service: its new listener already accepts beside this one on the same port.
+  // the last of our listeners holding the socket takes them first and hands them out through
+  // accept() (a removed service serves what was queued for it). One that shares it with its
+  // replacement (share_socket) leaves them in the queue, where the replacement accepts them.
   void close() override {
     error_code ec;
-    if (acceptor_.is_open()) {
+    if (acceptor_.is_open() && holders_.use_count() <= 1) {
       acceptor_.non_blocking(true, ec);
       while (!ec && pending_.size() < kMaxDrained) {
         tcp::socket s(acceptor_.get_executor());
@@ -130,7 +136,18 @@ class TcpListener : public Listener {
         if (!ec) pending_.push_back(std::move(s));
       }
     }
-    acceptor_.close(ec);
+    // Released, then closed: asio leaves a socket it opened itself in epoll at close (the kernel
+    // drops it with the last descriptor), which a replacement's duplicate would outlive.
+    if (acceptor_.is_open()) {
+      auto fd = acceptor_.release(ec);
+      if (!ec) ::close(fd);
+    }
+    holders_.reset();
+  }
+
+  std::optional<SharedListenSocket> share_socket() override {
+    if (!acceptor_.is_open()) return std::nullopt;
+    return SharedListenSocket{acceptor_.native_handle(), holders_};
   }
 
   std::string bound_address() const override {
@@ -142,21 +159,30 @@ class TcpListener : public Listener {
   }
 
  private:
-  // A reload replaces a service on the same port: its new listeners join the old ones' SO_REUSEPORT
-  // group (after them: indices `index`...). A connection still in its handshake when its listener
-  // closes is reset, so new connections must stop landing on the old listeners before they close:
-  // a classic BPF program on the group returns `index`, this listener. Once the old ones are gone
-  // the group is smaller than that and the kernel falls back to its hash over the new listeners.
-  void steer_group_to(int index, const log::Logger& log) {
-    sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, static_cast<std::uint32_t>(index))};
-    sock_fprog prog{static_cast<unsigned short>(std::size(code)), code};
-    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog,
-                     sizeof prog) != 0)
-      log.debug(fmt::format("SO_ATTACH_REUSEPORT_CBPF: {}", std::strerror(errno)));
+  // The socket of the listener this one replaces (a reload): a descriptor of our own for it,
+  // listening with our backlog. Every SO_REUSEPORT and bind choice was made by its first owner.
+  void take_over(const SharedListenSocket& from, const std::string& addr) {
+    int fd = ::fcntl(from.fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+      throw system_error(error_code(errno, asio::error::get_system_category()),
+                         fmt::format("listen tcp {}: taking the socket over", addr));
+    sockaddr_storage sa{};
+    socklen_t len = sizeof sa;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    error_code ec;
+    acceptor_.assign(sa.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      if (!acceptor_.is_open()) ::close(fd);
+      throw system_error(ec, fmt::format("listen tcp {}: taking the socket over", addr));
+    }
+    holders_ = from.holders;
   }
 
   static constexpr std::size_t kMaxDrained = 4096;
   tcp::acceptor acceptor_;
+  // Shared with the listeners that took the socket over from this one, or gave it to this one.
+  std::shared_ptr<void> holders_;
   std::deque<tcp::socket> pending_;
   bool keepalive_ = false;
   bool proxy_protocol_ = false;

@@ -40,6 +40,7 @@ class WsListener final : public Listener {
 
   void close() override { inner_->close(); }
   std::string bound_address() const override { return inner_->bound_address(); }
+  std::optional<SharedListenSocket> share_socket() override { return inner_->share_socket(); }
   std::string network() const override { return inner_->network(); }
 
  private:

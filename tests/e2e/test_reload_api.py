@@ -215,17 +215,16 @@ class ReloadTest(GostTestCase):
         self.assertTrue(wait_for(lambda: refused(pb) and refused(pc), 5))
         self.assertEqual(self.fetch(pa), "200")
 
-    def test_changed_service_never_refuses_while_rebound(self):
-        (pb,) = free_ports(1)
-        path = self.write_file("gost.yaml", config_yaml(service_yaml("b", pb)))
-        p = self.start_gost("-C", path, port=pb)
-        stop = threading.Event()
+    def hammer(self, port, threads=3):
+        """CONNECT tunnels to the echo server through `port`, one after another in each of
+        `threads` threads, until stop() is called. Returns (stop, failures, attempts)."""
+        done = threading.Event()
         failures, attempts = [], [0]
 
-        def hammer():
-            while not stop.is_set():
+        def run():
+            while not done.is_set():
                 try:
-                    s = socket.create_connection((LOOPBACK, pb), timeout=5)
+                    s = socket.create_connection((LOOPBACK, port), timeout=5)
                     s.settimeout(5)
                     s.sendall(("CONNECT %s HTTP/1.1\r\nHost: x\r\n\r\n" %
                                self.echo.addr).encode())
@@ -241,9 +240,21 @@ class ReloadTest(GostTestCase):
                     failures.append(repr(e))
                 attempts[0] += 1
 
-        threads = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
-        for t in threads:
+        workers = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+        for t in workers:
             t.start()
+
+        def stop():
+            done.set()
+            self.assertEqual(gostlib.join_all(workers, 15), [], "a hammer thread hangs")
+
+        return stop, failures, attempts
+
+    def test_changed_service_never_refuses_while_rebound(self):
+        (pb,) = free_ports(1)
+        path = self.write_file("gost.yaml", config_yaml(service_yaml("b", pb)))
+        p = self.start_gost("-C", path, port=pb)
+        stop, failures, attempts = self.hammer(pb)
         listening = "listening on %s:%d/tcp" % (LOOPBACK, pb)
         self.assertEqual(p.stderr_text().count(listening), 1, p.stderr_text()[-2000:])
         for i in range(6):
@@ -258,11 +269,40 @@ class ReloadTest(GostTestCase):
             mark = attempts[0]
             self.assertTrue(wait_for(lambda: attempts[0] >= mark + 6, 10),
                             "round %d: the hammer stalled" % i)
-        stop.set()
-        self.assertEqual(gostlib.join_all(threads, 15), [], "a hammer thread hangs")
+        stop()
         self.assertEqual(p.stderr_text().count(listening), 7, p.stderr_text()[-2000:])
         self.assertGreater(attempts[0], 50)
-        self.assertEqual(failures, [], "%d of %d attempts failed" % (len(failures), attempts[0]))
+        self.assertEqual(failures, [], "%d of %d attempts failed: %r"
+                         % (len(failures), attempts[0], failures[:5]))
+
+    def test_reloads_back_to_back_never_refuse(self):
+        # Each reload replaces the service while the previous one's listeners are still in their
+        # grace (not closed yet): the port must go on answering through every one of them, and
+        # the last configuration (auth) is the one that serves in the end.
+        (pb,) = free_ports(1)
+        path = self.write_file("gost.yaml", config_yaml(service_yaml("b", pb)))
+        p = self.start_gost("-C", path, port=pb)
+        stop, failures, attempts = self.hammer(pb, threads=4)
+        rounds = 15
+        for i in range(rounds):
+            with open(path, "w") as f:
+                f.write(config_yaml(service_yaml(
+                    "b", pb, extra="      metadata:\n        round: %d\n" % i)))
+            self.assertTrue(self.sighup(p), p.stderr_text()[-2000:])
+        mark = attempts[0]
+        self.assertTrue(wait_for(lambda: attempts[0] >= mark + 20, 10), "the hammer stalled")
+        stop()
+        listening = "listening on %s:%d/tcp" % (LOOPBACK, pb)
+        self.assertEqual(p.stderr_text().count(listening), rounds + 1, p.stderr_text()[-2000:])
+        self.assertEqual(failures, [], "%d of %d attempts failed: %r"
+                         % (len(failures), attempts[0], failures[:5]))
+        with open(path, "w") as f:
+            f.write(config_yaml(service_yaml(
+                "b", pb, extra="      auth:\n        username: u\n        password: p\n")))
+        self.assertTrue(self.sighup(p), p.stderr_text()[-2000:])
+        self.assertEqual(self.fetch(pb), "407")
+        self.assertEqual(self.fetch(pb, "u:p"), "200")
+        self.assertAlive(p)
 
     def test_periodic_reload(self):
         pa, pb = free_ports(2)
