@@ -673,8 +673,8 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   // A reload that keeps the address: each worker's new listener takes the old one's socket over
   // (no connection queued meanwhile is lost); an ephemeral port is chosen anew.
   auto old = released.find(lo.addr);
-  const bool inherit = old != released.end() &&
-                       old->second->listeners.size() == workers.size() && !lo.addr.ends_with(":0");
+  const bool inherit = old != released.end() && old->second->listeners.size() == workers.size() &&
+                       !lo.addr.ends_with(":0");
   bool handed_over = inherit;
   for (auto* w : workers) {
     lo.first = rt->listeners.empty();

@@ -1,7 +1,7 @@
 // Listeners "tcp" and "tls": one SO_REUSEPORT acceptor per worker, so a connection stays on the
 // worker that accepted it (docs/ARCHITECTURE.md "Concurrency").
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
