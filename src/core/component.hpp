@@ -179,6 +179,9 @@ struct BindOptions {
   std::size_t udp_buffer_size = 1500;
   std::size_t udp_queue_size = 128;
   std::size_t backlog = 128;
+  // false: a flow ends once it has answered every datagram it took (listener udp without
+  // keepAlive: request/response).
+  bool udp_keepalive = true;
 };
 
 class Connector {

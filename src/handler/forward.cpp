@@ -6,6 +6,7 @@
 
 #include "chain/chain.hpp"
 #include "core/tunnel.hpp"
+#include "net/udp.hpp"
 #include "net/udp_relay.hpp"
 
 namespace gost {
@@ -89,23 +90,25 @@ class TargetedFlow final : public net::PacketConn {
   std::string target_;
 };
 
-// "rudp": each peer's flow to a target of the forwarder, over a local UDP socket or through the
-// handler's chain; the flow ends after the listener's ttl without traffic.
+// "udp" and "rudp": each peer's flow to a target of the forwarder, over a local UDP socket or
+// through the handler's chain; the flow ends after the listener's ttl without traffic (and, on
+// listener udp without keepAlive, after its first answer).
 class UdpForwardHandler final : public Handler {
  public:
   explicit UdpForwardHandler(const HandlerOptions& o) : opts_(o) {
     if (!o.forwarder || o.forwarder->nodes().empty())
       throw config::ConfigError(
-          fmt::format("{}: handler {} needs a forward target (e.g. rudp://:5353/127.0.0.1:53)",
-                      o.service, o.config.type));
+          fmt::format("{}: handler {} needs a forward target (e.g. {}://:5353/127.0.0.1:53)",
+                      o.service, o.config.type, o.config.type));
   }
 
   awaitable<void> handle(StreamPtr client, ConnInfo& conn) override {
     auto* flow = dynamic_cast<net::PacketConn*>(client.get());
     if (!flow)
-      throw system_error(asio::error::operation_not_supported,
-                         fmt::format("handler {}: not a datagram flow (listener rudp serves it)",
-                                     opts_.config.type));
+      throw system_error(
+          asio::error::operation_not_supported,
+          fmt::format("handler {}: not a datagram flow (listener udp or rudp serves it)",
+                      opts_.config.type));
     std::shared_ptr<Node> node =
         co_await opts_.forwarder->select_target_async(conn.remote, "udp", conn.client_id);
     if (!node) {
@@ -113,19 +116,29 @@ class UdpForwardHandler final : public Handler {
       co_return;
     }
     add_log_field(conn, "dst", fmt::format("{}/udp", node->addr));
-    net::UdpUpstream up;
+    // GOST's forward handler: a UDP "connection" to the target — through the chain its last
+    // node's UDP CONNECT (relay: LEN-framed datagrams), directly a connected UDP socket.
+    StreamPtr up;
     try {
-      up = co_await net::open_udp_upstream(*opts_.router, conn);
+      if (opts_.router->has_chain())
+        up = co_await opts_.router->dial("udp", node->addr, conn);
+      else
+        up = co_await net::dial_udp(node->addr);
       node->marker.reset();
     } catch (const system_error&) {
       node->marker.mark();
       throw;
     }
+    auto* packets = dynamic_cast<net::PacketConn*>(up.get());
+    if (!packets)
+      throw system_error(asio::error::operation_not_supported,
+                         "UDP through this chain is not supported: the last node's connector does "
+                         "not carry datagrams");
     TargetedFlow targeted(*flow, node->addr);
     conn.log.debug(fmt::format("{} <-> {}", conn.remote, node->addr));
     co_await net::relay_datagrams(
-        targeted, *up.conn, nullptr, conn,
-        {.buffer_size = kBufferSize, .tag = "rudp", .router = opts_.router.get()});
+        targeted, *packets, nullptr, conn,
+        {.buffer_size = kBufferSize, .tag = opts_.config.type, .router = opts_.router.get()});
     conn.log.debug(fmt::format("{} >-< {}", conn.remote, node->addr));
   }
 
@@ -142,6 +155,9 @@ GOST_REGISTER(HandlerRegistry, "tcp", forward_factory());
 GOST_REGISTER(HandlerRegistry, "forward", forward_factory());
 GOST_REGISTER(HandlerRegistry, "rtcp", forward_factory());
 GOST_REGISTER(HandlerRegistry, "rudp", [](const HandlerOptions& o) {
+  return std::shared_ptr<Handler>(new UdpForwardHandler(o));
+});
+GOST_REGISTER(HandlerRegistry, "udp", [](const HandlerOptions& o) {
   return std::shared_ptr<Handler>(new UdpForwardHandler(o));
 });
 

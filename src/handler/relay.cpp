@@ -31,67 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 // ---- datagram plumbing ------------------------------------------------------------------------
 
-// The connected UDP socket of a direct UDP CONNECT: a PacketConn bound to one peer (every datagram
-// goes there whatever address it names), also usable as a Stream of whole datagrams.
-class ConnectedUdp final : public Stream, public net::PacketConn {
- public:
-  explicit ConnectedUdp(udp::socket s) : socket_(std::move(s)) {}
-  asio::any_io_executor executor() override { return socket_.get_executor(); }
-  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
-    auto [e, n] = co_await socket_.async_receive(buf, use_nothrow);
-    ec = e;
-    co_return n;
-  }
-  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
-    auto [e, n] = co_await socket_.async_send(buf, use_nothrow);
-    ec = e;
-    co_return n;
-  }
-  awaitable<void> shutdown_write(error_code& ec) override {
-    ec = {};
-    co_return;
-  }
-  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
-                                   error_code& ec) override {
-    std::size_t n = co_await read_some(buf, ec);
-    error_code ignored;
-    if (!ec) addr = net::endpoint_text(socket_.remote_endpoint(ignored));
-    co_return n;
-  }
-  awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override {
-    co_await write_some(buf, ec);
-  }
-  void close() override {
-    error_code ec;
-    socket_.close(ec);
-  }
-
- private:
-  udp::socket socket_;
-};
-
-// A direct connected UDP socket to `addr` (domains: system resolver, IPv4 preferred).
-awaitable<StreamPtr> dial_udp(std::string addr) {
-  auto hp = split_host_port(addr);
-  unsigned port = 0;
-  bool ok = hp.has_value();
-  if (ok) {
-    const char* end = hp->port.data() + hp->port.size();
-    auto [ptr, pec] = std::from_chars(hp->port.data(), end, port);
-    ok = pec == std::errc() && ptr == end && port <= 65535;
-  }
-  if (!ok) throw system_error(asio::error::invalid_argument, fmt::format("bad address {}", addr));
-  std::string host = hp->host.empty() ? std::string("localhost") : hp->host;
-  asio::ip::address ip = co_await net::resolve_udp_host(host);
-  udp::endpoint ep(ip, static_cast<unsigned short>(port));
-  udp::socket sock(co_await asio::this_coro::executor);
-  error_code ec;
-  sock.open(ep.protocol(), ec);
-  if (!ec) sock.connect(ep, ec);
-  if (ec) throw system_error(ec, fmt::format("dial udp {}", addr));
-  co_return std::make_unique<ConnectedUdp>(std::move(sock));
-}
-
 // Runs two directions of a session; when the first one ends both streams are closed, which ends
 // the other one too. Returns once both are done.
 struct PairState {
@@ -351,7 +290,7 @@ awaitable<StreamPtr> RelayHandler::dial(const std::string& network, const std::s
     // Through a chain the last connector returns a datagram stream; directly, a UDP socket.
     if (opts_.router->has_chain()) co_return co_await opts_.router->dial("udp", addr, conn);
     try {
-      co_return co_await dial_udp(addr);
+      co_return co_await net::dial_udp(addr);
     } catch (const system_error& e) {
       conn.log.error(error_text(e));
       throw;

@@ -12,6 +12,7 @@
 #include "core/address.hpp"
 #include "core/component.hpp"
 #include "net/pht_h3.hpp"
+#include "net/udp.hpp"
 
 namespace gost {
 namespace {
@@ -25,7 +26,7 @@ class H3Listener final : public Listener {
     so.refusals = std::make_shared<Refusals>(o.log, o.service, o.config.type);
     auto qc = net::quic::config_from(md, false, where);
     qc.max_handshakes = std::max<std::size_t>(so.backlog, 16) * 2;
-    if (o.check_free) net::quic::check_udp_address_free(o.addr, where);
+    if (o.check_free) net::check_udp_address_free(o.addr, where);
     server_ = net::pht::PhtServer::shared(o.service_metadata, o.first, std::move(so), o.log);
     acceptor_ = server_->add_acceptor();
     if (o.first) server_->start_reaper(ctx.get_executor());

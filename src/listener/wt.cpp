@@ -9,6 +9,7 @@
 #include <deque>
 
 #include "core/component.hpp"
+#include "net/udp.hpp"
 
 namespace gost {
 namespace {
@@ -42,7 +43,7 @@ class WtListener final : public Listener {
     auto qc = net::quic::config_from(md, false, where);
     qc.webtransport = true;
     qc.max_handshakes = std::max<std::size_t>(queue_->limit, 16) * 2;
-    if (o.check_free) net::quic::check_udp_address_free(o.addr, where);
+    if (o.check_free) net::check_udp_address_free(o.addr, where);
     std::weak_ptr<Queue> wq = queue_;
     auto on_stream = [wq, log = o.log](std::shared_ptr<net::quic::RequestStream> st) {
       auto q = wq.lock();

@@ -90,24 +90,31 @@ struct FlowState;
 
 // Shared by the binding, its read loop and every flow (a flow may outlive the binding).
 struct UdpCore {
-  UdpCore(std::unique_ptr<UdpTunStream> t, std::string b, const BindOptions& o, log::Logger l)
-      : tun(std::move(t)),
+  UdpCore(std::unique_ptr<PacketConn> c, asio::any_io_executor e, std::string b,
+          const BindOptions& o, log::Logger l)
+      : conn(std::move(c)),
+        ex(std::move(e)),
         bound(std::move(b)),
         opts(o),
         log(std::move(l)),
-        pending_changed(tun->executor()),
-        write_turn(tun->executor()) {
+        pending_changed(ex),
+        write_turn(ex) {
     pending_changed.expires_at(asio::steady_timer::time_point::max());
     write_turn.expires_at(asio::steady_timer::time_point::max());
   }
-  std::unique_ptr<UdpTunStream> tun;
+  // Datagrams from and to every peer: a UDP-TUN stream (a BIND), or a UDP socket (listener udp).
+  std::unique_ptr<PacketConn> conn;
+  asio::any_io_executor ex;
+  bool stream = false;  // conn is a stream (UDP-TUN): a failed write ends every flow
+
+  std::string name() const { return fmt::format("{} {}/udp", stream ? "bind" : "listen", bound); }
   std::string bound;
   BindOptions opts;
   log::Logger log;
   std::map<std::string, std::weak_ptr<FlowState>, std::less<>> flows;
   std::deque<StreamPtr> pending;       // new flows waiting for accept()
   asio::steady_timer pending_changed;  // condition: a flow was queued, or the binding ended
-  asio::steady_timer write_turn;       // condition: the tun's writer finished a frame
+  asio::steady_timer write_turn;       // condition: the writer finished a datagram
   bool writing = false;
   bool closed = false;
   error_code error;
@@ -117,7 +124,7 @@ struct UdpCore {
 
 struct FlowState {
   FlowState(std::shared_ptr<UdpCore> c, std::string p)
-      : core(std::move(c)), peer(std::move(p)), ready(core->tun->executor()) {
+      : core(std::move(c)), peer(std::move(p)), ready(core->ex) {
     ready.expires_at(asio::steady_timer::time_point::max());
   }
   std::shared_ptr<UdpCore> core;
@@ -125,6 +132,8 @@ struct FlowState {
   std::deque<std::string> queue;
   asio::steady_timer ready;  // condition: a datagram arrived, or the flow ended
   Clock::time_point last = Clock::now();
+  std::uint64_t requests = 0;  // datagrams the flow has taken from the queue
+  std::uint64_t answers = 0;   // datagrams it has sent the peer
   bool closed = false;
 
   void close() {
@@ -145,7 +154,7 @@ void UdpCore::end(error_code ec) {
   if (closed) return;
   closed = true;
   error = ec ? ec : asio::error::eof;
-  tun->close();
+  conn->close();
   pending_changed.cancel();
   write_turn.cancel();
   auto all = std::move(flows);
@@ -165,7 +174,7 @@ class UdpFlow final : public Stream, public PacketConn {
   explicit UdpFlow(std::shared_ptr<FlowState> st) : st_(std::move(st)) {}
   ~UdpFlow() override { st_->close(); }
 
-  asio::any_io_executor executor() override { return st_->core->tun->executor(); }
+  asio::any_io_executor executor() override { return st_->core->ex; }
 
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
     auto st = st_;
@@ -176,6 +185,7 @@ class UdpFlow final : public Stream, public PacketConn {
         std::size_t n = std::min(buf.size(), d.size());
         std::memcpy(buf.data(), d.data(), n);
         st->last = Clock::now();
+        ++st->requests;
         co_return n;
       }
       if (st->closed) {
@@ -206,11 +216,11 @@ class UdpFlow final : public Stream, public PacketConn {
     co_return n;
   }
 
-  // Frames of concurrent flows never interleave on the tun: one writer at a time.
+  // Frames of concurrent flows never interleave on a UDP-TUN stream: one writer at a time.
   awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override {
     auto st = st_;
     auto core = st->core;
-    // The timer never expires (set once): cancel_one() hands the tun to the next writer. Setting
+    // The timer never expires (set once): cancel_one() hands the conn to the next writer. Setting
     // its expiry here would cancel the other writers' waits.
     while (core->writing && !core->closed) co_await core->write_turn.async_wait(use_nothrow);
     if (core->closed || st->closed) {
@@ -218,11 +228,19 @@ class UdpFlow final : public Stream, public PacketConn {
       co_return;
     }
     core->writing = true;
-    co_await core->tun->write_to(buf, st->peer, ec);
+    co_await core->conn->write_to(buf, st->peer, ec);
     core->writing = false;
     core->write_turn.cancel_one();
     st->last = Clock::now();
-    if (ec && ec != asio::error::message_size) core->end(ec);
+    // A stream that failed carries no flow any more; a socket refusing one datagram (an
+    // unreachable peer, a firewall) still serves the others.
+    if (ec && ec != asio::error::message_size && core->stream) core->end(ec);
+    // Without keepalive a flow is request/response (GOST's udp listener): it ends once every
+    // request it has taken has had an answer and none waits, and the next datagram of the peer
+    // starts a new flow. (GOST ends it at the first answer, losing the answers to requests the
+    // peer sent back to back — a resolver's A and AAAA queries.)
+    if (!ec && !core->opts.udp_keepalive && ++st->answers >= st->requests && st->queue.empty())
+      st->close();
   }
 
   awaitable<void> shutdown_write(error_code&) override { co_return; }
@@ -239,10 +257,10 @@ awaitable<void> udp_read_loop(std::shared_ptr<UdpCore> core) {
   for (;;) {
     std::string peer;
     error_code ec;
-    std::size_t n = co_await core->tun->read_from(asio::buffer(buf), peer, ec);
+    std::size_t n = co_await core->conn->read_from(asio::buffer(buf), peer, ec);
     if (core->closed) co_return;
     if (ec) {
-      core->log.debug(fmt::format("bind {}/udp: {}", core->bound, ec.message()));
+      core->log.debug(fmt::format("{}: {}", core->name(), ec.message()));
       core->end(ec);
       co_return;
     }
@@ -251,7 +269,7 @@ awaitable<void> udp_read_loop(std::shared_ptr<UdpCore> core) {
       if (auto f = it->second.lock(); f && !f->closed) {
         if (f->queue.size() >= core->opts.udp_queue_size) {
           core->log.debug(
-              fmt::format("bind {}/udp: queue of {} is full, datagram dropped", core->bound, peer));
+              fmt::format("{}: queue of {} is full, datagram dropped", core->name(), peer));
           continue;
         }
         f->queue.push_back(std::move(datagram));
@@ -262,7 +280,7 @@ awaitable<void> udp_read_loop(std::shared_ptr<UdpCore> core) {
     }
     if (core->pending.size() >= core->opts.backlog) {
       core->log.debug(
-          fmt::format("bind {}/udp: backlog full, datagram from {} dropped", core->bound, peer));
+          fmt::format("{}: backlog full, datagram from {} dropped", core->name(), peer));
       continue;
     }
     auto f = std::make_shared<FlowState>(core, peer);
@@ -276,7 +294,7 @@ awaitable<void> udp_read_loop(std::shared_ptr<UdpCore> core) {
 class UdpBinding final : public Binding {
  public:
   explicit UdpBinding(std::shared_ptr<UdpCore> core) : core_(std::move(core)) {
-    asio::co_spawn(core_->tun->executor(), udp_read_loop(core_), asio::detached);
+    asio::co_spawn(core_->ex, udp_read_loop(core_), asio::detached);
   }
   ~UdpBinding() override { core_->end(asio::error::operation_aborted); }
 
@@ -307,10 +325,19 @@ std::unique_ptr<Binding> mux_binding(std::shared_ptr<MuxSession> session, std::s
                                       std::move(log));
 }
 
+std::unique_ptr<Binding> udp_flows(std::unique_ptr<PacketConn> conn, asio::any_io_executor ex,
+                                   std::string bound, const BindOptions& options, log::Logger log) {
+  return std::make_unique<UdpBinding>(std::make_shared<UdpCore>(
+      std::move(conn), std::move(ex), std::move(bound), options, std::move(log)));
+}
+
 std::unique_ptr<Binding> udp_binding(std::unique_ptr<UdpTunStream> tun, std::string bound,
                                      const BindOptions& options, log::Logger log) {
-  return std::make_unique<UdpBinding>(
-      std::make_shared<UdpCore>(std::move(tun), std::move(bound), options, std::move(log)));
+  auto ex = tun->executor();
+  auto core = std::make_shared<UdpCore>(std::move(tun), std::move(ex), std::move(bound), options,
+                                        std::move(log));
+  core->stream = true;
+  return std::make_unique<UdpBinding>(std::move(core));
 }
 
 }  // namespace gost::net

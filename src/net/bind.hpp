@@ -34,4 +34,9 @@ std::unique_ptr<Binding> mux_binding(std::shared_ptr<MuxSession> session, std::s
 std::unique_ptr<Binding> udp_binding(std::unique_ptr<UdpTunStream> tun, std::string bound,
                                      const BindOptions& options, log::Logger log);
 
+// The same over any datagram source: `conn` carries every peer's datagrams (listener udp: a UDP
+// socket, each flow a peer of it), read and written on `ex`.
+std::unique_ptr<Binding> udp_flows(std::unique_ptr<PacketConn> conn, asio::any_io_executor ex,
+                                   std::string bound, const BindOptions& options, log::Logger log);
+
 }  // namespace gost::net

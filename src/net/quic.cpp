@@ -43,27 +43,6 @@ Config config_from(const config::Metadata& md, bool client, std::string_view whe
   return c;
 }
 
-// Fails with EADDRINUSE when another socket (of any process) holds the UDP address, which a bare
-// SO_REUSEPORT bind would not detect for sockets of the same user that also set it.
-void check_udp_address_free(const std::string& addr, std::string_view where) {
-  asio::io_context tmp;
-  // A plain bind (no SO_REUSEPORT) on the same address: the kernel refuses it if it is taken.
-  auto hp = split_host_port(addr);
-  if (!hp || hp->port.empty() || hp->port == "0") return;
-  asio::ip::udp::resolver r(tmp);
-  error_code ec;
-  auto res = r.resolve(hp->host.empty() ? "::" : hp->host, hp->port, ec);
-  if (ec || res.empty()) return;  // the real bind reports it
-  auto ep = res.begin()->endpoint();
-  asio::ip::udp::socket s(tmp);
-  s.open(ep.protocol(), ec);
-  if (!ec && ep.address().is_v6() && ep.address().is_unspecified())
-    s.set_option(asio::ip::v6_only(false), ec);
-  if (!ec) s.bind(ep, ec);
-  if (ec == asio::error::address_in_use)
-    throw system_error(ec, fmt::format("{}: listen udp {}", where, addr));
-}
-
 ClientTls client_tls(const std::optional<config::TLS>& tls, const std::string& node_addr) {
   ClientTls t;
   std::string name = tls ? tls->serverName : "";

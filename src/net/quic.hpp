@@ -67,10 +67,6 @@ struct Config {
 // defaults to true). Throws config::ConfigError naming `where` for a bad value.
 Config config_from(const config::Metadata& md, bool client, std::string_view where);
 
-// Fails with EADDRINUSE (system_error naming `where`) when another socket (of any process) holds
-// the UDP address, which a bare SO_REUSEPORT bind would not detect for sockets of the same user.
-void check_udp_address_free(const std::string& addr, std::string_view where);
-
 class Connection;
 struct Callbacks;
 

@@ -191,53 +191,6 @@ struct Server::Impl : ServerHooks, std::enable_shared_from_this<Server::Impl> {
   bool closed = false;
 };
 
-namespace {
-udp::socket bind_reuseport(asio::io_context& ctx, const std::string& addr) {
-  auto hp = split_host_port(addr);
-  if (!hp || hp->port.empty())
-    throw ConfigError(fmt::format("listen address \"{}\": missing port", addr));
-  unsigned long port_num = 0;
-  try {
-    port_num = std::stoul(hp->port);
-  } catch (...) {
-    port_num = 70000;
-  }
-  if (port_num > 65535) throw ConfigError(fmt::format("listen address \"{}\": bad port", addr));
-  std::optional<asio::ip::address> ip;
-  if (!hp->host.empty()) {
-    ip = parse_ip(hp->host);
-    if (!ip) {
-      asio::io_context tmp;
-      udp::resolver r(tmp);
-      error_code ec;
-      auto res = r.resolve(hp->host, hp->port, ec);
-      if (ec || res.empty())
-        throw ConfigError(fmt::format("listen address \"{}\": cannot resolve host", addr));
-      ip = res.begin()->endpoint().address();
-    }
-  }
-  udp::socket s(ctx);
-  error_code ec;
-  udp::endpoint ep =
-      ip ? udp::endpoint(*ip, static_cast<unsigned short>(port_num))
-         : udp::endpoint(asio::ip::address_v6::any(), static_cast<unsigned short>(port_num));
-  s.open(ep.protocol(), ec);
-  if (!ec && !ip) s.set_option(asio::ip::v6_only(false), ec);
-  if (ec && !ip) {  // no IPv6: 0.0.0.0
-    ep = udp::endpoint(asio::ip::address_v4::any(), static_cast<unsigned short>(port_num));
-    s = udp::socket(ctx);
-    s.open(ep.protocol(), ec);
-  }
-  if (!ec) {
-    int one = 1;
-    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    s.bind(ep, ec);
-  }
-  if (ec) throw system_error(ec, fmt::format("listen udp {}", addr));
-  return s;
-}
-}  // namespace
-
 Server::Server(asio::io_context& ctx, const std::string& addr,
                const std::optional<config::TLS>& tls, const Config& cfg, OnRequest on_request,
                log::Logger log)
@@ -261,7 +214,7 @@ Server::Server(asio::io_context& ctx, const std::string& addr,
   // key, so that clients of the previous process learn at once that their connection is gone.
   std::string material = "gost quic v1 " + pem.key;
   gnutls_hash_fast(GNUTLS_DIG_SHA256, material.data(), material.size(), impl_->secret.data());
-  impl_->port = std::make_shared<UdpPort>(bind_reuseport(ctx, addr));
+  impl_->port = std::make_shared<UdpPort>(bind_udp_listen(ctx, addr));
   impl_->require_client_cert = !pem.client_ca_file.empty();
 }
 

@@ -1,11 +1,13 @@
 #include "net/udp.hpp"
 
 #include <fmt/format.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 
+#include "config/model.hpp"
 #include "core/address.hpp"
 #include "proto/relay.hpp"
 
@@ -65,6 +67,73 @@ udp::socket open_udp(asio::any_io_executor ex, std::optional<asio::ip::address> 
   return s;
 }
 
+udp::socket bind_udp_listen(asio::io_context& ctx, const std::string& addr) {
+  auto hp = split_host_port(addr);
+  if (!hp || hp->port.empty())
+    throw config::ConfigError(fmt::format("listen address \"{}\": missing port", addr));
+  unsigned long port_num = 0;
+  try {
+    port_num = std::stoul(hp->port);
+  } catch (...) {
+    port_num = 70000;
+  }
+  if (port_num > 65535)
+    throw config::ConfigError(fmt::format("listen address \"{}\": bad port", addr));
+  std::optional<asio::ip::address> ip;
+  if (!hp->host.empty()) {
+    ip = parse_ip(hp->host);
+    if (!ip) {
+      asio::io_context tmp;
+      udp::resolver r(tmp);
+      error_code ec;
+      auto res = r.resolve(hp->host, hp->port, ec);
+      if (ec || res.empty())
+        throw config::ConfigError(fmt::format("listen address \"{}\": cannot resolve host", addr));
+      ip = res.begin()->endpoint().address();
+    }
+  }
+  udp::socket s(ctx);
+  error_code ec;
+  udp::endpoint ep =
+      ip ? udp::endpoint(*ip, static_cast<unsigned short>(port_num))
+         : udp::endpoint(asio::ip::address_v6::any(), static_cast<unsigned short>(port_num));
+  s.open(ep.protocol(), ec);
+  if (!ec && !ip) s.set_option(asio::ip::v6_only(false), ec);
+  if (ec && !ip) {  // no IPv6: 0.0.0.0
+    ep = udp::endpoint(asio::ip::address_v4::any(), static_cast<unsigned short>(port_num));
+    s = udp::socket(ctx);
+    s.open(ep.protocol(), ec);
+  }
+  if (!ec) {
+    int one = 1;
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    s.bind(ep, ec);
+  }
+  if (ec) throw system_error(ec, fmt::format("listen udp {}", addr));
+  return s;
+}
+
+// Fails with EADDRINUSE when another socket (of any process) holds the UDP address, which a bare
+// SO_REUSEPORT bind would not detect for sockets of the same user that also set it.
+void check_udp_address_free(const std::string& addr, std::string_view where) {
+  asio::io_context tmp;
+  // A plain bind (no SO_REUSEPORT) on the same address: the kernel refuses it if it is taken.
+  auto hp = split_host_port(addr);
+  if (!hp || hp->port.empty() || hp->port == "0") return;
+  asio::ip::udp::resolver r(tmp);
+  error_code ec;
+  auto res = r.resolve(hp->host.empty() ? "::" : hp->host, hp->port, ec);
+  if (ec || res.empty()) return;  // the real bind reports it
+  auto ep = res.begin()->endpoint();
+  asio::ip::udp::socket s(tmp);
+  s.open(ep.protocol(), ec);
+  if (!ec && ep.address().is_v6() && ep.address().is_unspecified())
+    s.set_option(asio::ip::v6_only(false), ec);
+  if (!ec) s.bind(ep, ec);
+  if (ec == asio::error::address_in_use)
+    throw system_error(ec, fmt::format("{}: listen udp {}", where, addr));
+}
+
 // ---- UdpSocketConn ----------------------------------------------------------------------------
 
 awaitable<std::size_t> UdpSocketConn::read_from(asio::mutable_buffer buf, std::string& addr,
@@ -105,6 +174,72 @@ awaitable<void> UdpSocketConn::write_to(asio::const_buffer buf, std::string_view
 void UdpSocketConn::close() {
   error_code ec;
   socket_.close(ec);
+}
+
+// ---- connected UDP ---------------------------------------------------------------------------
+
+namespace {
+
+// The connected UDP socket of a direct UDP CONNECT: a PacketConn bound to one peer (every datagram
+// goes there whatever address it names), also usable as a Stream of whole datagrams.
+class ConnectedUdp final : public Stream, public PacketConn {
+ public:
+  explicit ConnectedUdp(udp::socket s) : socket_(std::move(s)) {}
+  asio::any_io_executor executor() override { return socket_.get_executor(); }
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
+    auto [e, n] = co_await socket_.async_receive(buf, use_nothrow);
+    ec = e;
+    co_return n;
+  }
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
+    auto [e, n] = co_await socket_.async_send(buf, use_nothrow);
+    ec = e;
+    co_return n;
+  }
+  awaitable<void> shutdown_write(error_code& ec) override {
+    ec = {};
+    co_return;
+  }
+  awaitable<std::size_t> read_from(asio::mutable_buffer buf, std::string& addr,
+                                   error_code& ec) override {
+    std::size_t n = co_await read_some(buf, ec);
+    error_code ignored;
+    if (!ec) addr = endpoint_text(socket_.remote_endpoint(ignored));
+    co_return n;
+  }
+  awaitable<void> write_to(asio::const_buffer buf, std::string_view, error_code& ec) override {
+    co_await write_some(buf, ec);
+  }
+  void close() override {
+    error_code ec;
+    socket_.close(ec);
+  }
+
+ private:
+  udp::socket socket_;
+};
+
+}  // namespace
+
+awaitable<StreamPtr> dial_udp(std::string addr) {
+  auto hp = split_host_port(addr);
+  unsigned port = 0;
+  bool ok = hp.has_value();
+  if (ok) {
+    const char* end = hp->port.data() + hp->port.size();
+    auto [ptr, pec] = std::from_chars(hp->port.data(), end, port);
+    ok = pec == std::errc() && ptr == end && port <= 65535;
+  }
+  if (!ok) throw system_error(asio::error::invalid_argument, fmt::format("bad address {}", addr));
+  std::string host = hp->host.empty() ? std::string("localhost") : hp->host;
+  asio::ip::address ip = co_await resolve_udp_host(host);
+  udp::endpoint ep(ip, static_cast<unsigned short>(port));
+  udp::socket sock(co_await asio::this_coro::executor);
+  error_code ec;
+  sock.open(ep.protocol(), ec);
+  if (!ec) sock.connect(ep, ec);
+  if (ec) throw system_error(ec, fmt::format("dial udp {}", addr));
+  co_return std::make_unique<ConnectedUdp>(std::move(sock));
 }
 
 // ---- UdpTunStream -----------------------------------------------------------------------------

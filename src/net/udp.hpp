@@ -58,6 +58,20 @@ class UdpSocketConn final : public PacketConn {
 udp::socket open_udp(asio::any_io_executor ex, std::optional<asio::ip::address> ip,
                      unsigned short port);
 
+// The socket of a UDP listener on `addr` (":5353", "127.0.0.1:53", "[::1]:443"), SO_REUSEPORT so
+// that every worker binds its own (the kernel keeps a peer's 4-tuple on one of them): no host →
+// dual-stack [::], or 0.0.0.0 where IPv6 is unavailable. Throws ConfigError / system_error.
+udp::socket bind_udp_listen(asio::io_context& ctx, const std::string& addr);
+
+// Fails with EADDRINUSE when another socket (of any process) holds the UDP address, which a bare
+// SO_REUSEPORT bind would not detect for sockets of the same user that also set it.
+void check_udp_address_free(const std::string& addr, std::string_view where);
+
+// A connected UDP socket to `addr` ("host:port"; names: system resolver, IPv4 preferred) as a
+// Stream of whole datagrams and a PacketConn bound to that peer (writes go there whatever
+// address they name): a direct UDP CONNECT. Throws system_error.
+awaitable<StreamPtr> dial_udp(std::string addr);
+
 // UDP-TUN: each datagram is one frame `LEN(2) FF ATYP ADDR PORT DATA` on the inner stream. The
 // object is also the inner Stream itself (raw bytes), so a connector can return it from connect()
 // and a handler can recover the datagram view with dynamic_cast<PacketConn*>.

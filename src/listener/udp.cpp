@@ -1,0 +1,71 @@
+// Listener "udp": UDP port forwarding's front (`gost -L udp://:5353/8.8.8.8:53`, docs/PROTOCOLS.md
+// "udp: port forwarding"). Every worker binds its own socket on the address (SO_REUSEPORT: the
+// kernel keeps a peer's 4-tuple on one of them) and accept() yields one datagram flow per peer —
+// the demultiplexing rudp's bindings use (net/bind: udp_flows), over the socket instead of a
+// UDP-TUN stream. A flow ends after `ttl` without traffic and, unless `keepAlive` is set, once it
+// has sent its peer one answer (GOST's udp listener: request/response by default).
+#include "net/udp.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/component.hpp"
+#include "net/bind.hpp"
+
+namespace gost {
+namespace {
+
+class UdpListener final : public Listener {
+ public:
+  UdpListener(asio::io_context& ctx, const ListenerOptions& o) {
+    const auto& md = o.config.metadata;
+    const std::string where = "listener udp";
+    // go-gost/x listener/udp/metadata.go; ≤ 0 is the default, as there.
+    if (auto d = md.get_duration("ttl"); d && d->count() > 0) options_.udp_ttl = *d;
+    auto size = md.get_int("readBufferSize");
+    if (!size || *size <= 0) size = md.get_int("udp.bufferSize");
+    options_.udp_buffer_size =
+        size && *size > 0 ? static_cast<std::size_t>(std::min<std::int64_t>(*size, 65535)) : 4096;
+    if (auto n = md.get_int("readQueueSize"); n && *n > 0)
+      options_.udp_queue_size = static_cast<std::size_t>(std::min<std::int64_t>(*n, 65536));
+    if (auto n = md.get_int("backlog"); n && *n > 0)
+      options_.backlog = static_cast<std::size_t>(std::min<std::int64_t>(*n, 65536));
+    options_.udp_keepalive = md.get_bool("keepalive").value_or(false);
+    if (o.check_free) net::check_udp_address_free(o.addr, where);
+    auto socket = net::bind_udp_listen(ctx, o.addr);
+    error_code ec;
+    auto local = socket.local_endpoint(ec);
+    bound_ = ec ? o.addr : net::endpoint_text(local);
+    flows_ = net::udp_flows(std::make_unique<net::UdpSocketConn>(std::move(socket)),
+                            ctx.get_executor(), bound_, options_, o.log);
+  }
+  ~UdpListener() override { close(); }
+
+  awaitable<StreamPtr> accept(error_code& ec) override {
+    auto s = co_await flows_->accept(ec);
+    // The socket was closed (the service retired): the accept loop ends on this.
+    if (ec && closed_) ec = asio::error::operation_aborted;
+    co_return s;
+  }
+
+  void close() override {
+    closed_ = true;
+    flows_->close();
+  }
+  std::string bound_address() const override { return bound_; }
+  std::string network() const override { return "udp"; }
+
+ private:
+  BindOptions options_;
+  std::string bound_;
+  std::unique_ptr<Binding> flows_;
+  bool closed_ = false;
+};
+
+GOST_REGISTER(ListenerRegistry, "udp", [](asio::io_context& ctx, const ListenerOptions& o) {
+  return std::unique_ptr<Listener>(new UdpListener(ctx, o));
+});
+
+}  // namespace
+}  // namespace gost
