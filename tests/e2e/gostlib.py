@@ -1559,9 +1559,11 @@ class TLSRecordingServer:
 
 
 class UdpEchoServer:
-    """UDP echo on 127.0.0.1: replies b"echo:" + datagram to the sender."""
+    """UDP echo on 127.0.0.1: replies b"echo:" + datagram to the sender (or what `answers`
+    returns for it: a list of datagrams)."""
 
-    def __init__(self):
+    def __init__(self, answers=None):
+        self.answers = answers or (lambda data: [b"echo:" + data])
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((LOOPBACK, 0))
         self.sock.settimeout(0.2)
@@ -1581,7 +1583,8 @@ class UdpEchoServer:
                 return
             self.received.append((data, peer))
             try:
-                self.sock.sendto(b"echo:" + data, peer)
+                for answer in self.answers(data):
+                    self.sock.sendto(answer, peer)
             except OSError:
                 pass
 

@@ -25,23 +25,9 @@ from gostlib import UdpEchoServer, free_port, run_gost
 dns_query = gostlib.dns_query
 
 
-class TwiceEcho(UdpEchoServer):
+def twice_echo():
     """Answers every datagram twice: b"echo:" + data, then b"again:" + data."""
-
-    def _loop(self):
-        while not self._stop:
-            try:
-                data, peer = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.received.append((data, peer))
-            try:
-                self.sock.sendto(b"echo:" + data, peer)
-                self.sock.sendto(b"again:" + data, peer)
-            except OSError:
-                pass
+    return UdpEchoServer(answers=lambda data: [b"echo:" + data, b"again:" + data])
 
 
 def client_socket(timeout=2.0):
@@ -143,7 +129,7 @@ class UdpForwardTest(gostlib.GostTestCase):
         self.assertAlive(p)
 
     def test_one_answer_per_flow_without_keepalive(self):
-        twice = TwiceEcho()
+        twice = twice_echo()
         self.addCleanup(twice.close)
         port, p = self.forward(target="127.0.0.1:%d" % twice.port)
         u = client_socket()
@@ -163,7 +149,7 @@ class UdpForwardTest(gostlib.GostTestCase):
         self.assertAlive(p)
 
     def test_keepalive_flow_lives_until_ttl(self):
-        twice = TwiceEcho()
+        twice = twice_echo()
         self.addCleanup(twice.close)
         port, p = self.forward(query="keepAlive=true&ttl=1s", target="127.0.0.1:%d" % twice.port)
         u = client_socket()
