@@ -460,8 +460,8 @@ class TunnelUdpTest(TunnelBase):
         """A UDP connector (-L rudp -F tunnel://) and UDP visitors speaking the tunnel protocol
         (01 81, network udp, source, destination, tunnel ID; tunnel.direct on the server):
         DNS-like request/response as LEN(2)+DATA frames; five visitors at once each get their
-        own answers. (No `-L udp://` forwarder here to be a visitor: this implementation has no
-        UDP port forwarding.)"""
+        own answers; then a `-L udp://` forwarder as the visitor (relay connector with
+        tunnel.id, UDP CONNECT), as GOST's docs run it."""
         uecho = UdpEchoServer()
         self.addCleanup(uecho.close)
         plain = free_port()
@@ -498,6 +498,19 @@ class TunnelUdpTest(TunnelBase):
             for s in socks:
                 s.close()
         self.assertIn("/udp: tunnel=%s" % TID_UDP, server2.stderr_text())
+        # gost -L udp://:U/dns.example.com:53 -F relay://server?tunnel.id=...: a visitor
+        up = udplib.free_udp_port()
+        v = self.gost("-L", "udp://127.0.0.1:%d/dns.example.com:53?keepAlive=true" % up, "-F",
+                      "relay://127.0.0.1:%d?tunnel.id=%s" % (plain, TID_UDP), name="visitor")
+        self.assertTrue(udplib.wait_udp_bound(v.proc, up, 10.0), v.diagnostics())
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(u.close)
+        u.settimeout(5)
+        for k in range(20):
+            q = dns_query(0x4000 + k)
+            u.sendto(q, ("127.0.0.1", up))
+            self.assertEqual(u.recvfrom(65536)[0], b"echo:" + q, v.diagnostics())
+        self.assertAlive(v)
         self.assertAlive(c)
         self.assertAlive(server2)
 
