@@ -37,8 +37,10 @@ class UdpListener final : public Listener {
     error_code ec;
     auto local = socket.local_endpoint(ec);
     bound_ = ec ? o.addr : net::endpoint_text(local);
+    // One per worker's socket: each warns at most once a second for its own drops.
     flows_ = net::udp_flows(std::make_unique<net::UdpSocketConn>(std::move(socket)),
-                            ctx.get_executor(), bound_, options_, o.log);
+                            ctx.get_executor(), bound_, options_, o.log,
+                            std::make_shared<Refusals>(o.log, o.service, "udp"));
   }
   ~UdpListener() override { close(); }
 

@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 
+#include "core/refusals.hpp"
 #include "core/timeout.hpp"
 
 namespace gost::net {
@@ -106,6 +107,7 @@ struct UdpCore {
   std::unique_ptr<PacketConn> conn;
   asio::any_io_executor ex;
   bool stream = false;  // conn is a stream (UDP-TUN): a failed write ends every flow
+  std::shared_ptr<Refusals> refusals;  // the new peers dropped for a full backlog (listener udp)
 
   std::string name() const { return fmt::format("{} {}/udp", stream ? "bind" : "listen", bound); }
   std::string bound;
@@ -279,8 +281,11 @@ awaitable<void> udp_read_loop(std::shared_ptr<UdpCore> core) {
       core->flows.erase(it);
     }
     if (core->pending.size() >= core->opts.backlog) {
-      core->log.debug(
-          fmt::format("{}: backlog full, datagram from {} dropped", core->name(), peer));
+      if (core->refusals)
+        core->refusals->add("backlog full, a new peer's datagram dropped");
+      else
+        core->log.debug(
+            fmt::format("{}: backlog full, datagram from {} dropped", core->name(), peer));
       continue;
     }
     auto f = std::make_shared<FlowState>(core, peer);
@@ -326,9 +331,12 @@ std::unique_ptr<Binding> mux_binding(std::shared_ptr<MuxSession> session, std::s
 }
 
 std::unique_ptr<Binding> udp_flows(std::unique_ptr<PacketConn> conn, asio::any_io_executor ex,
-                                   std::string bound, const BindOptions& options, log::Logger log) {
-  return std::make_unique<UdpBinding>(std::make_shared<UdpCore>(
-      std::move(conn), std::move(ex), std::move(bound), options, std::move(log)));
+                                   std::string bound, const BindOptions& options, log::Logger log,
+                                   std::shared_ptr<Refusals> refusals) {
+  auto core = std::make_shared<UdpCore>(std::move(conn), std::move(ex), std::move(bound), options,
+                                        std::move(log));
+  core->refusals = std::move(refusals);
+  return std::make_unique<UdpBinding>(std::move(core));
 }
 
 std::unique_ptr<Binding> udp_binding(std::unique_ptr<UdpTunStream> tun, std::string bound,

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/component.hpp"
+#include "core/refusals.hpp"
 #include "net/mux.hpp"
 #include "net/udp.hpp"
 
@@ -35,8 +36,10 @@ std::unique_ptr<Binding> udp_binding(std::unique_ptr<UdpTunStream> tun, std::str
                                      const BindOptions& options, log::Logger log);
 
 // The same over any datagram source: `conn` carries every peer's datagrams (listener udp: a UDP
-// socket, each flow a peer of it), read and written on `ex`.
+// socket, each flow a peer of it), read and written on `ex`; the datagrams of new peers dropped
+// for a full backlog are counted and warned about by `refusals`.
 std::unique_ptr<Binding> udp_flows(std::unique_ptr<PacketConn> conn, asio::any_io_executor ex,
-                                   std::string bound, const BindOptions& options, log::Logger log);
+                                   std::string bound, const BindOptions& options, log::Logger log,
+                                   std::shared_ptr<Refusals> refusals);
 
 }  // namespace gost::net
