@@ -14,6 +14,7 @@ Usage: test_udp.py <path-to-gost>
 """
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -186,6 +187,34 @@ class UdpForwardTest(gostlib.GostTestCase):
 
     def test_relay_h3_chain(self):
         self.check_chain("relay+h3")
+
+    # ---- reload ----
+
+    def test_reload_rebinds_and_serves(self):
+        # A changed udp service binds its new sockets beside the old ones (SO_REUSEPORT) and the
+        # old ones close after the grace: the port answers before, across and after the reloads.
+        port = udplib.free_udp_port()
+
+        def config(ttl):
+            return ("services:\n- name: dns\n  addr: 127.0.0.1:%d\n  handler: {type: udp}\n"
+                    "  listener:\n    type: udp\n    metadata: {ttl: %s}\n"
+                    "  forwarder:\n    nodes:\n    - {name: echo, addr: 127.0.0.1:%d}\n"
+                    % (port, ttl, self.echo.port))
+
+        path = self.write_file("gost.yaml", config("5s"))
+        p = self.start_gost("-C", path)
+        self.assertTrue(udplib.wait_udp_bound(p.proc, port, 10.0), p.diagnostics())
+        self.exchange_many(port, 20, p)
+        for i in range(3):
+            with open(path, "w") as f:
+                f.write(config("%ds" % (6 + i)))
+            before = p.stderr_text().count("config reloaded")
+            os.kill(p.pid, signal.SIGHUP)
+            self.assertTrue(gostlib.wait_until(
+                lambda: p.stderr_text().count("config reloaded") > before, 5), p.diagnostics())
+            self.exchange_many(port, 50, p)
+        self.assertEqual(p.stderr_text().count("listening on 127.0.0.1:%d/udp" % port), 4)
+        self.assertAlive(p)
 
     # ---- bad input ----
 
