@@ -135,6 +135,7 @@ def main():
             ("direct", None, ""),
             ("direct keepAlive", None, "?keepAlive=true"),
             ("relay", "relay", "?keepAlive=true"),
+            ("relay, a tunnel per request", "relay", ""),
             ("relay+ws", "relay+ws", "?keepAlive=true"),
             ("socks5", "socks5?udp=true", "?keepAlive=true")):
         run_case(name, server, query)
