@@ -136,14 +136,10 @@ class TcpListener : public Listener {
         if (!ec) pending_.push_back(std::move(s));
       }
     }
-    // Released, then closed: asio leaves a socket it opened itself in epoll at close (the kernel
-    // drops it with the last descriptor), which a replacement's duplicate would outlive.
-    if (acceptor_.is_open()) {
-      auto fd = acceptor_.release(ec);
-      if (!ec) ::close(fd);
-    }
+    release_and_close();
     holders_.reset();
   }
+  ~TcpListener() override { release_and_close(); }
 
   std::optional<SharedListenSocket> share_socket() override {
     if (!acceptor_.is_open()) return std::nullopt;
@@ -177,6 +173,15 @@ class TcpListener : public Listener {
       throw system_error(ec, fmt::format("listen tcp {}: taking the socket over", addr));
     }
     holders_ = from.holders;
+  }
+
+  // Released, then closed: asio leaves a socket it opened itself in epoll at close (the kernel
+  // drops it with the last descriptor), which a replacement's duplicate would outlive.
+  void release_and_close() {
+    if (!acceptor_.is_open()) return;
+    error_code ec;
+    auto fd = acceptor_.release(ec);
+    if (!ec) ::close(fd);
   }
 
   static constexpr std::size_t kMaxDrained = 4096;
