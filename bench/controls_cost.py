@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""Cost of the controls per connection (issue 17: ≤ 3 %): CPU microseconds of the gost process
+that carries them (utime+stime) per connection, for a service with and without a 1,000-entry
+bypass and a 1,000-entry admission (none matching: every connection is checked against all of
+them; the same configuration as bench/run.sh's *_controls rows), in alternating rounds so that
+drift in the machine's load hits both alike. CPU per connection does not depend on how fast the
+client can open connections, which is why this separates a few-percent effect that conn/s rows
+drown in noise. Cases: `tcp` (a forward service `-L tcp://:P/<target>`) and `relay` (the relay
+server of `-L tcp://:P/<target> -F relay://server`; the server's CPU). Each connection sends 1
+byte and reads the target's 1-byte answer. Loopback only; kills only what it started.
+
+  bench/controls_cost.py GOST_BINARY [ROUNDS] [SECONDS]
+"""
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+GOST = sys.argv[1]
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 6
+SECS = float(sys.argv[3]) if len(sys.argv) > 3 else 4
+CLIENT_THREADS = 8
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_listening(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True, text=True)
+        if out.stdout.strip():
+            return
+        time.sleep(0.05)
+    raise SystemExit("port %d never opened" % port)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def target_server():
+    """Accepts, answers 1 byte to the first byte, closes."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1024)
+
+    def serve(c):
+        try:
+            if c.recv(1):
+                c.sendall(b"y")
+        except OSError:
+            pass
+        c.close()
+
+    def loop():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            serve(c)
+    for _ in range(2):
+        threading.Thread(target=loop, daemon=True).start()
+    return ls
+
+
+def config(path, service, controls):
+    lines = ["services:\n  - " + service + "\n"]
+    if controls:
+        m = []
+        for i in range(250):
+            m += ["host%d.example.com" % i, ".zone%d.net" % i, "10.%d.0.0/16" % i,
+                  "*.glob%d.org" % i]
+        a = ["192.168.%d.0/24" % (i % 256) if i < 500 else "172.16.%d.%d" % (i // 256, i % 256)
+             for i in range(1000)]
+        lines.append("bypasses:\n  - name: big\n    matchers: [%s]\n"
+                     % ", ".join('"%s"' % x for x in m))
+        lines.append("admissions:\n  - name: big\n    matchers: [%s]\n"
+                     % ", ".join('"%s"' % x for x in a))
+    with open(path, "w") as f:
+        f.write("".join(lines))
+
+
+def hammer(port, secs):
+    done = time.time() + secs
+    counts = [0] * CLIENT_THREADS
+
+    def run(i):
+        while time.time() < done:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s.sendall(b"x")
+                if s.recv(1) == b"y":
+                    counts[i] += 1
+                s.close()
+            except OSError:
+                pass
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(CLIENT_THREADS)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(counts)
+
+
+def one(case, controls, target, tmp):
+    procs = []
+    try:
+        extra = ", bypass: big, admission: big" if controls else ""
+        path = os.path.join(tmp, "%s_%d.yaml" % (case, controls))
+        front = free_port()
+        if case == "tcp":
+            config(path, '{name: bench, addr: "127.0.0.1:%d"%s, handler: {type: tcp}, '
+                   'forwarder: {nodes: [{name: t, addr: "127.0.0.1:%d"}]}}'
+                   % (front, extra, target), controls)
+            procs.append(subprocess.Popen([GOST, "-C", path], stderr=subprocess.DEVNULL))
+            wait_listening(front)
+            measured = procs[0]
+        else:
+            server = free_port()
+            config(path, '{name: bench, addr: "127.0.0.1:%d"%s, handler: {type: relay}}'
+                   % (server, extra), controls)
+            procs.append(subprocess.Popen([GOST, "-C", path], stderr=subprocess.DEVNULL))
+            wait_listening(server)
+            procs.append(subprocess.Popen(
+                [GOST, "-L", "tcp://127.0.0.1:%d/127.0.0.1:%d" % (front, target),
+                 "-F", "relay://127.0.0.1:%d" % server], stderr=subprocess.DEVNULL))
+            wait_listening(front)
+            measured = procs[0]
+        hammer(front, 0.5)  # warm-up
+        c0 = cpu_seconds(measured.pid)
+        n = hammer(front, SECS)
+        c1 = cpu_seconds(measured.pid)
+        return (c1 - c0) / n * 1e6, n / SECS
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
+
+
+def main():
+    ls = target_server()
+    target = ls.getsockname()[1]
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in ("tcp", "relay"):
+            res = {False: [], True: []}
+            rates = {False: [], True: []}
+            for r in range(ROUNDS):
+                for c in ((False, True) if r % 2 == 0 else (True, False)):
+                    us, rate = one(case, c, target, tmp)
+                    res[c].append(us)
+                    rates[c].append(rate)
+            off, on = statistics.median(res[False]), statistics.median(res[True])
+            out[case] = {"us_per_conn_off": [round(x, 1) for x in res[False]],
+                         "us_per_conn_on": [round(x, 1) for x in res[True]],
+                         "median_off": round(off, 1), "median_on": round(on, 1),
+                         "conn_per_s_median": round(statistics.median(rates[False] + rates[True])),
+                         "cost_pct": round((on - off) / off * 100, 1)}
+            print(json.dumps({case: out[case]}), flush=True)
+    ls.close()
+
+
+if __name__ == "__main__":
+    main()
