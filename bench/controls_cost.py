@@ -21,34 +21,15 @@ import tempfile
 import threading
 import time
 
+from benchlib import cpu_seconds, free_port, wait_bound
+
 GOST = sys.argv[1]
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 6
 SECS = float(sys.argv[3]) if len(sys.argv) > 3 else 4
 CLIENT_THREADS = 8
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
-
-def wait_listening(port, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True, text=True)
-        if out.stdout.strip():
-            return
-        time.sleep(0.05)
-    raise SystemExit("port %d never opened" % port)
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def target_server():
@@ -128,18 +109,18 @@ def one(case, controls, target, tmp):
                    'forwarder: {nodes: [{name: t, addr: "127.0.0.1:%d"}]}}'
                    % (front, extra, target), controls)
             procs.append(subprocess.Popen([GOST, "-C", path], stderr=subprocess.DEVNULL))
-            wait_listening(front)
+            wait_bound(front)
             measured = procs[0]
         else:
             server = free_port()
             config(path, '{name: bench, addr: "127.0.0.1:%d"%s, handler: {type: relay}}'
                    % (server, extra), controls)
             procs.append(subprocess.Popen([GOST, "-C", path], stderr=subprocess.DEVNULL))
-            wait_listening(server)
+            wait_bound(server)
             procs.append(subprocess.Popen(
                 [GOST, "-L", "tcp://127.0.0.1:%d/127.0.0.1:%d" % (front, target),
                  "-F", "relay://127.0.0.1:%d" % server], stderr=subprocess.DEVNULL))
-            wait_listening(front)
+            wait_bound(front)
             measured = procs[0]
         hammer(front, 0.5)  # warm-up
         c0 = cpu_seconds(measured.pid)

@@ -13,17 +13,12 @@ import subprocess
 import sys
 import time
 
+from benchlib import cpu_seconds, free_port
+
 GOST = sys.argv[1]
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 6
 SECS = int(sys.argv[3]) if len(sys.argv) > 3 else 4
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_port(port, timeout=10):
@@ -36,11 +31,6 @@ def wait_port(port, timeout=10):
             time.sleep(0.05)
     raise SystemExit("port %d never opened" % port)
 
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one(metrics, target):

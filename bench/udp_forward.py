@@ -8,7 +8,6 @@ UDP echo target runs in this process. Loopback only; kills only what it started.
 
   bench/udp_forward.py GOST_BINARY [SECONDS] [PEERS]
 """
-import os
 import selectors
 import socket
 import subprocess
@@ -16,34 +15,14 @@ import sys
 import threading
 import time
 
+from benchlib import cpu_seconds, free_port, wait_bound
+
 GOST = sys.argv[1]
 SECS = float(sys.argv[2]) if len(sys.argv) > 2 else 5
 PEERS = int(sys.argv[3]) if len(sys.argv) > 3 else 32
 
 
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_bound(port, proto, timeout=10):
-    end = time.time() + timeout
-    flag = "-Hlun" if proto == "udp" else "-Hltn"
-    while time.time() < end:
-        out = subprocess.run(["ss", flag, "sport = :%d" % port], capture_output=True, text=True)
-        if out.stdout.strip():
-            return
-        time.sleep(0.05)
-    raise SystemExit("%s port %d never bound" % (proto, port))
 
 
 def echo_server():
