@@ -50,6 +50,21 @@ CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE,
                  signal.SIGILL, signal.SIGTRAP}
 
 
+def sanitizer_reports(pid):
+    """What a sanitizer build (-DGOST_SANITIZE=address,undefined) reported for process `pid`, when
+    ASAN_OPTIONS / UBSAN_OPTIONS name a `log_path` (scripts/sanitize.sh sets one): reports then go
+    to <log_path>.<pid> files, LeakSanitizer's at the exit a SIGTERM makes. "" when none."""
+    text = ""
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        for opt in os.environ.get(var, "").split(":"):
+            if opt.startswith("log_path="):
+                path = "%s.%d" % (opt[len("log_path="):], pid)
+                if os.path.exists(path):
+                    with open(path, errors="replace") as f:
+                        text += f.read()
+    return text
+
+
 def clean_env():
     """Environment without proxy variables (curl would honour them)."""
     env = dict(os.environ)
@@ -346,6 +361,9 @@ class GostTestCase(unittest.TestCase):
                                  % (p.name, describe_rc(was), p.diagnostics()))
         if rc is not None and rc < 0 and -rc in CRASH_SIGNALS:
             raise AssertionError("%s crashed (%s)\n%s" % (p.name, describe_rc(rc), p.diagnostics()))
+        reports = sanitizer_reports(p.pid)
+        if reports:
+            raise AssertionError("%s: sanitizer report\n%s" % (p.name, reports[:20000]))
 
     def assertAlive(self, p):
         rc = p.poll()
