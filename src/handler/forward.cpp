@@ -92,7 +92,7 @@ class TargetedFlow final : public net::PacketConn {
 
 // "udp" and "rudp": each peer's flow to a target of the forwarder, over a local UDP socket or
 // through the handler's chain; the flow ends after the listener's ttl without traffic (and, on
-// listener udp without keepAlive, after its first answer).
+// listener udp without keepAlive, once every request it took has had an answer).
 class UdpForwardHandler final : public Handler {
  public:
   explicit UdpForwardHandler(const HandlerOptions& o) : opts_(o) {

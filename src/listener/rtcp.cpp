@@ -11,6 +11,7 @@
 
 #include "chain/chain.hpp"
 #include "core/component.hpp"
+#include "net/bind.hpp"
 
 namespace gost {
 namespace {
@@ -37,13 +38,7 @@ class ReverseListener final : public Listener {
           "{}: proxyProtocol is not supported (inbound connections come over the chain)", where));
     if (network_ == "udp") {
       // go-gost/x listener/rudp/metadata.go (≤ 0: the default).
-      if (auto d = md.get_duration("ttl"); d && d->count() > 0) options_.udp_ttl = *d;
-      if (auto n = md.get_int("readBufferSize"); n && *n > 0)
-        options_.udp_buffer_size = static_cast<std::size_t>(std::min<std::int64_t>(*n, 65535));
-      if (auto n = md.get_int("readQueueSize"); n && *n > 0)
-        options_.udp_queue_size = static_cast<std::size_t>(std::min<std::int64_t>(*n, 65536));
-      if (auto n = md.get_int("backlog"); n && *n > 0)
-        options_.backlog = static_cast<std::size_t>(std::min<std::int64_t>(*n, 65536));
+      net::read_udp_flow_options(md, options_);
     } else {
       // Read (GOST's rtcp listener parses it) but without effect: our limiters have no refresh.
       (void)md.get_duration("limiter.refreshInterval");

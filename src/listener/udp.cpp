@@ -2,8 +2,9 @@
 // "udp: port forwarding"). Every worker binds its own socket on the address (SO_REUSEPORT: the
 // kernel keeps a peer's 4-tuple on one of them) and accept() yields one datagram flow per peer —
 // the demultiplexing rudp's bindings use (net/bind: udp_flows), over the socket instead of a
-// UDP-TUN stream. A flow ends after `ttl` without traffic and, unless `keepAlive` is set, once it
-// has sent its peer one answer (GOST's udp listener: request/response by default).
+// UDP-TUN stream. A flow ends after `ttl` without traffic and, unless `keepAlive` is set, once
+// every request it took has had an answer (request/response, as GOST's udp listener by default;
+// docs/PROTOCOLS.md "udp: differences").
 #include "net/udp.hpp"
 
 #include <fmt/format.h>
@@ -21,16 +22,13 @@ class UdpListener final : public Listener {
   UdpListener(asio::io_context& ctx, const ListenerOptions& o) {
     const auto& md = o.config.metadata;
     const std::string where = "listener udp";
-    // go-gost/x listener/udp/metadata.go; ≤ 0 is the default, as there.
-    if (auto d = md.get_duration("ttl"); d && d->count() > 0) options_.udp_ttl = *d;
-    auto size = md.get_int("readBufferSize");
-    if (!size || *size <= 0) size = md.get_int("udp.bufferSize");
-    options_.udp_buffer_size =
-        size && *size > 0 ? static_cast<std::size_t>(std::min<std::int64_t>(*size, 65535)) : 4096;
-    if (auto n = md.get_int("readQueueSize"); n && *n > 0)
-      options_.udp_queue_size = static_cast<std::size_t>(std::min<std::int64_t>(*n, 65536));
-    if (auto n = md.get_int("backlog"); n && *n > 0)
-      options_.backlog = static_cast<std::size_t>(std::min<std::int64_t>(*n, 65536));
+    // go-gost/x listener/udp/metadata.go; ≤ 0 is the default, as there. `udp.bufferSize` (the
+    // spec's other name) counts only without a readBufferSize.
+    options_.udp_buffer_size = 4096;
+    if (auto n = md.get_int("readBufferSize"); !n || *n <= 0)
+      if (auto u = md.get_int("udp.bufferSize"); u && *u > 0)
+        options_.udp_buffer_size = static_cast<std::size_t>(std::min<std::int64_t>(*u, 65535));
+    net::read_udp_flow_options(md, options_);
     options_.udp_keepalive = md.get_bool("keepalive").value_or(false);
     if (o.check_free) net::check_udp_address_free(o.addr, where);
     auto socket = net::bind_udp_listen(ctx, o.addr);

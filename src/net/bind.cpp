@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -328,6 +329,16 @@ std::unique_ptr<Binding> mux_binding(std::shared_ptr<MuxSession> session, std::s
                                      PeerHeaderReader read_header, log::Logger log) {
   return std::make_unique<MuxBinding>(std::move(session), std::move(bound), std::move(read_header),
                                       std::move(log));
+}
+
+void read_udp_flow_options(const config::Metadata& md, BindOptions& o) {
+  if (auto d = md.get_duration("ttl"); d && d->count() > 0) o.udp_ttl = *d;
+  if (auto n = md.get_int("readBufferSize"); n && *n > 0)
+    o.udp_buffer_size = static_cast<std::size_t>(std::min<std::int64_t>(*n, 65535));
+  if (auto n = md.get_int("readQueueSize"); n && *n > 0)
+    o.udp_queue_size = static_cast<std::size_t>(std::min<std::int64_t>(*n, 65536));
+  if (auto n = md.get_int("backlog"); n && *n > 0)
+    o.backlog = static_cast<std::size_t>(std::min<std::int64_t>(*n, 65536));
 }
 
 std::unique_ptr<Binding> udp_flows(std::unique_ptr<PacketConn> conn, asio::any_io_executor ex,

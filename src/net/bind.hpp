@@ -35,6 +35,10 @@ std::unique_ptr<Binding> mux_binding(std::shared_ptr<MuxSession> session, std::s
 std::unique_ptr<Binding> udp_binding(std::unique_ptr<UdpTunStream> tun, std::string bound,
                                      const BindOptions& options, log::Logger log);
 
+// The options of a listener's peer flows (rudp, udp), GOST's keys: `ttl`, `readBufferSize`
+// (≤ 65,535), `readQueueSize`, `backlog` (≤ 65,536); a missing or ≤ 0 value keeps `o`'s.
+void read_udp_flow_options(const config::Metadata& md, BindOptions& o);
+
 // The same over any datagram source: `conn` carries every peer's datagrams (listener udp: a UDP
 // socket, each flow a peer of it), read and written on `ex`; the datagrams of new peers dropped
 // for a full backlog are counted and warned about by `refusals`.
