@@ -281,6 +281,12 @@ class Builder {
             "{}: connector \"{}\" with dialer \"{}\": the HTTP/2 proxy mode pairs connector "
             "http2 with dialer http2 (-F http2://...); use dialer h2 to carry {} over HTTP/2",
             nwhere, ctype, dtype, ctype == "http2" ? "another connector" : ctype));
+      // Dialer h3-masque likewise yields only HTTP/3 connections for connector masque's CONNECTs.
+      if ((dtype == "h3-masque") != (ctype == "masque"))
+        throw ConfigError(fmt::format(
+            "{}: connector \"{}\" with dialer \"{}\": MASQUE pairs connector masque with dialer "
+            "h3-masque (-F masque+h3-masque://...)",
+            nwhere, ctype, dtype));
       // PROXY protocol toward the node (docs/PROTOCOLS.md "PROXY protocol"): the node's own
       // `proxyProtocol`, else the hop's (GOST copies hop metadata into its nodes).
       auto pp = cn.metadata.get_int("proxyProtocol");
@@ -669,6 +675,7 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
   lo.config = sc.listener;
   lo.service_metadata = &rt->config.metadata;
   lo.service = sc.name;
+  lo.handler = htype;
   lo.log = rt->log;
   // A reload that keeps the address: each worker's new listener takes the old one's socket over
   // (no connection queued meanwhile is lost); an ephemeral port is chosen anew.

@@ -96,6 +96,7 @@ struct ListenerOptions {
   config::Listener config;
   const config::Metadata* service_metadata = nullptr;
   std::string service;  // the service's name (metrics labels)
+  std::string handler;  // the service's handler type (listener http3 serves MASQUE to "masque")
   log::Logger log;
   // Set for the first worker's listener (state the workers' listeners share is created once).
   bool first = false;

@@ -120,10 +120,7 @@ class UdpForwardHandler final : public Handler {
     // node's UDP CONNECT (relay: LEN-framed datagrams), directly a connected UDP socket.
     StreamPtr up;
     try {
-      if (opts_.router->has_chain())
-        up = co_await opts_.router->dial("udp", node->addr, conn);
-      else
-        up = co_await net::dial_udp(node->addr);
+      up = co_await net::dial_udp_target(*opts_.router, node->addr, conn);
       node->marker.reset();
     } catch (const system_error&) {
       node->marker.mark();

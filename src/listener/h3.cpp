@@ -1,13 +1,17 @@
 // Listeners "h3" and "http3": PHT over HTTP/3 (docs/PROTOCOLS.md "pht: HTTP/3", "http3: names").
 // `h3` is what current GOST calls it; `http3` is the seed's spelling, which GOST 3.2.6 gives to its
 // HTTP/3 reverse proxy — here, with handler auto (what `-L http3://` builds), it is the same
-// tunnel.
+// tunnel. With handler masque (docs/PROTOCOLS.md "masque") the listener serves MASQUE beside
+// PHT: a CONNECT request is handed to the handler as it is (net::quic::request_of), PHT's paths
+// stay PHT's, and any other request is answered 405 as GOST's masque handler does.
 //
 // Each worker has its own UDP socket (SO_REUSEPORT) and its own QUIC connections; a client's
 // pushes and pulls may come over different connections (its pool opens more when one has no
 // stream credit left), which is why the workers share one PhtServer, as the pht listener does.
 
 #include <fmt/format.h>
+
+#include <deque>
 
 #include "core/address.hpp"
 #include "core/component.hpp"
@@ -17,25 +21,68 @@
 namespace gost {
 namespace {
 
+// What accept() yields in MASQUE mode: CONNECT requests and PHT sessions, in arrival order.
+struct Queue {
+  explicit Queue(asio::any_io_executor ex) : ready(ex, asio::steady_timer::time_point::max()) {}
+  std::deque<StreamPtr> streams;
+  std::size_t connects = 0;    // CONNECT requests among them
+  asio::steady_timer ready;    // condition: something was queued, or closed
+  bool closed = false;
+};
+
 class H3Listener final : public Listener {
  public:
   H3Listener(asio::io_context& ctx, const ListenerOptions& o, std::string where)
-      : ctx_(ctx), log_(o.log) {
+      : ctx_(ctx), log_(o.log), masque_(o.handler == "masque") {
     const auto& md = o.config.metadata;
     auto so = net::pht::server_options(md, where);
     so.refusals = std::make_shared<Refusals>(o.log, o.service, o.config.type);
     auto qc = net::quic::config_from(md, false, where);
     qc.max_handshakes = std::max<std::size_t>(so.backlog, 16) * 2;
+    qc.datagrams = masque_;  // CONNECT-UDP's datagrams, and extended CONNECT
+    const std::size_t backlog = so.backlog;
     if (o.check_free) net::check_udp_address_free(o.addr, where);
     server_ = net::pht::PhtServer::shared(o.service_metadata, o.first, std::move(so), o.log);
     acceptor_ = server_->add_acceptor();
     if (o.first) server_->start_reaper(ctx.get_executor());
-    quic_ = std::make_unique<net::quic::Server>(
-        ctx, o.addr, o.config.tls, qc,
+    net::quic::Server::OnRequest on_request =
         [server = server_, log = o.log, &ctx](std::shared_ptr<net::quic::RequestStream> st) {
           asio::co_spawn(ctx, net::pht::serve_h3(std::move(st), server, log), asio::detached);
-        },
-        o.log);
+        };
+    if (masque_) {
+      queue_ = std::make_shared<Queue>(ctx.get_executor());
+      const auto& po = server_->options();
+      on_request = [q = std::weak_ptr<Queue>(queue_), pht = on_request, backlog,
+                    paths = std::array<std::string, 3>{po.authorize_path, po.push_path,
+                                                       po.pull_path},
+                    log = o.log](std::shared_ptr<net::quic::RequestStream> st) {
+        const auto& head = st->head();
+        if (net::h2_header(head, ":method") != "CONNECT") {
+          auto path = net::h2_header(head, ":path");
+          path = path.substr(0, path.find('?'));
+          if (std::find(paths.begin(), paths.end(), path) != paths.end()) return pht(st);
+          asio::co_spawn(
+              st->executor(),
+              [st]() -> awaitable<void> {
+                error_code ec;
+                co_await st->reply(405, ec);
+              },
+              asio::detached);
+          return;
+        }
+        auto queue = q.lock();
+        if (!queue || queue->closed) return st->reset();
+        if (queue->connects >= backlog) {
+          log.warn(fmt::format("connection queue is full, stream {} discarded", st->id()));
+          return st->reset();
+        }
+        ++queue->connects;
+        queue->streams.push_back(net::quic::byte_stream(std::move(st)));
+        queue->ready.cancel();
+      };
+    }
+    quic_ = std::make_unique<net::quic::Server>(ctx, o.addr, o.config.tls, qc,
+                                                std::move(on_request), o.log);
   }
   ~H3Listener() override { close(); }
 
@@ -43,22 +90,53 @@ class H3Listener final : public Listener {
     if (!started_) {
       started_ = true;
       quic_->start();
+      if (masque_) asio::co_spawn(ctx_, pump_pht(server_, acceptor_, queue_), asio::detached);
     }
-    co_return co_await server_->accept(acceptor_, ec);
+    if (!masque_) co_return co_await server_->accept(acceptor_, ec);
+    auto q = queue_;
+    while (q->streams.empty() && !q->closed) co_await q->ready.async_wait(use_nothrow);
+    if (q->closed) {
+      ec = asio::error::operation_aborted;
+      co_return nullptr;
+    }
+    ec = {};
+    auto s = std::move(q->streams.front());
+    q->streams.pop_front();
+    if (net::quic::request_of(*s)) --q->connects;
+    co_return s;
   }
 
   void close() override {
     quic_->close();
     server_->close_acceptor(acceptor_);
+    if (queue_ && !queue_->closed) {
+      queue_->closed = true;
+      queue_->streams.clear();
+      queue_->ready.cancel();
+    }
   }
   std::string bound_address() const override { return quic_->bound_address(); }
   std::string network() const override { return "udp"; }
 
  private:
+  // MASQUE mode: the PHT sessions join the CONNECT requests in the one queue accept() reads.
+  static awaitable<void> pump_pht(std::shared_ptr<net::pht::PhtServer> server, int acceptor,
+                                  std::shared_ptr<Queue> q) {
+    for (;;) {
+      error_code ec;
+      auto s = co_await server->accept(acceptor, ec);
+      if (ec || q->closed) break;
+      q->streams.push_back(std::move(s));
+      q->ready.cancel();
+    }
+  }
+
   asio::io_context& ctx_;
   log::Logger log_;
+  bool masque_ = false;
   std::shared_ptr<net::pht::PhtServer> server_;
   int acceptor_ = 0;
+  std::shared_ptr<Queue> queue_;
   std::unique_ptr<net::quic::Server> quic_;
   bool started_ = false;
 };

@@ -61,6 +61,10 @@ struct Config {
   // extended CONNECT. Client-opened bidirectional streams that start with the WebTransport signal
   // are routed before nghttp3 sees them.
   bool webtransport = false;
+  // HTTP/3 datagrams (RFC 9297, docs/PROTOCOLS.md "masque: wire"), for MASQUE's CONNECT-UDP:
+  // both sides announce QUIC datagrams and H3_DATAGRAM; a server also enables extended CONNECT.
+  // A request stream takes the datagrams naming it once it accept_datagrams().
+  bool datagrams = false;
 };
 
 // The QUIC options of GOST's h3/http3 listener (`client` false) or dialer (`client` true: keepalive
@@ -104,10 +108,24 @@ class RequestStream {
   // ends before the stream finished.
   void on_gone(std::function<void()> gone);
 
+  // HTTP/3 datagrams (Config::datagrams) of this request stream. From accept_datagrams() on, the
+  // peer's datagrams naming it are kept (at most kMaxDatagramQueue; more are dropped, as a full
+  // socket buffer would) for take_datagram(), which gives one payload (context ID and data);
+  // wait_readable() wakes for them too.
+  static constexpr std::size_t kMaxDatagramQueue = 256;
+  void accept_datagrams();
+  std::optional<std::string> take_datagram();
+  // Sends `payload` (context ID and data) as a QUIC DATAGRAM frame: false when it cannot go that
+  // way (the peer takes no datagrams, or it is larger than a packet carries; the caller may send
+  // it as a capsule on the stream instead). Dropped when the connection's queue is full.
+  bool send_datagram(std::string_view payload);
+
   // Byte-stream access (a WebTransport stream): reads at most buf.size() bytes (0 and eof at the
   // end); waits until a read would not block, without a buffer.
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec);
   awaitable<void> wait_readable(error_code& ec);
+  // read_some() would not wait: body bytes, the body's end or an error are there.
+  bool body_ready() const { return in_off_ < in_.size() || in_eof_ || error_; }
   bool webtransport_stream() const { return raw_; }
   // Nothing left to lose: ended both ways, failed, or closed.
   bool done() const { return closed_ || error_ || (in_eof_ && out_fin_); }
@@ -155,9 +173,22 @@ class RequestStream {
   bool raw_fin_sent_ = false;
   std::int64_t session_ = -1;  // the WebTransport session (its CONNECT stream)
   std::size_t raw_sent_ = 0;   // bytes of out_ (from out_.front()'s start) handed to ngtcp2
+  // HTTP/3 datagrams received for this stream (accept_datagrams())
+  bool dgram_on_ = false;
+  std::deque<std::string> dgram_in_;
   asio::steady_timer readable_;
   asio::steady_timer writable_;
 };
+
+// A request stream's body, or a WebTransport stream, as a byte Stream (a MASQUE CONNECT tunnel,
+// a wt tunnel): reads and writes go to the body, shutdown_write() ends it (FIN), close() resets
+// it, and so does dropping it before it ended both ways. `on_end` runs when it is dropped (a
+// session pool's accounts).
+StreamPtr byte_stream(std::shared_ptr<RequestStream> st, std::function<void()> on_end = {});
+bool is_byte_stream(Stream& s);
+// The request stream under a byte_stream() (null for any other Stream): the http3 listener
+// hands a CONNECT to handler masque this way, which answers it and then relays its body.
+std::shared_ptr<RequestStream> request_of(Stream& s);
 
 // A client connection (one per worker and node in the dialer's pool).
 class ClientSession {

@@ -37,7 +37,7 @@ int Connection::feed_h3(std::int64_t id, const std::uint8_t* data, std::size_t l
 int Callbacks::acked_stream_data_offset(ngtcp2_conn*, std::int64_t id, std::uint64_t,
                                         std::uint64_t len, void* ud, void*) {
   auto* c = self(ud);
-  if (id == c->ctrl_id_ && c->cfg_.webtransport) return 0;  // acknowledged to nghttp3 already
+  if (id == c->ctrl_id_ && c->patch_control()) return 0;  // acknowledged to nghttp3 already
   if (auto* st = c->stream_of(id); st && st->raw_) {
     c->raw_acked(*st, len);
     return 0;
@@ -106,7 +106,7 @@ int Callbacks::extend_max_remote_streams_bidi(ngtcp2_conn*, std::uint64_t max, v
 int Callbacks::extend_max_stream_data(ngtcp2_conn*, std::int64_t id, std::uint64_t, void* ud,
                                       void*) {
   auto* c = self(ud);
-  if (id == c->ctrl_id_ && c->cfg_.webtransport) {
+  if (id == c->ctrl_id_ && c->patch_control()) {
     c->ctrl_blocked_ = false;
     return 0;
   }
@@ -162,9 +162,12 @@ int Callbacks::handshake_completed(ngtcp2_conn*, void* ud) {
   return 0;
 }
 
-// QUIC DATAGRAM frames (announced for WebTransport's H3_DATAGRAM): not used by our tunnels;
-// dropped.
-int Callbacks::recv_datagram(ngtcp2_conn*, std::uint32_t, const std::uint8_t*, std::size_t, void*) {
+// QUIC DATAGRAM frames: HTTP/3 datagrams (Config::datagrams) go to their request stream;
+// WebTransport's are not used by our tunnels (dropped).
+int Callbacks::recv_datagram(ngtcp2_conn*, std::uint32_t, const std::uint8_t* data,
+                             std::size_t len, void* ud) {
+  auto* c = self(ud);
+  if (c->cfg_.datagrams) c->on_h3_datagram(data, len);
   return 0;
 }
 
@@ -241,7 +244,7 @@ void base_settings(ngtcp2_settings& s, ngtcp2_transport_params& p, const Config&
   p.disable_active_migration = 1;
   // WebTransport peers require QUIC datagrams with H3_DATAGRAM (quic-go closes the connection
   // with H3_SETTINGS_ERROR otherwise).
-  if (cfg.webtransport) p.max_datagram_frame_size = 65535;
+  if (cfg.webtransport || cfg.datagrams) p.max_datagram_frame_size = 65535;
 }
 
 gnutls_session_t make_tls(bool server, gnutls_certificate_credentials_t cred,

@@ -80,6 +80,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<RequestStream> open_raw_stream(std::string first, std::int64_t session,
                                                  error_code& ec);
 
+  // HTTP/3 datagrams (Config::datagrams): `payload` (context ID and data) of request stream `id`
+  // queued as a QUIC DATAGRAM frame; false when the peer takes none or it does not fit a packet.
+  bool send_h3_datagram(std::int64_t id, std::string_view payload);
+
   // When the last request stream ended (or the connection began); max() while one is open.
   Clock::time_point idle_since() const {
     return streams_.empty() ? idle_since_ : Clock::time_point::max();
@@ -131,6 +135,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // nghttp3 writes on it is taken here (and acknowledged to nghttp3 at once), patched, and sent
   // from ctrl_out_.
   void take_control(const nghttp3_vec* vec, std::size_t n);
+  // The control stream is ours to patch: WebTransport or HTTP/3 datagram SETTINGS to add.
+  bool patch_control() const { return cfg_.webtransport || cfg_.datagrams; }
+  // A QUIC DATAGRAM frame received: an HTTP/3 datagram for the request stream it names.
+  void on_h3_datagram(const std::uint8_t* data, std::size_t len);
   std::size_t control_vec(nghttp3_vec* vec, std::size_t max) const;
   // The next WebTransport stream with something to send (null: none).
   RequestStream* next_raw();
@@ -178,6 +186,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<std::string> ctrl_out_;  // kept until the connection ends (a few dozen bytes)
   std::size_t ctrl_total_ = 0, ctrl_sent_ = 0;
   bool ctrl_patched_ = false, ctrl_blocked_ = false;
+  // HTTP/3 datagrams to send (quarter stream ID, context ID, payload), bounded by bytes.
+  std::deque<std::string> dgram_out_;
+  std::size_t dgram_out_bytes_ = 0;
 };
 
 // What a server connection needs from its worker's server.

@@ -38,7 +38,62 @@ void Connection::flush() {
   ngtcp2_pkt_info pi{};
   std::size_t off = 0, npkts = 0, seg = 0;
   unsigned ecn = 0;
+  // A packet of `nwrite` bytes was written at buf[off]: batch it (one GSO send per batch of
+  // equal segments with one ECN mark), send full batches. What the loop does next.
+  enum { kNext, kBreak, kReturn };
+  auto packet = [&](ngtcp2_ssize nwrite) -> int {
+    if (nwrite == 0) {
+      if (off > 0) send_batch(buf.data(), off, seg, ecn);
+      return kBreak;
+    }
+    if (off == 0) {
+      seg = static_cast<std::size_t>(nwrite);
+      ecn = pi.ecn;
+    } else if (pi.ecn != ecn || static_cast<std::size_t>(nwrite) > seg) {
+      // A batch carries one ECN mark, and GSO cuts it into segments of its first packet's size:
+      // send what came before this packet on its own.
+      send_batch(buf.data(), off, seg, ecn);
+      if (blocked_ || closed_) return kReturn;
+      std::memmove(buf.data(), buf.data() + off, static_cast<std::size_t>(nwrite));
+      off = 0;
+      seg = static_cast<std::size_t>(nwrite);
+      ecn = pi.ecn;
+    }
+    off += static_cast<std::size_t>(nwrite);
+    ++npkts;
+    // A GSO batch: equal segments, the last may be shorter and ends it.
+    if (npkts >= max_pkts || static_cast<std::size_t>(nwrite) < seg || off + max_udp > kMaxBatch) {
+      send_batch(buf.data(), off, seg, ecn);
+      off = 0;
+      if (blocked_ || closed_) return kReturn;
+      if (npkts >= max_pkts) return kBreak;  // one send quantum per flush; the pacing timer resumes
+    }
+    return kNext;
+  };
   for (;;) {
+    // HTTP/3 datagrams first (quic_datagram.cpp): small, and late ones are worthless.
+    if (!dgram_out_.empty()) {
+      auto& d = dgram_out_.front();
+      ngtcp2_vec v{reinterpret_cast<std::uint8_t*>(d.data()), d.size()};
+      int accepted = 0;
+      auto nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, buf.data() + off, max_udp,
+                                                &accepted, NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v,
+                                                1, ts);
+      bool refused = nwrite == NGTCP2_ERR_INVALID_STATE || nwrite == NGTCP2_ERR_INVALID_ARGUMENT;
+      if (accepted || refused) {
+        dgram_out_bytes_ -= d.size();
+        dgram_out_.pop_front();
+      }
+      if (nwrite == NGTCP2_ERR_WRITE_MORE || refused) continue;
+      if (nwrite < 0) {
+        fatal(static_cast<int>(nwrite));
+        return;
+      }
+      int next = packet(nwrite);
+      if (next == kReturn) return;
+      if (next == kBreak) break;
+      continue;
+    }
     std::int64_t sid = -1;
     int fin = 0;
     nghttp3_vec vec[16];
@@ -59,7 +114,7 @@ void Connection::flush() {
           fatal(NGTCP2_ERR_CALLBACK_FAILURE);
           return;
         }
-        if (sid >= 0 && sid == ctrl_id_ && cfg_.webtransport) {
+        if (sid >= 0 && sid == ctrl_id_ && patch_control()) {
           take_control(vec, static_cast<std::size_t>(sv));
           continue;
         }
@@ -133,32 +188,9 @@ void Connection::flush() {
       raw->raw_queued_ = false;
       enqueue_raw(*raw);
     }
-    if (nwrite == 0) {
-      if (off > 0) send_batch(buf.data(), off, seg, ecn);
-      break;
-    }
-    if (off == 0) {
-      seg = static_cast<std::size_t>(nwrite);
-      ecn = pi.ecn;
-    } else if (pi.ecn != ecn || static_cast<std::size_t>(nwrite) > seg) {
-      // A batch carries one ECN mark, and GSO cuts it into segments of its first packet's size:
-      // send what came before this packet on its own.
-      send_batch(buf.data(), off, seg, ecn);
-      if (blocked_ || closed_) return;
-      std::memmove(buf.data(), buf.data() + off, static_cast<std::size_t>(nwrite));
-      off = 0;
-      seg = static_cast<std::size_t>(nwrite);
-      ecn = pi.ecn;
-    }
-    off += static_cast<std::size_t>(nwrite);
-    ++npkts;
-    // A GSO batch: equal segments, the last may be shorter and ends it.
-    if (npkts >= max_pkts || static_cast<std::size_t>(nwrite) < seg || off + max_udp > kMaxBatch) {
-      send_batch(buf.data(), off, seg, ecn);
-      off = 0;
-      if (blocked_ || closed_) return;
-      if (npkts >= max_pkts) break;  // one send quantum per flush; the pacing timer resumes
-    }
+    int next = packet(nwrite);
+    if (next == kReturn) return;
+    if (next == kBreak) break;
   }
   ngtcp2_conn_update_pkt_tx_time(conn_, ts);
   arm_timer();

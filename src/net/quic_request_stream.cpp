@@ -148,8 +148,22 @@ awaitable<std::size_t> RequestStream::read_some(asio::mutable_buffer buf, error_
 
 awaitable<void> RequestStream::wait_readable(error_code& ec) {
   ec = {};
-  while (in_off_ >= in_.size() && !in_eof_ && !error_)
+  while (in_off_ >= in_.size() && !in_eof_ && !error_ && dgram_in_.empty())
     co_await wait_until(readable_, Clock::time_point::max());
+}
+
+void RequestStream::accept_datagrams() { dgram_on_ = true; }
+
+std::optional<std::string> RequestStream::take_datagram() {
+  if (dgram_in_.empty()) return std::nullopt;
+  auto d = std::move(dgram_in_.front());
+  dgram_in_.pop_front();
+  return d;
+}
+
+bool RequestStream::send_datagram(std::string_view payload) {
+  if (error_ || closed_) return true;  // dropped: the stream is gone (its reader sees why)
+  return conn_->send_h3_datagram(id_, payload);
 }
 
 void RequestStream::accept_webtransport(
@@ -388,8 +402,9 @@ void Connection::setup_h3() {
   s.max_field_section_size = kMaxHead;
   s.qpack_max_dtable_capacity = 0;  // what quic-go does: static table only
   s.qpack_blocked_streams = 0;
-  // Extended CONNECT (RFC 9220) for WebTransport sessions: the server announces it.
-  if (cfg_.webtransport && server_) s.enable_connect_protocol = 1;
+  // Extended CONNECT (RFC 9220) for WebTransport sessions and CONNECT-UDP: the server announces
+  // it.
+  if ((cfg_.webtransport || cfg_.datagrams) && server_) s.enable_connect_protocol = 1;
   int rv = server_ ? nghttp3_conn_server_new(&h3_, &cb, &s, nghttp3_mem_default(), this)
                    : nghttp3_conn_client_new(&h3_, &cb, &s, nghttp3_mem_default(), this);
   if (rv != 0) {
@@ -490,6 +505,56 @@ void Connection::reset_stream(std::int64_t id, std::uint64_t code) {
   if (closed_) return;
   ngtcp2_conn_shutdown_stream(conn_, id, code);
   schedule_flush();
+}
+
+// ---- as a byte Stream --------------------------------------------------------------------------
+
+namespace {
+
+class ByteStream final : public Stream {
+ public:
+  ByteStream(std::shared_ptr<RequestStream> st, std::function<void()> on_end)
+      : st_(std::move(st)), on_end_(std::move(on_end)) {}
+  ~ByteStream() override {
+    if (!st_->done()) st_->reset();
+    if (on_end_) on_end_();
+  }
+
+  asio::any_io_executor executor() override { return st_->executor(); }
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
+    co_return co_await st_->read_some(buf, ec);
+  }
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
+    co_await st_->write(std::string(static_cast<const char*>(buf.data()), buf.size()), ec);
+    co_return ec ? 0 : buf.size();
+  }
+  awaitable<void> wait_readable(error_code& ec) override { co_await st_->wait_readable(ec); }
+  awaitable<void> shutdown_write(error_code& ec) override {
+    ec = {};
+    st_->finish();
+    co_return;
+  }
+  void close() override { st_->reset(); }
+  std::string remote_address() const override { return st_->remote_address(); }
+  std::string local_address() const override { return st_->local_address(); }
+  const std::shared_ptr<RequestStream>& request() const { return st_; }
+
+ private:
+  std::shared_ptr<RequestStream> st_;
+  std::function<void()> on_end_;
+};
+
+}  // namespace
+
+StreamPtr byte_stream(std::shared_ptr<RequestStream> st, std::function<void()> on_end) {
+  return std::make_unique<ByteStream>(std::move(st), std::move(on_end));
+}
+
+bool is_byte_stream(Stream& s) { return dynamic_cast<ByteStream*>(&s) != nullptr; }
+
+std::shared_ptr<RequestStream> request_of(Stream& s) {
+  auto* b = dynamic_cast<ByteStream*>(&s);
+  return b ? b->request() : nullptr;
 }
 
 }  // namespace gost::net::quic

@@ -239,16 +239,17 @@ void Connection::take_control(const nghttp3_vec* vec, std::size_t n) {
   std::size_t taken = bytes.size();
   if (!ctrl_patched_) {
     ctrl_patched_ = true;
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> extra = {
-        {wt::kSettingH3Datagram, 1},
-        {wt::kSettingEnableWebTransport, 1},
-        {wt::kSettingMaxSessions, 16},
-        {wt::kSettingWtEnabled, 1},
-    };
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> extra = {{wt::kSettingH3Datagram, 1}};
+    if (cfg_.webtransport) {
+      extra.push_back({wt::kSettingEnableWebTransport, 1});
+      extra.push_back({wt::kSettingMaxSessions, 16});
+      extra.push_back({wt::kSettingWtEnabled, 1});
+    }
     if (auto patched = wt::add_settings(bytes, extra))
       bytes = std::move(*patched);
     else
-      log_.warn(fmt::format("quic {}: cannot add the WebTransport SETTINGS", remote_text()));
+      log_.warn(fmt::format("quic {}: cannot add the WebTransport/datagram SETTINGS",
+                            remote_text()));
   }
   if (taken > 0) {
     nghttp3_conn_add_write_offset(h3_, ctrl_id_, taken);

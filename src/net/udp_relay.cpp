@@ -34,6 +34,11 @@ awaitable<UdpUpstream> open_udp_upstream(Router& router, ConnInfo& conn) {
   co_return u;
 }
 
+awaitable<StreamPtr> dial_udp_target(Router& router, const std::string& addr, ConnInfo& conn) {
+  if (router.has_chain()) co_return co_await router.dial("udp", addr, conn);
+  co_return co_await dial_udp(addr);
+}
+
 awaitable<void> relay_datagrams(PacketConn& client, PacketConn& upstream, Stream* control,
                                 ConnInfo& conn, DatagramRelayOptions o) {
   auto ex = co_await asio::this_coro::executor;

@@ -25,6 +25,11 @@ struct UdpUpstream {
 // e.g. socks5), otherwise an unconnected local UDP socket. Throws system_error.
 awaitable<UdpUpstream> open_udp_upstream(Router& router, ConnInfo& conn);
 
+// A UDP "connection" to `addr` as GOST's handlers dial one: through the router's chain its last
+// node's UDP CONNECT, directly a connected UDP socket (net::dial_udp). A Stream of whole datagrams
+// that is also a PacketConn (dynamic_cast). Throws system_error.
+awaitable<StreamPtr> dial_udp_target(Router& router, const std::string& addr, ConnInfo& conn);
+
 struct DatagramRelayOptions {
   std::size_t buffer_size = 4096;  // udpBufferSize
   bool resolve_domain = false;     // udp.resolveDomain: report sources as IPs

@@ -16,48 +16,22 @@ struct Usage {
   std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
 };
 
-class WtStream final : public Stream {
- public:
-  WtStream(std::shared_ptr<quic::RequestStream> st, std::shared_ptr<Usage> usage)
-      : st_(std::move(st)), usage_(std::move(usage)) {
-    if (usage_) ++usage_->open;
-  }
-  ~WtStream() override {
-    if (!st_->done()) st_->reset();
-    if (usage_ && --usage_->open == 0) usage_->idle_since = std::chrono::steady_clock::now();
-  }
-
-  asio::any_io_executor executor() override { return st_->executor(); }
-
-  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
-    co_return co_await st_->read_some(buf, ec);
-  }
-  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
-    co_await st_->write(std::string(static_cast<const char*>(buf.data()), buf.size()), ec);
-    co_return ec ? 0 : buf.size();
-  }
-  awaitable<void> wait_readable(error_code& ec) override { co_await st_->wait_readable(ec); }
-  awaitable<void> shutdown_write(error_code& ec) override {
-    ec = {};
-    st_->finish();
-    co_return;
-  }
-  void close() override { st_->reset(); }
-  std::string remote_address() const override { return st_->remote_address(); }
-  std::string local_address() const override { return st_->local_address(); }
-
- private:
-  std::shared_ptr<quic::RequestStream> st_;
-  std::shared_ptr<Usage> usage_;
-};
+// A tunnel: the stream as a byte Stream that keeps its session's accounts (client side).
+StreamPtr tunnel_stream(std::shared_ptr<quic::RequestStream> st, std::shared_ptr<Usage> usage) {
+  if (!usage) return quic::byte_stream(std::move(st));
+  ++usage->open;
+  return quic::byte_stream(std::move(st), [usage] {
+    if (--usage->open == 0) usage->idle_since = std::chrono::steady_clock::now();
+  });
+}
 
 }  // namespace
 
 StreamPtr make_stream(std::shared_ptr<quic::RequestStream> st) {
-  return std::make_unique<WtStream>(std::move(st), nullptr);
+  return quic::byte_stream(std::move(st));
 }
 
-bool is_stream(Stream& s) { return dynamic_cast<WtStream*>(&s) != nullptr; }
+bool is_stream(Stream& s) { return quic::is_byte_stream(s); }
 
 // ---- server -----------------------------------------------------------------------------------
 
@@ -197,7 +171,7 @@ awaitable<StreamPtr> Client::open() {
                                            [](const Session& s) { return s.usable(); }, make);
     error_code ec;
     auto st = session->connect->open_webtransport_stream(ec);
-    if (st) co_return std::make_unique<WtStream>(std::move(st), session->usage);
+    if (st) co_return tunnel_stream(std::move(st), session->usage);
     // No stream credit left (a race with another tunnel) or closing: another session.
     if (ec != asio::error::connection_refused && ec != asio::error::connection_aborted &&
         ec != asio::error::connection_reset)
