@@ -83,7 +83,9 @@ class MasqueHandler final : public Handler {
     h.push_back({"date", proto::pht::current_http_date()});
     error_code ec;
     req.respond(h, ec);
-    if (!ec) req.finish();
+    if (ec) return;
+    req.finish();
+    req.stop_reading();  // a CONNECT's body would be the tunnel: not wanted after a refusal
   }
 
   // Basic proxy authentication: true when the client may go on (its id in conn), else answered.

@@ -104,6 +104,9 @@ class RequestStream {
   awaitable<void> reply(int status, error_code& ec);
   // Cancels the stream both ways (RESET_STREAM + STOP_SENDING, H3_REQUEST_CANCELLED).
   void reset();
+  // Server, after a complete answer: the rest of the request body is not wanted (STOP_SENDING
+  // with H3_NO_ERROR, RFC 9114 §4.1); the stream then counts as done() once the answer is out.
+  void stop_reading();
   // `gone` runs (once, on this executor) when the stream is reset by the peer or its connection
   // ends before the stream finished.
   void on_gone(std::function<void()> gone);

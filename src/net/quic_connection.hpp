@@ -71,6 +71,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void resume(RequestStream& st);
   void consume(std::int64_t id, std::size_t n);
   void reset_stream(std::int64_t id, std::uint64_t code = NGHTTP3_H3_REQUEST_CANCELLED);
+  // STOP_SENDING (H3_NO_ERROR): the rest of the peer's body is not wanted (a complete answer).
+  void stop_reading(std::int64_t id);
 
   // WebTransport (quic_webtransport.cpp, docs/PROTOCOLS.md "wt: wire").
   using OnWtStream = std::function<void(std::shared_ptr<RequestStream>)>;

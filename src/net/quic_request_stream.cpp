@@ -154,6 +154,15 @@ awaitable<void> RequestStream::wait_readable(error_code& ec) {
 
 void RequestStream::accept_datagrams() { dgram_on_ = true; }
 
+void RequestStream::stop_reading() {
+  if (closed_ || error_ || in_eof_) return;
+  conn_->stop_reading(id_);
+  std::string().swap(in_);
+  in_off_ = 0;
+  in_eof_ = true;
+  wake_readers();
+}
+
 std::optional<std::string> RequestStream::take_datagram() {
   if (dgram_in_.empty()) return std::nullopt;
   auto d = std::move(dgram_in_.front());
@@ -504,6 +513,13 @@ void Connection::consume(std::int64_t id, std::size_t n) {
 void Connection::reset_stream(std::int64_t id, std::uint64_t code) {
   if (closed_) return;
   ngtcp2_conn_shutdown_stream(conn_, id, code);
+  schedule_flush();
+}
+
+void Connection::stop_reading(std::int64_t id) {
+  if (closed_) return;
+  if (h3_) nghttp3_conn_shutdown_stream_read(h3_, id);
+  ngtcp2_conn_shutdown_stream_read(conn_, id, NGHTTP3_H3_NO_ERROR);
   schedule_flush();
 }
 
