@@ -74,6 +74,12 @@ void Connection::flush() {
     // HTTP/3 datagrams first (quic_datagram.cpp): small, and late ones are worthless.
     if (!dgram_out_.empty()) {
       auto& d = dgram_out_.front();
+      if (d.size() + kDatagramOverhead > ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_)) {
+        // No packet can carry it (queued before a path change?): dropped, never a stall.
+        dgram_out_bytes_ -= d.size();
+        dgram_out_.pop_front();
+        continue;
+      }
       ngtcp2_vec v{reinterpret_cast<std::uint8_t*>(d.data()), d.size()};
       int accepted = 0;
       auto nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, buf.data() + off, max_udp,

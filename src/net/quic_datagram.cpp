@@ -12,10 +12,6 @@ namespace {
 // What may wait to be sent on one connection; beyond it datagrams are dropped (UDP semantics: a
 // sender faster than the path loses datagrams, it never holds memory without bound).
 constexpr std::size_t kMaxDatagramBacklog = 1 << 20;
-// A DATAGRAM frame's overhead in a 1-RTT packet beside its payload: the short header (1 byte,
-// a connection ID of up to 20, a packet number of up to 4), the frame's type and length (3) and
-// the AEAD tag (16).
-constexpr std::size_t kDatagramOverhead = 1 + 20 + 4 + 3 + 16;
 }  // namespace
 
 void Connection::on_h3_datagram(const std::uint8_t* data, std::size_t len) {
@@ -36,7 +32,9 @@ bool Connection::send_h3_datagram(std::int64_t id, std::string_view payload) {
   if (!params || params->max_datagram_frame_size == 0) return false;
   std::string d;
   proto::wt::append_varint(d, static_cast<std::uint64_t>(id) / 4);
-  std::size_t max_udp = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
+  // The path's packet size, not the configured maximum: 1,200 bytes until a larger one is
+  // probed.
+  std::size_t max_udp = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
   if (d.size() + payload.size() + kDatagramOverhead > max_udp ||
       d.size() + payload.size() + 3 > params->max_datagram_frame_size)
     return false;

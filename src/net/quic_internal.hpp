@@ -29,6 +29,10 @@ constexpr std::size_t kMaxBatch = 65000;     // one sendmsg (GSO) / one GRO data
 constexpr std::size_t kMaxSegments = 44;     // GSO segments per sendmsg
 constexpr std::size_t kMinInitial = 1200;    // RFC 9000 §14.1
 constexpr int kRecvBudget = 128;             // datagrams per wake-up before yielding
+// A DATAGRAM frame's overhead in a 1-RTT packet beside its payload: the short header (1 byte,
+// a connection ID of up to 20, a packet number of up to 4), the frame's type and length (3) and
+// the AEAD tag (16).
+constexpr std::size_t kDatagramOverhead = 1 + 20 + 4 + 3 + 16;
 
 inline ngtcp2_tstamp now_ts() {
   return static_cast<ngtcp2_tstamp>(
