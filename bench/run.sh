@@ -24,7 +24,7 @@ HELPER="$HERE/helper.py"
 # non-zero (after `fail_msg "..."`) if something could not be started. To add one: write the
 # function, add its name to SCENARIOS and a line to SCEN_DESC.
 # ------------------------------------------------------------------------------------------------
-SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_wss_controls relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3 relay_wt rtcp_ws rtcp_wss tunnel_grpc)
+SCENARIOS=(direct tcp tcp_limiter tcp_controls http socks5 relay relay_limiter relay_controls relay_tls socks5_ws relay_wss relay_wss_controls relay_mws relay_mwss relay_pht relay_phts relay_h2c relay_h2 http2 relay_grpc relay_grpc_insecure socks5_h2c socks5_h2 relay_h3 socks5_h3 relay_wt masque rtcp_ws rtcp_wss tunnel_grpc)
 declare -A SCEN_DESC=(
   [direct]="direct loopback, no gost (physical limit)"
   [tcp]="gost -L tcp://127.0.0.1:P/127.0.0.1:TARGET"
@@ -50,6 +50,7 @@ declare -A SCEN_DESC=(
   [relay_h3]="the same chain with relay+h3 (PHT over HTTP/3: QUIC over UDP, one connection per worker)"
   [socks5_h3]="the same chain with socks5+h3"
   [relay_wt]="the same chain with relay+wt (WebTransport over HTTP/3: one session per worker, a stream per tunnel)"
+  [masque]="the same chain with MASQUE (-L masque+http3:// -F masque+h3-masque://: an HTTP/3 CONNECT stream per tunnel, one QUIC connection per worker)"
   [rtcp_ws]="reverse: gost -L relay+ws://127.0.0.1:Q?bind=true  <-  gost -L rtcp://127.0.0.1:P/127.0.0.1:TARGET -F relay+ws://127.0.0.1:Q (clients connect to P on the server)"
   [rtcp_wss]="the rtcp_ws pair over relay+wss"
   [tunnel_grpc]="GOST's tunnel over grpc (cleartext): gost -L tunnel+grpc://127.0.0.1:Q?tunnel.direct=true  <-  connector gost -L rtcp://:0/127.0.0.1:TARGET -F tunnel+grpc://127.0.0.1:Q?tunnel.id=ID; clients connect to a visitor gost -L tcp://127.0.0.1:P/app:80 -F tunnel+grpc://127.0.0.1:Q?tunnel.id=ID (three processes)"
@@ -135,9 +136,10 @@ scenario_chain() {   # scheme target
   wait_listen "$p" || return 1
   ENTRY_PORT=$p
 }
-# The same over a UDP (QUIC) server: it is up once its socket is bound.
-scenario_chain_udp() {   # scheme target
-  local scheme=$1 target=$2 p q i
+# The same over a UDP (QUIC) server: it is up once its socket is bound. The client's scheme may
+# differ from the server's (MASQUE: masque+http3 / masque+h3-masque).
+scenario_chain_udp() {   # scheme target [client-scheme]
+  local scheme=$1 target=$2 cscheme=${3:-$1} p q i
   free_port q || return 1
   start_gost "$scheme-server" -L "$scheme://127.0.0.1:$q" || return 1
   for i in $(seq 100); do
@@ -146,13 +148,14 @@ scenario_chain_udp() {   # scheme target
   done
   ss -Hlun "sport = :$q" | grep -q . || { fail_msg "$scheme server: UDP port $q not bound"; return 1; }
   free_port p || return 1
-  start_gost "$scheme-client" -L "tcp://127.0.0.1:$p/127.0.0.1:$target" -F "$scheme://127.0.0.1:$q" || return 1
+  start_gost "$cscheme-client" -L "tcp://127.0.0.1:$p/127.0.0.1:$target" -F "$cscheme://127.0.0.1:$q" || return 1
   wait_listen "$p" || return 1
   ENTRY_PORT=$p
 }
 scenario_relay_h3() { scenario_chain_udp relay+h3 "$1"; }
 scenario_socks5_h3() { scenario_chain_udp socks5+h3 "$1"; }
 scenario_relay_wt() { scenario_chain_udp relay+wt "$1"; }
+scenario_masque() { scenario_chain_udp masque+http3 "$1" masque+h3-masque; }
 scenario_socks5() { scenario_chain socks5 "$1"; }
 scenario_relay() { scenario_chain relay "$1"; }
 
@@ -824,6 +827,8 @@ meta = {
         "relay_h3": {"gbps_1": 0.29, "gbit_per_cpu_s": 0.20, "conn_per_s": 1010, "kib_per_idle_conn": 52},
         # issue 19 (measured by the session that filed it: GOST 3.2.6 failed the wrk run)
         "relay_wt": {"gbps_1": 1.10, "gbit_per_cpu_s": 0.73},
+        # issue 19: GOST's development line (x v0.15), the only one with MASQUE
+        "masque": {"gbps_1": 1.58, "gbit_per_cpu_s": 1.00},
     },
 }
 json.dump(meta, open(sys.argv[1], "w"))

@@ -2,7 +2,7 @@
 """UDP port forwarding (`-L udp://:U/<echo>`, docs/PROTOCOLS.md "udp: port forwarding"):
 request/response datagrams per second and per CPU-second of the gost processes (utime+stime of
 the client, and of the chain's server when there is one), for a direct forward and through
-relay, relay+ws and socks5 chains. PEERS client sockets each keep one 64-byte request in flight
+relay, relay+ws, socks5 and MASQUE (CONNECT-UDP over HTTP/3) chains. PEERS client sockets each keep one 64-byte request in flight
 (a resolver's pattern: one flow per request without keepAlive, one flow per peer with it); the
 UDP echo target runs in this process. Loopback only; kills only what it started.
 
@@ -75,7 +75,7 @@ def measure(port, secs):
     return answered, lost
 
 
-def run_case(name, server_scheme, query):
+def run_case(name, server_scheme, query, client_scheme=None):
     echo = echo_server()
     procs = []
     try:
@@ -86,8 +86,9 @@ def run_case(name, server_scheme, query):
             procs.append(subprocess.Popen(
                 [GOST, "-L", "%s://127.0.0.1:%d%s" % (scheme, sp, "?" + squery if squery else "")],
                 stderr=subprocess.DEVNULL))
-            wait_bound(sp, "tcp")
-            chain = ["-F", "%s://127.0.0.1:%d" % (scheme, sp)]
+            # a QUIC server (http3) is up once its UDP socket is bound
+            wait_bound(sp, "udp" if scheme.endswith("http3") else "tcp")
+            chain = ["-F", "%s://127.0.0.1:%d" % (client_scheme or scheme, sp)]
         up = free_port(socket.SOCK_DGRAM)
         url = "udp://127.0.0.1:%d/127.0.0.1:%d%s" % (up, echo.getsockname()[1], query)
         procs.append(subprocess.Popen([GOST, "-L", url] + chain, stderr=subprocess.DEVNULL))
@@ -110,14 +111,16 @@ def run_case(name, server_scheme, query):
 
 def main():
     print("%d peers, one 64-byte request in flight each, %.0f s per case" % (PEERS, SECS))
-    for name, server, query in (
+    for name, server, query, *client in (
             ("direct", None, ""),
             ("direct keepAlive", None, "?keepAlive=true"),
             ("relay", "relay", "?keepAlive=true"),
             ("relay, a tunnel per request", "relay", ""),
             ("relay+ws", "relay+ws", "?keepAlive=true"),
-            ("socks5", "socks5?udp=true", "?keepAlive=true")):
-        run_case(name, server, query)
+            ("socks5", "socks5?udp=true", "?keepAlive=true"),
+            ("masque", "masque+http3", "?keepAlive=true", "masque+h3-masque"),
+            ("masque, a flow per request", "masque+http3", "", "masque+h3-masque")):
+        run_case(name, server, query, *client)
 
 
 if __name__ == "__main__":
