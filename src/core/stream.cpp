@@ -23,4 +23,19 @@ awaitable<std::size_t> read_some(Stream& s, asio::mutable_buffer buf) {
   co_return n;
 }
 
+awaitable<std::size_t> NoByteStream::read_some(asio::mutable_buffer, error_code& ec) {
+  ec = asio::error::operation_not_supported;
+  co_return 0;
+}
+
+awaitable<std::size_t> NoByteStream::write_some(asio::const_buffer, error_code& ec) {
+  ec = asio::error::operation_not_supported;
+  co_return 0;
+}
+
+awaitable<void> NoByteStream::shutdown_write(error_code& ec) {
+  ec = asio::error::operation_not_supported;
+  co_return;
+}
+
 }  // namespace gost

@@ -35,6 +35,16 @@ class Stream {
 };
 using StreamPtr = std::unique_ptr<Stream>;
 
+// A Stream that carries no bytes of its own: what a dialer hands its connector when the tunnel is
+// a stream the connector opens on pooled sessions (http2, h3-masque), or a UDP association that
+// is used as a PacketConn. Reads, writes and half-close fail with operation_not_supported.
+class NoByteStream : public Stream {
+ public:
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override;
+  awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override;
+  awaitable<void> shutdown_write(error_code& ec) override;
+};
+
 // Writes the whole buffer (loops over write_some).
 awaitable<void> write_all(Stream& s, asio::const_buffer buf, error_code& ec);
 // Throwing variants for handshake code, where an error ends the connection anyway.

@@ -9,25 +9,12 @@
 
 namespace gost {
 
-class Http2ProxyOpener : public Stream {
+class Http2ProxyOpener : public NoByteStream {
  public:
   // Opens a stream with `request` on a session of the node (pooled per worker for the first node
   // of a route) and returns it with its response head, whatever the status. Throws on failure.
   virtual awaitable<net::Http2StreamPtr> open(const net::H2Headers& request) = 0;
-
   // Not a byte stream: bytes go through the stream open() returns.
-  awaitable<std::size_t> read_some(asio::mutable_buffer, error_code& ec) override {
-    ec = asio::error::operation_not_supported;
-    co_return 0;
-  }
-  awaitable<std::size_t> write_some(asio::const_buffer, error_code& ec) override {
-    ec = asio::error::operation_not_supported;
-    co_return 0;
-  }
-  awaitable<void> shutdown_write(error_code& ec) override {
-    ec = asio::error::operation_not_supported;
-    co_return;
-  }
 };
 
 }  // namespace gost

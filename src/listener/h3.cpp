@@ -11,24 +11,14 @@
 
 #include <fmt/format.h>
 
-#include <deque>
-
 #include "core/address.hpp"
 #include "core/component.hpp"
+#include "listener/pump.hpp"
 #include "net/pht_h3.hpp"
 #include "net/udp.hpp"
 
 namespace gost {
 namespace {
-
-// What accept() yields in MASQUE mode: CONNECT requests and PHT sessions, in arrival order.
-struct Queue {
-  explicit Queue(asio::any_io_executor ex) : ready(ex, asio::steady_timer::time_point::max()) {}
-  std::deque<StreamPtr> streams;
-  std::size_t connects = 0;    // CONNECT requests among them
-  asio::steady_timer ready;    // condition: something was queued, or closed
-  bool closed = false;
-};
 
 class H3Listener final : public Listener {
  public:
@@ -50,9 +40,11 @@ class H3Listener final : public Listener {
           asio::co_spawn(ctx, net::pht::serve_h3(std::move(st), server, log), asio::detached);
         };
     if (masque_) {
-      queue_ = std::make_shared<Queue>(ctx.get_executor());
+      // CONNECTs wait in the queue up to `backlog` (PHT sessions count too); one more is reset,
+      // as GOST drops it.
+      queue_ = std::make_shared<StreamQueue>(ctx.get_executor(), backlog);
       const auto& po = server_->options();
-      on_request = [q = std::weak_ptr<Queue>(queue_), pht = on_request, backlog,
+      on_request = [q = std::weak_ptr<StreamQueue>(queue_), pht = on_request,
                     paths = std::array<std::string, 3>{po.authorize_path, po.push_path,
                                                        po.pull_path},
                     log = o.log](std::shared_ptr<net::quic::RequestStream> st) {
@@ -71,14 +63,12 @@ class H3Listener final : public Listener {
           return;
         }
         auto queue = q.lock();
-        if (!queue || queue->closed) return st->reset();
-        if (queue->connects >= backlog) {
+        if (!queue || queue->closed()) return st->reset();
+        if (queue->full()) {
           log.warn(fmt::format("connection queue is full, stream {} discarded", st->id()));
           return st->reset();
         }
-        ++queue->connects;
-        queue->streams.push_back(net::quic::byte_stream(std::move(st)));
-        queue->ready.cancel();
+        queue->push(net::quic::byte_stream(std::move(st)));
       };
     }
     quic_ = std::make_unique<net::quic::Server>(ctx, o.addr, o.config.tls, qc,
@@ -94,26 +84,13 @@ class H3Listener final : public Listener {
     }
     if (!masque_) co_return co_await server_->accept(acceptor_, ec);
     auto q = queue_;
-    while (q->streams.empty() && !q->closed) co_await q->ready.async_wait(use_nothrow);
-    if (q->closed) {
-      ec = asio::error::operation_aborted;
-      co_return nullptr;
-    }
-    ec = {};
-    auto s = std::move(q->streams.front());
-    q->streams.pop_front();
-    if (net::quic::request_of(*s)) --q->connects;
-    co_return s;
+    co_return co_await q->take(ec);
   }
 
   void close() override {
     quic_->close();
     server_->close_acceptor(acceptor_);
-    if (queue_ && !queue_->closed) {
-      queue_->closed = true;
-      queue_->streams.clear();
-      queue_->ready.cancel();
-    }
+    if (queue_) queue_->close();
   }
   std::string bound_address() const override { return quic_->bound_address(); }
   std::string network() const override { return "udp"; }
@@ -121,13 +98,12 @@ class H3Listener final : public Listener {
  private:
   // MASQUE mode: the PHT sessions join the CONNECT requests in the one queue accept() reads.
   static awaitable<void> pump_pht(std::shared_ptr<net::pht::PhtServer> server, int acceptor,
-                                  std::shared_ptr<Queue> q) {
+                                  std::shared_ptr<StreamQueue> q) {
     for (;;) {
       error_code ec;
       auto s = co_await server->accept(acceptor, ec);
-      if (ec || q->closed) break;
-      q->streams.push_back(std::move(s));
-      q->ready.cancel();
+      if (ec || q->closed()) break;
+      q->push(std::move(s));
     }
   }
 
@@ -136,7 +112,7 @@ class H3Listener final : public Listener {
   bool masque_ = false;
   std::shared_ptr<net::pht::PhtServer> server_;
   int acceptor_ = 0;
-  std::shared_ptr<Queue> queue_;
+  std::shared_ptr<StreamQueue> queue_;
   std::unique_ptr<net::quic::Server> quic_;
   bool started_ = false;
 };

@@ -15,6 +15,28 @@ void StreamQueue::push(StreamPtr s) {
   ready_changed_.cancel();
 }
 
+awaitable<StreamPtr> StreamQueue::take(error_code& ec) {
+  while (ready_.empty() && !closed_ && !accept_error_)
+    co_await ready_changed_.async_wait(use_nothrow);
+  if (!ready_.empty()) {
+    ec = {};
+    auto s = std::move(ready_.front());
+    ready_.pop_front();
+    room_.cancel();
+    co_return s;
+  }
+  ec = closed_ ? asio::error::operation_aborted : accept_error_;
+  co_return nullptr;
+}
+
+void StreamQueue::close() {
+  closed_ = true;
+  for (auto& t : sessions_) t.close();
+  ready_.clear();
+  ready_changed_.cancel();
+  room_.cancel();
+}
+
 awaitable<void> StreamQueue::room() {
   if (!closed_) co_await room_.async_wait(use_nothrow);
 }
@@ -35,27 +57,13 @@ awaitable<StreamPtr> PumpListener::accept(error_code& ec) {
     pumping_ = true;
     asio::co_spawn(q->ready_changed_.get_executor(), pump(inner_, q, serve_, log_), asio::detached);
   }
-  while (q->ready_.empty() && !q->closed_ && !q->accept_error_)
-    co_await q->ready_changed_.async_wait(use_nothrow);
-  if (!q->ready_.empty()) {
-    ec = {};
-    auto s = std::move(q->ready_.front());
-    q->ready_.pop_front();
-    q->room_.cancel();
-    co_return s;
-  }
-  ec = q->closed_ ? asio::error::operation_aborted : q->accept_error_;
-  co_return nullptr;
+  co_return co_await q->take(ec);
 }
 
 void PumpListener::close() {
-  auto& q = *queue_;
-  q.closed_ = true;
+  queue_->closed_ = true;  // before the inner listener's close wakes the pump
   inner_->close();
-  for (auto& t : q.sessions_) t.close();
-  q.ready_.clear();
-  q.ready_changed_.cancel();
-  q.room_.cancel();
+  queue_->close();
 }
 
 awaitable<void> PumpListener::run(std::shared_ptr<Listener> inner, StreamPtr conn,

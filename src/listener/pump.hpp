@@ -1,5 +1,5 @@
-// The accept side of the multiplexing listeners (mws/mwss, h2/h2c, http2, grpc): their accept()
-// yields the streams of many sessions, not connections.
+// The accept side of the multiplexing listeners (mws/mwss, h2/h2c, http2, grpc; the QUIC ones
+// use the queue alone): their accept() yields the streams of many sessions, not connections.
 //
 // A pump owned by the listener accepts connections from an inner listener (the registry's tcp or
 // tls one) and runs `serve(connection, queue)` for each in its own coroutine: the handshakes,
@@ -26,8 +26,13 @@ class StreamQueue {
   bool full() const { return ready_.size() >= limit_; }
   std::size_t limit() const { return limit_; }
   void set_limit(std::size_t n) { limit_ = n; }
-  // Queues a stream for accept().
+  // Queues a stream for accept() (dropped once closed).
   void push(StreamPtr s);
+  // The next stream queued (nullptr + operation_aborted once closed, or the inner listener's
+  // error); take() by accept() only.
+  awaitable<StreamPtr> take(error_code& ec);
+  // Drops what is queued, closes the tracked sessions, wakes every waiter.
+  void close();
   // One wake-up: accept() took a stream, or the listener closed.
   awaitable<void> room();
   // Queues the streams `session` accepts, each as `admit(stream)` returns it (null: refused, it

@@ -6,9 +6,8 @@
 
 #include <fmt/format.h>
 
-#include <deque>
-
 #include "core/component.hpp"
+#include "listener/pump.hpp"
 #include "net/udp.hpp"
 
 namespace gost {
@@ -17,19 +16,10 @@ namespace {
 constexpr std::string_view kDefaultPath = "/wt";
 constexpr std::size_t kDefaultBacklog = 128;
 
-struct Queue {
-  explicit Queue(asio::any_io_executor ex, std::size_t limit)
-      : limit(limit), ready(ex, asio::steady_timer::time_point::max()) {}
-  std::size_t limit;
-  std::deque<std::shared_ptr<net::quic::RequestStream>> streams;
-  asio::steady_timer ready;  // condition: a stream was queued, or closed
-  bool closed = false;
-};
-
 class WtListener final : public Listener {
  public:
   WtListener(asio::io_context& ctx, const ListenerOptions& o)
-      : log_(o.log), queue_(std::make_shared<Queue>(ctx.get_executor(), kDefaultBacklog)) {
+      : log_(o.log), queue_(std::make_shared<StreamQueue>(ctx.get_executor(), kDefaultBacklog)) {
     const std::string where = "listener wt";
     const auto& md = o.config.metadata;
     std::string path = md.get_string("wt.path").value_or("");
@@ -38,26 +28,25 @@ class WtListener final : public Listener {
     if (md.contains("backlog")) {
       auto v = md.get_int("backlog");
       if (!v || *v > (1 << 20)) throw config::ConfigError(where + ": invalid \"backlog\"");
-      if (*v > 0) queue_->limit = static_cast<std::size_t>(*v);
+      if (*v > 0) queue_->set_limit(static_cast<std::size_t>(*v));
     }
     auto qc = net::quic::config_from(md, false, where);
     qc.webtransport = true;
-    qc.max_handshakes = std::max<std::size_t>(queue_->limit, 16) * 2;
+    qc.max_handshakes = std::max<std::size_t>(queue_->limit(), 16) * 2;
     if (o.check_free) net::check_udp_address_free(o.addr, where);
-    std::weak_ptr<Queue> wq = queue_;
+    std::weak_ptr<StreamQueue> wq = queue_;
     auto on_stream = [wq, log = o.log](std::shared_ptr<net::quic::RequestStream> st) {
       auto q = wq.lock();
-      if (!q || q->closed) {
+      if (!q || q->closed()) {
         st->reset();
         return;
       }
-      if (q->streams.size() >= q->limit) {
+      if (q->full()) {
         log.warn(fmt::format("connection queue is full, stream {} discarded", st->id()));
         st->reset();
         return;
       }
-      q->streams.push_back(std::move(st));
-      q->ready.cancel();
+      q->push(net::wt::make_stream(std::move(st)));
     };
     quic_ = std::make_unique<net::quic::Server>(
         ctx, o.addr, o.config.tls, qc,
@@ -75,31 +64,20 @@ class WtListener final : public Listener {
       quic_->start();
     }
     auto q = queue_;
-    while (q->streams.empty() && !q->closed) co_await q->ready.async_wait(use_nothrow);
-    if (q->closed) {
-      ec = asio::error::operation_aborted;
-      co_return nullptr;
-    }
-    ec = {};
-    auto st = std::move(q->streams.front());
-    q->streams.pop_front();
-    co_return net::wt::make_stream(std::move(st));
+    co_return co_await q->take(ec);
   }
 
   void close() override {
-    if (queue_->closed) return;
-    queue_->closed = true;
+    if (queue_->closed()) return;
     quic_->close();
-    for (auto& st : queue_->streams) st->reset();
-    queue_->streams.clear();
-    queue_->ready.cancel();
+    queue_->close();  // the streams still queued are reset as they go
   }
   std::string bound_address() const override { return quic_->bound_address(); }
   std::string network() const override { return "udp"; }
 
  private:
   log::Logger log_;
-  std::shared_ptr<Queue> queue_;
+  std::shared_ptr<StreamQueue> queue_;
   std::unique_ptr<net::quic::Server> quic_;
   bool started_ = false;
 };

@@ -135,19 +135,6 @@ awaitable<std::shared_ptr<quic::RequestStream>> Client::open(const quic::Headers
   throw system_error(asio::error::connection_aborted, "masque: no connection could take a stream");
 }
 
-awaitable<std::size_t> Opener::read_some(asio::mutable_buffer, error_code& ec) {
-  ec = asio::error::operation_not_supported;
-  co_return 0;
-}
-awaitable<std::size_t> Opener::write_some(asio::const_buffer, error_code& ec) {
-  ec = asio::error::operation_not_supported;
-  co_return 0;
-}
-awaitable<void> Opener::shutdown_write(error_code& ec) {
-  ec = asio::error::operation_not_supported;
-  co_return;
-}
-
 // ---- UDP association --------------------------------------------------------------------------
 
 namespace {
@@ -208,7 +195,7 @@ awaitable<void> reap_flows(std::shared_ptr<AssocState> s, std::chrono::nanosecon
   }
 }
 
-class Association final : public Stream, public PacketConn {
+class Association final : public NoByteStream, public PacketConn {
  public:
   Association(asio::any_io_executor ex, OpenFlow open, std::chrono::nanoseconds idle,
               log::Logger log)
@@ -272,18 +259,6 @@ class Association final : public Stream, public PacketConn {
   void close() override { state_->close(); }
 
   asio::any_io_executor executor() override { return ex_; }
-  awaitable<std::size_t> read_some(asio::mutable_buffer, error_code& ec) override {
-    ec = asio::error::operation_not_supported;
-    co_return 0;
-  }
-  awaitable<std::size_t> write_some(asio::const_buffer, error_code& ec) override {
-    ec = asio::error::operation_not_supported;
-    co_return 0;
-  }
-  awaitable<void> shutdown_write(error_code& ec) override {
-    ec = asio::error::operation_not_supported;
-    co_return;
-  }
   std::string remote_address() const override { return {}; }
   std::string local_address() const override { return {}; }
 

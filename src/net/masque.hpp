@@ -52,7 +52,7 @@ class Client {
 
 // What dialer h3-masque gives connector masque: not a byte stream but a hold on the node's
 // connections, on which the connector opens its CONNECT streams (as dialer http2 does).
-class Opener final : public Stream {
+class Opener final : public NoByteStream {
  public:
   Opener(std::shared_ptr<Client> client, asio::any_io_executor ex, std::string node)
       : client_(std::move(client)), ex_(std::move(ex)), node_(std::move(node)) {}
@@ -60,9 +60,6 @@ class Opener final : public Stream {
   std::shared_ptr<Client> shared_client() const { return client_; }
 
   asio::any_io_executor executor() override { return ex_; }
-  awaitable<std::size_t> read_some(asio::mutable_buffer, error_code& ec) override;
-  awaitable<std::size_t> write_some(asio::const_buffer, error_code& ec) override;
-  awaitable<void> shutdown_write(error_code& ec) override;
   void close() override {}
   std::string remote_address() const override { return node_; }
   std::string local_address() const override { return {}; }

@@ -256,7 +256,7 @@ class MasqueUdpTest(MasqueTestBase):
         def header(port):
             return b"\x00\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", port)
 
-        for i in range(50):
+        for i in range(500):  # 1,000 datagrams in all, each answered
             for port, prefix in ((self.uecho.port, b"echo:"), (other.port, b"other:")):
                 data = b"q%d-" % i + os.urandom(64)
                 u.sendto(header(port) + data, ("127.0.0.1", relay_port))
