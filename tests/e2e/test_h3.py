@@ -105,6 +105,37 @@ class H3TestBase(transportlib.TransportTestCase):
         self.assertNotEqual(r.http_code, "200", "%s: expected a failure, got %r" % (label, r))
         self.assertEqual(len(self.origin.requests), before, "%s: the origin was reached" % label)
 
+    def restart_and_reconnect(self, front, server, client, kill, restart, label="h3",
+                              check_gone=False):
+        """Stops `server` (SIGKILL first when `kill`), with `check_gone` checks that a tunnel fails
+        cleanly while it is away, calls `restart()` (the same service on the same UDP port), then
+        expects a working tunnel through `front` within RESTART_WINDOW."""
+        self.assert_curl_ok(front, "%s: before the restart" % label)
+        if kill:
+            server.proc.kill()
+            server.proc.wait(5)
+        server.stop()
+        if check_gone:  # an error reply, no hang
+            r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front, timeout=20)
+            self.assertNotEqual(r.http_code, "200", "a tunnel with the server gone: %r" % (r,))
+        start = time.monotonic()
+        restart()
+        attempts, ok = [], False
+        while time.monotonic() - start < RESTART_WINDOW:
+            left = RESTART_WINDOW - (time.monotonic() - start)
+            r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front,
+                     timeout=max(2, min(12, int(left))))
+            attempts.append((round(time.monotonic() - start, 1), r.http_code))
+            if r.http_code == "200" and r.body == self.origin.body:
+                ok = True
+                break
+            time.sleep(0.3)
+        sys.stderr.write("%s server restart (%s): attempts %r\n"
+                         % (label, "SIGKILL" if kill else "SIGTERM", attempts))
+        self.assertTrue(ok, "%s: no working tunnel within %.0fs of the restart: %r"
+                        % (label, RESTART_WINDOW, attempts))
+        self.assertAlive(client)
+
     def assert_serving(self, front, server, label):
         """The server process is alive and a fresh tunnel through the client works."""
         self.assertAlive(server)
@@ -267,27 +298,8 @@ class H3PairTest(H3TestBase):
         udp, server = self.server("relay+h3")
         cq = "maxIdleTimeout=5s&keepalive=true&ttl=1s"
         front, client = self.client("relay+h3", udp, cq)
-        self.assert_curl_ok(front, "before the restart")
-        if kill:
-            server.proc.kill()
-            server.proc.wait(5)
-        server.stop()
-        start = time.monotonic()
-        self.server("relay+h3", udp=udp, name="server-2")
-        attempts = []
-        ok = False
-        while time.monotonic() - start < RESTART_WINDOW:
-            left = RESTART_WINDOW - (time.monotonic() - start)
-            r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front,
-                     timeout=max(2, min(12, int(left))))
-            attempts.append((round(time.monotonic() - start, 1), r.http_code))
-            if r.http_code == "200" and r.body == self.origin.body:
-                ok = True
-                break
-            time.sleep(0.3)
-        sys.stderr.write("server restart (%s): attempts %r\n" % ("SIGKILL" if kill else "SIGTERM", attempts))
-        self.assertTrue(ok, "no working tunnel within %.0fs of the restart: %r" % (RESTART_WINDOW, attempts))
-        self.assertAlive(client)
+        self.restart_and_reconnect(front, server, client, kill,
+                                   lambda: self.server("relay+h3", udp=udp, name="server-2"))
 
     def test_server_restart_client_reconnects(self):
         self.check_restart(kill=False)

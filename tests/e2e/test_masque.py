@@ -28,11 +28,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
 import test_h3  # noqa: E402
 import udplib  # noqa: E402
-from gostlib import UdpEchoServer, curl, free_port, run_gost  # noqa: E402
+from gostlib import UdpEchoServer, free_port, run_gost  # noqa: E402
 
 WORKERS = os.cpu_count() or 1
 AUTH = "user:pass"
-RESTART_WINDOW = 40.0
 
 
 def probe_path():
@@ -129,7 +128,10 @@ class MasqueTcpTest(MasqueTestBase):
         sys.stderr.write("100 concurrent masque tunnels in %.2fs; client UDP sockets: %d (%d "
                          "workers)\n" % (elapsed, n, WORKERS))
         self.assertGreaterEqual(n, 1)
-        self.assertLessEqual(n, WORKERS, "%d QUIC connections for %d workers" % (n, WORKERS))
+        # One connection per worker, or two where more than a connection's expected share of the
+        # burst (net/session_pool per_session, 50) waited for the first handshake: never one per
+        # tunnel.
+        self.assertLessEqual(n, 2 * WORKERS, "%d QUIC connections for %d workers" % (n, WORKERS))
         self.assertAlive(server)
 
     def test_wrong_password_fails_and_the_origin_is_not_reached(self):
@@ -161,30 +163,9 @@ class MasqueTcpTest(MasqueTestBase):
         client = self.gost("-L", "http://127.0.0.1:%d" % front, "-F",
                            self.node(udp, "maxIdleTimeout=5s&keepAlive=true&ttl=1s"), port=front,
                            name="client")
-        self.assert_curl_ok(front, "before the restart")
-        if kill:
-            server.proc.kill()
-            server.proc.wait(5)
-        server.stop()
-        r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front, timeout=20)
-        self.assertNotEqual(r.http_code, "200", "a tunnel with the server gone: %r" % (r,))
-        start = time.monotonic()
-        self.masque_server(udp=udp, name="server-2")
-        attempts, ok = [], False
-        while time.monotonic() - start < RESTART_WINDOW:
-            left = RESTART_WINDOW - (time.monotonic() - start)
-            r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front,
-                     timeout=max(2, min(12, int(left))))
-            attempts.append((round(time.monotonic() - start, 1), r.http_code))
-            if r.http_code == "200" and r.body == self.origin.body:
-                ok = True
-                break
-            time.sleep(0.3)
-        sys.stderr.write("masque server restart (%s): attempts %r\n"
-                         % ("SIGKILL" if kill else "SIGTERM", attempts))
-        self.assertTrue(ok, "no working tunnel within %.0fs of the restart: %r"
-                        % (RESTART_WINDOW, attempts))
-        self.assertAlive(client)
+        self.restart_and_reconnect(front, server, client, kill,
+                                   lambda: self.masque_server(udp=udp, name="server-2"),
+                                   "masque", check_gone=True)
 
     def test_server_killed_and_restarted_client_reconnects(self):
         self.check_restart(kill=True)

@@ -32,7 +32,6 @@ import udplib  # noqa: E402
 from gostlib import curl, free_port, temp_dir  # noqa: E402
 
 WORKERS = os.cpu_count() or 1
-RESTART_WINDOW = 40.0
 
 
 def probe_path():
@@ -158,7 +157,10 @@ class WtPairTest(WtTestBase):
         sys.stderr.write("100 concurrent wt tunnels in %.2fs; client UDP sockets: %d (%d workers)\n"
                          % (elapsed, n, WORKERS))
         self.assertGreaterEqual(n, 1)
-        self.assertLessEqual(n, WORKERS, "%d QUIC connections for %d workers" % (n, WORKERS))
+        # One connection per worker, or two where more than a connection's expected share of the
+        # burst (net/session_pool per_session, 50) waited for the first handshake: never one per
+        # tunnel.
+        self.assertLessEqual(n, 2 * WORKERS, "%d QUIC connections for %d workers" % (n, WORKERS))
         # with the default stream limit a worker's sessions still carry every tunnel
         front1, client1 = self.client("relay+wt", udp, "maxStreams=100", name="client-1worker",
                                       env={"GOST_WORKERS": "1"})
@@ -169,31 +171,9 @@ class WtPairTest(WtTestBase):
     def check_restart(self, kill):
         udp, server = self.server("relay+wt")
         front, client = self.client("relay+wt", udp, "maxIdleTimeout=5s&keepalive=true&ttl=1s")
-        self.assert_curl_ok(front, "before the restart")
-        if kill:
-            server.proc.kill()
-            server.proc.wait(5)
-        server.stop()
-        # while the server is gone a tunnel fails cleanly (an error reply, no hang)
-        r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front, timeout=20)
-        self.assertNotEqual(r.http_code, "200", "a tunnel with the server gone: %r" % (r,))
-        start = time.monotonic()
-        self.server("relay+wt", udp=udp, name="server-2")
-        attempts, ok = [], False
-        while time.monotonic() - start < RESTART_WINDOW:
-            left = RESTART_WINDOW - (time.monotonic() - start)
-            r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front,
-                     timeout=max(2, min(12, int(left))))
-            attempts.append((round(time.monotonic() - start, 1), r.http_code))
-            if r.http_code == "200" and r.body == self.origin.body:
-                ok = True
-                break
-            time.sleep(0.3)
-        sys.stderr.write("wt server restart (%s): attempts %r\n"
-                         % ("SIGKILL" if kill else "SIGTERM", attempts))
-        self.assertTrue(ok, "no working tunnel within %.0fs of the restart: %r"
-                        % (RESTART_WINDOW, attempts))
-        self.assertAlive(client)
+        self.restart_and_reconnect(front, server, client, kill,
+                                   lambda: self.server("relay+wt", udp=udp, name="server-2"),
+                                   "wt", check_gone=True)
 
     def test_server_restart_client_reconnects(self):
         self.check_restart(kill=False)
