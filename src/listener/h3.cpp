@@ -26,7 +26,8 @@ class H3Listener final : public Listener {
       : ctx_(ctx), log_(o.log), masque_(o.handler == "masque") {
     const auto& md = o.config.metadata;
     auto so = net::pht::server_options(md, where);
-    so.refusals = std::make_shared<Refusals>(o.log, o.service, o.config.type);
+    auto refusals = std::make_shared<Refusals>(o.log, o.service, o.config.type);
+    so.refusals = refusals;
     auto qc = net::quic::config_from(md, false, where);
     qc.max_handshakes = std::max<std::size_t>(so.backlog, 16) * 2;
     qc.datagrams = masque_;  // CONNECT-UDP's datagrams, and extended CONNECT
@@ -41,13 +42,13 @@ class H3Listener final : public Listener {
         };
     if (masque_) {
       // CONNECTs wait in the queue up to `backlog` (PHT sessions count too); one more is reset,
-      // as GOST drops it.
+      // as GOST drops it (counted in gost_service_refused_streams_total, a warning a second).
       queue_ = std::make_shared<StreamQueue>(ctx.get_executor(), backlog);
       const auto& po = server_->options();
       on_request = [q = std::weak_ptr<StreamQueue>(queue_), pht = on_request,
                     paths = std::array<std::string, 3>{po.authorize_path, po.push_path,
                                                        po.pull_path},
-                    log = o.log](std::shared_ptr<net::quic::RequestStream> st) {
+                    refusals](std::shared_ptr<net::quic::RequestStream> st) {
         const auto& head = st->head();
         if (net::h2_header(head, ":method") != "CONNECT") {
           auto path = net::h2_header(head, ":path");
@@ -64,8 +65,8 @@ class H3Listener final : public Listener {
         }
         auto queue = q.lock();
         if (!queue || queue->closed()) return st->reset();
-        if (queue->full()) {
-          log.warn(fmt::format("connection queue is full, stream {} discarded", st->id()));
+        if (queue->full()) {  // counted and warned about, as GOST's "connection queue is full"
+          refusals->add("connection queue is full");
           return st->reset();
         }
         queue->push(net::quic::byte_stream(std::move(st)));

@@ -35,14 +35,15 @@ class WtListener final : public Listener {
     qc.max_handshakes = std::max<std::size_t>(queue_->limit(), 16) * 2;
     if (o.check_free) net::check_udp_address_free(o.addr, where);
     std::weak_ptr<StreamQueue> wq = queue_;
-    auto on_stream = [wq, log = o.log](std::shared_ptr<net::quic::RequestStream> st) {
+    auto refusals = std::make_shared<Refusals>(o.log, o.service, o.config.type);
+    auto on_stream = [wq, refusals](std::shared_ptr<net::quic::RequestStream> st) {
       auto q = wq.lock();
       if (!q || q->closed()) {
         st->reset();
         return;
       }
-      if (q->full()) {
-        log.warn(fmt::format("connection queue is full, stream {} discarded", st->id()));
+      if (q->full()) {  // GOST's "connection queue is full": counted, a warning a second
+        refusals->add("connection queue is full");
         st->reset();
         return;
       }
