@@ -156,6 +156,9 @@ void RequestStream::accept_datagrams() { dgram_on_ = true; }
 
 void RequestStream::stop_reading() {
   if (closed_ || error_ || in_eof_) return;
+  // What was received but not read gives its connection credit back (ngtcp2 does so itself for
+  // what comes after STOP_SENDING).
+  if (std::size_t unread = in_.size() - in_off_) conn_->consume(id_, unread);
   conn_->stop_reading(id_);
   std::string().swap(in_);
   in_off_ = 0;
