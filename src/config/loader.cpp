@@ -539,14 +539,16 @@ class Loader {
     return h;
   }
 
-  // Inline rules only: GOST's file/redis/http/plugin sources of an ingress are refused by name.
+  // Inline rules and file/redis/http sources; GOST's ingress plugin (asked per lookup and told
+  // every registration) is refused by name.
   static Ingress ingress(const Obj& o) {
-    o.reject({"file", "redis", "http", "plugin", "reload"});
+    o.reject({"plugin"});
     Ingress in;
     in.name = o.str("name");
     o.each("rules", [&](const Obj& r) {
       in.rules.push_back(IngressRule{.hostname = r.str("hostname"), .endpoint = r.str("endpoint")});
     });
+    in.sources = sources(o);
     return in;
   }
 

@@ -21,6 +21,7 @@
 #include "handler/tunnel_registry.hpp"
 #include "net/mux.hpp"
 #include "policy/ingress.hpp"
+#include "source/bind.hpp"
 #include "proto/http.hpp"
 #include "proto/relay.hpp"
 #include "proto/tls_hello.hpp"
@@ -481,7 +482,18 @@ class TunnelHandler final : public Handler, public Retirable {
                              [&](const config::Ingress& i) { return i.name == *name; });
       if (it == o.ingresses.end())
         throw config::ConfigError(fmt::format("{}: ingress \"{}\" is not defined", where, *name));
-      state_->ingress = std::make_shared<policy::Ingress>(it->rules);
+      // Its file/redis/http sources: read now and every `reload`, their rules between the
+      // configured ones and what connectors register (policy::Ingress::update).
+      state_->ingress = source::with_sources(
+          std::make_shared<policy::Ingress>(it->rules),
+          source::loader_sources(it->sources, "ingress " + it->name, "hash-or-set"),
+          log::root().with({{"kind", "ingress"}, {"ingress", it->name}}),
+          [](policy::Ingress& in, const source::Data& d) {
+            std::vector<config::IngressRule> rules;
+            for (const auto& line : d.lines)
+              if (auto r = policy::parse_ingress_line(line)) rules.push_back(std::move(*r));
+            in.update(rules);
+          });
     } else {
       auto rules = policy::parse_tunnel_rules(md.get_string("tunnel").value_or(""));
       if (!rules.empty()) state_->ingress = std::make_shared<policy::Ingress>(rules);

@@ -20,15 +20,36 @@ std::string strip_port(std::string_view host) {
 }  // namespace
 
 Ingress::Ingress(const std::vector<IngressRule>& rules) {
-  for (const auto& r : rules) set_rule(r);
+  for (const auto& r : rules) put(configured_, r);
+  rules_ = configured_;
+}
+
+void Ingress::put(std::unordered_map<std::string, std::string>& m, const IngressRule& r) {
+  if (r.hostname.empty() || r.endpoint.empty()) return;
+  std::string host = r.hostname.front() == '*' ? r.hostname.substr(1) : r.hostname;
+  if (m.size() >= kMaxRules && !m.contains(host)) return;
+  m[host] = r.endpoint;
 }
 
 void Ingress::set_rule(const IngressRule& r) {
-  if (r.hostname.empty() || r.endpoint.empty()) return;
-  std::string host = r.hostname.front() == '*' ? r.hostname.substr(1) : r.hostname;
   std::lock_guard lock(mu_);
-  if (rules_.size() >= kMaxRules && !rules_.contains(host)) return;
-  rules_[host] = r.endpoint;
+  put(registered_, r);
+  put(rules_, r);
+}
+
+void Ingress::update(const std::vector<IngressRule>& loaded) {
+  std::unordered_map<std::string, std::string> fresh;
+  for (const auto& r : loaded) put(fresh, r);
+  std::lock_guard lock(mu_);
+  loaded_ = std::move(fresh);
+  rebuild();
+}
+
+void Ingress::rebuild() {
+  rules_ = configured_;
+  for (const auto* layer : {&loaded_, &registered_})
+    for (const auto& [host, ep] : *layer)
+      if (rules_.size() < kMaxRules || rules_.contains(host)) rules_[host] = ep;
 }
 
 std::size_t Ingress::size() const {
@@ -72,6 +93,20 @@ std::vector<IngressRule> parse_tunnel_rules(std::string_view text) {
     out.push_back({std::string(item.substr(0, colon)), std::string(item.substr(colon + 1))});
   }
   return out;
+}
+
+std::optional<IngressRule> parse_ingress_line(std::string_view line) {
+  std::string_view fields[2];
+  std::size_t n = 0, i = 0;
+  auto space = [](char c) { return c == ' ' || c == '\t'; };
+  while (n < 2 && i < line.size()) {
+    while (i < line.size() && space(line[i])) ++i;
+    std::size_t start = i;
+    while (i < line.size() && !space(line[i])) ++i;
+    if (i > start) fields[n++] = line.substr(start, i - start);
+  }
+  if (n < 2) return std::nullopt;
+  return IngressRule{.hostname = std::string(fields[0]), .endpoint = std::string(fields[1])};
 }
 
 }  // namespace gost::policy

@@ -18,10 +18,11 @@ Sources loader_sources(const config::Sources& s, const std::string& where,
     if (!hp || hp->host.empty() || hp->port.empty())
       throw ConfigError(fmt::format("{}: redis.addr \"{}\": want host:port", where, s.redis->addr));
     // Authers read a hash, admissions and bypasses a set, hosts and limiters a set or
-    // (`type: list`) a list
+    // (`type: list`) a list, ingresses a hash or (`type: set`) a set
     // (go-gost/x config/parsing/*/parse.go).
     std::string type = redis_type;
     if (type == "set-or-list") type = s.redis->type == "list" ? "list" : "set";
+    if (type == "hash-or-set") type = s.redis->type == "set" ? "set" : "hash";
     out.redis = RedisOptions{.addr = s.redis->addr,
                              .db = s.redis->db,
                              .username = s.redis->username,

@@ -14,7 +14,7 @@ namespace gost::source {
 
 // The loader's options for a control's sources. `redis_type` is what GOST reads for this kind
 // ("hash" for authers, "set" for admissions and bypasses, "set-or-list" for hosts: a list with
-// `type: list`). Throws ConfigError
+// `type: list`, "hash-or-set" for ingresses: a set with `type: set`). Throws ConfigError
 // naming `where` for what we refuse (an https URL, a Redis address without a port).
 Sources loader_sources(const config::Sources& s, const std::string& where,
                        const std::string& redis_type);

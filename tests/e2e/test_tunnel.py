@@ -16,6 +16,7 @@ Usage: test_tunnel.py <path-to-gost>
 """
 
 import os
+import unittest
 import signal
 import socket
 import ssl
@@ -24,6 +25,7 @@ import threading
 import time
 
 import gostlib
+import test_sources
 import udplib
 from gostlib import (DuplexServer, EchoServer, OriginServer, UdpEchoServer, curl, free_port,
                      recv_exact, run_gost, start_gost_in, temp_dir, wait_port, wait_until)
@@ -335,6 +337,67 @@ ingresses:
         self.assertGreaterEqual(web.stderr_text().count("create tunnel on"), 2)
         self.assertAlive(server)
         self.assertAlive(web)
+
+    def ingress_service(self, cfg, srv, ep, source):
+        with open(cfg, "w") as f:
+            f.write("""services:
+- name: tunnel
+  addr: 127.0.0.1:%d
+  handler:
+    type: tunnel
+    metadata:
+      entrypoint: 127.0.0.1:%d
+      ingress: ingress-0
+  listener:
+    type: ws
+ingresses:
+- name: ingress-0
+  rules:
+  - hostname: conf.example.net
+    endpoint: %s
+  reload: 1s
+%s""" % (srv, ep, TID_WEB, source))
+        server = self.gost("-C", cfg, name="server", port=srv)
+        self.assertTrue(wait_port(ep, 10.0, proc=server.proc), server.diagnostics())
+        origin = self.start_server(OriginServer())
+        web = self.connector("tunnel+ws", srv, TID_WEB, origin.addr, name="conn-web")
+        self.wait_registered(web)
+        return server
+
+    def test_ingress_file_source_reloads(self):
+        """An ingress's `file` (GOST's "hostname endpoint" lines, '#' comments): its rules route
+        beside the configured one, and a changed file is read again within its `reload`."""
+        srv, ep = free_port(), free_port()
+        rules = os.path.join(self.home, "ingress.txt")
+        with open(rules, "w") as f:
+            f.write("# routes\nfile.example.net %s  # the web app\nlonely.example.net\n" % TID_WEB)
+        server = self.ingress_service(os.path.join(self.home, "gost.yaml"), srv, ep,
+                                      "  file:\n    path: %s\n" % rules)
+        for host in ("conf.example.net", "file.example.net"):
+            self.assertEqual(http_status(ep, host).http_code, "200", host)
+        self.assertEqual(http_status(ep, "lonely.example.net").http_code, "502")
+        with open(rules, "w") as f:
+            f.write("*.later.example.net %s\n" % TID_WEB)
+        self.assertTrue(wait_until(lambda: http_status(ep, "a.later.example.net").http_code
+                                   == "200", 10.0, interval=0.2), server.diagnostics())
+        self.assertEqual(http_status(ep, "file.example.net").http_code, "502")
+        self.assertEqual(http_status(ep, "conf.example.net").http_code, "200")
+        self.assertAlive(server)
+
+    @unittest.skipUnless(test_sources.REDIS_SERVER, "redis-server is not installed (scripts/setup.sh)")
+    def test_ingress_redis_hash_source(self):
+        """GOST reads an ingress's Redis key as a hash (hostname -> endpoint) unless `type: set`."""
+        r = test_sources.RedisServer()
+        self.addCleanup(r.close)
+        test_sources.redis_cmd(r.port, "HSET", "gost", "redis.example.net", TID_WEB)
+        srv, ep = free_port(), free_port()
+        server = self.ingress_service(os.path.join(self.home, "gost.yaml"), srv, ep,
+                                      "  redis:\n    addr: 127.0.0.1:%d\n" % r.port)
+        self.assertEqual(http_status(ep, "redis.example.net").http_code, "200")
+        test_sources.redis_cmd(r.port, "HSET", "gost", "more.example.net", TID_WEB)
+        self.assertTrue(wait_until(lambda: http_status(ep, "more.example.net").http_code
+                                   == "200", 10.0, interval=0.2), server.diagnostics())
+        self.assertAlive(server)
 
     def test_hostile_input(self):
         """Non-HTTP bytes, a bad request line, a truncated head, a relay request with an unknown

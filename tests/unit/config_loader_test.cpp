@@ -678,3 +678,24 @@ TEST_F(ConfigSource, DefaultConfigSearch) {
 
 }  // namespace
 }  // namespace gost::config
+
+namespace gost::config {
+namespace {
+
+// An ingress takes GOST's file/redis/http sources and `reload`; its plugin is refused by name.
+TEST(ConfigLoader, IngressSources) {
+  const Config cfg = load_yaml(
+      "ingresses: [{name: i, reload: 5s, file: {path: /tmp/rules.txt}, "
+      "redis: {addr: \"127.0.0.1:6379\", type: set}}]");
+  ASSERT_EQ(cfg.ingresses.size(), 1u);
+  EXPECT_EQ(cfg.ingresses[0].sources.reload, 5s);
+  ASSERT_TRUE(cfg.ingresses[0].sources.file);
+  EXPECT_EQ(cfg.ingresses[0].sources.file->path, "/tmp/rules.txt");
+  ASSERT_TRUE(cfg.ingresses[0].sources.redis);
+  EXPECT_EQ(cfg.ingresses[0].sources.redis->type, "set");
+  EXPECT_NE(error_of("ingresses: [{name: i, plugin: {addr: \"127.0.0.1:8000\"}}]").find("plugin"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace gost::config

@@ -155,6 +155,32 @@ TEST(IngressRules, Matching) {
   EXPECT_EQ(Ingress().endpoint("app.example.com"), "");
 }
 
+// A source's rules sit between the configured ones and what connectors register; each read
+// replaces the previous one; the registered rules survive it (GOST's reload drops them).
+TEST(IngressRules, SourceLayers) {
+  Ingress in({{"conf.example.com", "C"}, {"both.example.com", "C"}});
+  in.set_rule({"reg.example.com", "R"});
+  in.update({{"both.example.com", "L"}, {"*.loaded.example.com", "L"}, {"reg.example.com", "L"}});
+  EXPECT_EQ(in.endpoint("conf.example.com"), "C");
+  EXPECT_EQ(in.endpoint("both.example.com"), "L");     // loaded over configured
+  EXPECT_EQ(in.endpoint("a.loaded.example.com"), "L");
+  EXPECT_EQ(in.endpoint("reg.example.com"), "R");      // registered over loaded
+  in.update({});  // the source now holds nothing
+  EXPECT_EQ(in.endpoint("both.example.com"), "C");
+  EXPECT_EQ(in.endpoint("a.loaded.example.com"), "");
+  EXPECT_EQ(in.endpoint("reg.example.com"), "R");
+  EXPECT_EQ(in.size(), 3u);
+}
+
+TEST(IngressRules, SourceLines) {
+  auto r = gost::policy::parse_ingress_line("  web.example.com\t\t$tid  extra");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->hostname, "web.example.com");
+  EXPECT_EQ(r->endpoint, "$tid");
+  EXPECT_FALSE(gost::policy::parse_ingress_line("lonely.example.com"));
+  EXPECT_FALSE(gost::policy::parse_ingress_line("   "));
+}
+
 TEST(IngressRules, TunnelOption) {
   auto rules = gost::policy::parse_tunnel_rules(
       "a.example.com:893787fd-fcd2-46a0-8dc4-f9f8a1f1b0c9,bad,b.example.com:$x,");
