@@ -539,10 +539,8 @@ class Loader {
     return h;
   }
 
-  // Inline rules and file/redis/http sources; GOST's ingress plugin (asked per lookup and told
-  // every registration) is refused by name.
+  // Inline rules, file/redis/http sources, or GOST's ingress plugin (type http).
   static Ingress ingress(const Obj& o) {
-    o.reject({"plugin"});
     Ingress in;
     in.name = o.str("name");
     o.each("rules", [&](const Obj& r) {

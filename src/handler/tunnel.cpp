@@ -145,13 +145,34 @@ struct TunnelState {
   std::string node;  // this server's node ID (a UUID, GOST's handler id)
   tunnel::Registry registry;
   std::shared_ptr<policy::Ingress> ingress;  // null without rules
+  // GOST's ingress plugin instead (asked per lookup, told every registration).
+  std::optional<source::PluginOptions> plugin;
+  std::string service;
   nanoseconds entrypoint_read_timeout{std::chrono::seconds(15)};
   log::Logger log;
 
+  bool has_ingress() const { return ingress || plugin; }
+  // The endpoint the ingress names for `host` ("" when none).
+  awaitable<std::string> endpoint(std::string host) const {
+    if (plugin) co_return co_await source::plugin_ingress_get(*plugin, service, std::move(host));
+    co_return ingress ? ingress->endpoint(host) : std::string();
+  }
   // The connector-side tunnel of `host` by the ingress (zero when none).
-  rp::TunnelId route(std::string_view host) const {
-    if (!ingress || host.empty()) return {};
-    return parse_endpoint(ingress->endpoint(host));
+  awaitable<rp::TunnelId> route(std::string host) const {
+    if (!has_ingress() || host.empty()) co_return rp::TunnelId{};
+    co_return parse_endpoint(co_await endpoint(std::move(host)));
+  }
+  // A connector's rule: into the table, or told to the plugin (not awaited: registration does
+  // not wait for it, and GOST ignores its answer).
+  void set_rule(std::string host, std::string tunnel, asio::any_io_executor ex) const {
+    if (plugin) {
+      asio::co_spawn(ex,
+                     source::plugin_ingress_set(*plugin, service, std::move(host),
+                                                std::move(tunnel)),
+                     asio::detached);
+      return;
+    }
+    if (ingress) ingress->set_rule({std::move(host), std::move(tunnel)});
   }
 };
 
@@ -363,7 +384,7 @@ awaitable<void> Entrypoint::handle_tls(Stream& s, std::string buf, ConnInfo& con
       proto::tls::HelloStatus::bad)
     co_return;
   std::string host = sni.empty() ? std::string() : sni + ":443";
-  auto tid = state_->route(sni);
+  auto tid = co_await state_->route(sni);
   if (tid.is_zero() || tid.is_private()) {
     conn.log.error(fmt::format("entrypoint: no route to host {}", host));
     co_return;
@@ -423,7 +444,7 @@ awaitable<void> Entrypoint::handle_http(Stream& s, std::string buf, ConnInfo& co
     error_code ignored;
     co_await write_all(s, asio::buffer(bytes), ignored);
   };
-  auto tid = state_->route(host_port);
+  auto tid = co_await state_->route(host_port);
   if (tid.is_zero() || tid.is_private()) {
     conn.log.error(tid.is_zero() ? fmt::format("no route to host {}", host_port)
                                  : fmt::format("tunnel {} is private for host {}", tid.to_string(),
@@ -482,9 +503,13 @@ class TunnelHandler final : public Handler, public Retirable {
                              [&](const config::Ingress& i) { return i.name == *name; });
       if (it == o.ingresses.end())
         throw config::ConfigError(fmt::format("{}: ingress \"{}\" is not defined", where, *name));
+      state_->service = o.service;
+      // GOST's plugin replaces everything else of the ingress.
+      state_->plugin = source::http_plugin(it->sources, "ingress " + it->name,
+                                           "hosts are not routed while it fails");
       // Its file/redis/http sources: read now and every `reload`, their rules between the
       // configured ones and what connectors register (policy::Ingress::update).
-      state_->ingress = source::with_sources(
+      if (!state_->plugin) state_->ingress = source::with_sources(
           std::make_shared<policy::Ingress>(it->rules),
           source::loader_sources(it->sources, "ingress " + it->name, "hash-or-set"),
           log::root().with({{"kind", "ingress"}, {"ingress", it->name}}),
@@ -598,11 +623,10 @@ awaitable<void> TunnelHandler::bind(StreamPtr client, TunnelRequest req, const r
   std::string dst = dst_of(f);
   auto dst_addr = rp::parse_address(dst).value_or(rp::Address{});
   std::string host = dst.empty() ? std::string() : dst_addr.host;
-  auto& ingress = state_->ingress;
-  if (host.empty() || !ingress) {
+  if (host.empty() || !state_->has_ingress()) {
     host = endpoint;
   } else if (host != endpoint) {
-    auto rule = ingress->endpoint(host);
+    auto rule = co_await state_->endpoint(host);
     if (!rule.empty() && rule != tunnel) host = endpoint;
   }
   rp::Address bound = rp::parse_address(host).value_or(rp::Address{});
@@ -625,9 +649,9 @@ awaitable<void> TunnelHandler::bind(StreamPtr client, TunnelRequest req, const r
     session->close();
     co_return;
   }
-  if (ingress) {
-    ingress->set_rule({endpoint, tunnel});
-    ingress->set_rule({host, tunnel});
+  if (state_->has_ingress()) {
+    state_->set_rule(endpoint, tunnel, c->executor);
+    state_->set_rule(host, tunnel, c->executor);
   }
   add_log_field(conn, "tunnel", tunnel);
   conn.log.info(fmt::format("{}/{}: tunnel={}, connector={}, weight={} established",
@@ -657,7 +681,7 @@ awaitable<void> TunnelHandler::connect(StreamPtr client, TunnelRequest req, cons
     co_return;
   }
   std::string host = host_of(dst);
-  auto route = state_->route(host);
+  auto route = co_await state_->route(host);
   if (!entrypoint_id_.is_zero() && tid.same_id(entrypoint_id_)) {
     if (route.is_zero() || route.is_private()) {
       conn.log.error(route.is_zero() ? fmt::format("no route to host {}", host)

@@ -122,8 +122,9 @@ awaitable<HttpResponse> http_request(const HttpRequest& r) {
   auto [cec, ep] = co_await asio::async_connect(stream.socket(), endpoints, use_nothrow);
   if (cec || expired) throw fail(cec, "connect");
 
-  bhttp::request<bhttp::string_body> req{r.method == "POST" ? bhttp::verb::post : bhttp::verb::get,
-                                         url->target, 11};
+  auto verb = bhttp::string_to_verb(r.method);
+  if (verb == bhttp::verb::unknown) throw std::runtime_error("http: unknown method " + r.method);
+  bhttp::request<bhttp::string_body> req{verb, url->target, 11};
   req.set(bhttp::field::host, join_host_port(url->host, url->port));
   req.set(bhttp::field::user_agent, "gost/" GOST_VERSION);
   if (!r.content_type.empty()) req.set(bhttp::field::content_type, r.content_type);

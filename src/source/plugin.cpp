@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "proto/pht.hpp"
 #include "source/fetch.hpp"
 
 namespace gost::source {
@@ -20,12 +21,15 @@ void answered(const PluginOptions& o) {
 }
 
 // The answer's object on a 200 whose body is a JSON object; nullopt for anything else (logged).
-awaitable<std::optional<json::object>> post(const PluginOptions& o, json::object request) {
+// A POST of `request` (GOST's plugins), or another method: a GET to `url` (no body), a PUT.
+awaitable<std::optional<json::object>> exchange(const PluginOptions& o, std::string method,
+                                                std::string url,
+                                                std::optional<json::object> request) {
   HttpRequest r;
-  r.method = "POST";
-  r.url = o.addr;
-  r.content_type = "application/json";
-  r.body = json::serialize(request);
+  r.method = std::move(method);
+  r.url = std::move(url);
+  r.content_type = "application/json";  // GOST sets it on every plugin request
+  if (request) r.body = json::serialize(*request);
   if (!o.token.empty()) r.authorization = "Bearer " + o.token;
   r.timeout = o.timeout;
   r.max_body = kMaxPluginAnswer;
@@ -49,6 +53,10 @@ awaitable<std::optional<json::object>> post(const PluginOptions& o, json::object
     co_return std::nullopt;
   }
   co_return std::move(v.as_object());
+}
+
+awaitable<std::optional<json::object>> post(const PluginOptions& o, json::object request) {
+  return exchange(o, "POST", o.addr, std::move(request));
 }
 
 // Go's json.Decode into a struct: a missing field keeps its zero value, a field of another type
@@ -223,6 +231,34 @@ awaitable<std::vector<std::string>> plugin_lookup(const PluginOptions& o, std::s
   }
   answered(o);
   co_return std::move(*ips);
+}
+
+awaitable<std::string> plugin_ingress_get(const PluginOptions& o, std::string service,
+                                          std::string host) {
+  // Go's url.Values.Encode: keys sorted, values query-escaped; `service` only when set.
+  std::string url = o.addr + (o.addr.find('?') == std::string::npos ? "?" : "&");
+  url += "host=" + proto::pht::query_escape(host);
+  if (!service.empty()) url += "&service=" + proto::pht::query_escape(service);
+  auto answer = co_await exchange(o, "GET", std::move(url), std::nullopt);
+  if (!answer) co_return std::string();
+  std::string endpoint;
+  if (!field(*answer, "endpoint", endpoint)) {
+    failed(o, "the answer does not decode");
+    co_return std::string();
+  }
+  answered(o);
+  co_return endpoint;
+}
+
+awaitable<bool> plugin_ingress_set(const PluginOptions& o, std::string service, std::string host,
+                                   std::string endpoint) {
+  json::object req;
+  req["service"] = service;
+  req["host"] = host;
+  req["endpoint"] = endpoint;
+  auto answer = co_await exchange(o, "PUT", o.addr, std::move(req));
+  if (!answer) co_return false;
+  co_return ok_field(o, *answer);
 }
 
 }  // namespace gost::source

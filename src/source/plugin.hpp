@@ -53,6 +53,14 @@ awaitable<bool> plugin_bypass(const PluginOptions& o, std::string network, std::
 awaitable<std::vector<std::string>> plugin_lookup(const PluginOptions& o, std::string network,
                                                   std::string host, std::string client);
 
+// GOST's ingress plugin (go-gost/x ingress/plugin/http.go): GET <addr>?host=H&service=S →
+// {"endpoint":string} (a 200 only; "" for no rule or no answer); a connector's registration:
+// PUT {"service","host","endpoint"} → {"ok":bool}.
+awaitable<std::string> plugin_ingress_get(const PluginOptions& o, std::string service,
+                                          std::string host);
+awaitable<bool> plugin_ingress_set(const PluginOptions& o, std::string service, std::string host,
+                                   std::string endpoint);
+
 // A traffic limiter's question (go-gost/x limiter/traffic/plugin/http.go):
 // {"service","scope","network","addr","client","src"} → {"in":int,"out":int}, bytes per second
 // (<= 0: no limit); nullopt for no answer.

@@ -399,6 +399,85 @@ ingresses:
                                    == "200", 10.0, interval=0.2), server.diagnostics())
         self.assertAlive(server)
 
+    def test_ingress_http_plugin(self):
+        """GOST's ingress plugin of type http: the entrypoint asks GET ?host=H&service=S for each
+        Host ({"endpoint": id}, a 200 only), and a connector's registration is told to it with a
+        PUT {"service","host","endpoint"}. No answer routes nothing (502)."""
+        import http.server
+        import json
+        import urllib.parse
+        seen = {"get": [], "put": []}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def reply(self, code, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                seen["get"].append((self.path, q))
+                host = q.get("host", [""])[0]
+                if host.startswith("broken."):
+                    return self.reply(500, {"endpoint": TID_WEB})
+                self.reply(200, {"endpoint": TID_WEB if host.startswith("plugin.") else ""})
+
+            def do_PUT(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                seen["put"].append(json.loads(self.rfile.read(n)))
+                self.reply(200, {"ok": True})
+
+        plug = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        plug.daemon_threads = True
+        threading.Thread(target=plug.serve_forever, kwargs={"poll_interval": 0.1},
+                         daemon=True).start()
+        self.addCleanup(plug.server_close)
+        self.addCleanup(plug.shutdown)
+        srv, ep = free_port(), free_port()
+        cfg = os.path.join(self.home, "gost.yaml")
+        with open(cfg, "w") as f:
+            f.write("""services:
+- name: tunnel
+  addr: 127.0.0.1:%d
+  handler:
+    type: tunnel
+    metadata:
+      entrypoint: 127.0.0.1:%d
+      ingress: ingress-0
+  listener:
+    type: ws
+ingresses:
+- name: ingress-0
+  plugin:
+    type: http
+    addr: http://127.0.0.1:%d/ingress
+""" % (srv, ep, plug.server_address[1]))
+        server = self.gost("-C", cfg, name="server", port=srv)
+        self.assertTrue(wait_port(ep, 10.0, proc=server.proc), server.diagnostics())
+        origin = self.start_server(OriginServer())
+        web = self.connector("tunnel+ws", srv, TID_WEB, origin.addr, name="conn-web")
+        self.wait_registered(web)
+        self.assertTrue(wait_until(lambda: len(seen["put"]) >= 1, 5.0), seen)
+        # the rule "<endpoint name> -> tunnel ID" (the name: GOST's hash of the ID)
+        put = seen["put"][0]
+        self.assertEqual((put["service"], put["endpoint"]), ("tunnel", TID_WEB), seen)
+        self.assertTrue(put["host"], seen)
+        self.assertEqual(http_status(ep, "plugin.example.net").http_code, "200")
+        self.assertEqual(http_status(ep, "other.example.net").http_code, "502")
+        self.assertEqual(http_status(ep, "broken.example.net").http_code, "502")
+        # asked for host:port, as GOST's entrypoint asks (httpRoundTrip adds :80)
+        path, q = [g for g in seen["get"] if g[1].get("host") == ["plugin.example.net:80"]][0]
+        self.assertEqual((path.split("?")[0], q.get("service")), ("/ingress", ["tunnel"]))
+        self.assertAlive(server)
+
     def test_hostile_input(self):
         """Non-HTTP bytes, a bad request line, a truncated head, a relay request with an unknown
         or no tunnel ID: closed (a relay status where GOST sends one), never a crash."""

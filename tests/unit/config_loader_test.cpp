@@ -682,7 +682,7 @@ TEST_F(ConfigSource, DefaultConfigSearch) {
 namespace gost::config {
 namespace {
 
-// An ingress takes GOST's file/redis/http sources and `reload`; its plugin is refused by name.
+// An ingress takes GOST's file/redis/http sources and `reload`, or its plugin.
 TEST(ConfigLoader, IngressSources) {
   const Config cfg = load_yaml(
       "ingresses: [{name: i, reload: 5s, file: {path: /tmp/rules.txt}, "
@@ -693,8 +693,10 @@ TEST(ConfigLoader, IngressSources) {
   EXPECT_EQ(cfg.ingresses[0].sources.file->path, "/tmp/rules.txt");
   ASSERT_TRUE(cfg.ingresses[0].sources.redis);
   EXPECT_EQ(cfg.ingresses[0].sources.redis->type, "set");
-  EXPECT_NE(error_of("ingresses: [{name: i, plugin: {addr: \"127.0.0.1:8000\"}}]").find("plugin"),
-            std::string::npos);
+  const Config p = load_yaml(
+      "ingresses: [{name: i, plugin: {type: http, addr: \"http://127.0.0.1:8000/ingress\"}}]");
+  ASSERT_TRUE(p.ingresses[0].sources.plugin);
+  EXPECT_EQ(p.ingresses[0].sources.plugin->addr, "http://127.0.0.1:8000/ingress");
 }
 
 }  // namespace
