@@ -4,11 +4,12 @@
 // UDP association: SOCKS5 UDP ASSOCIATE through the chain) one such flow per target the client
 // sends to, each closed after a while without traffic. Success is :status 200 only (and, for
 // CONNECT-UDP, capsule-protocol: ?1).
+#include "net/masque.hpp"
+
 #include <fmt/format.h>
 
 #include "core/address.hpp"
 #include "core/component.hpp"
-#include "net/masque.hpp"
 #include "proto/base64.hpp"
 #include "proto/masque.hpp"
 
@@ -38,7 +39,7 @@ class MasqueConnector final : public Connector {
   explicit MasqueConnector(const ConnectorOptions& o) {
     const auto& md = o.config.metadata;
     if (o.config.auth && !o.config.auth->username.empty())
- req_.auth =
+      req_.auth =
           "Basic " + proto::base64_encode(o.config.auth->username + ":" + o.config.auth->password);
     // GOST's `timeout` (alias connectTimeout) bounds the CONNECT exchange; unset, it has no
     // bound there — here the answer is awaited 15 s at most.
@@ -80,7 +81,7 @@ class MasqueConnector final : public Connector {
 };
 
 awaitable<StreamPtr> Requests::connect_tcp(net::masque::Client& client, std::string_view address,
-                                        const log::Logger& log) const {
+                                           const log::Logger& log) const {
   net::quic::Headers head{{":method", "CONNECT"}, {":authority", std::string(address)}};
   add_common(head);
   auto st = co_await client.open(head);
@@ -89,7 +90,7 @@ awaitable<StreamPtr> Requests::connect_tcp(net::masque::Client& client, std::str
 }
 
 awaitable<StreamPtr> Requests::connect_udp(net::masque::Client& client, std::string address,
-                                        const log::Logger& log) const {
+                                           const log::Logger& log) const {
   auto hp = split_host_port(address);
   unsigned port = 0;
   if (hp && !hp->port.empty() && hp->port.size() <= 5 &&
@@ -98,12 +99,13 @@ awaitable<StreamPtr> Requests::connect_udp(net::masque::Client& client, std::str
   if (!hp || hp->host.empty() || port == 0 || port > 65535)
     throw system_error(asio::error::invalid_argument,
                        fmt::format("connector masque: invalid address {}", address));
-  net::quic::Headers head{{":method", "CONNECT"},
-                     {":protocol", "connect-udp"},
-                     {":scheme", "https"},
-                     {":authority", client.authority()},
-                     {":path", proto::masque::udp_path(hp->host, static_cast<std::uint16_t>(port))},
-                     {"capsule-protocol", "?1"}};
+  net::quic::Headers head{
+      {":method", "CONNECT"},
+      {":protocol", "connect-udp"},
+      {":scheme", "https"},
+      {":authority", client.authority()},
+      {":path", proto::masque::udp_path(hp->host, static_cast<std::uint16_t>(port))},
+      {"capsule-protocol", "?1"}};
   add_common(head);
   auto st = co_await client.open(head);
   st->accept_datagrams();  // the server's first datagram may come right behind its answer
@@ -123,7 +125,7 @@ void Requests::add_common(net::quic::Headers& head) const {
 
 // The answer to a CONNECT: 200, or the tunnel is refused (the stream cancelled).
 awaitable<void> Requests::exchange(net::quic::RequestStream& st, std::string_view address,
-                                const log::Logger& log) const {
+                                   const log::Logger& log) const {
   error_code ec;
   co_await st.wait_head(timeout, ec);
   if (ec) {
@@ -140,7 +142,6 @@ awaitable<void> Requests::exchange(net::quic::RequestStream& st, std::string_vie
   throw system_error(asio::error::connection_refused,
                      fmt::format("connector masque: server answered {}", status));
 }
-
 
 GOST_REGISTER(ConnectorRegistry, "masque", [](const ConnectorOptions& o) {
   return std::shared_ptr<Connector>(new MasqueConnector(o));

@@ -30,8 +30,8 @@ class MasqueDialer final : public Dialer {
     // default is on): the listener-side default.
     cfg.quic = net::quic::config_from(md, false, where_);
     cfg.quic.datagrams = true;
-    client_ = std::make_shared<net::masque::Client>(std::move(cfg),
-                                                    log::root().with("dialer", where_));
+    client_ =
+        std::make_shared<net::masque::Client>(std::move(cfg), log::root().with("dialer", where_));
   }
 
   awaitable<StreamPtr> dial(std::string_view, const log::Logger&) override {

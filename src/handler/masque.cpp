@@ -4,6 +4,8 @@
 // authentication (407 with Proxy-Authenticate), the bypass (403), a failed dial (503), another
 // method (405), another :protocol, a bad UDP path or no capsule-protocol (400). The listener's
 // PHT tunnels (it serves both) go to handler auto with the same options.
+#include "net/masque.hpp"
+
 #include <fmt/format.h>
 
 #include "chain/chain.hpp"
@@ -11,7 +13,6 @@
 #include "core/component.hpp"
 #include "core/counted_stream.hpp"
 #include "core/tunnel.hpp"
-#include "net/masque.hpp"
 #include "net/udp_relay.hpp"
 #include "proto/http.hpp"
 #include "proto/masque.hpp"
@@ -94,7 +95,8 @@ class MasqueHandler final : public Handler {
       conn.authenticated();
       co_return true;
     }
-    auto credentials = proto::http::parse_basic_auth(net::h2_header(req.head(), "proxy-authorization"));
+    auto credentials =
+        proto::http::parse_basic_auth(net::h2_header(req.head(), "proxy-authorization"));
     std::string auth_user = std::move(credentials.first), auth_pass = std::move(credentials.second);
     auto id =
         co_await opts_.auth->authenticate_async(opts_.service, auth_user, auth_pass, conn.remote);
@@ -163,10 +165,9 @@ class MasqueHandler final : public Handler {
     // As GOST: the answer first (datagrams may follow it at once), then the target.
     auto flow = net::masque::datagram_flow(req, addr);
     error_code ec;
-    req->respond({{":status", "200"},
-                  {"capsule-protocol", "?1"},
-                  {"date", proto::pht::current_http_date()}},
-                 ec);
+    req->respond(
+        {{":status", "200"}, {"capsule-protocol", "?1"}, {"date", proto::pht::current_http_date()}},
+        ec);
     if (ec) co_return;
     StreamPtr up;
     try {

@@ -21,10 +21,10 @@
 #include "handler/tunnel_registry.hpp"
 #include "net/mux.hpp"
 #include "policy/ingress.hpp"
-#include "source/bind.hpp"
 #include "proto/http.hpp"
 #include "proto/relay.hpp"
 #include "proto/tls_hello.hpp"
+#include "source/bind.hpp"
 
 namespace gost {
 namespace {
@@ -166,10 +166,9 @@ struct TunnelState {
   // not wait for it, and GOST ignores its answer).
   void set_rule(std::string host, std::string tunnel, asio::any_io_executor ex) const {
     if (plugin) {
-      asio::co_spawn(ex,
-                     source::plugin_ingress_set(*plugin, service, std::move(host),
-                                                std::move(tunnel)),
-                     asio::detached);
+      asio::co_spawn(
+          ex, source::plugin_ingress_set(*plugin, service, std::move(host), std::move(tunnel)),
+          asio::detached);
       return;
     }
     if (ingress) ingress->set_rule({std::move(host), std::move(tunnel)});
@@ -509,16 +508,17 @@ class TunnelHandler final : public Handler, public Retirable {
                                            "hosts are not routed while it fails");
       // Its file/redis/http sources: read now and every `reload`, their rules between the
       // configured ones and what connectors register (policy::Ingress::update).
-      if (!state_->plugin) state_->ingress = source::with_sources(
-          std::make_shared<policy::Ingress>(it->rules),
-          source::loader_sources(it->sources, "ingress " + it->name, "hash-or-set"),
-          log::root().with({{"kind", "ingress"}, {"ingress", it->name}}),
-          [](policy::Ingress& in, const source::Data& d) {
-            std::vector<config::IngressRule> rules;
-            for (const auto& line : d.lines)
-              if (auto r = policy::parse_ingress_line(line)) rules.push_back(std::move(*r));
-            in.update(rules);
-          });
+      if (!state_->plugin)
+        state_->ingress = source::with_sources(
+            std::make_shared<policy::Ingress>(it->rules),
+            source::loader_sources(it->sources, "ingress " + it->name, "hash-or-set"),
+            log::root().with({{"kind", "ingress"}, {"ingress", it->name}}),
+            [](policy::Ingress& in, const source::Data& d) {
+              std::vector<config::IngressRule> rules;
+              for (const auto& line : d.lines)
+                if (auto r = policy::parse_ingress_line(line)) rules.push_back(std::move(*r));
+              in.update(rules);
+            });
     } else {
       auto rules = policy::parse_tunnel_rules(md.get_string("tunnel").value_or(""));
       if (!rules.empty()) state_->ingress = std::make_shared<policy::Ingress>(rules);

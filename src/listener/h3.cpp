@@ -36,18 +36,18 @@ class H3Listener final : public Listener {
     server_ = net::pht::PhtServer::shared(o.service_metadata, o.first, std::move(so), o.log);
     acceptor_ = server_->add_acceptor();
     if (o.first) server_->start_reaper(ctx.get_executor());
-    net::quic::Server::OnRequest on_request =
-        [server = server_, log = o.log, &ctx](std::shared_ptr<net::quic::RequestStream> st) {
-          asio::co_spawn(ctx, net::pht::serve_h3(std::move(st), server, log), asio::detached);
-        };
+    net::quic::Server::OnRequest on_request = [server = server_, log = o.log,
+                                               &ctx](std::shared_ptr<net::quic::RequestStream> st) {
+      asio::co_spawn(ctx, net::pht::serve_h3(std::move(st), server, log), asio::detached);
+    };
     if (masque_) {
       // CONNECTs wait in the queue up to `backlog` (PHT sessions count too); one more is reset,
       // as GOST drops it (counted in gost_service_refused_streams_total, a warning a second).
       queue_ = std::make_shared<StreamQueue>(ctx.get_executor(), backlog);
       const auto& po = server_->options();
       on_request = [q = std::weak_ptr<StreamQueue>(queue_), pht = on_request,
-                    paths = std::array<std::string, 3>{po.authorize_path, po.push_path,
-                                                       po.pull_path},
+                    paths =
+                        std::array<std::string, 3>{po.authorize_path, po.push_path, po.pull_path},
                     refusals](std::shared_ptr<net::quic::RequestStream> st) {
         const auto& head = st->head();
         if (net::h2_header(head, ":method") != "CONNECT") {

@@ -59,8 +59,8 @@ class DatagramFlow final : public Stream, public PacketConn {
 
   awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
     ec = {};
-    auto d = codec::udp_datagram(
-        std::string_view(static_cast<const char*>(buf.data()), buf.size()));
+    auto d =
+        codec::udp_datagram(std::string_view(static_cast<const char*>(buf.data()), buf.size()));
     if (!st_->send_datagram(d)) co_await st_->write(codec::datagram_capsule(d), ec);
     co_return ec ? 0 : buf.size();
   }
@@ -120,8 +120,7 @@ awaitable<std::shared_ptr<quic::RequestStream>> Client::open(const quic::Headers
   auto forget = [](const quic::ClientSession& s) { return s.closing(); };
   auto usable = [](const quic::ClientSession& s) { return s.usable(); };
   auto make = [impl]() -> awaitable<std::shared_ptr<quic::ClientSession>> {
-    co_return co_await quic::connect(impl->cfg.node_addr, impl->cfg.tls, impl->cfg.quic,
-                                     impl->log);
+    co_return co_await quic::connect(impl->cfg.node_addr, impl->cfg.tls, impl->cfg.quic, impl->log);
   };
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto session = co_await impl->pool.get(forget, usable, make);
@@ -148,7 +147,7 @@ struct AssocState {
   };
   std::map<std::string, Flow, std::less<>> flows;
   std::deque<std::pair<std::string, std::string>> in;  // (payload, from)
-  asio::steady_timer ready;                             // condition: `in` grew, or closed
+  asio::steady_timer ready;                            // condition: `in` grew, or closed
   asio::steady_timer reaper;
   bool closed = false;
   static constexpr std::size_t kMaxQueued = 256;

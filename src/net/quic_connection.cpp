@@ -164,8 +164,8 @@ int Callbacks::handshake_completed(ngtcp2_conn*, void* ud) {
 
 // QUIC DATAGRAM frames: HTTP/3 datagrams (Config::datagrams) go to their request stream;
 // WebTransport's are not used by our tunnels (dropped).
-int Callbacks::recv_datagram(ngtcp2_conn*, std::uint32_t, const std::uint8_t* data,
-                             std::size_t len, void* ud) {
+int Callbacks::recv_datagram(ngtcp2_conn*, std::uint32_t, const std::uint8_t* data, std::size_t len,
+                             void* ud) {
   auto* c = self(ud);
   if (c->cfg_.datagrams) c->on_h3_datagram(data, len);
   return 0;

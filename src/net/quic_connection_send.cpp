@@ -82,9 +82,9 @@ void Connection::flush() {
       }
       ngtcp2_vec v{reinterpret_cast<std::uint8_t*>(d.data()), d.size()};
       int accepted = 0;
-      auto nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, buf.data() + off, max_udp,
-                                                &accepted, NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v,
-                                                1, ts);
+      auto nwrite =
+          ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, buf.data() + off, max_udp, &accepted,
+                                      NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, 1, ts);
       bool refused = nwrite == NGTCP2_ERR_INVALID_STATE || nwrite == NGTCP2_ERR_INVALID_ARGUMENT;
       if (accepted || refused) {
         dgram_out_bytes_ -= d.size();

@@ -248,8 +248,8 @@ void Connection::take_control(const nghttp3_vec* vec, std::size_t n) {
     if (auto patched = wt::add_settings(bytes, extra))
       bytes = std::move(*patched);
     else
-      log_.warn(fmt::format("quic {}: cannot add the WebTransport/datagram SETTINGS",
-                            remote_text()));
+      log_.warn(
+          fmt::format("quic {}: cannot add the WebTransport/datagram SETTINGS", remote_text()));
   }
   if (taken > 0) {
     nghttp3_conn_add_write_offset(h3_, ctrl_id_, taken);

@@ -66,8 +66,7 @@ std::optional<UdpTarget> parse_udp_path(std::string_view path) {
   auto slash = rest.find('/');
   if (slash == std::string_view::npos) return std::nullopt;
   auto host = rest.substr(0, slash), port = rest.substr(slash + 1);
-  if (host.empty() || port.empty() || port.size() > 5 ||
-      port.find('/') != std::string_view::npos)
+  if (host.empty() || port.empty() || port.size() > 5 || port.find('/') != std::string_view::npos)
     return std::nullopt;
   unsigned value = 0;
   for (char c : port) {

@@ -338,7 +338,10 @@ ingresses:
         self.assertAlive(server)
         self.assertAlive(web)
 
-    def ingress_service(self, cfg, srv, ep, source):
+    def ingress_service(self, srv, ep, ingress):
+        """A tunnel server whose entrypoint routes by `ingresses[0]` (`ingress`: its YAML below the
+        name), and a connector of TID_WEB for an origin server, registered."""
+        cfg = os.path.join(self.home, "gost.yaml")
         with open(cfg, "w") as f:
             f.write("""services:
 - name: tunnel
@@ -352,17 +355,18 @@ ingresses:
     type: ws
 ingresses:
 - name: ingress-0
-  rules:
-  - hostname: conf.example.net
-    endpoint: %s
-  reload: 1s
-%s""" % (srv, ep, TID_WEB, source))
+%s""" % (srv, ep, ingress))
         server = self.gost("-C", cfg, name="server", port=srv)
         self.assertTrue(wait_port(ep, 10.0, proc=server.proc), server.diagnostics())
         origin = self.start_server(OriginServer())
         web = self.connector("tunnel+ws", srv, TID_WEB, origin.addr, name="conn-web")
         self.wait_registered(web)
         return server
+
+    def sourced(self, source):
+        """An ingress with a configured rule and `source` (YAML), read every second."""
+        return ("  rules:\n  - hostname: conf.example.net\n    endpoint: %s\n  reload: 1s\n%s"
+                % (TID_WEB, source))
 
     def test_ingress_file_source_reloads(self):
         """An ingress's `file` (GOST's "hostname endpoint" lines, '#' comments): its rules route
@@ -371,8 +375,7 @@ ingresses:
         rules = os.path.join(self.home, "ingress.txt")
         with open(rules, "w") as f:
             f.write("# routes\nfile.example.net %s  # the web app\nlonely.example.net\n" % TID_WEB)
-        server = self.ingress_service(os.path.join(self.home, "gost.yaml"), srv, ep,
-                                      "  file:\n    path: %s\n" % rules)
+        server = self.ingress_service(srv, ep, self.sourced("  file:\n    path: %s\n" % rules))
         for host in ("conf.example.net", "file.example.net"):
             self.assertEqual(http_status(ep, host).http_code, "200", host)
         self.assertEqual(http_status(ep, "lonely.example.net").http_code, "502")
@@ -391,8 +394,8 @@ ingresses:
         self.addCleanup(r.close)
         test_sources.redis_cmd(r.port, "HSET", "gost", "redis.example.net", TID_WEB)
         srv, ep = free_port(), free_port()
-        server = self.ingress_service(os.path.join(self.home, "gost.yaml"), srv, ep,
-                                      "  redis:\n    addr: 127.0.0.1:%d\n" % r.port)
+        server = self.ingress_service(srv, ep,
+                                      self.sourced("  redis:\n    addr: 127.0.0.1:%d\n" % r.port))
         self.assertEqual(http_status(ep, "redis.example.net").http_code, "200")
         test_sources.redis_cmd(r.port, "HSET", "gost", "more.example.net", TID_WEB)
         self.assertTrue(wait_until(lambda: http_status(ep, "more.example.net").http_code
@@ -442,29 +445,8 @@ ingresses:
         self.addCleanup(plug.server_close)
         self.addCleanup(plug.shutdown)
         srv, ep = free_port(), free_port()
-        cfg = os.path.join(self.home, "gost.yaml")
-        with open(cfg, "w") as f:
-            f.write("""services:
-- name: tunnel
-  addr: 127.0.0.1:%d
-  handler:
-    type: tunnel
-    metadata:
-      entrypoint: 127.0.0.1:%d
-      ingress: ingress-0
-  listener:
-    type: ws
-ingresses:
-- name: ingress-0
-  plugin:
-    type: http
-    addr: http://127.0.0.1:%d/ingress
-""" % (srv, ep, plug.server_address[1]))
-        server = self.gost("-C", cfg, name="server", port=srv)
-        self.assertTrue(wait_port(ep, 10.0, proc=server.proc), server.diagnostics())
-        origin = self.start_server(OriginServer())
-        web = self.connector("tunnel+ws", srv, TID_WEB, origin.addr, name="conn-web")
-        self.wait_registered(web)
+        server = self.ingress_service(srv, ep, "  plugin:\n    type: http\n    addr: "
+                                      "http://127.0.0.1:%d/ingress\n" % plug.server_address[1])
         self.assertTrue(wait_until(lambda: len(seen["put"]) >= 1, 5.0), seen)
         # the rule "<endpoint name> -> tunnel ID" (the name: GOST's hash of the ID)
         put = seen["put"][0]

@@ -1,10 +1,10 @@
 // libFuzzer target: the MASQUE codecs (proto/masque) a peer's bytes reach: the CONNECT-UDP path
 // (handler masque), an HTTP datagram's context ID, and capsules fed in pieces (a CONNECT-UDP
 // stream's body).
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
-#include <algorithm>
 
 #include "proto/masque.hpp"
 

@@ -59,7 +59,8 @@ awaitable<void> run(Args a) {
   }
   if (a.udp) {
     auto d = proto::masque::udp_datagram(*a.udp);
-    if (a.capsule || !st->send_datagram(d)) co_await st->write(proto::masque::datagram_capsule(d), ec);
+    if (a.capsule || !st->send_datagram(d))
+      co_await st->write(proto::masque::datagram_capsule(d), ec);
     proto::masque::CapsuleReader capsules;
     std::string got = "timeout";
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);

@@ -42,7 +42,7 @@ TEST(MasqueDatagram, ContextIdZeroOnly) {
   EXPECT_EQ(udp_datagram("hi"), "\x00hi"s);
   EXPECT_EQ(udp_payload("\x00hi"s), "hi");
   EXPECT_EQ(udp_payload("\x40\x00hi"s), "hi");  // 0 in a two-byte varint is still 0
-  EXPECT_FALSE(udp_payload("\x02hi"s));          // another context: not a UDP payload
+  EXPECT_FALSE(udp_payload("\x02hi"s));         // another context: not a UDP payload
   EXPECT_FALSE(udp_payload(""));
   EXPECT_EQ(udp_payload("\x00"s), "");  // an empty UDP payload
 }

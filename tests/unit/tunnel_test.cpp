@@ -162,10 +162,10 @@ TEST(IngressRules, SourceLayers) {
   in.set_rule({"reg.example.com", "R"});
   in.update({{"both.example.com", "L"}, {"*.loaded.example.com", "L"}, {"reg.example.com", "L"}});
   EXPECT_EQ(in.endpoint("conf.example.com"), "C");
-  EXPECT_EQ(in.endpoint("both.example.com"), "L");     // loaded over configured
+  EXPECT_EQ(in.endpoint("both.example.com"), "L");  // loaded over configured
   EXPECT_EQ(in.endpoint("a.loaded.example.com"), "L");
-  EXPECT_EQ(in.endpoint("reg.example.com"), "R");      // registered over loaded
-  in.update({});  // the source now holds nothing
+  EXPECT_EQ(in.endpoint("reg.example.com"), "R");  // registered over loaded
+  in.update({});                                   // the source now holds nothing
   EXPECT_EQ(in.endpoint("both.example.com"), "C");
   EXPECT_EQ(in.endpoint("a.loaded.example.com"), "");
   EXPECT_EQ(in.endpoint("reg.example.com"), "R");
