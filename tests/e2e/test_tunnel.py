@@ -258,33 +258,14 @@ class TunnelEntrypointTest(TunnelBase):
     def test_ingresses_section(self):
         """An `ingresses` rule in YAML routes a Host (and its subdomains: '*.' and '.host')."""
         srv, ep = free_port(), free_port()
-        cfg = os.path.join(self.home, "gost.yaml")
-        with open(cfg, "w") as f:
-            f.write("""services:
-- name: tunnel
-  addr: 127.0.0.1:%d
-  handler:
-    type: tunnel
-    metadata:
-      entrypoint: 127.0.0.1:%d
-      ingress: ingress-0
-  listener:
-    type: ws
-ingresses:
-- name: ingress-0
-  rules:
+        self.ingress_service(srv, ep, """  rules:
   - hostname: web.example.net
     endpoint: %s
   - hostname: "*.apps.example.net"
     endpoint: %s
   - hostname: private.example.net
     endpoint: $%s
-""" % (srv, ep, TID_WEB, TID_WEB, TID_WEB))
-        server = self.gost("-C", cfg, name="server", port=srv)
-        self.assertTrue(wait_port(ep, 10.0, proc=server.proc), server.diagnostics())
-        origin = self.start_server(OriginServer())
-        web = self.connector("tunnel+ws", srv, TID_WEB, origin.addr, name="conn-web")
-        self.wait_registered(web)
+""" % (TID_WEB, TID_WEB, TID_WEB))
         for host in ("web.example.net", "a.apps.example.net", "x.y.apps.example.net"):
             r = curl("http://127.0.0.1:%d/" % ep, extra=("-H", "Host: " + host))
             self.assertEqual((r.rc, r.http_code, r.body), (0, "200", OriginServer.BODY),
