@@ -451,8 +451,12 @@ bool same_references(const config::Service& s, const config::Config& a, const co
 // `file`, `redis`, `http` and `reload` are read by src/source/ for authers, admissions, bypasses,
 // hosts and limiters; `plugin` for authers, admissions, bypasses, hosts and traffic limiters
 // (a service's, not a handler's client scope), not for climiters and rlimiters.
+// GOST has no connection or request-rate limiter plugin (go-gost/x limiter/conn and
+// limiter/rate; its config parsing ignores the block): refused rather than ignored.
 void reject_plugin(const config::Sources& s, const std::string& where) {
-  if (s.plugin) throw ConfigError(fmt::format("{}: plugin: not supported yet", where));
+  if (s.plugin)
+    throw ConfigError(fmt::format(
+        "{}: plugin: GOST has no plugin for this limiter (only traffic limiters take one)", where));
 }
 
 template <class T>

@@ -446,7 +446,7 @@ hosts:
                  b'admission a: matcher \\"example.com\\" is neither an IP address nor a CIDR'),
                 ("climiters: [{name: l, limits: ['$ 1'], reload: 10s, plugin: {type: http, addr: 'http://127.0.0.1:1/'}}]\n"
                  "services: [{name: s, addr: ':0'}]",
-                 b"climiter l: plugin: not supported yet"),
+                 b"climiter l: plugin: GOST has no plugin for this limiter"),
                 ("limiters: [{name: l, plugin: {type: grpc, addr: '127.0.0.1:1'}}]\n"
                  "services: [{name: s, addr: ':0'}]",
                  b'limiter l: plugin type \\"grpc\\" is not supported by this implementation'),

@@ -583,7 +583,7 @@ hosts: [{name: h, plugin: {type: http, addr: "http://127.0.0.1:1/h", timeout: 1.
                 ("admissions", "plugin: {type: grpc, addr: \"127.0.0.1:1\"}", b"grpc"),
                 ("bypasses", "plugin: {type: http, addr: \"https://127.0.0.1:1/\"}", b"https"),
                 ("climiters", "plugin: {type: http, addr: \"http://127.0.0.1:1/\"}",
-                 b"plugin: not supported yet")):
+                 b"plugin: GOST has no plugin for this limiter")):
             ref = {"admissions": "admission: x", "bypasses": "bypass: x",
                    "climiters": "climiter: x"}[section]
             cfg = self.write_file("bad.yaml", """

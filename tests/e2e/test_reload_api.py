@@ -428,7 +428,7 @@ class ApiTest(GostTestCase):
                                     {"name": "c", "limits": ["$ 1"], "reload": "10s",
                                      "plugin": {"type": "http", "addr": "http://127.0.0.1:1/"}})
         self.assertEqual(status, 500)
-        self.assertIn(b"climiter c: plugin: not supported yet", body)
+        self.assertIn(b"climiter c: plugin: GOST has no plugin for this limiter", body)
         self.assertEqual(self.call("GET", "/config/resolvers")[::2],
                          (200, b'{"data":{"count":0,"list":null}}'))
         status, _, body = self.call("POST", "/config/resolvers", {"name": "r"})

@@ -438,7 +438,7 @@ class SourcesTest(gostlib.GostTestCase):
             % port))
         r = gostlib.run_gost(["-C", path], timeout=15)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn(b"climiter l: plugin: not supported yet", r.stderr + r.stdout)
+        self.assertIn(b"climiter l: plugin: GOST has no plugin for this limiter", r.stderr + r.stdout)
 
     def test_api_and_metrics_auther_from_a_file(self):
         # @api's and @metrics' `auther` is the running auther, sources included: a user that
