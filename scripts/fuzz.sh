@@ -51,7 +51,7 @@ for t in $targets; do
       san="fuzzer,address" ;;
     quic*) srcs="src/net/quic.cpp src/net/quic_client.cpp src/net/quic_connection.cpp \
       src/net/quic_connection_send.cpp src/net/quic_request_stream.cpp src/net/quic_server.cpp \
-      src/net/quic_webtransport.cpp \
+      src/net/quic_webtransport.cpp src/net/quic_datagram.cpp \
       src/net/quic_udp_port.cpp src/net/tls.cpp src/net/udp.cpp src/net/http2.cpp \
       src/core/log.cpp src/core/log_file.cpp src/core/stream.cpp src/core/tcp_stream.cpp src/core/metrics.cpp \
       src/core/buffer_pool.cpp src/config/model.cpp \

@@ -215,6 +215,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_env = new Env;
   g_env->cfg.handshake_timeout = std::chrono::seconds(5);
   g_env->cfg.max_handshakes = 4;  // the 5th new client in one input gets a Retry
+  g_env->cfg.datagrams = true;  // as a MASQUE server: HTTP/3 datagrams, extended CONNECT
   for (int i = 0; i < kSources; ++i) {
     asio::ip::udp::socket s(g_env->ctx);
     s.open(asio::ip::udp::v4());
