@@ -7,12 +7,12 @@ http2 the HTTP/2 proxy mode `-L http2://` with `-F http2://`) and
 connections to P at once, then each sends SIZE random bytes and reads them back (checksum
 compared). It prints per transport: tunnels intact / N, the failures by kind, the time, both
 processes' idle RSS, their peak RSS (VmHWM, reset before the burst), their RSS SETTLE seconds
-after the last tunnel closed, and for h3 the client's UDP sockets then.
+after the last tunnel closed, and for h3, wt and masque the client's UDP sockets then.
 
   bench/burst.py [--gost PATH] [--n 9000] [--size 65536] [--settle 10] [--json FILE]
                  [--only mws,h2,...] [--keep-log]
 
-Transports: ws wss mws mwss pht phts h2 h2c grpc grpc_insecure http2 h3. Without --gost: $GOST,
+Transports: ws wss mws mwss pht phts h2 h2c grpc grpc_insecure http2 h3 wt masque. Without --gost: $GOST,
 else build/gost. Exit status: 0 every tunnel of every transport intact, 2 some were lost, 1 the
 run itself failed. Everything is on 127.0.0.1, every wait is bounded, and only the processes
 started here are signalled. tests/e2e/test_burst.py runs the same code with N = 2,000.
@@ -50,8 +50,11 @@ TRANSPORTS = {
                       "relay+grpc://127.0.0.1:{port}?grpcInsecure=true"),
     "http2": ("http2://127.0.0.1:{port}", "http2://127.0.0.1:{port}"),
     "h3": ("relay+h3://127.0.0.1:{port}?" + PHT_PATHS, "relay+h3://127.0.0.1:{port}?" + PHT_PATHS),
+    "wt": ("relay+wt://127.0.0.1:{port}", "relay+wt://127.0.0.1:{port}"),
+    "masque": ("masque+http3://127.0.0.1:{port}", "masque+h3-masque://127.0.0.1:{port}"),
 }
-MULTIPLEXING = ["mws", "mwss", "h2", "h2c", "grpc", "http2", "h3"]
+MULTIPLEXING = ["mws", "mwss", "h2", "h2c", "grpc", "http2", "h3", "wt", "masque"]
+QUIC = ("h3", "wt", "masque")  # the server binds UDP
 
 
 # ---------------------------------------------------------------- processes and /proc
@@ -225,7 +228,7 @@ def raise_nofile(n):
 def run_transport(gost, name, n, size, settle, tmp, timeout=120.0, udp_wait=0.0, debug=False):
     """One transport: returns a dict of results (raises RuntimeError when the setup fails)."""
     srv_url, cli_url = TRANSPORTS[name]
-    echo_port, port, cport = free_port(), free_port(udp=(name == "h3")), free_port()
+    echo_port, port, cport = free_port(), free_port(udp=(name in QUIC)), free_port()
     mport = free_port()
     env = dict(os.environ)
     procs = []
@@ -241,7 +244,7 @@ def run_transport(gost, name, n, size, settle, tmp, timeout=120.0, udp_wait=0.0,
         client = Proc([gost] + dbg + ["-L", "tcp://127.0.0.1:%d/127.0.0.1:%d" % (cport, echo_port), "-F",
                        cli_url.format(port=port)], os.path.join(tmp, name + "-client.log"), env)
         procs.append(client)
-        for p, udp in ((echo_port, False), (port, name == "h3"), (cport, False), (mport, False)):
+        for p, udp in ((echo_port, False), (port, name in QUIC), (cport, False), (mport, False)):
             if not wait_for(lambda: listening(p, udp), 15, procs):
                 raise RuntimeError("nothing listens on %d" % p)
         time.sleep(0.5)
@@ -265,7 +268,7 @@ def run_transport(gost, name, n, size, settle, tmp, timeout=120.0, udp_wait=0.0,
                "server_requests": res_metrics.get("gost_service_requests_total", 0),
                "server_refused": res_metrics.get("gost_service_refused_streams_total", 0),
                "server_in_flight_after": in_flight_after}
-        if name == "h3":
+        if name in QUIC:
             res["client_udp_sockets_after"] = udp_sockets(client.pid)
             if udp_wait > 0:
                 time.sleep(udp_wait)

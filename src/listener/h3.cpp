@@ -41,9 +41,13 @@ class H3Listener final : public Listener {
       asio::co_spawn(ctx, net::pht::serve_h3(std::move(st), server, log), asio::detached);
     };
     if (masque_) {
-      // CONNECTs wait in the queue up to `backlog` (PHT sessions count too); one more is reset,
-      // as GOST drops it (counted in gost_service_refused_streams_total, a warning a second).
-      queue_ = std::make_shared<StreamQueue>(ctx.get_executor(), backlog);
+      // CONNECTs wait in the queue (PHT sessions count too) up to 32 × `backlog`: a burst's
+      // requests all arrive in one receive batch, before accept() runs once, and each is just a
+      // stream handle (its connection's stream credit bounds them too). One more is rejected
+      // with H3_REQUEST_REJECTED, which our client retries (GOST drops it), counted in
+      // gost_service_refused_streams_total with a warning a second.
+      queue_ = std::make_shared<StreamQueue>(ctx.get_executor(),
+                                             std::max<std::size_t>(backlog, 16) * 32);
       const auto& po = server_->options();
       on_request = [q = std::weak_ptr<StreamQueue>(queue_), pht = on_request,
                     paths =
@@ -67,7 +71,7 @@ class H3Listener final : public Listener {
         if (!queue || queue->closed()) return st->reset();
         if (queue->full()) {  // counted and warned about, as GOST's "connection queue is full"
           refusals->add("connection queue is full");
-          return st->reset();
+          return st->reject();
         }
         queue->push(net::quic::byte_stream(std::move(st)));
       };

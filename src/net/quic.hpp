@@ -104,6 +104,9 @@ class RequestStream {
   awaitable<void> reply(int status, error_code& ec);
   // Cancels the stream both ways (RESET_STREAM + STOP_SENDING, H3_REQUEST_CANCELLED).
   void reset();
+  // Server: refuses a request it has not processed (H3_REQUEST_REJECTED, RFC 9114 §4.1.1), which
+  // tells the client it may send it again; the client's wait_head/read then fail with try_again.
+  void reject();
   // Server, after a complete answer: the rest of the request body is not wanted (STOP_SENDING
   // with H3_NO_ERROR, RFC 9114 §4.1); the stream then counts as done() once the answer is out.
   void stop_reading();

@@ -74,11 +74,14 @@ int Callbacks::stream_close(ngtcp2_conn* conn, std::uint32_t flags, std::int64_t
   return 0;
 }
 
-int Callbacks::stream_reset(ngtcp2_conn*, std::int64_t id, std::uint64_t, std::uint64_t, void* ud,
-                            void*) {
+int Callbacks::stream_reset(ngtcp2_conn*, std::int64_t id, std::uint64_t, std::uint64_t code,
+                            void* ud, void*) {
   auto* c = self(ud);
   auto* st = c->stream_of(id);
-  if (st) st->fail(asio::error::connection_reset);
+  // H3_REQUEST_REJECTED: the server did not process the request (RFC 9114 §4.1.1), safe to retry.
+  if (st)
+    st->fail(code == NGHTTP3_H3_REQUEST_REJECTED ? asio::error::try_again
+                                                 : asio::error::connection_reset);
   if ((st && st->raw_) || c->wt_pending_.erase(id) || c->wt_rejected_.count(id))
     return 0;  // nghttp3 never saw it
   if (c->h3_ && nghttp3_conn_shutdown_stream_read(c->h3_, id) != 0)

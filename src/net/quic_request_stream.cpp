@@ -111,6 +111,13 @@ void RequestStream::finish() {
   conn_->resume(*this);
 }
 
+void RequestStream::reject() {
+  if (closed_) return;
+  if (!error_) conn_->reset_stream(id_, NGHTTP3_H3_REQUEST_REJECTED);
+  gone_ = nullptr;
+  fail(asio::error::operation_aborted);
+}
+
 void RequestStream::reset() {
   if (closed_) return;
   // A WebTransport stream is reset with WebTransport application error 0 as HTTP/3 code

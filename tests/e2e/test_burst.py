@@ -57,6 +57,9 @@ class BurstTest(gostlib.GostTestCase):
     def test_h3(self):
         self.check("h3")
 
+    def test_masque(self):
+        self.check("masque")
+
 
 if __name__ == "__main__":
     gostlib.main()
