@@ -290,7 +290,7 @@ awaitable<StreamPtr> RelayHandler::dial(const std::string& network, const std::s
     // Through a chain the last connector returns a datagram stream; directly, a UDP socket.
     if (opts_.router->has_chain()) co_return co_await opts_.router->dial("udp", addr, conn);
     try {
-      co_return co_await net::dial_udp_target(*opts_.router, addr, conn);
+      co_return co_await net::dial_udp(addr);
     } catch (const system_error& e) {
       conn.log.error(error_text(e));
       throw;

@@ -281,35 +281,13 @@ class TunnelEntrypointTest(TunnelBase):
         binds again beside the old one), the old service's connectors are closed and register
         again with the new one (back-off), and the new rule routes."""
         srv, ep = free_port(), free_port()
-        cfg = os.path.join(self.home, "gost.yaml")
 
-        def write(host):
-            with open(cfg, "w") as f:
-                f.write("""services:
-- name: tunnel
-  addr: 127.0.0.1:%d
-  handler:
-    type: tunnel
-    metadata:
-      entrypoint: 127.0.0.1:%d
-      ingress: ingress-0
-  listener:
-    type: ws
-ingresses:
-- name: ingress-0
-  rules:
-  - hostname: %s
-    endpoint: %s
-""" % (srv, ep, host, TID_WEB))
+        def rules(host):
+            return "  rules:\n  - hostname: %s\n    endpoint: %s\n" % (host, TID_WEB)
 
-        write("one.example.net")
-        server = self.gost("-C", cfg, name="server", port=srv)
-        self.assertTrue(wait_port(ep, 10.0, proc=server.proc), server.diagnostics())
-        origin = self.start_server(OriginServer())
-        web = self.connector("tunnel+ws", srv, TID_WEB, origin.addr, name="conn-web")
-        self.wait_registered(web)
+        server, web = self.ingress_service(srv, ep, rules("one.example.net"))
         self.assertEqual(http_status(ep, "one.example.net").http_code, "200")
-        write("two.example.net")
+        self.write_ingress_config(srv, ep, rules("two.example.net"))
         server.proc.send_signal(signal.SIGHUP)
         self.assertTrue(wait_until(lambda: http_status(ep, "two.example.net").http_code == "200",
                                    15.0, interval=0.2),
@@ -319,9 +297,9 @@ ingresses:
         self.assertAlive(server)
         self.assertAlive(web)
 
-    def ingress_service(self, srv, ep, ingress):
-        """A tunnel server whose entrypoint routes by `ingresses[0]` (`ingress`: its YAML below the
-        name), and a connector of TID_WEB for an origin server, registered."""
+    def write_ingress_config(self, srv, ep, ingress):
+        """The YAML of a tunnel server whose entrypoint routes by `ingresses[0]` (`ingress`: its
+        YAML below the name); returns its path."""
         cfg = os.path.join(self.home, "gost.yaml")
         with open(cfg, "w") as f:
             f.write("""services:
@@ -337,12 +315,18 @@ ingresses:
 ingresses:
 - name: ingress-0
 %s""" % (srv, ep, ingress))
+        return cfg
+
+    def ingress_service(self, srv, ep, ingress):
+        """That server started, and a connector of TID_WEB for an origin server, registered:
+        (server, connector)."""
+        cfg = self.write_ingress_config(srv, ep, ingress)
         server = self.gost("-C", cfg, name="server", port=srv)
         self.assertTrue(wait_port(ep, 10.0, proc=server.proc), server.diagnostics())
         origin = self.start_server(OriginServer())
         web = self.connector("tunnel+ws", srv, TID_WEB, origin.addr, name="conn-web")
         self.wait_registered(web)
-        return server
+        return server, web
 
     def sourced(self, source):
         """An ingress with a configured rule and `source` (YAML), read every second."""
@@ -356,7 +340,7 @@ ingresses:
         rules = os.path.join(self.home, "ingress.txt")
         with open(rules, "w") as f:
             f.write("# routes\nfile.example.net %s  # the web app\nlonely.example.net\n" % TID_WEB)
-        server = self.ingress_service(srv, ep, self.sourced("  file:\n    path: %s\n" % rules))
+        server, _ = self.ingress_service(srv, ep, self.sourced("  file:\n    path: %s\n" % rules))
         for host in ("conf.example.net", "file.example.net"):
             self.assertEqual(http_status(ep, host).http_code, "200", host)
         self.assertEqual(http_status(ep, "lonely.example.net").http_code, "502")
@@ -375,7 +359,7 @@ ingresses:
         self.addCleanup(r.close)
         test_sources.redis_cmd(r.port, "HSET", "gost", "redis.example.net", TID_WEB)
         srv, ep = free_port(), free_port()
-        server = self.ingress_service(srv, ep,
+        server, _ = self.ingress_service(srv, ep,
                                       self.sourced("  redis:\n    addr: 127.0.0.1:%d\n" % r.port))
         self.assertEqual(http_status(ep, "redis.example.net").http_code, "200")
         test_sources.redis_cmd(r.port, "HSET", "gost", "more.example.net", TID_WEB)
@@ -426,7 +410,7 @@ ingresses:
         self.addCleanup(plug.server_close)
         self.addCleanup(plug.shutdown)
         srv, ep = free_port(), free_port()
-        server = self.ingress_service(srv, ep, "  plugin:\n    type: http\n    addr: "
+        server, _ = self.ingress_service(srv, ep, "  plugin:\n    type: http\n    addr: "
                                       "http://127.0.0.1:%d/ingress\n" % plug.server_address[1])
         self.assertTrue(wait_until(lambda: len(seen["put"]) >= 1, 5.0), seen)
         # the rule "<endpoint name> -> tunnel ID" (the name: GOST's hash of the ID)
