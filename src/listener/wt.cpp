@@ -1,7 +1,10 @@
 // Listener "wt": the WebTransport data channel (docs/PROTOCOLS.md "wt"). Each worker has its own
 // UDP socket (SO_REUSEPORT) and QUIC connections; a client's session lives on one worker, and
-// each of its bidirectional streams is one accepted connection of that worker (queue of
-// `backlog`; a stream that finds it full is reset, as GOST drops it).
+// each of its bidirectional streams is one accepted connection of that worker. They wait in a
+// queue of 32 x `backlog`: a burst's streams all arrive in one receive batch, before accept()
+// runs once, and each is just a stream handle (the sessions' stream credit bounds them too). One
+// more is refused as GOST's listener refuses it (a FIN and no data; net::wt::refuse), which our
+// client retries, counted and warned about (core/refusals).
 #include "net/wt.hpp"
 
 #include <fmt/format.h>
@@ -18,21 +21,23 @@ constexpr std::size_t kDefaultBacklog = 128;
 
 class WtListener final : public Listener {
  public:
-  WtListener(asio::io_context& ctx, const ListenerOptions& o)
-      : log_(o.log), queue_(std::make_shared<StreamQueue>(ctx.get_executor(), kDefaultBacklog)) {
+  WtListener(asio::io_context& ctx, const ListenerOptions& o) : log_(o.log) {
     const std::string where = "listener wt";
     const auto& md = o.config.metadata;
     std::string path = md.get_string("wt.path").value_or("");
     if (path.empty()) path = md.get_string("path").value_or("");
     if (path.empty()) path = kDefaultPath;
+    std::size_t backlog = kDefaultBacklog;
     if (md.contains("backlog")) {
       auto v = md.get_int("backlog");
       if (!v || *v > (1 << 20)) throw config::ConfigError(where + ": invalid \"backlog\"");
-      if (*v > 0) queue_->set_limit(static_cast<std::size_t>(*v));
+      if (*v > 0) backlog = static_cast<std::size_t>(*v);
     }
+    queue_ =
+        std::make_shared<StreamQueue>(ctx.get_executor(), std::max<std::size_t>(backlog, 16) * 32);
     auto qc = net::quic::config_from(md, false, where);
     qc.webtransport = true;
-    qc.max_handshakes = std::max<std::size_t>(queue_->limit(), 16) * 2;
+    qc.max_handshakes = std::max<std::size_t>(backlog, 16) * 2;
     if (o.check_free) net::check_udp_address_free(o.addr, where);
     std::weak_ptr<StreamQueue> wq = queue_;
     auto refusals = std::make_shared<Refusals>(o.log, o.service, o.config.type);
@@ -44,7 +49,7 @@ class WtListener final : public Listener {
       }
       if (q->full()) {  // GOST's "connection queue is full": counted, a warning a second
         refusals->add("connection queue is full");
-        st->reset();
+        net::wt::refuse(std::move(st));
         return;
       }
       q->push(net::wt::make_stream(std::move(st)));

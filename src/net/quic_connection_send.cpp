@@ -189,10 +189,18 @@ void Connection::flush() {
       return;
     }
     if (source == kRaw && !raw_send_.empty() && raw_send_.front() == raw->id_) {
-      // Round robin: the next packet serves the next stream.
-      raw_send_.pop_front();
-      raw->raw_queued_ = false;
-      enqueue_raw(*raw);
+      // Round robin: after kRawQuantum bytes the next stream is served.
+      if (raw_turn_id_ != raw->id_) {
+        raw_turn_id_ = raw->id_;
+        raw_turn_bytes_ = 0;
+      }
+      raw_turn_bytes_ += static_cast<std::size_t>(std::max<ngtcp2_ssize>(ndatalen, 0));
+      if (raw_turn_bytes_ >= kRawQuantum) {
+        raw_turn_id_ = -1;
+        raw_send_.pop_front();
+        raw->raw_queued_ = false;
+        enqueue_raw(*raw);
+      }
     }
     int next = packet(nwrite);
     if (next == kReturn) return;

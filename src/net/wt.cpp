@@ -31,7 +31,23 @@ StreamPtr make_stream(std::shared_ptr<quic::RequestStream> st) {
   return quic::byte_stream(std::move(st));
 }
 
-bool is_stream(Stream& s) { return quic::is_byte_stream(s); }
+void refuse(std::shared_ptr<quic::RequestStream> st) {
+  st->finish();
+  auto ex = st->executor();
+  asio::co_spawn(
+      ex,
+      [](std::shared_ptr<quic::RequestStream> s) -> awaitable<void> {
+        error_code ec;
+        std::string sink;
+        for (std::size_t total = 0; total < 64 * 1024; total += sink.size()) {
+          sink.clear();
+          co_await s->read(sink, 16 * 1024, std::chrono::seconds(5), ec);
+          if (ec) break;
+        }
+        if (ec != asio::error::eof) s->reset();
+      }(std::move(st)),
+      asio::detached);
+}
 
 // ---- server -----------------------------------------------------------------------------------
 

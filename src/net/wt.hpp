@@ -15,7 +15,12 @@ namespace gost::net::wt {
 
 // A WebTransport stream as a Stream. Dropped before it ended both ways, it is reset.
 StreamPtr make_stream(std::shared_ptr<quic::RequestStream> st);
-bool is_stream(Stream& s);
+
+// Server: refuses a stream it has no room for as GOST's listener does (webtransport-go's
+// Stream.Close(): a FIN and no data), which our client retries. What the client already sent
+// for it is read and dropped until it resets or ends the stream; after 64 KiB or 5 s without a
+// byte the stream is reset.
+void refuse(std::shared_ptr<quic::RequestStream> st);
 
 // Serves one HTTP/3 request of the wt listener as GOST 3.2.6 does: an extended CONNECT
 // (`:protocol` webtransport or webtransport-h3) on `path` is a session (200; each of its streams

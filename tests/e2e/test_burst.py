@@ -60,6 +60,9 @@ class BurstTest(gostlib.GostTestCase):
     def test_masque(self):
         self.check("masque")
 
+    def test_wt(self):
+        self.check("wt")
+
 
 if __name__ == "__main__":
     gostlib.main()
