@@ -115,6 +115,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void send_batch(const std::uint8_t* data, std::size_t len, std::size_t seg, unsigned ecn);
   void arm_timer();
   void on_timer();
+  // After a flush that sent `sent` bytes (`more`: it stopped at its send quantum).
+  void pace(ngtcp2_tstamp ts, std::size_t sent, bool more);
+  static constexpr std::chrono::nanoseconds kMinPacingDelay = std::chrono::milliseconds(1);
   void finish_close(error_code ec);
   void fail_streams(error_code ec);
   void on_send_ready();
@@ -164,6 +167,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Clock::time_point idle_since_ = Clock::now();
   asio::steady_timer timer_;
   ngtcp2_tstamp armed_ = UINT64_MAX;
+  std::size_t unpaced_ = 0;  // bytes sent that ngtcp2's pacer was not told about yet (pace())
   asio::steady_timer handshake_cond_;
   bool handshake_done_ = false;
   bool closed_ = false;
