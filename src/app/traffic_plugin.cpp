@@ -42,26 +42,91 @@ awaitable<TrafficPluginLimiter::Buckets> TrafficPluginLimiter::service_buckets(
   co_return shared_;
 }
 
+// A connection's limits: the current buckets of both scopes, asked again once per refresh period
+// (from a budget check, on the connection's worker, while the connection keeps to the old ones).
+struct TrafficPluginLimiter::Conn : std::enable_shared_from_this<Conn> {
+  std::shared_ptr<TrafficPluginLimiter> owner;
+  asio::any_io_executor ex;
+  std::string network, src;
+  Buckets service, own;
+  bool asked_own = false;  // `own` holds an answer
+  ThrottlePtr in, out;     // over the buckets of both scopes; null: that direction is unlimited
+  policy::Clock::time_point next;
+  bool asking = false;
+
+  void build() {
+    std::vector<std::shared_ptr<policy::TokenBucket>> i, o;
+    for (const auto* b : {&service, &own}) {
+      if (b->in) i.push_back(b->in);
+      if (b->out) o.push_back(b->out);
+    }
+    in = i.empty() ? nullptr : std::make_shared<policy::BucketThrottle>(std::move(i));
+    out = o.empty() ? nullptr : std::make_shared<policy::BucketThrottle>(std::move(o));
+    next = policy::Clock::now() + owner->refresh_;
+  }
+  void refresh_if_due(policy::Clock::time_point now) {
+    if (asking || now < next) return;
+    asking = true;
+    asio::co_spawn(
+        ex,
+        [](std::shared_ptr<Conn> c) -> awaitable<void> {
+          co_await c->owner->ask(*c);
+          c->build();
+          c->asking = false;
+        }(shared_from_this()),
+        asio::detached);
+  }
+};
+
+namespace {
+
+// One direction of a connection limited by the plugin.
+class PluginThrottle final : public Throttle {
+ public:
+  PluginThrottle(std::shared_ptr<TrafficPluginLimiter::Conn> c, bool in)
+      : c_(std::move(c)), in_(in) {}
+  Budget check(std::size_t want, Clock::time_point now) override {
+    c_->refresh_if_due(now);
+    auto& t = in_ ? c_->in : c_->out;
+    return t ? t->check(want, now) : Budget{want, {}};
+  }
+  void charge(std::size_t n, Clock::time_point now) override {
+    auto& t = in_ ? c_->in : c_->out;
+    if (t) t->charge(n, now);
+  }
+
+ private:
+  std::shared_ptr<TrafficPluginLimiter::Conn> c_;
+  bool in_;
+};
+
+}  // namespace
+
+awaitable<void> TrafficPluginLimiter::ask(Conn& c) {
+  if (scope_.empty() || scope_ == "service") c.service = co_await service_buckets(c.network);
+  if (scope_.empty() || scope_ == "conn") {
+    source::TrafficQuestion q{
+        .service = service_, .scope = "conn", .network = c.network, .src = c.src};
+    auto answer = co_await source::plugin_traffic_limits(plugin_, std::move(q));
+    // As the service scope: a failed question keeps the limits, an unchanged answer the buckets.
+    if (answer && (!c.asked_own || !(*answer == c.own.limits))) c.own = make_buckets(*answer);
+    c.asked_own = c.asked_own || answer.has_value();
+  }
+}
+
 awaitable<policy::TrafficLimiter::Throttles> TrafficPluginLimiter::for_connection(
     std::string network, std::string src) {
-  std::vector<std::shared_ptr<policy::TokenBucket>> in, out;
-  if (scope_.empty() || scope_ == "service") {
-    auto shared = co_await service_buckets(network);
-    if (shared.in) in.push_back(shared.in);
-    if (shared.out) out.push_back(shared.out);
-  }
-  if (scope_.empty() || scope_ == "conn") {
-    source::TrafficQuestion q{.service = service_, .scope = "conn", .network = network, .src = src};
-    auto answer = co_await source::plugin_traffic_limits(plugin_, std::move(q));
-    if (answer) {
-      auto own = make_buckets(*answer);
-      if (own.in) in.push_back(own.in);
-      if (own.out) out.push_back(own.out);
-    }
-  }
+  auto c = std::make_shared<Conn>();
+  c->owner = shared_from_this();
+  c->ex = co_await asio::this_coro::executor;
+  c->network = std::move(network);
+  c->src = std::move(src);
+  co_await ask(*c);
+  c->build();
   policy::TrafficLimiter::Throttles t;
-  if (!in.empty()) t.in = std::make_shared<policy::BucketThrottle>(std::move(in));
-  if (!out.empty()) t.out = std::make_shared<policy::BucketThrottle>(std::move(out));
+  if (!c->in && !c->out) co_return t;
+  t.in = std::make_shared<PluginThrottle>(c, true);
+  t.out = std::make_shared<PluginThrottle>(std::move(c), false);
   co_return t;
 }
 

@@ -1,7 +1,9 @@
 // A service's traffic limiter whose limits come from GOST's HTTP plugin (go-gost/x
 // limiter/traffic/plugin and limiter/traffic/cache; docs/ARCHITECTURE.md "Limiters"): the
 // service scope (one pair of buckets shared by the service's connections, asked at most once per
-// refresh period) and the connection scope (a connection's own buckets, asked when it opens).
+// refresh period) and the connection scope (a connection's own buckets). As GOST's cache, which
+// its connections consult on every read and write, a limited connection asks again once per
+// refresh period while it lasts and keeps to the new limits.
 #pragma once
 
 #include <chrono>
@@ -15,7 +17,7 @@
 
 namespace gost::app {
 
-class TrafficPluginLimiter {
+class TrafficPluginLimiter : public std::enable_shared_from_this<TrafficPluginLimiter> {
  public:
   // `scope`: GOST's `limiter.scope` ("" both, "service", "conn"; "client" asks nothing here).
   // `refresh`: `limiter.refreshInterval` (0: 30 s; at least 1 s), how long an answer of the
@@ -23,18 +25,24 @@ class TrafficPluginLimiter {
   TrafficPluginLimiter(source::PluginOptions plugin, std::string service, std::string scope,
                        std::chrono::nanoseconds refresh);
 
-  // The budgets of a connection from `src` ("ip:port") over `network`: null for a direction
-  // without a limit (the stream is then not wrapped and keeps the splice path). Runs on the
-  // connection's worker; the plugin is asked there, asynchronously.
+  // The budgets of a connection from `src` ("ip:port") over `network`: both null when nothing
+  // limits it (the stream is then not wrapped and keeps the splice path, also when a later answer
+  // would limit it). Runs on the connection's worker; the plugin is asked there, asynchronously,
+  // and again there once per refresh period while a budget is used.
   awaitable<policy::TrafficLimiter::Throttles> for_connection(std::string network, std::string src);
 
- private:
   struct Buckets {
     source::TrafficAnswer limits;
     std::shared_ptr<policy::TokenBucket> in, out;
   };
+  struct Conn;
+
+ private:
   static Buckets make_buckets(const source::TrafficAnswer& a);
   awaitable<Buckets> service_buckets(const std::string& network);
+  // Asks for a connection's limits: the service scope's buckets and its own (kept from `c` while
+  // the answer is unchanged).
+  awaitable<void> ask(Conn& c);
 
   source::PluginOptions plugin_;
   std::string service_, scope_;

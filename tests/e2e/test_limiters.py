@@ -563,12 +563,13 @@ class LimiterPlugin(GostTestCase):
     the rate the plugin answers for it, another unlimited; the questions' shape; a failing
     plugin leaves the service up and unlimited (docs/ARCHITECTURE.md "Limiters")."""
 
-    def config(self, port, target, url):
+    def config(self, port, target, url, refresh=None):
+        metadata = "\n  metadata: {limiter.refreshInterval: %s}" % refresh if refresh else ""
         return self.write_file("gost.yaml", f"""
 services:
 - name: svc
   addr: 127.0.0.1:{port}
-  limiter: lim
+  limiter: lim{metadata}
   handler: {{type: tcp}}
   listener: {{type: tcp}}
   forwarder: {{nodes: [{{name: t, addr: 127.0.0.1:{target}}}]}}
@@ -621,6 +622,48 @@ limiters:
         self.assertGreaterEqual(len(conn), 2)  # the start-up probe's connection is asked too
         self.assertTrue(conn[-1]["src"].startswith("127.0.0.2:"), conn[-1])
         self.assertEqual((conn[-1]["service"], conn[-1]["network"]), ("svc", "tcp"))
+
+    def test_a_connection_keeps_to_a_changed_answer(self):
+        # GOST's connections consult the plugin's cached limiter on every read, which asks again
+        # each refresh period: a running connection moves to the new limit within one period.
+        from test_plugins import PluginServer
+        fast, slow = 1 * MiB, 128 * KiB
+        plugin = self.start_server(PluginServer())
+        limit = {"rate": fast}
+
+        def answer(path, req):
+            if req.get("scope") == "conn" and req.get("src", "").startswith("127.0.0.2:"):
+                return {"in": limit["rate"], "out": limit["rate"]}
+            return {"in": 0, "out": 0}
+        plugin.answer = answer
+        server = self.start_server(RateServer(send_size=0))
+        port = free_port()
+        self.start_gost("-C", self.config(port, server.port, plugin.url("/lim"), refresh="1s"),
+                        port=port)
+        self.assertTrue(wait_until(lambda: plugin.count("/lim") >= 2))
+        server.received = Samples()
+        def send():  # ends with gost at the test's end
+            try:
+                transfer(port, 16 * MiB, source="127.0.0.2")
+            except OSError:
+                pass
+        threading.Thread(target=send, daemon=True).start()
+        self.assertTrue(server.wait_bytes(2 * MiB))  # the first burst and a second at `fast`
+        limit["rate"] = slow
+        flip = time.monotonic()
+        time.sleep(4.5)  # at most one period (1 s) more at `fast`, a burst of `slow`, then `slow`
+        with server.received.lock:
+            pts = list(server.received.points)
+        t1, t2 = flip + 2.0, flip + 4.5
+        a = next(p for p in pts if p[0] >= t1)
+        b = [p for p in pts if p[0] <= t2][-1]
+        r = (b[1] - a[1]) / (b[0] - a[0])
+        self.assertLess(abs(r / slow - 1), TOLERANCE * 1.5, "after the change: %.0f B/s" % r)
+        asked = [b for b in map(dict, plugin.bodies("/lim"))
+                 if b.get("scope") == "conn" and b.get("src", "").startswith("127.0.0.2:")]
+        self.assertGreaterEqual(len(asked), 3, asked)  # at the start, then once a period
+        print("plugin limit %d -> %d B/s: measured %.0f B/s after the change" % (fast, slow, r),
+              file=sys.stderr)
 
     def test_failing_plugin_leaves_the_service_unlimited(self):
         from test_plugins import PluginServer
