@@ -642,12 +642,18 @@ std::unique_ptr<ServiceInstance> build_service(const config::Service& sc, Builde
         std::chrono::duration_cast<std::chrono::milliseconds>(ttl), std::chrono::seconds(1));
     rt->limiters.conn_fleet = FleetConnCounter::make(std::move(fo));
   }
-  if (builder.traffic_plugin(sc.handler.limiter))
-    throw ConfigError(fmt::format(
-        "{}: handler limiter \"{}\": a plugin limiter's client scope is not supported by this "
-        "implementation; name it on the service (scopes service and conn)",
-        where, sc.handler.limiter));
-  if (builder.traffic_limiter(sc.handler.limiter))
+  if (auto plugin = builder.traffic_plugin(sc.handler.limiter)) {
+    // GOST's client scope: the handler's tunnels, per authenticated client (go-gost/x handlers
+    // wrap the client's connection after authentication; we limit the tunnel the router dials).
+    auto refresh = sc.metadata.get_duration("limiter.refreshInterval");
+    auto lim = std::make_shared<TrafficPluginLimiter>(
+        std::move(*plugin), sc.name, "client", refresh.value_or(std::chrono::nanoseconds(0)));
+    ro.client_limiter = [lim](std::string network, std::string src, std::string addr,
+                              std::string client) {
+      return lim->for_connection(std::move(network), std::move(src), std::move(addr),
+                                 std::move(client));
+    };
+  } else if (builder.traffic_limiter(sc.handler.limiter))
     rt->log.warn(fmt::format(
         "{}: handler limiter \"{}\" has no effect: GOST applies a handler's limiter per client "
         "(plugin limiters only); name it on the service to limit its connections",

@@ -21,25 +21,40 @@ TrafficPluginLimiter::Buckets TrafficPluginLimiter::make_buckets(const source::T
   return b;
 }
 
-awaitable<TrafficPluginLimiter::Buckets> TrafficPluginLimiter::service_buckets(
-    const std::string& network) {
+awaitable<TrafficPluginLimiter::Buckets> TrafficPluginLimiter::shared_buckets(
+    std::shared_ptr<Shared> e, source::TrafficQuestion q) {
   {
     // Once answered, one connection asks again when the period is over while the others keep
     // using the answer; before the first answer every connection asks (GOST's cache does too).
     std::lock_guard lock(mu_);
-    if (asked_ && (refreshing_ || policy::Clock::now() < expires_)) co_return shared_;
-    refreshing_ = asked_;
+    e->used = policy::Clock::now();
+    if (e->asked && (e->refreshing || e->used < e->expires)) co_return e->buckets;
+    e->refreshing = e->asked;
   }
-  source::TrafficQuestion q{.service = service_, .scope = "service", .network = network};
   auto answer = co_await source::plugin_traffic_limits(plugin_, std::move(q));
   std::lock_guard lock(mu_);
   // The cache keeps the previous limits when a question fails (go-gost/x
   // limiter/traffic/cache), and its buckets while the limits stay the same.
-  if (answer && (!asked_ || !(*answer == shared_.limits))) shared_ = make_buckets(*answer);
-  asked_ = asked_ || answer.has_value();
-  refreshing_ = false;
-  expires_ = policy::Clock::now() + refresh_;
-  co_return shared_;
+  if (answer && (!e->asked || !(*answer == e->buckets.limits))) e->buckets = make_buckets(*answer);
+  e->asked = e->asked || answer.has_value();
+  e->refreshing = false;
+  e->expires = policy::Clock::now() + refresh_;
+  co_return e->buckets;
+}
+
+std::shared_ptr<TrafficPluginLimiter::Shared> TrafficPluginLimiter::client_entry(
+    const std::string& client) {
+  std::lock_guard lock(mu_);
+  auto it = clients_.find(client);
+  if (it != clients_.end()) return it->second;
+  if (clients_.size() >= prune_at_) {  // clients unseen for two periods are forgotten
+    auto old = policy::Clock::now() - 2 * refresh_;
+    std::erase_if(clients_, [&](const auto& kv) {
+      return !kv.second->refreshing && kv.second->used < old && kv.second.use_count() == 1;
+    });
+    prune_at_ = std::max<std::size_t>(1024, clients_.size() * 2);
+  }
+  return clients_.emplace(client, std::make_shared<Shared>()).first->second;
 }
 
 // A connection's limits: the current buckets of both scopes, asked again once per refresh period
@@ -47,7 +62,7 @@ awaitable<TrafficPluginLimiter::Buckets> TrafficPluginLimiter::service_buckets(
 struct TrafficPluginLimiter::Conn : std::enable_shared_from_this<Conn> {
   std::shared_ptr<TrafficPluginLimiter> owner;
   asio::any_io_executor ex;
-  std::string network, src;
+  std::string network, src, addr, client;
   Buckets service, own;
   bool asked_own = false;  // `own` holds an answer
   ThrottlePtr in, out;     // over the buckets of both scopes; null: that direction is unlimited
@@ -103,24 +118,40 @@ class PluginThrottle final : public Throttle {
 }  // namespace
 
 awaitable<void> TrafficPluginLimiter::ask(Conn& c) {
-  if (scope_.empty() || scope_ == "service") c.service = co_await service_buckets(c.network);
+  if (scope_ == "client") {
+    source::TrafficQuestion q{.service = service_,
+                              .scope = "client",
+                              .network = c.network,
+                              .addr = c.addr,
+                              .client = c.client,
+                              .src = c.src};
+    auto entry = client_entry(c.client);
+    c.service = co_await shared_buckets(std::move(entry), std::move(q));
+    co_return;
+  }
+  if (scope_.empty() || scope_ == "service") {
+    source::TrafficQuestion q{.service = service_, .scope = "service", .network = c.network};
+    c.service = co_await shared_buckets(service_scope_, std::move(q));
+  }
   if (scope_.empty() || scope_ == "conn") {
     source::TrafficQuestion q{
         .service = service_, .scope = "conn", .network = c.network, .src = c.src};
     auto answer = co_await source::plugin_traffic_limits(plugin_, std::move(q));
-    // As the service scope: a failed question keeps the limits, an unchanged answer the buckets.
+    // As the shared scopes: a failed question keeps the limits, an unchanged answer the buckets.
     if (answer && (!c.asked_own || !(*answer == c.own.limits))) c.own = make_buckets(*answer);
     c.asked_own = c.asked_own || answer.has_value();
   }
 }
 
 awaitable<policy::TrafficLimiter::Throttles> TrafficPluginLimiter::for_connection(
-    std::string network, std::string src) {
+    std::string network, std::string src, std::string addr, std::string client) {
   auto c = std::make_shared<Conn>();
   c->owner = shared_from_this();
   c->ex = co_await asio::this_coro::executor;
   c->network = std::move(network);
   c->src = std::move(src);
+  c->addr = std::move(addr);
+  c->client = std::move(client);
   co_await ask(*c);
   c->build();
   policy::TrafficLimiter::Throttles t;

@@ -7,6 +7,7 @@
 #include "core/address.hpp"
 #include "core/metrics.hpp"
 #include "core/tcp_stream.hpp"
+#include "core/throttle.hpp"
 #include "core/timeout.hpp"
 #include "proto/proxy_protocol.hpp"
 
@@ -198,6 +199,17 @@ awaitable<StreamPtr> reach_last_node(const std::vector<std::shared_ptr<Node>>& r
 
 awaitable<StreamPtr> Router::dial(std::string_view network, std::string_view address,
                                   const ConnInfo& conn) {
+  auto s = co_await dial_target(network, address, conn);
+  if (!opts_.client_limiter || network.substr(0, 3) != "tcp") co_return s;
+  // Reads from the target are what the client gets (GOST's Out), writes what it sent (In).
+  auto asking =
+      opts_.client_limiter(std::string(network), conn.remote, std::string(address), conn.client_id);
+  auto t = co_await std::move(asking);
+  co_return throttled(std::move(s), std::move(t.out), std::move(t.in));
+}
+
+awaitable<StreamPtr> Router::dial_target(std::string_view network, std::string_view address,
+                                         const ConnInfo& conn) {
   std::string last_error;
   std::string last_context;
   error_code last_code = asio::error::host_unreachable;

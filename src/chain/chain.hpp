@@ -2,11 +2,13 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "chain/hop.hpp"
+#include "policy/limiter.hpp"
 
 namespace gost {
 
@@ -62,13 +64,20 @@ struct RouterOptions {
   std::chrono::nanoseconds dial_timeout = std::chrono::seconds(15);
   policy::Bypasses bypass;                     // the service's (`bypass`, `bypasses`)
   std::shared_ptr<const policy::Hosts> hosts;  // the service's: maps target host names
+  // GOST's client-scope traffic limiter (a handler's `limiter` with a plugin, app/traffic_plugin):
+  // the budgets of a TCP tunnel of `client` (the authenticated user) from `src` to `addr`; a
+  // dialed stream it limits is wrapped (in: what the client sends, out: what it gets).
+  using ClientLimiter = std::function<awaitable<policy::TrafficLimiter::Throttles>(
+      std::string network, std::string src, std::string addr, std::string client)>;
+  ClientLimiter client_limiter;
 };
 
 class Router {
  public:
   explicit Router(RouterOptions o)
       : opts_(std::move(o)), bypass_plugin_(policy::has_plugin(opts_.bypass)) {}
-  // Dials `address` through the chain (or directly), with retries and a per-attempt timeout.
+  // Dials `address` through the chain (or directly), with retries and a per-attempt timeout;
+  // the client-scope limiter's budgets wrap the stream.
   awaitable<StreamPtr> dial(std::string_view network, std::string_view address,
                             const ConnInfo& conn);
   // Asks the chain's last node to listen on `address` (rtcp/rudp listeners), with retries and the
@@ -91,6 +100,8 @@ class Router {
                                  std::string_view client) const;
 
  private:
+  awaitable<StreamPtr> dial_target(std::string_view network, std::string_view address,
+                                   const ConnInfo& conn);
   RouterOptions opts_;
   bool bypass_plugin_ = false;
 };

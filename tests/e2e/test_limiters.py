@@ -665,6 +665,84 @@ limiters:
         print("plugin limit %d -> %d B/s: measured %.0f B/s after the change" % (fast, slow, r),
               file=sys.stderr)
 
+    def test_client_scope_limits_a_users_tunnels_together(self):
+        # A handler's `limiter` is GOST's client scope: asked with the authenticated user, one
+        # budget shared by all that user's tunnels (go-gost/x limiter/traffic/cache keys it by
+        # the client), another user unlimited.
+        from test_plugins import PluginServer
+        import base64
+        rate = 256 * KiB
+        plugin = self.start_server(PluginServer())
+
+        def answer(path, req):
+            if path == "/auth":  # the client id is the auther's answer (GOST's own authers
+                # answer the user name too)
+                ok = (req.get("username"), req.get("password")) in (("alice", "a"), ("bob", "b"))
+                return {"ok": ok, "id": req.get("username")}
+            if req.get("scope") == "client" and req.get("client") == "alice":
+                return {"in": rate, "out": rate}
+            return {"in": 0, "out": 0}
+        plugin.answer = answer
+        server = self.start_server(RateServer(send_size=0))
+        port = free_port()
+        cfg = self.write_file("gost.yaml", f"""
+services:
+- name: svc
+  addr: 127.0.0.1:{port}
+  handler: {{type: http, auther: au, limiter: lim}}
+  listener: {{type: tcp}}
+authers:
+- name: au
+  plugin: {{type: http, addr: "{plugin.url('/auth')}", timeout: 1s}}
+limiters:
+- name: lim
+  plugin: {{type: http, addr: "{plugin.url('/lim')}", timeout: 1s}}
+""")
+        self.start_gost("-C", cfg, port=port)
+
+        def tunnel(user, password, size):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            auth = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+            s.sendall(("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                       "Proxy-Authorization: Basic %s\r\n\r\n" % (server.port, server.port, auth)
+                       ).encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                d = s.recv(1)
+                self.assertTrue(d, head)
+                head += d
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            try:
+                pump(s, size, Samples())
+            finally:
+                s.close()
+
+        t = time.monotonic()
+        tunnel("bob", "b", 8 * MiB)  # unlimited
+        self.assertTrue(server.wait_bytes(8 * MiB))
+        self.assertLess(time.monotonic() - t, 5)
+        server.received = Samples()
+        # Two tunnels of alice at once share her one budget.
+        threads = [threading.Thread(target=tunnel, args=("alice", "a", 2 * rate), daemon=True)
+                   for _ in range(2)]
+        for th in threads:
+            th.start()
+        self.assertTrue(server.wait_bytes(4 * rate))
+        r = server.received.steady_rate(skip=rate * 1.25)
+        self.assertLess(abs(r / rate - 1), TOLERANCE, "alice's two tunnels: %.0f B/s" % r)
+        for th in threads:
+            th.join(10)
+        asked = [b for b in plugin.bodies("/lim") if dict(b).get("client") == "alice"]
+        self.assertTrue(asked)
+        self.assertEqual([k for k, _ in asked[0]],
+                         ["service", "scope", "network", "addr", "client", "src"], asked[0])
+        b = dict(asked[0])
+        self.assertEqual((b["service"], b["scope"], b["network"], b["addr"]),
+                         ("svc", "client", "tcp", "127.0.0.1:%d" % server.port), b)
+        self.assertTrue(b["src"].startswith("127.0.0.1:"), b)
+        print("client scope %d B/s over two tunnels: measured %.0f B/s (%+.1f %%)"
+              % (rate, r, (r / rate - 1) * 100), file=sys.stderr)
+
     def test_failing_plugin_leaves_the_service_unlimited(self):
         from test_plugins import PluginServer
         server = self.start_server(RateServer(send_size=0))
