@@ -9,8 +9,14 @@ drown in noise. Cases: `tcp` (a forward service `-L tcp://:P/<target>`) and `rel
 server of `-L tcp://:P/<target> -F relay://server`; the server's CPU). Each connection sends 1
 byte and reads the target's 1-byte answer. Loopback only; kills only what it started.
 
-  bench/controls_cost.py GOST_BINARY [ROUNDS] [SECONDS]
+With MODE `plugins` the controls are GOST's HTTP plugins instead (an admission, a bypass and a
+traffic limiter plugin on the service, answered by a small HTTP server in this process: admitted,
+not bypassed, no limit), so the figure is what the three questions per connection cost the gost
+process (each question is a connection of its own to the plugin; the plugin's CPU is not counted).
+
+  bench/controls_cost.py GOST_BINARY [ROUNDS] [SECONDS] [MODE: lists|plugins]
 """
+import http.server
 import json
 import os
 import socket
@@ -26,7 +32,41 @@ from benchlib import cpu_seconds, free_port, wait_bound
 GOST = sys.argv[1]
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 6
 SECS = float(sys.argv[3]) if len(sys.argv) > 3 else 4
+MODE = sys.argv[4] if len(sys.argv) > 4 else "lists"
 CLIENT_THREADS = 8
+PLUGIN_PORT = 0  # set by main() in plugins mode
+STATS = {"connections": 0, "questions": 0}  # the plugin's (approximate: unlocked counts)
+
+
+class PluginHandler(http.server.BaseHTTPRequestHandler):
+    """Admission: ok; bypass: not bypassed; traffic limiter: no limit."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def setup(self):
+        super().setup()
+        STATS["connections"] += 1
+
+    def do_POST(self):
+        STATS["questions"] += 1
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = {"/admission": b'{"ok":true}', "/bypass": b'{"ok":false}',
+                "/limiter": b'{"in":0,"out":0}'}.get(self.path, b"{}")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def plugin_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PluginHandler)
+    srv.daemon_threads = True
+    srv.request_queue_size = 1024
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
 
 
 
@@ -61,7 +101,13 @@ def target_server():
 
 def config(path, service, controls):
     lines = ["services:\n  - " + service + "\n"]
-    if controls:
+    if controls and MODE == "plugins":
+        url = "http://127.0.0.1:%d" % PLUGIN_PORT
+        lines.append("bypasses:\n  - name: big\n    plugin: {type: http, addr: %s/bypass}\n" % url)
+        lines.append("admissions:\n  - name: big\n    plugin: {type: http, addr: %s/admission}\n"
+                     % url)
+        lines.append("limiters:\n  - name: lim\n    plugin: {type: http, addr: %s/limiter}\n" % url)
+    elif controls:
         m = []
         for i in range(250):
             m += ["host%d.example.com" % i, ".zone%d.net" % i, "10.%d.0.0/16" % i,
@@ -102,6 +148,8 @@ def one(case, controls, target, tmp):
     procs = []
     try:
         extra = ", bypass: big, admission: big" if controls else ""
+        if controls and MODE == "plugins":
+            extra += ", limiter: lim"
         path = os.path.join(tmp, "%s_%d.yaml" % (case, controls))
         front = free_port()
         if case == "tcp":
@@ -135,6 +183,10 @@ def one(case, controls, target, tmp):
 
 
 def main():
+    global PLUGIN_PORT
+    plugins = plugin_server() if MODE == "plugins" else None
+    if plugins:
+        PLUGIN_PORT = plugins.server_address[1]
     ls = target_server()
     target = ls.getsockname()[1]
     out = {}
@@ -153,7 +205,9 @@ def main():
                          "median_off": round(off, 1), "median_on": round(on, 1),
                          "conn_per_s_median": round(statistics.median(rates[False] + rates[True])),
                          "cost_pct": round((on - off) / off * 100, 1)}
-            print(json.dumps({case: out[case]}), flush=True)
+            if MODE == "plugins":
+                out[case]["plugin"] = dict(STATS)
+            print(json.dumps({"mode": MODE, case: out[case]}), flush=True)
     ls.close()
 
 

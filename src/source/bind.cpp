@@ -56,7 +56,8 @@ std::optional<PluginOptions> http_plugin(const config::Sources& s, const std::st
                        .token = p.token,
                        .timeout = p.timeout,
                        .outage = std::make_shared<OutageLog>(
-                           log::root(), fmt::format("{}: plugin {}", where, p.addr), meanwhile)};
+                           log::root(), fmt::format("{}: plugin {}", where, p.addr), meanwhile),
+                       .pool = std::make_shared<HttpConnPool>()};
 }
 
 Auther make_auther(const config::Auther& a) {

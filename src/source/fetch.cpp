@@ -11,6 +11,7 @@
 #include <fstream>
 #include <memory>
 #include <stdexcept>
+#include <tuple>
 
 #include "core/address.hpp"
 
@@ -86,6 +87,33 @@ std::string read_file_text(const std::string& path) {
   return text;
 }
 
+std::optional<tcp::socket> HttpConnPool::take(const asio::any_io_executor& ex,
+                                              const std::string& key) {
+  const void* worker = &asio::query(ex, asio::execution::context);
+  std::lock_guard lock(mu_);
+  auto it = idle_.find({worker, key});
+  if (it == idle_.end()) return std::nullopt;
+  auto& v = it->second;
+  auto now = std::chrono::steady_clock::now();
+  std::optional<tcp::socket> out;
+  while (!v.empty() && !out) {
+    Idle i = std::move(v.back());
+    v.pop_back();
+    if (now - i.since < kIdleFor) out.emplace(std::move(i.socket));
+  }
+  std::erase_if(v, [&](const Idle& i) { return now - i.since >= kIdleFor; });
+  if (v.empty()) idle_.erase(it);
+  return out;
+}
+
+void HttpConnPool::give(const asio::any_io_executor& ex, const std::string& key, tcp::socket s) {
+  const void* worker = &asio::query(ex, asio::execution::context);
+  std::lock_guard lock(mu_);
+  auto& v = idle_[{worker, key}];
+  if (v.size() >= kMaxIdle) v.erase(v.begin());  // the oldest goes
+  v.push_back({std::move(s), std::chrono::steady_clock::now()});
+}
+
 awaitable<HttpResponse> http_request(const HttpRequest& r) {
   std::string why;
   auto url = parse_http_url(r.url, &why);
@@ -95,8 +123,12 @@ awaitable<HttpResponse> http_request(const HttpRequest& r) {
       r.timeout.count() > 0
           ? r.timeout
           : std::chrono::duration_cast<std::chrono::nanoseconds>(kDefaultHttpTimeout);
+  const std::string key = join_host_port(url->host, url->port);
   // One deadline for the whole exchange (Go's http.Client.Timeout): resolve, connect, write, read.
-  beast::tcp_stream stream(ex);
+  std::optional<tcp::socket> idle;
+  if (r.pool) idle = r.pool->take(ex, key);
+  bool reused = idle.has_value();
+  beast::tcp_stream stream(idle ? std::move(*idle) : tcp::socket(ex));
   tcp::resolver resolver(ex);
   asio::steady_timer deadline(ex, timeout);
   bool expired = false;
@@ -117,37 +149,52 @@ awaitable<HttpResponse> http_request(const HttpRequest& r) {
     return std::runtime_error(fmt::format("{} {}: {}: {}", r.method, r.url, what, ec.message()));
   };
 
-  auto [rec, endpoints] = co_await resolver.async_resolve(url->host, url->port, use_nothrow);
-  if (rec || expired) throw fail(rec, "resolve");
-  auto [cec, ep] = co_await asio::async_connect(stream.socket(), endpoints, use_nothrow);
-  if (cec || expired) throw fail(cec, "connect");
-
   auto verb = bhttp::string_to_verb(r.method);
   if (verb == bhttp::verb::unknown) throw std::runtime_error("http: unknown method " + r.method);
   bhttp::request<bhttp::string_body> req{verb, url->target, 11};
-  req.set(bhttp::field::host, join_host_port(url->host, url->port));
+  req.set(bhttp::field::host, key);
   req.set(bhttp::field::user_agent, "gost/" GOST_VERSION);
   if (!r.content_type.empty()) req.set(bhttp::field::content_type, r.content_type);
   if (!r.authorization.empty()) req.set(bhttp::field::authorization, r.authorization);
-  req.set(bhttp::field::connection, "close");
+  if (!r.pool) req.set(bhttp::field::connection, "close");
   req.body() = r.body;
   req.prepare_payload();
-  auto [wec, wn] = co_await bhttp::async_write(stream, req, use_nothrow);
-  if (wec || expired) throw fail(wec, "write");
 
-  beast::flat_buffer buf(64 * 1024);
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.header_limit(16 * 1024);
-  parser.body_limit(r.max_body);
-  auto [hec, hn] = co_await bhttp::async_read(stream, buf, parser, use_nothrow);
-  if (hec == bhttp::error::body_limit)
-    throw std::runtime_error(
-        fmt::format("{} {}: body larger than {} bytes", r.method, r.url, r.max_body));
-  if (hec || expired) throw fail(hec, "read");
-  HttpResponse out;
-  out.status = parser.get().result_int();
-  out.body = std::move(parser.get().body());
-  co_return out;
+  for (;;) {
+    if (!stream.socket().is_open()) {
+      auto [rec, endpoints] = co_await resolver.async_resolve(url->host, url->port, use_nothrow);
+      if (rec || expired) throw fail(rec, "resolve");
+      auto [cec, ep] = co_await asio::async_connect(stream.socket(), endpoints, use_nothrow);
+      if (cec || expired) throw fail(cec, "connect");
+    }
+    auto [wec, wn] = co_await bhttp::async_write(stream, req, use_nothrow);
+    beast::flat_buffer buf(64 * 1024);
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.header_limit(16 * 1024);
+    parser.body_limit(r.max_body);
+    error_code hec;
+    std::size_t hn = 0;
+    if (!wec && !expired)
+      std::tie(hec, hn) = co_await bhttp::async_read(stream, buf, parser, use_nothrow);
+    if (reused && !expired && (wec || (hec && hn == 0 && buf.size() == 0))) {
+      // An idle connection the server had closed: the request again on a new one.
+      reused = false;
+      error_code ignored;
+      stream.socket().close(ignored);
+      continue;
+    }
+    if (wec || expired) throw fail(wec, "write");
+    if (hec == bhttp::error::body_limit)
+      throw std::runtime_error(
+          fmt::format("{} {}: body larger than {} bytes", r.method, r.url, r.max_body));
+    if (hec || expired) throw fail(hec, "read");
+    HttpResponse out;
+    out.status = parser.get().result_int();
+    out.body = std::move(parser.get().body());
+    if (r.pool && parser.is_done() && parser.get().keep_alive() && buf.size() == 0)
+      r.pool->give(ex, key, stream.release_socket());
+    co_return out;
+  }
 }
 
 awaitable<std::string> http_get(const HttpOptions& o) {

@@ -5,6 +5,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +61,27 @@ struct HttpResponse {
   unsigned status = 0;
   std::string body;
 };
+// Idle HTTP/1.1 connections kept for the next request to the same host (keep-alive, as Go's
+// http.Client that GOST's plugins use): per worker (a connection lives on its io_context's
+// thread), at most kMaxIdle per host and worker, closed when unused for kIdleFor.
+class HttpConnPool {
+ public:
+  static constexpr std::size_t kMaxIdle = 4;
+  static constexpr std::chrono::seconds kIdleFor{30};
+  // An idle connection to `key` ("host:port") of the calling worker, if one is there.
+  std::optional<tcp::socket> take(const asio::any_io_executor& ex, const std::string& key);
+  // A connection whose exchange ended cleanly and which the server keeps open.
+  void give(const asio::any_io_executor& ex, const std::string& key, tcp::socket s);
+
+ private:
+  struct Idle {
+    tcp::socket socket;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::mutex mu_;
+  std::map<std::pair<const void*, std::string>, std::vector<Idle>> idle_;
+};
+
 struct HttpRequest {
   std::string method = "GET";
   std::string url;
@@ -66,6 +90,10 @@ struct HttpRequest {
   std::string authorization;
   std::chrono::nanoseconds timeout{0};
   std::size_t max_body = kMaxSourceBytes;
+  // Set: the connection is taken from and given back to it (a stale idle connection that fails
+  // before any answer byte is replaced by a new one, once); null: one connection per request,
+  // "Connection: close".
+  std::shared_ptr<HttpConnPool> pool;
 };
 awaitable<HttpResponse> http_request(const HttpRequest& r);
 

@@ -33,6 +33,7 @@ awaitable<std::optional<json::object>> exchange(const PluginOptions& o, std::str
   if (!o.token.empty()) r.authorization = "Bearer " + o.token;
   r.timeout = o.timeout;
   r.max_body = kMaxPluginAnswer;
+  r.pool = o.pool;
   HttpResponse res;
   try {
     res = co_await http_request(r);

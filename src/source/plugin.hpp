@@ -14,6 +14,7 @@
 #include "core/asio.hpp"
 #include "core/auth.hpp"
 #include "core/plugin.hpp"
+#include "source/fetch.hpp"
 #include "source/outage.hpp"
 
 namespace gost::source {
@@ -25,6 +26,8 @@ struct PluginOptions {
   // Where a failed question (no answer, not a 200, an answer that does not decode) is logged,
   // once per outage (GOST logs nothing); null: not logged.
   std::shared_ptr<OutageLog> outage;
+  // The plugin's idle connections (keep-alive, as GOST's http.Client); null: one per question.
+  std::shared_ptr<HttpConnPool> pool;
 };
 
 // The answer's body limit (GOST reads it unbounded).

@@ -39,6 +39,11 @@ class _PluginHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
+    def setup(self):
+        super().setup()
+        with self.server.owner.lock:
+            self.server.owner.connections += 1
+
     def do_POST(self):
         o = self.server.owner
         n = int(self.headers.get("Content-Length", "0"))
@@ -66,6 +71,8 @@ class _PluginHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
         except OSError:
             pass  # gost gave up waiting (the slow mode)
+        if mode == "drop_idle":  # closes the connection it left open, as an idle timeout would
+            self.close_connection = True
 
 
 class _PluginHttpServer(http.server.ThreadingHTTPServer):
@@ -80,6 +87,7 @@ class PluginServer:
     def __init__(self, answer=None):
         self.lock = threading.Lock()
         self.requests = []
+        self.connections = 0  # TCP connections accepted
         self.mode = "ok"
         self.delay = 3.0
         self.answer = answer or (lambda path, req: {"ok": False})
@@ -165,6 +173,39 @@ admissions:
         s.sendall(b"ping")
         self.assertEqual(recv_exact(s, 4), b"ping")
         s.close()
+
+    def test_plugin_connections_are_kept_alive(self):
+        # Go's http.Client (GOST's plugins) keeps idle connections to the plugin; so do we, per
+        # worker. A plugin that closes an idle connection costs no question: the request goes
+        # again on a new connection.
+        port = free_port()
+        self.plugin.answer = lambda path, req: {"ok": True}
+        cfg = self.write_file("adm.yaml", """
+services:
+  - {name: proxy, addr: "127.0.0.1:%d", admission: ask, handler: {type: http}}
+admissions:
+  - name: ask
+    plugin: {type: http, addr: "%s", timeout: 2s}
+""" % (port, self.plugin.url("/admission")))
+        self.start_gost("-C", cfg, port=port)
+        self.assertTrue(gostlib.wait_until(lambda: self.plugin.count("/admission") >= 1))
+        for _ in range(20):
+            r = curl(self.origin.url, proxy=self.proxy(port))
+            self.assertEqual((r.rc, r.http_code), (0, "200"), r)
+        self.assertGreaterEqual(self.plugin.count("/admission"), 21)
+        self.assertLessEqual(self.plugin.connections, 4, "one connection per question?")
+        _, headers, _ = self.plugin.requests[-1]
+        self.assertNotEqual(headers.get("Connection", "").lower(), "close", headers)
+        self.plugin.mode = "drop_idle"
+        before, conns = self.plugin.count("/admission"), self.plugin.connections
+        for _ in range(5):
+            r = curl(self.origin.url, proxy=self.proxy(port))
+            self.assertEqual((r.rc, r.http_code), (0, "200"), r)
+            time.sleep(0.05)  # the plugin's close arrives before the next question
+        # Each question once (none lost, none sent twice); the first on each worker's kept
+        # connection, every later one found its kept connection closed and opened another.
+        self.assertEqual(self.plugin.count("/admission"), before + 5)
+        self.assertGreaterEqual(self.plugin.connections, conns + 3)
 
     # ---- bypass on services -----------------------------------------------------------------
 
