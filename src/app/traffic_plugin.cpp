@@ -131,7 +131,8 @@ awaitable<void> TrafficPluginLimiter::ask(Conn& c) {
   }
   if (scope_.empty() || scope_ == "service") {
     source::TrafficQuestion q{.service = service_, .scope = "service", .network = c.network};
-    c.service = co_await shared_buckets(service_scope_, std::move(q));
+    auto entry = service_scope_;  // a local: nothing temporary inside the co_await (GCC 12)
+    c.service = co_await shared_buckets(std::move(entry), std::move(q));
   }
   if (scope_.empty() || scope_ == "conn") {
     source::TrafficQuestion q{
