@@ -55,6 +55,6 @@ bool release_after_load_drop(const std::function<void()>& shed = {});
 void release_thread_heap();
 
 // Seconds after a load-drop release at which the heap is trimmed again.
-inline constexpr int kFollowUps[] = {2, 6, 20};
+inline constexpr int kFollowUps[] = {2, 4, 6, 20};
 
 }  // namespace gost::memory
