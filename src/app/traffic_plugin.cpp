@@ -63,7 +63,7 @@ struct TrafficPluginLimiter::Conn : std::enable_shared_from_this<Conn> {
   std::shared_ptr<TrafficPluginLimiter> owner;
   asio::any_io_executor ex;
   std::string network, src, addr, client;
-  Buckets service, own;
+  Buckets shared, own;     // the service's or the client's scope; the connection's
   bool asked_own = false;  // `own` holds an answer
   ThrottlePtr in, out;     // over the buckets of both scopes; null: that direction is unlimited
   policy::Clock::time_point next;
@@ -71,7 +71,7 @@ struct TrafficPluginLimiter::Conn : std::enable_shared_from_this<Conn> {
 
   void build() {
     std::vector<std::shared_ptr<policy::TokenBucket>> i, o;
-    for (const auto* b : {&service, &own}) {
+    for (const auto* b : {&shared, &own}) {
       if (b->in) i.push_back(b->in);
       if (b->out) o.push_back(b->out);
     }
@@ -126,13 +126,13 @@ awaitable<void> TrafficPluginLimiter::ask(Conn& c) {
                               .client = c.client,
                               .src = c.src};
     auto entry = client_entry(c.client);
-    c.service = co_await shared_buckets(std::move(entry), std::move(q));
+    c.shared = co_await shared_buckets(std::move(entry), std::move(q));
     co_return;
   }
   if (scope_.empty() || scope_ == "service") {
     source::TrafficQuestion q{.service = service_, .scope = "service", .network = c.network};
     auto entry = service_scope_;  // a local: nothing temporary inside the co_await (GCC 12)
-    c.service = co_await shared_buckets(std::move(entry), std::move(q));
+    c.shared = co_await shared_buckets(std::move(entry), std::move(q));
   }
   if (scope_.empty() || scope_ == "conn") {
     source::TrafficQuestion q{

@@ -8,9 +8,6 @@
 // Each worker has its own UDP socket (SO_REUSEPORT) and its own QUIC connections; a client's
 // pushes and pulls may come over different connections (its pool opens more when one has no
 // stream credit left), which is why the workers share one PhtServer, as the pht listener does.
-
-#include <fmt/format.h>
-
 #include "core/address.hpp"
 #include "core/component.hpp"
 #include "listener/pump.hpp"
@@ -23,7 +20,7 @@ namespace {
 class H3Listener final : public Listener {
  public:
   H3Listener(asio::io_context& ctx, const ListenerOptions& o, std::string where)
-      : ctx_(ctx), log_(o.log), masque_(o.handler == "masque") {
+      : ctx_(ctx), masque_(o.handler == "masque") {
     const auto& md = o.config.metadata;
     auto so = net::pht::server_options(md, where);
     auto refusals = std::make_shared<Refusals>(o.log, o.service, o.config.type);
@@ -113,7 +110,6 @@ class H3Listener final : public Listener {
   }
 
   asio::io_context& ctx_;
-  log::Logger log_;
   bool masque_ = false;
   std::shared_ptr<net::pht::PhtServer> server_;
   int acceptor_ = 0;

@@ -7,8 +7,6 @@
 // client retries, counted and warned about (core/refusals).
 #include "net/wt.hpp"
 
-#include <fmt/format.h>
-
 #include "core/component.hpp"
 #include "listener/pump.hpp"
 #include "net/udp.hpp"
@@ -21,7 +19,7 @@ constexpr std::size_t kDefaultBacklog = 128;
 
 class WtListener final : public Listener {
  public:
-  WtListener(asio::io_context& ctx, const ListenerOptions& o) : log_(o.log) {
+  WtListener(asio::io_context& ctx, const ListenerOptions& o) {
     const std::string where = "listener wt";
     const auto& md = o.config.metadata;
     std::string path = md.get_string("wt.path").value_or("");
@@ -82,7 +80,6 @@ class WtListener final : public Listener {
   std::string network() const override { return "udp"; }
 
  private:
-  log::Logger log_;
   std::shared_ptr<StreamQueue> queue_;
   std::unique_ptr<net::quic::Server> quic_;
   bool started_ = false;

@@ -151,6 +151,7 @@ class RequestStream {
   void wake_readers();
   void wake_writers();
   void fail(error_code ec);
+  void cancel(std::uint64_t code);  // reset() and reject(): RESET_STREAM + STOP_SENDING with `code`
 
   std::shared_ptr<Connection> conn_;
   std::int64_t id_;

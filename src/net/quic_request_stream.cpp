@@ -111,20 +111,19 @@ void RequestStream::finish() {
   conn_->resume(*this);
 }
 
-void RequestStream::reject() {
+void RequestStream::cancel(std::uint64_t code) {
   if (closed_) return;
-  if (!error_) conn_->reset_stream(id_, NGHTTP3_H3_REQUEST_REJECTED);
+  if (!error_) conn_->reset_stream(id_, code);
   gone_ = nullptr;
   fail(asio::error::operation_aborted);
 }
 
+void RequestStream::reject() { cancel(NGHTTP3_H3_REQUEST_REJECTED); }
+
 void RequestStream::reset() {
-  if (closed_) return;
   // A WebTransport stream is reset with WebTransport application error 0 as HTTP/3 code
   // (draft-ietf-webtrans-http3 §4.3: 0x52e4a40fa8db); a request with H3_REQUEST_CANCELLED.
-  if (!error_) conn_->reset_stream(id_, raw_ ? 0x52e4a40fa8dbULL : NGHTTP3_H3_REQUEST_CANCELLED);
-  gone_ = nullptr;
-  fail(asio::error::operation_aborted);
+  cancel(raw_ ? 0x52e4a40fa8dbULL : NGHTTP3_H3_REQUEST_CANCELLED);
 }
 
 awaitable<std::size_t> RequestStream::read_some(asio::mutable_buffer buf, error_code& ec) {

@@ -170,6 +170,14 @@ bool ok_field(const PluginOptions& o, const json::object& answer) {
   answered(o);
   return ok;
 }
+
+// A question whose answer is {"ok":bool} (admission, bypass, an ingress registration): false for
+// no answer.
+awaitable<bool> ok_question(const PluginOptions& o, std::string method, std::string url,
+                            json::object request) {
+  auto answer = co_await exchange(o, std::move(method), std::move(url), std::move(request));
+  co_return answer&& ok_field(o, *answer);
+}
 }  // namespace
 
 awaitable<std::optional<std::string>> HttpAuthPlugin::authenticate(std::string service,
@@ -199,9 +207,7 @@ awaitable<bool> plugin_admit(const PluginOptions& o, std::string service, std::s
   req["service"] = service;
   req["network"] = network;
   req["addr"] = addr;
-  auto answer = co_await post(o, std::move(req));
-  if (!answer) co_return false;
-  co_return ok_field(o, *answer);
+  return ok_question(o, "POST", o.addr, std::move(req));
 }
 
 awaitable<bool> plugin_bypass(const PluginOptions& o, std::string network, std::string addr,
@@ -212,9 +218,7 @@ awaitable<bool> plugin_bypass(const PluginOptions& o, std::string network, std::
   req["client"] = client;
   req["host"] = host;
   req["path"] = path;
-  auto answer = co_await post(o, std::move(req));
-  if (!answer) co_return false;
-  co_return ok_field(o, *answer);
+  return ok_question(o, "POST", o.addr, std::move(req));
 }
 
 awaitable<std::vector<std::string>> plugin_lookup(const PluginOptions& o, std::string network,
@@ -257,9 +261,7 @@ awaitable<bool> plugin_ingress_set(const PluginOptions& o, std::string service, 
   req["service"] = service;
   req["host"] = host;
   req["endpoint"] = endpoint;
-  auto answer = co_await exchange(o, "PUT", o.addr, std::move(req));
-  if (!answer) co_return false;
-  co_return ok_field(o, *answer);
+  return ok_question(o, "PUT", o.addr, std::move(req));
 }
 
 }  // namespace gost::source
