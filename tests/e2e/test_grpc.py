@@ -176,18 +176,7 @@ class GrpcTest(transportlib.TransportTestCase):
         front, _, server, _ = self.pair(scheme, scheme, query=query)
         r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front)
         self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body), r)
-        s = test_integrity.open_connect_tunnel(self, front, self.duplex.addr)
-        try:
-            start = time.monotonic()
-            self.duplex_exchange(s, scheme + query)
-            sys.stderr.write("%s%s: 8 MiB both ways in %.2fs\n" % (scheme, query, time.monotonic() - start))
-        finally:
-            s.close()
-        s = test_integrity.open_connect_tunnel(self, front, self.halfsrv.addr)
-        try:
-            self.half_close_exchange(s, scheme + " half-close")
-        finally:
-            s.close()
+        self.both_ways_and_half_close(front, scheme + query)
         self.assertAlive(server)
         # every tunnel went through the server (a client that ignored -F would pass the
         # checks above going direct)

@@ -19,7 +19,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
 import transportlib  # noqa: E402
 import test_concurrency  # noqa: E402
-import test_integrity  # noqa: E402
 from gostlib import connect, curl, free_ports, recv_until_close  # noqa: E402
 
 import h2.config  # noqa: E402
@@ -129,18 +128,7 @@ class H2Test(transportlib.TransportTestCase):
         front, _, server, _ = self.pair(scheme, scheme, query=query)
         r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front)
         self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body), r)
-        s = test_integrity.open_connect_tunnel(self, front, self.duplex.addr)
-        try:
-            start = time.monotonic()
-            self.duplex_exchange(s, scheme)
-            sys.stderr.write("%s: 8 MiB both ways in %.2fs\n" % (scheme, time.monotonic() - start))
-        finally:
-            s.close()
-        s = test_integrity.open_connect_tunnel(self, front, self.halfsrv.addr)
-        try:
-            self.half_close_exchange(s, scheme + " half-close")
-        finally:
-            s.close()
+        self.both_ways_and_half_close(front, scheme)
         self.assertAlive(server)
         # every tunnel went through the server (a client that ignored -F would pass the
         # checks above going direct)

@@ -175,18 +175,7 @@ class H3PairTest(H3TestBase):
     def check_transport(self, scheme):
         front, _, server, _ = self.pair(scheme)
         self.assert_curl_ok(front, scheme)
-        s = tunnel(self, front, self.duplex.addr)
-        try:
-            start = time.monotonic()
-            self.duplex_exchange(s, scheme)
-            sys.stderr.write("%s: 8 MiB both ways in %.2fs\n" % (scheme, time.monotonic() - start))
-        finally:
-            s.close()
-        s = tunnel(self, front, self.halfsrv.addr)
-        try:
-            self.half_close_exchange(s, scheme + " half-close")
-        finally:
-            s.close()
+        self.both_ways_and_half_close(front, scheme, tunnel)
         self.assertAlive(server)
         # every tunnel went through the server (a client that ignored -F would pass the
         # checks above going direct)

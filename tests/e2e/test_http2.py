@@ -175,18 +175,7 @@ class Http2Test(transportlib.TransportTestCase):
         front, _, server, _ = self.pair()
         r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front)
         self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body), r)
-        s = test_integrity.open_connect_tunnel(self, front, self.duplex.addr)
-        try:
-            start = time.monotonic()
-            self.duplex_exchange(s, "http2")
-            sys.stderr.write("http2: 8 MiB both ways in %.2fs\n" % (time.monotonic() - start))
-        finally:
-            s.close()
-        s = test_integrity.open_connect_tunnel(self, front, self.halfsrv.addr)
-        try:
-            self.half_close_exchange(s, "http2 half-close")
-        finally:
-            s.close()
+        self.both_ways_and_half_close(front, "http2")
         self.assertAlive(server)
 
     def test_wrong_credentials(self):

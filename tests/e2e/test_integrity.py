@@ -103,6 +103,23 @@ class IntegrityTest(gostlib.GostTestCase):
         self.assertEqual(data[:32], hashlib.sha256(payload).digest(), "%s: target saw other bytes" % label)
         self.assertEqual(data[32:], self.half_reply, "%s: reply corrupted" % label)
 
+    def both_ways_and_half_close(self, front, label, open_tunnel=None):
+        """The two exchanges through `front`, each over a tunnel of its own that
+        `open_tunnel(testcase, front, target)` opens (default: an HTTP CONNECT)."""
+        open_tunnel = open_tunnel or open_connect_tunnel
+        s = open_tunnel(self, front, self.duplex.addr)
+        try:
+            start = time.monotonic()
+            self.duplex_exchange(s, label)
+            sys.stderr.write("%s: 8 MiB both ways in %.2fs\n" % (label, time.monotonic() - start))
+        finally:
+            s.close()
+        s = open_tunnel(self, front, self.halfsrv.addr)
+        try:
+            self.half_close_exchange(s, label + " half-close")
+        finally:
+            s.close()
+
     # -- CONNECT tunnel -----------------------------------------------------
 
     def test_connect_tunnel_8MiB_both_directions(self):

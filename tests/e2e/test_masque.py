@@ -22,7 +22,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
@@ -103,18 +102,7 @@ class MasqueTcpTest(MasqueTestBase):
         front, _, server, _ = self.masque_pair()
         self.assert_curl_ok(front, "masque (plain request)")
         self.assert_curl_ok(front, "masque (CONNECT, 1 MiB)", big=True, tunnel_mode=True)
-        s = test_h3.tunnel(self, front, self.duplex.addr)
-        try:
-            start = time.monotonic()
-            self.duplex_exchange(s, "masque")
-            sys.stderr.write("masque: 8 MiB both ways in %.2fs\n" % (time.monotonic() - start))
-        finally:
-            s.close()
-        s = test_h3.tunnel(self, front, self.halfsrv.addr)
-        try:
-            self.half_close_exchange(s, "masque half-close")
-        finally:
-            s.close()
+        self.both_ways_and_half_close(front, "masque", test_h3.tunnel)
         self.assertAlive(server)
         self.assert_through(server, self.origin.addr, 2, "masque")
         for target in (self.duplex.addr, self.halfsrv.addr):
@@ -171,12 +159,16 @@ class MasqueTcpTest(MasqueTestBase):
         self.check_restart(kill=True)
 
 
-class MasqueUdpTest(MasqueTestBase):
+class MasqueUdpTestBase(MasqueTestBase):
+    """With a UDP echo target."""
 
     def setUp(self):
         super().setUp()
         self.uecho = UdpEchoServer()
         self.addCleanup(self.uecho.close)
+
+
+class MasqueUdpTest(MasqueUdpTestBase):
 
     def test_udp_forwarding_1000_datagrams(self):
         udp, server = self.masque_server(debug=True)
@@ -246,13 +238,8 @@ class MasqueUdpTest(MasqueTestBase):
         self.assertAlive(server)
 
 
-class MasqueServerAnswersTest(MasqueTestBase):
+class MasqueServerAnswersTest(MasqueUdpTestBase):
     """go-gost/x handler/masque's answers, and hostile requests."""
-
-    def setUp(self):
-        super().setUp()
-        self.uecho = UdpEchoServer()
-        self.addCleanup(self.uecho.close)
 
     def test_answers(self):
         udp, server = self.masque_server("bypass=10.0.0.0/8")

@@ -17,7 +17,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gostlib  # noqa: E402
 import transportlib  # noqa: E402
 import test_concurrency  # noqa: E402
-import test_integrity  # noqa: E402
 from gostlib import connect, curl, free_ports, recv_until_close  # noqa: E402
 
 USER, PASS = "user", "pass"
@@ -43,16 +42,7 @@ class MwsTest(transportlib.TransportTestCase):
         front, _, server, _ = self.pair(scheme, scheme)
         r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front)
         self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body), r)
-        s = test_integrity.open_connect_tunnel(self, front, self.duplex.addr)
-        try:
-            self.duplex_exchange(s, scheme)
-        finally:
-            s.close()
-        s = test_integrity.open_connect_tunnel(self, front, self.halfsrv.addr)
-        try:
-            self.half_close_exchange(s, scheme + " half-close")
-        finally:
-            s.close()
+        self.both_ways_and_half_close(front, scheme)
         self.assertAlive(server)
         # every tunnel went through the server (a client that ignored -F would pass the
         # checks above going direct)

@@ -99,6 +99,7 @@ http {
 class NginxTest(gostlib.GostTestCase):
     duplex_exchange = test_integrity.IntegrityTest.duplex_exchange
     half_close_exchange = test_integrity.IntegrityTest.half_close_exchange
+    both_ways_and_half_close = test_integrity.IntegrityTest.both_ways_and_half_close
 
     def setUp(self):
         if not os.path.exists(NGINX):
@@ -126,16 +127,7 @@ class NginxTest(gostlib.GostTestCase):
         r = curl(self.origin.url, proxy="http://127.0.0.1:%d" % front)
         self.assertEqual((r.rc, r.http_code, r.body), (0, "200", self.origin.body),
                          "%s: %r\n%s" % (label, r, self.nginx.errors()))
-        s = test_integrity.open_connect_tunnel(self, front, self.duplex.addr)
-        try:
-            self.duplex_exchange(s, label)
-        finally:
-            s.close()
-        s = test_integrity.open_connect_tunnel(self, front, self.halfsrv.addr)
-        try:
-            self.half_close_exchange(s, label + " half-close")
-        finally:
-            s.close()
+        self.both_ways_and_half_close(front, label)
         # the path: every tunnel reached the gost server behind nginx (the client knows only
         # nginx's address, so through nginx)
         for target in (self.origin.addr, self.duplex.addr, self.halfsrv.addr):

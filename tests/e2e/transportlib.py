@@ -15,6 +15,7 @@ import test_integrity  # noqa: E402
 class TransportTestCase(gostlib.GostTestCase):
     duplex_exchange = test_integrity.IntegrityTest.duplex_exchange
     half_close_exchange = test_integrity.IntegrityTest.half_close_exchange
+    both_ways_and_half_close = test_integrity.IntegrityTest.both_ways_and_half_close
     run_connect_batch = test_concurrency.ConcurrencyTest.run_connect_batch
     check_batch = test_concurrency.ConcurrencyTest.check_batch
 
