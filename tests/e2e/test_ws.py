@@ -223,6 +223,9 @@ class WsTestBase(gostlib.GostTestCase):
 
 class WsTunnelTest(WsTestBase):
     """Our client against our server."""
+    duplex_exchange = integrity.IntegrityTest.duplex_exchange
+    half_close_exchange = integrity.IntegrityTest.half_close_exchange
+    both_ways_and_half_close = integrity.IntegrityTest.both_ways_and_half_close
 
     def test_socks5_over_ws(self):
         front, _ = self.ws_chain("socks5+ws", "socks5+ws")
@@ -266,16 +269,7 @@ class WsTunnelTest(WsTestBase):
         self.halfsrv = self.start_server(gostlib.ReplyAfterEOFServer(self.half_reply))
         front, _ = self.ws_chain(server_scheme, client_scheme)
         label = "%s -> %s" % (client_scheme, server_scheme)
-        s = integrity.open_connect_tunnel(self, front, self.duplex.addr)
-        try:
-            integrity.IntegrityTest.duplex_exchange(self, s, label)
-        finally:
-            s.close()
-        s = integrity.open_connect_tunnel(self, front, self.halfsrv.addr)
-        try:
-            integrity.IntegrityTest.half_close_exchange(self, s, label + " half-close")
-        finally:
-            s.close()
+        self.both_ways_and_half_close(front, label)
         # both tunnels went through the ws server, not around it
         for target in (self.duplex.addr, self.halfsrv.addr):
             gostlib.assert_tunnels_through(self, self.ws_server, target, 1, label)
