@@ -83,6 +83,7 @@ class RelayTunnel final : public Stream {
   }
 
   awaitable<void> wait_readable(error_code& ec) override { return inner_->wait_readable(ec); }
+  Poll poll_readable() override { return inner_->poll_readable(); }
 
   awaitable<void> shutdown_write(error_code& ec) override {
     if (!request_.empty()) {  // half-closed before any data: the request still has to go out

@@ -19,6 +19,9 @@ class BufferedStream final : public Stream {
     return inner_->write_some(buf, ec);
   }
   awaitable<void> wait_readable(error_code& ec) override;
+  Poll poll_readable() override {
+    return offset_ < prefix_.size() ? Poll{Poll::ready} : inner_->poll_readable();
+  }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
   void close() override { inner_->close(); }
   tcp::socket* raw_tcp() override {

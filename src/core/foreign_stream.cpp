@@ -96,6 +96,7 @@ class SharedStream final : public Stream {
     return s_->write_some(buf, ec);
   }
   awaitable<void> wait_readable(error_code& ec) override { return s_->wait_readable(ec); }
+  Poll poll_readable() override { return s_->poll_readable(); }
   awaitable<void> shutdown_write(error_code& ec) override { return s_->shutdown_write(ec); }
   void close() override { s_->close(); }
   tcp::socket* raw_tcp() override { return s_->raw_tcp(); }

@@ -20,6 +20,7 @@ namespace {
 // One increment per connection, not per byte: a shared counter costs nothing measurable.
 std::atomic<long> g_open{0};
 std::atomic<long> g_peak{0};  // highest g_open since the last release
+std::atomic<long> g_opened{0};  // connections ever opened
 
 // Below this many closed connections a release is not worth an arena walk (a pending TLS
 // handshake costs ~55 KiB, so 64 of them are ~3.5 MiB).
@@ -28,6 +29,7 @@ constexpr long kMinDrop = 64;
 }  // namespace
 
 ConnectionScope::ConnectionScope() {
+  g_opened.fetch_add(1, std::memory_order_relaxed);
   long n = g_open.fetch_add(1, std::memory_order_relaxed) + 1;
   long p = g_peak.load(std::memory_order_relaxed);
   while (n > p && !g_peak.compare_exchange_weak(p, n, std::memory_order_relaxed)) {
@@ -47,6 +49,18 @@ void tune_allocator() {
 
 bool load_dropped(long peak, long open) {
   return peak - open >= kMinDrop && peak - open >= peak / 4;
+}
+
+bool Arrivals::burst_ended(long opened) {
+  const long in_tick = opened - seen_;
+  seen_ = opened;
+  if (in_tick >= kQuiet) {
+    burst_ += in_tick;
+    return false;
+  }
+  const bool ended = burst_ >= kMinDrop;
+  burst_ = 0;
+  return ended;
 }
 
 namespace {
@@ -69,6 +83,7 @@ void trim(const char* why, long peak, long open) {
 // The follow-up trims still due after the last load-drop release (main thread only).
 std::chrono::steady_clock::time_point g_released{};
 std::size_t g_followups_done = std::size(kFollowUps);
+Arrivals g_arrivals;
 
 }  // namespace
 
@@ -76,6 +91,12 @@ bool release_after_load_drop(const std::function<void()>& shed) {
   long peak = g_peak.load(std::memory_order_relaxed);
   long open = g_open.load(std::memory_order_relaxed);
   auto now = std::chrono::steady_clock::now();
+  if (g_arrivals.burst_ended(g_opened.load(std::memory_order_relaxed)) &&
+      !load_dropped(peak, open)) {
+    if (shed) shed();
+    trim("arrivals ended", peak, open);
+    return true;
+  }
   if (!load_dropped(peak, open)) {
     if (g_followups_done < std::size(kFollowUps) &&
         now >= g_released + std::chrono::seconds(kFollowUps[g_followups_done])) {
@@ -91,6 +112,7 @@ bool release_after_load_drop(const std::function<void()>& shed) {
   g_peak.compare_exchange_strong(seen, open, std::memory_order_relaxed);
   if (shed) shed();
   trim("load drop", peak, open);
+  g_arrivals.reset();
   g_released = now;
   g_followups_done = 0;
 #if defined(__GLIBC__)

@@ -40,9 +40,27 @@ class ConnectionScope {
 // with some churn, does not trigger it; a burst on top of many long-lived tunnels does.
 bool load_dropped(long peak, long open);
 
+// Whether a burst of new connections has just ended, from the count of connections ever opened,
+// given about once a second: at least kMinDrop opened in ticks of kQuiet or more each, then a
+// quieter tick. Their handshakes' memory (a TLS handshake's buffers and state, some 50 KiB
+// each) is free again then, between what the tunnels that stay open hold: the heap keeps it
+// although no connection closed (1,000 relay+tls tunnels opened 64 at a time: ~3 KiB per
+// tunnel). A steady trickle never counts as a burst.
+class Arrivals {
+ public:
+  static constexpr long kQuiet = 16;
+  bool burst_ended(long opened);
+  void reset() { burst_ = 0; }  // a release covered this burst
+
+ private:
+  long seen_ = 0;
+  long burst_ = 0;
+};
+
 // Called about once a second from a thread that serves no connection (the main thread; the trim
 // walks every arena under its lock, and would stall a worker's connections for that long).
-// Releases free heap memory when load_dropped(), and again kFollowUps after such a release: much
+// Releases free heap memory when load_dropped() or a burst of arrivals has ended (Arrivals), and
+// again kFollowUps after a load drop's release: much
 // is freed only later — a multiplexed session ends some time after its last stream, a QUIC
 // connection drains for three PTOs, pooled sessions are reaped when idle — and a 2,000-tunnel
 // h3 burst left 43 MiB after the first trim, 36 MiB after a later one (issue 16 §2). On a drop

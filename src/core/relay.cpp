@@ -324,37 +324,67 @@ awaitable<std::size_t> move_chunk(Stream& src, Stream& dst, RelayState& st, erro
   co_return n;
 }
 
-// `readable`: src is known to be readable (no wait before the first read).
-awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, bool readable) {
-  RelayState::Hold hold(st);
-  error_code ec;
+// How a copy direction sizes its reads (kept while it is parked): a TinyBuffer until a read fills
+// one; from then on a SmallBuffer, or a RelayBuffer while reads fill a SmallBuffer (bulk).
+struct Growth {
   bool grown = false;    // a read has filled a TinyBuffer
   std::size_t last = 0;  // bytes of the last read
+};
+
+awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, bool readable,
+                               Growth g);
+
+// Direction `i` while src has nothing to read and waits for socket `s` only: a reactor wait and
+// no coroutine (docs/ARCHITECTURE.md "The relay"). Once `s` is readable the direction splices
+// when both ends allow it now, else a copy loop starts again.
+void park(RelayState& st, int i, Stream& src, Stream& dst, tcp::socket& s, Growth g) {
+  s.async_wait(tcp::socket::wait_read, [&st, i, &src, &dst, &s, g,
+                                        hold = RelayState::Hold(st)](error_code ec) {
+    if (ec) return st.direction_done(false);  // as a copy loop whose wait fails
+    if (try_splice(st, i, src, dst)) return;
+    // Readable for sure only when src reads `s` itself (a TLS stream's may have been
+    // a record without data).
+    asio::co_spawn(src.executor(), copy_direction(st, i, src, dst, src.raw_tcp() == &s, g),
+                   asio::detached);
+  });
+}
+
+// `readable`: src is known to be readable (no wait before the first read).
+awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, bool readable,
+                               Growth g) {
+  RelayState::Hold hold(st);
+  error_code ec;
   for (;;) {
     // Once both ends are plain TCP sockets (e.g. a protocol wrapper has finished its handshake),
     // the rest of this direction moves with splice(2), without this coroutine.
     if (try_splice(st, i, src, dst)) co_return;
     // Before every read, also after a full one: a read that blocks would hold its buffer for as
     // long as the tunnel then stays idle. Streams answer at once when bytes are there
-    // (TcpStream peeks first).
+    // (TcpStream peeks first); one that has nothing and waits for a socket only is parked, and
+    // this coroutine ends.
     if (!readable) {
-      co_await src.wait_readable(ec);
-      if (ec) break;
+      const Stream::Poll p = src.poll_readable();
+      if (p.kind == Stream::Poll::idle) {
+        park(st, i, src, dst, *p.socket, g);
+        co_return;
+      }
+      if (p.kind == Stream::Poll::unknown) {
+        co_await src.wait_readable(ec);
+        if (ec) break;
+      }
     }
     readable = false;
-    // A TinyBuffer until a read fills one; from then on a SmallBuffer, or a RelayBuffer while
-    // reads fill a SmallBuffer (bulk).
     std::size_t n = 0;
-    if (last >= SmallBuffer::size())
+    if (g.last >= SmallBuffer::size())
       n = co_await move_chunk<RelayBuffer>(src, dst, st, ec);
-    else if (grown)
+    else if (g.grown)
       n = co_await move_chunk<SmallBuffer>(src, dst, st, ec);
     else
       n = co_await move_chunk<TinyBuffer>(src, dst, st, ec);
     if (ec) break;
     st.count(i) += n;
-    grown = grown || n == TinyBuffer::size();
-    last = n;
+    g.grown = g.grown || n == TinyBuffer::size();
+    g.last = n;
   }
   bool clean = ec == asio::error::eof;
   if (clean && !st.aborted()) {
@@ -364,22 +394,16 @@ awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, 
   st.direction_done(clean);
 }
 
-// Direction `i`: spliced from the start when it can be, else a copy loop of its own. A copy loop
-// starts only once there is something to copy when src reads a socket (a wrapper that waits for
-// the target's first bytes): a tunnel whose target has not spoken yet holds a reactor wait, not a
-// coroutine.
+// Direction `i`: spliced from the start when it can be, else parked until src has something to
+// read when it waits for a socket (a tunnel whose target has not spoken yet holds a reactor wait,
+// not a coroutine), else a copy loop of its own.
 void RelayState::start_direction(int i, Stream& src, Stream& dst) {
   if (try_splice(*this, i, src, dst)) return;
-  tcp::socket* s = src.raw_tcp();
-  if (!s) {
-    asio::co_spawn(src.executor(), copy_direction(*this, i, src, dst, false), asio::detached);
-    return;
-  }
-  s->async_wait(tcp::socket::wait_read, [this, i, &src, &dst, hold = Hold(*this)](error_code ec) {
-    if (ec) return direction_done(false);  // as a copy loop whose wait fails
-    if (try_splice(*this, i, src, dst)) return;
-    asio::co_spawn(src.executor(), copy_direction(*this, i, src, dst, true), asio::detached);
-  });
+  const Stream::Poll p = src.poll_readable();
+  if (p.kind == Stream::Poll::idle) return park(*this, i, src, dst, *p.socket, {});
+  asio::co_spawn(src.executor(),
+                 copy_direction(*this, i, src, dst, p.kind == Stream::Poll::ready, {}),
+                 asio::detached);
 }
 
 void RelayState::start() {

@@ -20,6 +20,17 @@ class Stream {
   // Resolves once a read would not block, without a buffer: an idle connection holds no memory
   // for its data path. Streams without such a notion return at once.
   virtual awaitable<void> wait_readable(error_code& ec) { co_return; }
+  // Without waiting, for a relay that holds no coroutine while its tunnel is idle
+  // (docs/ARCHITECTURE.md "The relay"): `ready` when a read would not wait (bytes, the end or an
+  // error are there), `idle` when nothing can be read before `socket` is readable — the stream
+  // holds no bytes of its own and has nothing to send first —, `unknown` when the stream can only
+  // be waited for with wait_readable(). May process what arrived without application data (a TLS
+  // session ticket) and give idle buffers back, as wait_readable() does.
+  struct Poll {
+    enum Kind { unknown, ready, idle } kind = unknown;
+    tcp::socket* socket = nullptr;  // when idle
+  };
+  virtual Poll poll_readable() { return {}; }
   // Half-close: no more writes (TCP FIN, TLS close_notify, END_STREAM ...); reading continues.
   virtual awaitable<void> shutdown_write(error_code& ec) = 0;
   // Aborts the stream: pending operations complete with an error.

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <sys/socket.h>
 
+#include <utility>
+
 #include "core/metrics.hpp"
 
 namespace gost {
@@ -13,6 +15,10 @@ TcpStream::TcpStream(tcp::socket socket) : socket_(std::move(socket)) {
 }
 
 awaitable<std::size_t> TcpStream::read_some(asio::mutable_buffer buf, error_code& ec) {
+  if (peeked_errno_ != 0) {
+    ec = error_code(std::exchange(peeked_errno_, 0), boost::system::system_category());
+    co_return 0;
+  }
   auto [e, n] = co_await socket_.async_read_some(buf, use_nothrow);
   ec = e;
   if (sink_) sink_->input(n);
@@ -30,11 +36,18 @@ awaitable<std::size_t> TcpStream::write_some(asio::const_buffer buf, error_code&
 // before every read (docs/ARCHITECTURE.md "The relay"), also in the middle of a bulk transfer.
 awaitable<void> TcpStream::wait_readable(error_code& ec) {
   ec = {};
-  char c;
-  ssize_t n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) co_return;
+  if (poll_readable().kind == Poll::ready) co_return;
   auto [e] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
   ec = e;
+}
+
+Stream::Poll TcpStream::poll_readable() {
+  char c;
+  ssize_t n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n >= 0) return {Poll::ready};
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return {Poll::idle, &socket_};
+  peeked_errno_ = errno;
+  return {Poll::ready};
 }
 
 awaitable<void> TcpStream::shutdown_write(error_code& ec) {

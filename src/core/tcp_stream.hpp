@@ -17,6 +17,7 @@ class TcpStream final : public Stream {
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override;
   awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override;
   awaitable<void> wait_readable(error_code& ec) override;
+  Poll poll_readable() override;
   awaitable<void> shutdown_write(error_code& ec) override;
   void close() override;
   tcp::socket* raw_tcp() override { return &socket_; }
@@ -40,6 +41,9 @@ class TcpStream final : public Stream {
   tcp::socket socket_;
   std::shared_ptr<metrics::Sink> sink_;
   bool expect_proxy_header_ = false;
+  // A socket error (a reset) that a peek in poll_readable() took: the socket reports it once, and
+  // the next read would see an EOF instead. The next read returns it.
+  int peeked_errno_ = 0;
   struct Proxied {
     std::string remote, local;
   };

@@ -79,6 +79,7 @@ class ReplyOnFirstWrite final : public Stream {
     co_return ec ? 0 : buf.size();
   }
   awaitable<void> wait_readable(error_code& ec) override { return inner_->wait_readable(ec); }
+  Poll poll_readable() override { return inner_->poll_readable(); }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
   void close() override { inner_->close(); }
   // Reads are the inner stream's; writes too once the reply is out. So the client → target

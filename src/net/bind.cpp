@@ -29,6 +29,7 @@ class AddressedStream final : public Stream {
     return inner_->write_some(buf, ec);
   }
   awaitable<void> wait_readable(error_code& ec) override { return inner_->wait_readable(ec); }
+  Poll poll_readable() override { return inner_->poll_readable(); }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
   void close() override { inner_->close(); }
   tcp::socket* raw_tcp() override { return inner_->raw_tcp(); }

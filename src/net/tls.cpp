@@ -346,11 +346,7 @@ class TlsStream final : public Stream {
     for (;;) {
       if (SSL_pending(ssl_) > 0) co_return;
       if (socket_ || in_off_ < in_.size()) {
-        char c;
-        std::size_t n = 0;
-        ERR_clear_error();
-        int r = SSL_peek_ex(ssl_, &c, 1, &n);
-        const bool ready = r == 1 || SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ;
+        const bool ready = peek_ready();
         if (!out_.empty()) {
           co_await flush(ec);
           if (ec) co_return;
@@ -365,6 +361,15 @@ class TlsStream final : public Stream {
         if (ec) co_return;
       }
     }
+  }
+
+  // Over a TCP socket only: what comes through in_ is the inner stream's to wait for.
+  Poll poll_readable() override {
+    if (!socket_ || !ssl_ || !out_.empty()) return {};
+    if (SSL_pending(ssl_) > 0 || peek_ready()) return {Poll::ready};
+    if (!out_.empty()) return {};  // an answer to send first (a key update): wait_readable()
+    release_buffers();
+    return {Poll::idle, socket_};
   }
 
   awaitable<void> shutdown_write(error_code& ec) override {
@@ -385,8 +390,26 @@ class TlsStream final : public Stream {
     return p ? std::string(reinterpret_cast<const char*>(p), len) : std::string();
   }
 
-  // BIO callbacks: ciphertext in from in_, out to out_.
-  int bio_read(char* data, std::size_t len, std::size_t* done) {
+  // BIO callbacks: ciphertext in from the socket or in_, out to out_. 1: *done bytes; 0 with
+  // `retry`: none yet; 0 without: the end (bio_eof()) or a socket error (errno).
+  int bio_read(char* data, std::size_t len, std::size_t* done, bool& retry) {
+    retry = false;
+    if (socket_) {
+      ssize_t n;
+      do n = ::recv(static_cast<int>(socket_->native_handle()), data, len, 0);
+      while (n < 0 && errno == EINTR);
+      if (n > 0) {
+        if (counted_) counted_->count_read(static_cast<std::size_t>(n));
+        *done = static_cast<std::size_t>(n);
+        return 1;
+      }
+      if (n == 0)
+        eof_ = true;
+      else
+        retry = errno == EAGAIN || errno == EWOULDBLOCK;
+      return 0;
+    }
+    retry = true;
     if (in_off_ >= in_.size()) return 0;
     std::size_t n = std::min(len, in_.size() - in_off_);
     std::memcpy(data, in_.data() + in_off_, n);
@@ -399,27 +422,23 @@ class TlsStream final : public Stream {
     return 1;
   }
   void bio_write(const char* data, std::size_t len) { out_.append(data, len); }
+  bool bio_eof() const { return eof_; }
 
  private:
   void create_ssl() {
     ssl_ = SSL_new(ctx_->native());
     if (!ssl_) throw std::runtime_error("tls: " + ssl_error_text());
-    BIO* wbio = BIO_new(stream_bio_method());
-    BIO_set_data(wbio, this);
-    BIO_set_init(wbio, 1);
+    // One BIO both ways (SSL_set_bio takes a single reference for both).
+    BIO* bio = BIO_new(stream_bio_method());
+    BIO_set_data(bio, this);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ssl_, bio, bio);
     if (socket_) {
-      BIO* rbio = BIO_new_socket(static_cast<int>(socket_->native_handle()), BIO_NOCLOSE);
-      SSL_set_bio(ssl_, rbio, wbio);
       // The service's metrics count the raw bytes of the accepted socket (docs/PROTOCOLS.md
-      // "observability: metrics"); OpenSSL reads it directly here, so its reads are counted from
-      // the BIO.
-      if (auto* tcp = dynamic_cast<TcpStream*>(inner_.get()); tcp && tcp->counts_traffic()) {
+      // "observability: metrics"); OpenSSL reads it through bio_read(), which counts them.
+      if (auto* tcp = dynamic_cast<TcpStream*>(inner_.get()); tcp && tcp->counts_traffic())
         counted_ = tcp;
-        rbio_ = rbio;
-      }
       SSL_set_read_ahead(ssl_, 1);
-    } else {
-      SSL_set_bio(ssl_, wbio, wbio);
     }
     if (ctx_->is_server) {
       SSL_set_accept_state(ssl_);
@@ -495,10 +514,19 @@ class TlsStream final : public Stream {
     SSL_free(ssl_);
     ssl_ = nullptr;
     counted_ = nullptr;
-    rbio_ = nullptr;
   }
 
   // Frees OpenSSL's read and write buffers unless they hold data (see can_free_buffers()).
+  // Whether application data, the end or an error is there, after processing the records that
+  // carry none (it may read the socket, and leave an answer in out_).
+  bool peek_ready() {
+    char c;
+    std::size_t n = 0;
+    ERR_clear_error();
+    int r = SSL_peek_ex(ssl_, &c, 1, &n);
+    return r == 1 || SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ;
+  }
+
   void release_buffers() {
     if (ssl_ && can_free_buffers()) SSL_free_buffers(ssl_);
   }
@@ -512,7 +540,6 @@ class TlsStream final : public Stream {
     for (;;) {
       ERR_clear_error();
       int r = op();
-      if (counted_) count_reads();
       // Read the outcome now: OpenSSL's error queue is per thread, and other connections of this
       // worker run while we wait below.
       if (r <= 0) last_error_ = SSL_get_error(ssl_, r);
@@ -546,12 +573,6 @@ class TlsStream final : public Stream {
       }
       if (ec) co_return r;
     }
-  }
-
-  void count_reads() {
-    std::uint64_t total = BIO_number_read(rbio_);
-    counted_->count_read(total - counted_total_);
-    counted_total_ = total;
   }
 
   // Reads more ciphertext from the inner stream (BIO mode). The read buffer is taken only once
@@ -596,9 +617,7 @@ class TlsStream final : public Stream {
   TlsContextPtr ctx_;
   SSL* ssl_ = nullptr;
   tcp::socket* socket_ = nullptr;  // set: OpenSSL reads the socket itself
-  TcpStream* counted_ = nullptr;   // set: the socket's reads count for metrics (through rbio_)
-  BIO* rbio_ = nullptr;
-  std::uint64_t counted_total_ = 0;
+  TcpStream* counted_ = nullptr;   // set: the socket's reads count for metrics (bio_read())
   int last_error_ = 0;
   std::string last_failure_;  // OpenSSL's reason for the last failed call
   std::string in_;
@@ -606,14 +625,16 @@ class TlsStream final : public Stream {
   std::string out_;
   bool writing_ = false;
   bool handshaking_ = false;  // in handshake(): a failure frees ssl_
+  bool eof_ = false;          // the socket's end was read
   asio::steady_timer write_done_;
 };
 
 int bio_read_ex(BIO* b, char* data, std::size_t len, std::size_t* done) {
   BIO_clear_retry_flags(b);
   auto* s = static_cast<TlsStream*>(BIO_get_data(b));
-  if (s->bio_read(data, len, done) == 1) return 1;
-  BIO_set_retry_read(b);
+  bool retry = false;
+  if (s->bio_read(data, len, done, retry) == 1) return 1;
+  if (retry) BIO_set_retry_read(b);
   *done = 0;
   return 0;
 }
@@ -625,8 +646,10 @@ int bio_write_ex(BIO* b, const char* data, std::size_t len, std::size_t* done) {
   return 1;
 }
 
-long bio_ctrl(BIO*, int cmd, long, void*) {
+long bio_ctrl(BIO* b, int cmd, long, void*) {
   switch (cmd) {
+    case BIO_CTRL_EOF:  // as OpenSSL's socket BIO: an end without close_notify is "unexpected"
+      return static_cast<TlsStream*>(BIO_get_data(b))->bio_eof() ? 1 : 0;
     case BIO_CTRL_FLUSH:
     case BIO_CTRL_PUSH:
     case BIO_CTRL_POP:
@@ -668,6 +691,8 @@ TlsContextPtr server_context(const std::optional<config::TLS>& tls,
   // its connection, i.e. memory a burst leaves behind. Go's server, like GOST, resumes with
   // tickets only, which need no cache.
   SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
+  // One TLS 1.3 session ticket per handshake, as Go's server (OpenSSL sends two).
+  SSL_CTX_set_num_tickets(raw, 1);
 
   std::shared_ptr<CertKey> ck;
   X509_STORE* client_ca = nullptr;
@@ -754,7 +779,12 @@ TlsContextPtr client_context(const std::optional<config::TLS>& tls, const std::s
     SSL_CTX_set_default_verify_paths(raw);
     SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
   } else {
+    // Go's InsecureSkipVerify: the server's chain is not looked at at all. OpenSSL would still
+    // run its verification with SSL_VERIFY_NONE (only ignoring the result), which costs a
+    // handshake time and leaves decoded extensions cached in each connection's peer certificate.
     SSL_CTX_set_verify(raw, SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_cert_verify_callback(
+        raw, [](X509_STORE_CTX*, void*) { return 1; }, nullptr);
   }
   if (tls && !tls->certFile.empty() && !tls->keyFile.empty()) {
     auto ck = load_pair(tls->certFile, tls->keyFile);

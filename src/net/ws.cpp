@@ -283,6 +283,16 @@ class WsStream final : public Stream {
     }
   }
 
+  // Payload comes straight from the inner stream (no buffer of ours); anything else there first
+  // (a frame header, a control frame) is wait_readable()'s to consume.
+  Poll poll_readable() override {
+    Core& c = *core_;
+    if (c.eof || c.read_error) return {Poll::ready};
+    Poll p = c.inner->poll_readable();
+    if (c.decoder.in_data() || p.kind != Poll::ready) return p;
+    return {};
+  }
+
   awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
     Core& c = *core_;
     ec = {};

@@ -31,6 +31,22 @@ TEST(Memory, ConnectionScopesCountAndAReleaseResetsThePeak) {
   EXPECT_FALSE(gost::memory::release_after_load_drop());  // the peak was reset to the load
 }
 
+TEST(Memory, ABurstOfArrivalsEndsAtTheFirstQuietTick) {
+  gost::memory::Arrivals a;
+  EXPECT_FALSE(a.burst_ended(500));   // 500 opened in this tick: a burst goes on
+  EXPECT_FALSE(a.burst_ended(1000));  // and on
+  EXPECT_TRUE(a.burst_ended(1003));   // 3 in a tick: it has ended
+  EXPECT_FALSE(a.burst_ended(1003));  // once
+  long opened = 1003;
+  for (int tick = 0; tick < 100; ++tick)  // a steady trickle of 15 a second is no burst
+    EXPECT_FALSE(a.burst_ended(opened += 15)) << tick;
+  EXPECT_FALSE(a.burst_ended(opened += 40));  // 40 opened,
+  EXPECT_FALSE(a.burst_ended(opened));        // then quiet: fewer than 64 is not worth a trim
+  EXPECT_FALSE(a.burst_ended(opened += 100));
+  a.reset();  // a load drop's release covered it
+  EXPECT_FALSE(a.burst_ended(opened));
+}
+
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
 namespace {
 long rss_kib() {

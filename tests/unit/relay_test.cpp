@@ -34,12 +34,15 @@ std::string random_bytes(std::size_t n) {
 
 // A wrapper around a TcpStream. `opaque`: never shows its socket (every byte is copied);
 // `hide_read` / `hide_write`: shows it for reading only after its first read / for writing only
-// after its first write (as the relay protocol's wrappers do). Counts live instances.
+// after its first write (as the relay protocol's wrappers do); `polls`: answers poll_readable()
+// with its socket (as TLS over TCP does), else only wait_readable() waits for it. Counts live
+// instances, and its waits in wait_readable() (`waiting`).
 class Wrapped final : public Stream {
  public:
   Wrapped(tcp::socket s, int* alive) : inner_(std::move(s)), alive_(alive) { ++*alive_; }
   ~Wrapped() override { --*alive_; }
-  bool opaque = false, hide_read = false, hide_write = false;
+  bool opaque = false, hide_read = false, hide_write = false, polls = false;
+  int waiting = 0;
 
   asio::any_io_executor executor() override { return inner_.executor(); }
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
@@ -50,7 +53,12 @@ class Wrapped final : public Stream {
     hide_write = false;
     co_return co_await inner_.write_some(buf, ec);
   }
-  awaitable<void> wait_readable(error_code& ec) override { return inner_.wait_readable(ec); }
+  awaitable<void> wait_readable(error_code& ec) override {
+    ++waiting;
+    co_await inner_.wait_readable(ec);
+    --waiting;
+  }
+  Poll poll_readable() override { return polls ? inner_.poll_readable() : Poll{}; }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_.shutdown_write(ec); }
   void close() override { inner_.close(); }
   tcp::socket* raw_tcp() override { return opaque || hide_read ? nullptr : inner_.raw_tcp(); }
@@ -63,7 +71,9 @@ class Wrapped final : public Stream {
   int* alive_;
 };
 
-enum class Mode { splice, copy, switching };
+// copy: a → b copies, through wait_readable(); parked: both copy, idle directions parked on
+// their sockets (poll_readable()).
+enum class Mode { splice, copy, switching, parked };
 
 // client socket `c` ↔ a … relay … b ↔ target socket `t`.
 struct Tunnel {
@@ -80,6 +90,7 @@ struct Tunnel {
     a = std::make_unique<Wrapped>(std::move(a0), &alive);
     b = std::make_unique<Wrapped>(std::move(b0), &alive);
     if (mode == Mode::copy) a->opaque = true;
+    if (mode == Mode::parked) a->opaque = b->opaque = a->polls = b->polls = true;
     if (mode == Mode::switching) {
       a->hide_write = true;  // b → a copies until its first write (ReplyOnFirstWrite)
       b->hide_read = true;   // and reads b until its first read (the relay connector)
@@ -253,6 +264,7 @@ TEST_P(RelayModes, DestroyedWhilePending) {
       auto a = std::make_unique<Wrapped>(std::move(a0), &alive);
       auto b = std::make_unique<Wrapped>(std::move(b0), &alive);
       if (GetParam() == Mode::copy) a->opaque = true;
+      if (GetParam() == Mode::parked) a->opaque = b->opaque = a->polls = b->polls = true;
       if (GetParam() == Mode::switching) a->hide_write = b->hide_read = true;
       RelayOptions o;
       if (i % 2) o.idle_timeout = 1h;  // with a pending timer too
@@ -275,17 +287,54 @@ TEST_P(RelayModes, DestroyedWhilePending) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Relay, RelayModes,
-                         ::testing::Values(Mode::splice, Mode::copy, Mode::switching),
+                         ::testing::Values(Mode::splice, Mode::copy, Mode::switching, Mode::parked),
                          [](const auto& p) {
                            switch (p.param) {
                              case Mode::splice:
                                return "Splice";
                              case Mode::copy:
                                return "Copy";
+                             case Mode::parked:
+                               return "Parked";
                              default:
                                return "Switching";
                            }
                          });
+
+// Between exchanges, a copying relay whose streams answer poll_readable() with their socket waits
+// in no coroutine (docs/ARCHITECTURE.md "The relay"); one whose streams cannot waits in both
+// directions' wait_readable().
+TEST(Relay, AnIdleCopyingRelayWaitsWithoutCoroutines) {
+  for (bool polls : {true, false}) {
+    Tunnel s(Mode::copy);
+    s.a->opaque = s.b->opaque = true;
+    s.a->polls = s.b->polls = polls;
+    bool ended = false;
+    auto relaying = [&]() -> awaitable<void> {
+      co_await relay(*s.a, *s.b, {});
+      ended = true;
+    };
+    asio::co_spawn(s.io, relaying(), asio::detached);
+    run(s.io, [&]() -> awaitable<void> {
+      auto ex = co_await asio::this_coro::executor;
+      asio::steady_timer wait(ex);
+      for (int i = 0; i < 3; ++i) {
+        co_await asio::async_write(*s.c, asio::buffer(std::string_view("ping")), use_nothrow);
+        EXPECT_EQ(co_await read_exactly(*s.t, 4), "ping");
+        co_await asio::async_write(*s.t, asio::buffer(std::string_view("pong")), use_nothrow);
+        EXPECT_EQ(co_await read_exactly(*s.c, 4), "pong");
+        wait.expires_after(50ms);
+        co_await wait.async_wait(use_nothrow);
+        EXPECT_EQ(s.a->waiting + s.b->waiting, polls ? 0 : 2) << "polls " << polls << ", " << i;
+      }
+      s.c->shutdown(tcp::socket::shutdown_send);
+      s.t->shutdown(tcp::socket::shutdown_send);
+      EXPECT_EQ(co_await read_end(*s.c), asio::error::eof);
+      EXPECT_EQ(co_await read_end(*s.t), asio::error::eof);
+    }());
+    EXPECT_TRUE(ended) << "polls " << polls;
+  }
+}
 
 // A relay that is made but never awaited owns nothing that outlives it.
 TEST(Relay, NeverAwaited) {
