@@ -85,6 +85,8 @@ class RelayTunnel final : public Stream {
   awaitable<void> wait_readable(error_code& ec) override { return inner_->wait_readable(ec); }
   Poll poll_readable() override { return inner_->poll_readable(); }
 
+  bool writable_now() override { return inner_->writable_now(); }
+  awaitable<void> wait_writable(error_code& ec) override { return inner_->wait_writable(ec); }
   awaitable<void> shutdown_write(error_code& ec) override {
     if (!request_.empty()) {  // half-closed before any data: the request still has to go out
       std::string out = std::move(request_);

@@ -22,6 +22,8 @@ class BufferedStream final : public Stream {
   Poll poll_readable() override {
     return offset_ < prefix_.size() ? Poll{Poll::ready} : inner_->poll_readable();
   }
+  bool writable_now() override { return inner_->writable_now(); }
+  awaitable<void> wait_writable(error_code& ec) override { return inner_->wait_writable(ec); }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
   void close() override { inner_->close(); }
   tcp::socket* raw_tcp() override {

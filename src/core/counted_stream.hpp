@@ -29,6 +29,8 @@ class CountedStream final : public Stream {
   awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override;
   awaitable<void> wait_readable(error_code& ec) override { return inner_->wait_readable(ec); }
   Poll poll_readable() override { return inner_->poll_readable(); }
+  bool writable_now() override { return inner_->writable_now(); }
+  awaitable<void> wait_writable(error_code& ec) override { return inner_->wait_writable(ec); }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
   void close() override { inner_->close(); }
   // No raw socket: splice(2) would move bytes past the counting.

@@ -97,6 +97,8 @@ class SharedStream final : public Stream {
   }
   awaitable<void> wait_readable(error_code& ec) override { return s_->wait_readable(ec); }
   Poll poll_readable() override { return s_->poll_readable(); }
+  bool writable_now() override { return s_->writable_now(); }
+  awaitable<void> wait_writable(error_code& ec) override { return s_->wait_writable(ec); }
   awaitable<void> shutdown_write(error_code& ec) override { return s_->shutdown_write(ec); }
   void close() override { s_->close(); }
   tcp::socket* raw_tcp() override { return s_->raw_tcp(); }

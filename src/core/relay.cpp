@@ -368,12 +368,22 @@ awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, 
         park(st, i, src, dst, *p.socket, g);
         co_return;
       }
-      if (p.kind == Stream::Poll::unknown) {
+      readable = p.kind == Stream::Poll::ready;
+      if (!readable) {
         co_await src.wait_readable(ec);
         if (ec) break;
       }
     }
+    // A destination whose writes wait their turn (PHT pushes) is waited for before the read, so
+    // that the tunnel holds no buffer while it waits — when the read is sure not to wait
+    // (wait_readable() of some streams answers at once): what wait_writable() takes is then
+    // held only for this read and its write.
+    const bool wait_dst = readable && !dst.writable_now();
     readable = false;
+    if (wait_dst) {
+      co_await dst.wait_writable(ec);
+      if (ec) break;
+    }
     std::size_t n = 0;
     if (g.last >= SmallBuffer::size())
       n = co_await move_chunk<RelayBuffer>(src, dst, st, ec);

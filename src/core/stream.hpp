@@ -31,6 +31,16 @@ class Stream {
     tcp::socket* socket = nullptr;  // when idle
   };
   virtual Poll poll_readable() { return {}; }
+  // Whether a write now would be taken without waiting for a resource shared with other streams
+  // (a PHT push slot). A relay that has something to read but a destination that is not
+  // writable waits with wait_writable() before it reads, so that a tunnel whose writes queue
+  // holds no buffer meanwhile (docs/ARCHITECTURE.md "The relay"). wait_writable() may take that
+  // resource for the next write (which then does not wait for it).
+  virtual bool writable_now() { return true; }
+  virtual awaitable<void> wait_writable(error_code& ec) {
+    ec = {};
+    co_return;
+  }
   // Half-close: no more writes (TCP FIN, TLS close_notify, END_STREAM ...); reading continues.
   virtual awaitable<void> shutdown_write(error_code& ec) = 0;
   // Aborts the stream: pending operations complete with an error.

@@ -80,6 +80,8 @@ class ReplyOnFirstWrite final : public Stream {
   }
   awaitable<void> wait_readable(error_code& ec) override { return inner_->wait_readable(ec); }
   Poll poll_readable() override { return inner_->poll_readable(); }
+  bool writable_now() override { return inner_->writable_now(); }
+  awaitable<void> wait_writable(error_code& ec) override { return inner_->wait_writable(ec); }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
   void close() override { inner_->close(); }
   // Reads are the inner stream's; writes too once the reply is out. So the client → target

@@ -30,6 +30,8 @@ class AddressedStream final : public Stream {
   }
   awaitable<void> wait_readable(error_code& ec) override { return inner_->wait_readable(ec); }
   Poll poll_readable() override { return inner_->poll_readable(); }
+  bool writable_now() override { return inner_->writable_now(); }
+  awaitable<void> wait_writable(error_code& ec) override { return inner_->wait_writable(ec); }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_->shutdown_write(ec); }
   void close() override { inner_->close(); }
   tcp::socket* raw_tcp() override { return inner_->raw_tcp(); }

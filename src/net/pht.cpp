@@ -883,6 +883,7 @@ struct ClientSession : std::enable_shared_from_this<ClientSession> {
   bool closed = false;
   bool shut = false;  // the close notification was sent (or is on its way)
   std::uint64_t pushed = 0;  // push body bytes sent so far (their place in the PushQueue)
+  bool holds_slot = false;   // a push slot taken ahead of the next push (reserve_push())
 
   static constexpr RequestLimits kPushLimits{std::chrono::seconds(60), std::chrono::seconds(30)};
   static constexpr RequestLimits kPullLimits{std::chrono::seconds(30), std::chrono::seconds(45)};
@@ -971,7 +972,10 @@ struct ClientSession : std::enable_shared_from_this<ClientSession> {
   awaitable<void> post(std::string_view raw, RequestLimits limits, error_code& ec) {
     auto ex = co_await asio::this_coro::executor;
     PushQueue& q = carrier->pushes();
-    co_await q.acquire(pushed);
+    if (holds_slot)
+      holds_slot = false;  // taken by reserve_push(): this push uses it
+    else
+      co_await q.acquire(pushed);
     struct Slot {
       PushQueue& q;
       asio::any_io_executor ex;
@@ -995,9 +999,24 @@ struct ClientSession : std::enable_shared_from_this<ClientSession> {
     }
   }
 
+  // The slot of the next push, taken now (in the queue's order): a relay waits for it before it
+  // reads what it will push, so that a tunnel waiting for its turn holds no buffer.
+  awaitable<void> reserve_push() {
+    if (holds_slot || closed) co_return;
+    co_await carrier->pushes().acquire(pushed);
+    holds_slot = true;
+    if (closed) drop_slot();  // closed meanwhile: no push will use it
+  }
+  void drop_slot() {
+    if (!holds_slot) return;
+    holds_slot = false;
+    carrier->pushes().release(ex);
+  }
+
   void close() {
     if (closed) return;
     closed = true;
+    drop_slot();
     if (pull_req) pull_req->abort();
     if (push_req) push_req->abort();
     readable.cancel();
@@ -1073,6 +1092,15 @@ class ClientStream final : public Stream {
     co_return ec ? 0 : n;
   }
 
+  bool writable_now() override {
+    ClientSession& s = *s_;
+    return s.closed || s.shut || s.holds_slot || s.carrier->pushes().available(s.ex);
+  }
+  awaitable<void> wait_writable(error_code& ec) override {
+    co_await s_->reserve_push();
+    ec = s_->closed ? error_code(asio::error::operation_aborted) : error_code();
+  }
+
   // The close notification (empty push): the server's application reads EOF; our pull goes on.
   awaitable<void> shutdown_write(error_code& ec) override {
     ec = {};
@@ -1115,6 +1143,11 @@ awaitable<void> PushQueue::acquire(std::uint64_t order) {
   sl.waiting.push_back({order, sl.seq++, w});
   std::push_heap(sl.waiting.begin(), sl.waiting.end(), std::greater<>());
   while (!w->granted) co_await w->wake.async_wait(use_nothrow);
+}
+
+bool PushQueue::available(const asio::any_io_executor& ex) {
+  const Slots& sl = slots(ex);
+  return sl.active < limit_ && sl.waiting.empty();
 }
 
 void PushQueue::release(const asio::any_io_executor& ex) {

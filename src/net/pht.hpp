@@ -160,6 +160,8 @@ class PushQueue {
   // On the tunnel's executor; release() on the same one.
   awaitable<void> acquire(std::uint64_t order);
   void release(const asio::any_io_executor& ex);
+  // Whether acquire() would not wait now.
+  bool available(const asio::any_io_executor& ex);
 
  private:
   struct Waiter;

@@ -43,10 +43,13 @@ class Wrapped final : public Stream {
   ~Wrapped() override { --*alive_; }
   bool opaque = false, hide_read = false, hide_write = false, polls = false;
   int waiting = 0;
+  bool gated = false;  // not writable (as a PHT stream without a push slot) while set
+  int reads = 0;
 
   asio::any_io_executor executor() override { return inner_.executor(); }
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec) override {
     hide_read = false;
+    ++reads;
     co_return co_await inner_.read_some(buf, ec);
   }
   awaitable<std::size_t> write_some(asio::const_buffer buf, error_code& ec) override {
@@ -59,6 +62,15 @@ class Wrapped final : public Stream {
     --waiting;
   }
   Poll poll_readable() override { return polls ? inner_.poll_readable() : Poll{}; }
+  bool writable_now() override { return !gated; }
+  awaitable<void> wait_writable(error_code& ec) override {
+    asio::steady_timer t(inner_.executor());
+    while (gated) {
+      t.expires_after(std::chrono::milliseconds(5));
+      co_await t.async_wait(use_nothrow);
+    }
+    ec = {};
+  }
   awaitable<void> shutdown_write(error_code& ec) override { return inner_.shutdown_write(ec); }
   void close() override { inner_.close(); }
   tcp::socket* raw_tcp() override { return opaque || hide_read ? nullptr : inner_.raw_tcp(); }
@@ -334,6 +346,31 @@ TEST(Relay, AnIdleCopyingRelayWaitsWithoutCoroutines) {
     }());
     EXPECT_TRUE(ended) << "polls " << polls;
   }
+}
+
+// A destination that is not writable is waited for before the source is read: the bytes stay
+// where they are (no buffer of the relay holds them) until it is.
+TEST(Relay, AnUnwritableDestinationIsWaitedForBeforeTheRead) {
+  Tunnel s(Mode::copy);
+  s.a->opaque = s.b->opaque = s.a->polls = s.b->polls = true;
+  s.b->gated = true;
+  auto relaying = [&]() -> awaitable<void> { co_await relay(*s.a, *s.b, {}); };
+  asio::co_spawn(s.io, relaying(), asio::detached);
+  run(s.io, [&]() -> awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer wait(ex);
+    co_await asio::async_write(*s.c, asio::buffer(std::string_view("held")), use_nothrow);
+    wait.expires_after(100ms);
+    co_await wait.async_wait(use_nothrow);
+    EXPECT_EQ(s.a->reads, 0);  // readable, but b is not writable
+    s.b->gated = false;
+    EXPECT_EQ(co_await read_exactly(*s.t, 4), "held");
+    EXPECT_GE(s.a->reads, 1);
+    s.c->shutdown(tcp::socket::shutdown_send);
+    s.t->shutdown(tcp::socket::shutdown_send);
+    EXPECT_EQ(co_await read_end(*s.c), asio::error::eof);
+    EXPECT_EQ(co_await read_end(*s.t), asio::error::eof);
+  }());
 }
 
 // A relay that is made but never awaited owns nothing that outlives it.
