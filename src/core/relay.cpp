@@ -334,6 +334,15 @@ struct Growth {
 awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, bool readable,
                                Growth g);
 
+// src.poll_readable(), and a stream that cannot tell but reads a socket exactly (raw_tcp()) waits
+// for that socket.
+Stream::Poll poll(Stream& src) {
+  Stream::Poll p = src.poll_readable();
+  if (p.kind == Stream::Poll::unknown)
+    if (tcp::socket* s = src.raw_tcp()) p = {Stream::Poll::idle, s};
+  return p;
+}
+
 // Direction `i` while src has nothing to read and waits for socket `s` only: a reactor wait and
 // no coroutine (docs/ARCHITECTURE.md "The relay"). Once `s` is readable the direction splices
 // when both ends allow it now, else a copy loop starts again.
@@ -363,7 +372,7 @@ awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, 
     // (TcpStream peeks first); one that has nothing and waits for a socket only is parked, and
     // this coroutine ends.
     if (!readable) {
-      const Stream::Poll p = src.poll_readable();
+      const Stream::Poll p = poll(src);
       if (p.kind == Stream::Poll::idle) {
         park(st, i, src, dst, *p.socket, g);
         co_return;
@@ -409,7 +418,7 @@ awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, 
 // not a coroutine), else a copy loop of its own.
 void RelayState::start_direction(int i, Stream& src, Stream& dst) {
   if (try_splice(*this, i, src, dst)) return;
-  const Stream::Poll p = src.poll_readable();
+  const Stream::Poll p = poll(src);
   if (p.kind == Stream::Poll::idle) return park(*this, i, src, dst, *p.socket, {});
   asio::co_spawn(src.executor(),
                  copy_direction(*this, i, src, dst, p.kind == Stream::Poll::ready, {}),

@@ -516,7 +516,6 @@ class TlsStream final : public Stream {
     counted_ = nullptr;
   }
 
-  // Frees OpenSSL's read and write buffers unless they hold data (see can_free_buffers()).
   // Whether application data, the end or an error is there, after processing the records that
   // carry none (it may read the socket, and leave an answer in out_).
   bool peek_ready() {
@@ -527,6 +526,7 @@ class TlsStream final : public Stream {
     return r == 1 || SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ;
   }
 
+  // Frees OpenSSL's read and write buffers unless they hold data (see can_free_buffers()).
   void release_buffers() {
     if (ssl_ && can_free_buffers()) SSL_free_buffers(ssl_);
   }
