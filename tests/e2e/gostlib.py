@@ -65,6 +65,13 @@ def sanitizer_reports(pid):
     return text
 
 
+def under_asan():
+    """True when the tests run a sanitizer build (scripts/sanitize.sh exports ASAN_OPTIONS): RSS
+    bounds mean nothing there (ASan keeps freed memory in its quarantine); LeakSanitizer's report
+    at exit checks for leaks instead."""
+    return "ASAN_OPTIONS" in os.environ
+
+
 def clean_env():
     """Environment without proxy variables (curl would honour them)."""
     env = dict(os.environ)

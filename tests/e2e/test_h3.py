@@ -494,7 +494,8 @@ class H3BadInputTest(H3TestBase):
         self.assert_serving(self.front, self.srv, "after 2000 junk Initials")
         rss1, fds1 = udplib.rss_kib(pid), udplib.fd_count(pid)
         sys.stderr.write("junk Initial flood: RSS %d -> %d KiB, fds %d -> %d\n" % (rss0, rss1, fds0, fds1))
-        self.assertLess(rss1 - rss0, 50 * 1024, "RSS grew by %d KiB" % (rss1 - rss0))
+        if not gostlib.under_asan():
+            self.assertLess(rss1 - rss0, 50 * 1024, "RSS grew by %d KiB" % (rss1 - rss0))
         self.assertLess(fds1 - fds0, 20, "open descriptors grew from %d to %d" % (fds0, fds1))
 
     def test_stateless_reset_lookalikes(self):
@@ -603,7 +604,8 @@ class H3RealInitialTest(H3TestBase):
         sys.stderr.write("real Initial flood: %d/100 sockets answered; RSS %d -> %d KiB, fds %d -> %d\n"
                          % (answered, rss0, rss1, fds0, fds1))
         self.assertGreater(answered, 0, "no real Initial was answered at all")
-        self.assertLess(rss1 - rss0, 100 * 1024, "RSS grew by %d KiB" % (rss1 - rss0))
+        if not gostlib.under_asan():
+            self.assertLess(rss1 - rss0, 100 * 1024, "RSS grew by %d KiB" % (rss1 - rss0))
         self.assertLess(fds1 - fds0, 20, "open descriptors grew from %d to %d" % (fds0, fds1))
         self.assertAlive(server)
 
