@@ -85,19 +85,25 @@ std::chrono::steady_clock::time_point g_released{};
 std::size_t g_followups_done = std::size(kFollowUps);
 Arrivals g_arrivals;
 
+#if defined(__GLIBC__)
+constexpr bool trims = true;  // trim() gives memory back
+#else
+constexpr bool trims = false;
+#endif
+
 }  // namespace
 
 bool release_after_load_drop(const std::function<void()>& shed) {
   long peak = g_peak.load(std::memory_order_relaxed);
   long open = g_open.load(std::memory_order_relaxed);
   auto now = std::chrono::steady_clock::now();
-  if (g_arrivals.burst_ended(g_opened.load(std::memory_order_relaxed)) &&
-      !load_dropped(peak, open)) {
-    if (shed) shed();
-    trim("arrivals ended", peak, open);
-    return true;
-  }
+  const bool arrivals_ended = g_arrivals.burst_ended(g_opened.load(std::memory_order_relaxed));
   if (!load_dropped(peak, open)) {
+    if (arrivals_ended) {
+      if (shed) shed();
+      trim("arrivals ended", peak, open);
+      return trims;
+    }
     if (g_followups_done < std::size(kFollowUps) &&
         now >= g_released + std::chrono::seconds(kFollowUps[g_followups_done])) {
       ++g_followups_done;
@@ -115,11 +121,7 @@ bool release_after_load_drop(const std::function<void()>& shed) {
   g_arrivals.reset();
   g_released = now;
   g_followups_done = 0;
-#if defined(__GLIBC__)
-  return true;
-#else
-  return false;
-#endif
+  return trims;
 }
 
 void release_thread_heap() {

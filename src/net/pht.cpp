@@ -1135,7 +1135,7 @@ PushQueue::Slots& PushQueue::slots(const asio::any_io_executor& ex) {
 awaitable<void> PushQueue::acquire(std::uint64_t order) {
   auto ex = co_await asio::this_coro::executor;
   Slots& sl = slots(ex);
-  if (sl.active < limit_ && sl.waiting.empty()) {
+  if (has_room(sl)) {
     ++sl.active;
     co_return;
   }
@@ -1145,10 +1145,7 @@ awaitable<void> PushQueue::acquire(std::uint64_t order) {
   while (!w->granted) co_await w->wake.async_wait(use_nothrow);
 }
 
-bool PushQueue::available(const asio::any_io_executor& ex) {
-  const Slots& sl = slots(ex);
-  return sl.active < limit_ && sl.waiting.empty();
-}
+bool PushQueue::available(const asio::any_io_executor& ex) { return has_room(slots(ex)); }
 
 void PushQueue::release(const asio::any_io_executor& ex) {
   Slots& sl = slots(ex);

@@ -178,6 +178,7 @@ class PushQueue {
     std::vector<Queued> waiting;  // a min-heap
   };
   Slots& slots(const asio::any_io_executor& ex);  // the worker's; only its thread uses them
+  bool has_room(const Slots& sl) const { return sl.active < limit_ && sl.waiting.empty(); }
   std::mutex mu_;                                 // the map only
   std::map<const void*, Slots> slots_;
   const std::size_t limit_;
