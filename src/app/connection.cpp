@@ -21,10 +21,9 @@ namespace {
 // is not copied into every connection's frame (docs/ARCHITECTURE.md "Memory").
 ConnInfo new_connection(const Stream& stream, const log::Logger& base) {
   ConnInfo conn;
-  conn.sid = new_xid();
   conn.remote = stream.remote_address();
   conn.local = stream.local_address();
-  conn.log = base.with({{"remote", conn.remote}, {"local", conn.local}, {"sid", conn.sid}});
+  conn.log = base.with({{"remote", conn.remote}, {"local", conn.local}, {"sid", new_xid()}});
   return conn;
 }
 
@@ -189,7 +188,9 @@ struct ConnectionTail final : ConnectionEnd {
   std::shared_ptr<Handler> handler;
   memory::ConnectionScope counted;
   std::optional<policy::ConnSlot> slot;  // released when the connection ends
-  std::optional<metrics::Request> request;
+  // With metrics on (a request with metrics off records nothing and lives in serve_connection's
+  // frame: an idle tunnel holds none).
+  std::unique_ptr<metrics::Request> request;
   std::chrono::steady_clock::time_point start;
 };
 
@@ -204,7 +205,11 @@ awaitable<void> serve_connection(std::shared_ptr<Listener> listener,
                                  std::shared_ptr<const ServiceLimiters> limiters) {
   auto tail = std::make_unique<ConnectionTail>(std::move(listener), std::move(handler));
   if (!co_await admit(stream, conn, *service, admissions.get(), *limiters, tail->slot)) co_return;
-  metrics::Request& request = tail->request.emplace(*service, conn.remote);
+  std::optional<metrics::Request> unrecorded;
+  metrics::Request& request =
+      metrics::global()
+          ? *(tail->request = std::make_unique<metrics::Request>(*service, conn.remote))
+          : unrecorded.emplace(nullptr, *service, conn.remote);
   bool count_payload = count_traffic(request, *stream, conn);
   tail->start = std::chrono::steady_clock::now();
   conn.log.info(fmt::format("{} <> {}", conn.remote, conn.local));

@@ -323,7 +323,7 @@ class Builder {
   std::shared_ptr<policy::LimiterHolder<L>> limiter(
       const std::vector<config::Limiter>& list,
       const std::map<std::string, LimiterCache::Entry<L>>& previous,
-      std::map<std::string, LimiterCache::Entry<L>>& built, std::string_view kind,
+      std::map<std::string, LimiterCache::Entry<L>>& built, const char* kind,
       const std::string& name) {
     if (name.empty()) return nullptr;
     if (auto it = built.find(name); it != built.end()) return it->second.built;
@@ -335,7 +335,7 @@ class Builder {
     if (auto it = previous.find(name); it != previous.end() && it->second.config == *found)
       return built.emplace(name, it->second).first->second.built;
     const std::string where = fmt::format("{} {}", kind, name);
-    auto logger = log::root().with("kind", std::string(kind)).with(std::string(kind), name);
+    auto logger = log::root().with("kind", kind).with(kind, name);
     auto warn = [logger, where](const std::vector<std::string>& ignored) {
       for (const auto& line : ignored)
         logger.warn(fmt::format("{}: limit \"{}\" ignored (GOST ignores it too)", where, line));

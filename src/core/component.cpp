@@ -12,7 +12,6 @@ void ConnInfo::authenticated() {
 
 ConnInfo ConnInfo::child() const {
   ConnInfo c;
-  c.sid = sid;
   c.remote = remote;
   c.local = local;
   c.client_id = client_id;

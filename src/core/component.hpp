@@ -40,7 +40,7 @@ class ConnectionEnd {
 
 // Per accepted stream: identity for logs and authentication results.
 struct ConnInfo {
-  std::string sid;
+  // The connection's id is its logger's "sid" field (log.field("sid")): not kept twice.
   std::string remote;     // client address
   std::string local;      // address the client connected to
   std::string client_id;  // the authenticated user

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 
@@ -155,12 +156,14 @@ struct Item {
 };
 
 // logrus prefixFieldClashes: a field may not take a fixed key's name.
-std::string_view field_key(const std::string& k) {
+std::string_view field_key(std::string_view k) {
   if (k == "time") return "fields.time";
   if (k == "msg") return "fields.msg";
   if (k == "level") return "fields.level";
   return k;
 }
+
+bool same_key(const char* a, const char* b) { return a == b || std::strcmp(a, b) == 0; }
 
 struct Line {
   Level level;
@@ -540,7 +543,8 @@ Logger Logger::shared() const {
   if (shared_) *all = *shared_;
   // Later fields win: one entry per key.
   for (const auto& f : fields_) {
-    auto it = std::find_if(all->begin(), all->end(), [&](const Field& x) { return x.key == f.key; });
+    auto it = std::find_if(all->begin(), all->end(),
+                           [&](const Field& x) { return same_key(x.key, f.key); });
     if (it != all->end())
       it->value = f.value;
     else
@@ -550,25 +554,44 @@ Logger Logger::shared() const {
   return l;
 }
 
-Logger Logger::with(std::string key, std::string value) const {
-  Logger l = *this;
-  for (auto& f : l.fields_)
-    if (f.key == key) {
-      f.value = std::move(value);
-      return l;
-    }
-  l.fields_.push_back({std::move(key), std::move(value)});
+std::string_view Logger::field(const char* key) const {
+  for (const auto* fields : {&fields_, shared_.get()})
+    if (fields)
+      for (const auto& f : *fields)
+        if (same_key(f.key, key))
+          if (auto* s = std::get_if<std::string>(&f.value)) return *s;
+  return {};
+}
+
+Logger Logger::with(const char* key, std::string value) const {
+  Logger l;
+  l.shared_ = shared_;
+  l.route_ = route_;
+  auto it = std::find_if(fields_.begin(), fields_.end(),
+                         [&](const Field& f) { return same_key(f.key, key); });
+  // Exactly what it holds: a copy and a push_back would double the capacity, and a connection's
+  // logger lasts as long as its tunnel.
+  l.fields_.reserve(fields_.size() + (it == fields_.end() ? 1 : 0));
+  l.fields_ = fields_;
+  if (it != fields_.end())
+    l.fields_[static_cast<std::size_t>(it - fields_.begin())].value = std::move(value);
+  else
+    l.fields_.push_back({key, std::move(value)});
   return l;
 }
 
 Logger Logger::with(std::initializer_list<std::pair<const char*, std::string>> fields) const {
-  Logger l = *this;
-  // A connection's logger gets its address fields, then a target: room for one more.
-  if (l.fields_.empty()) l.fields_.reserve(fields.size() + 1);
+  Logger l;
+  l.shared_ = shared_;
+  l.route_ = route_;
+  // A connection's logger gets its address fields, then a target: room for one more. Otherwise
+  // room for exactly what it holds.
+  l.fields_.reserve(fields_.size() + fields.size() + (fields_.empty() ? 1 : 0));
+  l.fields_ = fields_;
   for (auto& [k, v] : fields) {
     bool replaced = false;
     for (auto& f : l.fields_)
-      if (f.key == k) {
+      if (same_key(f.key, k)) {
         f.value = v;
         replaced = true;
         break;

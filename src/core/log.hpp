@@ -57,7 +57,9 @@ void configure(std::string_view format, std::string_view output);
 void set_level(std::string_view name);
 
 struct Field {
-  std::string key;
+  // A name with static storage (a literal): a connection's logger holds a few fields for as long
+  // as its tunnel lasts, and a key of its own would cost a std::string each.
+  const char* key;
   // int64 values print as numbers; a field named "duration" holds nanoseconds and prints as a Go
   // duration ("1.5ms") in the text format.
   std::variant<std::string, std::int64_t> value;
@@ -66,13 +68,16 @@ struct Field {
 class Logger {
  public:
   Logger() = default;  // the default logger (whatever it is configured to at write time)
-  Logger with(std::string key, std::string value) const;
+  // `key` has static storage (see Field). The result holds exactly the fields it needs.
+  Logger with(const char* key, std::string value) const;
   Logger with(std::initializer_list<std::pair<const char*, std::string>> fields) const;
   // This logger with its fields moved into storage that the loggers made from it by with()
   // share, read-only, instead of copying: a service's logger, from which every connection makes
   // its own (an idle tunnel's logger holds its own few fields only; docs/ARCHITECTURE.md
   // "Memory").
   Logger shared() const;
+  // The string value of field `key` ("" when it has none).
+  std::string_view field(const char* key) const;
 
   void write(Level l, std::string_view msg, std::vector<Field> extra = {}) const;
   void trace(std::string_view msg, std::vector<Field> extra = {}) const {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -16,6 +17,44 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 class RelayState;
+
+// The allocator of a wait that may stay pending for as long as a tunnel idles (a splice's or a
+// parked direction's): its operation gets a heap block of its own size. asio's default (also for
+// std::allocator) recycles per-thread blocks of whatever size an earlier operation needed (an
+// accept's, a write's), so a long-lived wait would keep a block up to three times its size
+// (docs/ARCHITECTURE.md "Memory").
+template <class T>
+struct ExactAllocator {
+  using value_type = T;
+  ExactAllocator() = default;
+  template <class U>
+  ExactAllocator(const ExactAllocator<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p); }
+  friend bool operator==(ExactAllocator, ExactAllocator) { return true; }
+};
+
+// A socket's reactor state, for wait_socket(): a protected member of asio's basic_socket, named
+// through a derived class (never instantiated).
+struct SocketInternals : tcp::socket {
+  static constexpr auto impl = &SocketInternals::impl_;
+};
+
+// socket.async_wait(w, h) for a wait that may last as long as a tunnel idles, at half the size:
+// the operation is made for the io_context's own executor, which needs no work tracking of its
+// own (the scheduler counts a pending reactor operation as work anyway), instead of the socket's
+// type-erased any_io_executor (120 bytes instead of 224 per wait; two per idle tunnel and
+// process; docs/ARCHITECTURE.md "Memory"). The handler runs as it would through the socket's
+// executor: on the io_context's thread, closing the socket cancels it. A socket whose executor
+// is something else waits as usual. Relies on Boost.Asio 1.81's reactive socket service.
+template <class Handler>
+void wait_socket(tcp::socket& s, tcp::socket::wait_type w, Handler h) {
+  auto bound = asio::bind_allocator(ExactAllocator<void>(), std::move(h));
+  const auto* ex = s.get_executor().target<asio::io_context::executor_type>();
+  if (!ex) return s.async_wait(w, std::move(bound));
+  auto& io = s.*SocketInternals::impl;
+  io.get_service().async_wait(io.get_implementation(), w, bound, *ex);
+}
 
 // One direction of a TCP→TCP relay: socket → pipe → socket with splice(2), no user-space copy.
 // Callback-driven (no coroutine frame): each wait is a small reactor operation, and the object
@@ -73,6 +112,7 @@ class RelayState {
     ~Hold() {
       if (st_ && --st_->holds_ == 0) delete st_;
     }
+    RelayState& state() const { return *st_; }
 
    private:
     RelayState* st_;
@@ -100,6 +140,9 @@ class RelayState {
     watch();
   }
 
+  // Direction i's ends (0: a → b, 1: b → a).
+  Stream& source(int i) const { return i == 0 ? a : b; }
+  Stream& destination(int i) const { return i == 0 ? b : a; }
   // Direction i's byte count.
   std::uint64_t& count(int i) { return i == 0 ? stats.a_to_b : stats.b_to_a; }
   // The metrics counters of the raw bytes a splice moves past a's socket: those it reads from a
@@ -115,7 +158,9 @@ class RelayState {
   Stream& b;
   RelayOptions options;  // options.since: when the relay started (for the ">-<" line)
   RelayStats stats;
-  SpliceDirection splices[2];  // [0]: a → b, [1]: b → a; active once the direction splices
+  // [0]: a → b, [1]: b → a; made when a direction first splices (a relay that copies holds
+  // none), and each active once its direction splices.
+  std::unique_ptr<SpliceDirection[]> splices;
 
  protected:
   // Both directions are done: hand the stats to the awaiting coroutine (once).
@@ -234,19 +279,20 @@ bool try_splice(RelayState& st, int i, Stream& src, Stream& dst) {
   tcp::socket* s = src.raw_tcp();
   tcp::socket* d = dst.raw_tcp_write();
   if (!s || !d || st.aborted() || !prepare_for_splice(s) || !prepare_for_splice(d)) return false;
+  if (!st.splices) st.splices = std::make_unique<SpliceDirection[]>(2);
   st.splices[i].start(*s, *d, st, i);
   return true;
 }
 
 void SpliceDirection::wait_readable() {
-  src_->async_wait(tcp::socket::wait_read, [this, hold = RelayState::Hold(*st_)](error_code ec) {
+  wait_socket(*src_, tcp::socket::wait_read, [this, hold = RelayState::Hold(*st_)](error_code ec) {
     if (ec) return finish(ec);
     pump();
   });
 }
 
 void SpliceDirection::wait_writable() {
-  dst_->async_wait(tcp::socket::wait_write, [this, hold = RelayState::Hold(*st_)](error_code ec) {
+  wait_socket(*dst_, tcp::socket::wait_write, [this, hold = RelayState::Hold(*st_)](error_code ec) {
     if (ec) return finish(ec);
     pump();
   });
@@ -327,8 +373,8 @@ awaitable<std::size_t> move_chunk(Stream& src, Stream& dst, RelayState& st, erro
 // How a copy direction sizes its reads (kept while it is parked): a TinyBuffer until a read fills
 // one; from then on a SmallBuffer, or a RelayBuffer while reads fill a SmallBuffer (bulk).
 struct Growth {
-  bool grown = false;    // a read has filled a TinyBuffer
-  std::size_t last = 0;  // bytes of the last read
+  bool grown = false;      // a read has filled a TinyBuffer
+  std::uint32_t last = 0;  // bytes of the last read (at most a RelayBuffer's)
 };
 
 awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, bool readable,
@@ -345,15 +391,18 @@ Stream::Poll poll(Stream& src) {
 
 // Direction `i` while src has nothing to read and waits for socket `s` only: a reactor wait and
 // no coroutine (docs/ARCHITECTURE.md "The relay"). Once `s` is readable the direction splices
-// when both ends allow it now, else a copy loop starts again.
-void park(RelayState& st, int i, Stream& src, Stream& dst, tcp::socket& s, Growth g) {
-  s.async_wait(tcp::socket::wait_read, [&st, i, &src, &dst, &s, g,
-                                        hold = RelayState::Hold(st)](error_code ec) {
-    if (ec) return st.direction_done(false);  // as a copy loop whose wait fails
-    if (try_splice(st, i, src, dst)) return;
-    // Readable for sure only when src reads `s` itself (a TLS stream's may have been
-    // a record without data).
-    asio::co_spawn(src.executor(), copy_direction(st, i, src, dst, src.raw_tcp() == &s, g),
+// when both ends allow it now, else a copy loop starts again. The wait holds what it needs and
+// no more (the streams are the relay's): it may last as long as the tunnel idles.
+void park(RelayState& st, int i, tcp::socket& s, Growth g) {
+  wait_socket(s, tcp::socket::wait_read, [hold = RelayState::Hold(st), &s, g, i](error_code ec) {
+    RelayState& rs = hold.state();
+    if (ec) return rs.direction_done(false);  // as a copy loop whose wait fails
+    Stream& src = rs.source(i);
+    Stream& dst = rs.destination(i);
+    if (try_splice(rs, i, src, dst)) return;
+    // Readable for sure only when src reads `s` itself (a TLS stream's may have
+    // been a record without data).
+    asio::co_spawn(src.executor(), copy_direction(rs, i, src, dst, src.raw_tcp() == &s, g),
                    asio::detached);
   });
 }
@@ -374,7 +423,7 @@ awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, 
     if (!readable) {
       const Stream::Poll p = poll(src);
       if (p.kind == Stream::Poll::idle) {
-        park(st, i, src, dst, *p.socket, g);
+        park(st, i, *p.socket, g);
         co_return;
       }
       readable = p.kind == Stream::Poll::ready;
@@ -403,7 +452,7 @@ awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, 
     if (ec) break;
     st.count(i) += n;
     g.grown = g.grown || n == TinyBuffer::size();
-    g.last = n;
+    g.last = static_cast<std::uint32_t>(n);
   }
   bool clean = ec == asio::error::eof;
   if (clean && !st.aborted()) {
@@ -419,7 +468,7 @@ awaitable<void> copy_direction(RelayState& st, int i, Stream& src, Stream& dst, 
 void RelayState::start_direction(int i, Stream& src, Stream& dst) {
   if (try_splice(*this, i, src, dst)) return;
   const Stream::Poll p = poll(src);
-  if (p.kind == Stream::Poll::idle) return park(*this, i, src, dst, *p.socket, {});
+  if (p.kind == Stream::Poll::idle) return park(*this, i, *p.socket, {});
   asio::co_spawn(src.executor(),
                  copy_direction(*this, i, src, dst, p.kind == Stream::Poll::ready, {}),
                  asio::detached);
@@ -433,7 +482,7 @@ void RelayState::start() {
   Hold hold(*this);  // a direction may end before start() returns (a stream already at its end)
   start_direction(0, a, b);
   start_direction(1, b, a);
-  stats.spliced = splices[0].active() && splices[1].active();
+  stats.spliced = splices && splices[0].active() && splices[1].active();
   watch();
 }
 

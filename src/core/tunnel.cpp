@@ -31,8 +31,8 @@ void count_client_splice(RelayOptions& options, ConnInfo& conn) {
   if (conn.metrics) options.a_traffic = conn.metrics->traffic();
 }
 
-void add_log_field(ConnInfo& conn, std::string key, std::string value) {
-  log::Logger grown = conn.log.with(std::move(key), std::move(value));
+void add_log_field(ConnInfo& conn, const char* key, std::string value) {
+  log::Logger grown = conn.log.with(key, std::move(value));
   conn.log = grown;  // a copy assignment reuses conn.log's vector when it is large enough
 }
 

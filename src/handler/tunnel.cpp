@@ -281,13 +281,12 @@ class Entrypoint : public std::enable_shared_from_this<Entrypoint> {
 
   static awaitable<void> serve(std::shared_ptr<Entrypoint> self, StreamPtr s) {
     ConnInfo conn;
-    conn.sid = new_xid();
     conn.remote = s->remote_address();
     conn.local = s->local_address();
     conn.log = self->state_->log.with({{"kind", "entrypoint"},
                                        {"remote", conn.remote},
                                        {"local", conn.local},
-                                       {"sid", conn.sid}});
+                                       {"sid", new_xid()}});
     try {
       co_await self->handle(*s, conn);
     } catch (const std::exception& e) {
@@ -460,7 +459,7 @@ awaitable<void> Entrypoint::handle_http(Stream& s, std::string buf, ConnInfo& co
     co_await fail(503);
     co_return;
   }
-  if (!req.headers.get("Gost-Sid")) req.headers.set("Gost-Sid", conn.sid);
+  if (!req.headers.get("Gost-Sid")) req.headers.set("Gost-Sid", std::string(conn.log.field("sid")));
   req.headers.set("Gost-Forwarded-Node", state_->node);
   std::string head = http::serialize_upstream_request(req, origin, host, *framing, false);
   head.append(buf, head_len);

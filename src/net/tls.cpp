@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 
 #include "core/address.hpp"
@@ -281,8 +282,7 @@ std::size_t client_hello_record_size(const unsigned char* h, std::size_t n) {
 // while the inner stream is waited for.
 class TlsStream final : public Stream {
  public:
-  TlsStream(StreamPtr inner, TlsContextPtr ctx)
-      : inner_(std::move(inner)), ctx_(std::move(ctx)), write_done_(inner_->executor()) {
+  TlsStream(StreamPtr inner, TlsContextPtr ctx) : inner_(std::move(inner)), ctx_(std::move(ctx)) {
     socket_ = inner_->raw_tcp();
     error_code ec;
     if (socket_) socket_->native_non_blocking(true, ec);
@@ -599,8 +599,9 @@ class TlsStream final : public Stream {
   awaitable<void> flush(error_code& ec) {
     ec = {};
     while (writing_) {
-      write_done_.expires_at(asio::steady_timer::time_point::max());
-      co_await write_done_.async_wait(use_nothrow);
+      if (!write_done_) write_done_ = std::make_unique<asio::steady_timer>(inner_->executor());
+      write_done_->expires_at(asio::steady_timer::time_point::max());
+      co_await write_done_->async_wait(use_nothrow);
     }
     if (out_.empty()) co_return;
     writing_ = true;
@@ -610,7 +611,7 @@ class TlsStream final : public Stream {
       co_await write_all(*inner_, asio::buffer(chunk), ec);
     }
     writing_ = false;
-    write_done_.cancel();
+    if (write_done_) write_done_->cancel();
   }
 
   StreamPtr inner_;
@@ -626,7 +627,9 @@ class TlsStream final : public Stream {
   bool writing_ = false;
   bool handshaking_ = false;  // in handshake(): a failure frees ssl_
   bool eof_ = false;          // the socket's end was read
-  asio::steady_timer write_done_;
+  // Wakes writers waiting for the one writing: made when one first waits (an idle session holds
+  // none).
+  std::unique_ptr<asio::steady_timer> write_done_;
 };
 
 int bio_read_ex(BIO* b, char* data, std::size_t len, std::size_t* done) {

@@ -169,6 +169,26 @@ TEST_F(LogTest, JsonEscapingAndClashes) {
       "261Z\"}\n");
 }
 
+// field() finds a field by name (its own, then the shared ones); with() replaces a field of the
+// same name, also when the name is another copy of the same text.
+TEST_F(LogTest, FieldsByName) {
+  configure(make_log(path("a.log")), {});
+  Logger svc = root().with({{"kind", "service"}, {"service", "s0"}}).shared();
+  Logger conn = svc.with({{"remote", "127.0.0.1:1"}, {"sid", "abc"}});
+  EXPECT_EQ(conn.field("sid"), "abc");
+  EXPECT_EQ(conn.field("service"), "s0");  // shared
+  EXPECT_EQ(conn.field("dst"), "");
+  const std::string key = "sid";  // same text, another pointer
+  Logger changed = conn.with(key.c_str(), "def");
+  EXPECT_EQ(changed.field("sid"), "def");
+  EXPECT_EQ(conn.field("sid"), "abc");  // the original is unchanged
+  changed.info("x");
+  EXPECT_EQ(
+      read_file(path("a.log")),
+      R"({"kind":"service","level":"info","msg":"x","remote":"127.0.0.1:1","service":"s0","sid":"def","time":"2026-12-01T11:11:52.261Z"})"
+      "\n");
+}
+
 TEST_F(LogTest, TimeUsesLocalZone) {
   setenv("TZ", "Asia/Kolkata", 1);  // +05:30, no DST
   tzset();

@@ -17,9 +17,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-std::pair<tcp::socket, tcp::socket> socket_pair(asio::io_context& io) {
+// `on_strand`: the sockets' executor is a strand, not the io_context's own.
+std::pair<tcp::socket, tcp::socket> socket_pair(asio::io_context& io, bool on_strand = false) {
   tcp::acceptor acc(io, {asio::ip::make_address("127.0.0.1"), 0});
-  tcp::socket x(io), y(io);
+  asio::any_io_executor ex = io.get_executor();
+  if (on_strand) ex = asio::make_strand(io);
+  tcp::socket x(ex), y(ex);
   x.connect(acc.local_endpoint());
   acc.accept(y);
   return {std::move(x), std::move(y)};
@@ -94,9 +97,9 @@ struct Tunnel {
   std::optional<tcp::socket> c, t;
   std::unique_ptr<Wrapped> a, b;
 
-  explicit Tunnel(Mode mode) {
-    auto [c0, a0] = socket_pair(io);
-    auto [b0, t0] = socket_pair(io);
+  explicit Tunnel(Mode mode, bool on_strand = false) {
+    auto [c0, a0] = socket_pair(io, on_strand);
+    auto [b0, t0] = socket_pair(io, on_strand);
     c.emplace(std::move(c0));
     t.emplace(std::move(t0));
     a = std::make_unique<Wrapped>(std::move(a0), &alive);
@@ -312,6 +315,42 @@ INSTANTIATE_TEST_SUITE_P(Relay, RelayModes,
                                return "Switching";
                            }
                          });
+
+// A relay's long-lived waits are made for the io_context's executor (core/relay.cpp
+// wait_socket()); sockets on another executor (a strand) wait through their own, with the same
+// outcome.
+TEST(Relay, SocketsOnAStrandRelayAsOthers) {
+  for (Mode mode : {Mode::splice, Mode::parked}) {
+    SCOPED_TRACE(mode == Mode::splice ? "splice" : "parked");
+    Tunnel s(mode, true);
+    const std::string up = random_bytes(1 << 20), down = random_bytes(100 << 10);
+    std::optional<RelayStats> stats;
+    auto relaying = [&]() -> awaitable<void> { stats = co_await relay(*s.a, *s.b); };
+    asio::co_spawn(s.io, relaying(), asio::detached);
+    run(s.io, [&]() -> awaitable<void> {
+      auto ex = co_await asio::this_coro::executor;
+      asio::steady_timer wait(ex);
+      wait.expires_after(50ms);  // both directions idle (parked) before the first byte
+      co_await wait.async_wait(use_nothrow);
+      asio::co_spawn(ex, asio::async_write(*s.c, asio::buffer(up), use_nothrow), asio::detached);
+      EXPECT_TRUE(co_await read_exactly(*s.t, up.size()) == up);
+      co_await asio::async_write(*s.t, asio::buffer(down), use_nothrow);
+      EXPECT_TRUE(co_await read_exactly(*s.c, down.size()) == down);
+      s.c->shutdown(tcp::socket::shutdown_send);
+      EXPECT_EQ(co_await read_end(*s.t), asio::error::eof);
+      s.t->shutdown(tcp::socket::shutdown_send);
+      EXPECT_EQ(co_await read_end(*s.c), asio::error::eof);
+      for (int i = 0; i < 100 && !stats; ++i) {
+        wait.expires_after(10ms);
+        co_await wait.async_wait(use_nothrow);
+      }
+    }());
+    ASSERT_TRUE(stats);
+    EXPECT_EQ(stats->a_to_b, up.size());
+    EXPECT_EQ(stats->b_to_a, down.size());
+    EXPECT_EQ(stats->spliced, mode == Mode::splice);
+  }
+}
 
 // Between exchanges, a copying relay whose streams answer poll_readable() with their socket waits
 // in no coroutine (docs/ARCHITECTURE.md "The relay"); one whose streams cannot waits in both
