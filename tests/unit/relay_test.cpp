@@ -7,6 +7,8 @@
 
 #include <optional>
 #include <random>
+#include <string>
+#include <tuple>
 
 #include "core/metrics.hpp"
 #include "core/tcp_stream.hpp"
@@ -136,12 +138,19 @@ void run(asio::io_context& io, awaitable<void> body, std::chrono::seconds limit 
   EXPECT_TRUE(done);
 }
 
-class RelayModes : public ::testing::TestWithParam<Mode> {};
+// Each mode also with the sockets on a strand: the relay's long-lived waits are made for the
+// io_context's own executor (core/relay.cpp wait_socket()), and sockets on another executor wait
+// through their own, with the same outcome.
+class RelayModes : public ::testing::TestWithParam<std::tuple<Mode, bool>> {
+ protected:
+  Mode mode() const { return std::get<0>(GetParam()); }
+  bool on_strand() const { return std::get<1>(GetParam()); }
+};
 
 // Bytes in both directions arrive intact, a FIN travels through, the counts are right, and the
 // relay ends once both directions have.
 TEST_P(RelayModes, BothDirectionsAndHalfClose) {
-  Tunnel s(GetParam());
+  Tunnel s(mode(), on_strand());
   metrics::Traffic traffic;
   const std::string up = random_bytes(3 << 20), down = random_bytes(300 << 10);
   std::optional<RelayStats> stats;
@@ -175,11 +184,11 @@ TEST_P(RelayModes, BothDirectionsAndHalfClose) {
   ASSERT_TRUE(stats);
   EXPECT_EQ(stats->a_to_b, up.size());
   EXPECT_EQ(stats->b_to_a, down.size() + 4);
-  EXPECT_EQ(stats->spliced, GetParam() == Mode::splice);
-  if (GetParam() == Mode::splice) {  // a's own Stream counts the rest (here: nothing)
+  EXPECT_EQ(stats->spliced, mode() == Mode::splice);
+  if (mode() == Mode::splice) {  // a's own Stream counts the rest (here: nothing)
     EXPECT_EQ(traffic.input.get(), up.size());
     EXPECT_EQ(traffic.output.get(), down.size() + 4);
-  } else if (GetParam() == Mode::copy) {
+  } else if (mode() == Mode::copy) {
     EXPECT_EQ(traffic.input.get(), 0u);
     EXPECT_EQ(traffic.output.get(), 0u);
   }
@@ -187,7 +196,7 @@ TEST_P(RelayModes, BothDirectionsAndHalfClose) {
 
 // A silent relay ends after the idle timeout; traffic postpones it; both ends are closed.
 TEST_P(RelayModes, IdleTimeout) {
-  Tunnel s(GetParam());
+  Tunnel s(mode(), on_strand());
   Clock::time_point ended{};
   auto relaying = [&]() -> awaitable<void> {
     RelayOptions o;
@@ -217,7 +226,7 @@ TEST_P(RelayModes, IdleTimeout) {
 
 // After one direction's EOF the other gets the grace period, then the relay is aborted.
 TEST_P(RelayModes, HalfCloseGrace) {
-  Tunnel s(GetParam());
+  Tunnel s(mode(), on_strand());
   Clock::time_point eof{}, ended{};
   auto relaying = [&]() -> awaitable<void> {
     RelayOptions o;
@@ -243,7 +252,7 @@ TEST_P(RelayModes, HalfCloseGrace) {
 
 // A reset on one side aborts the relay: the other side is closed at once.
 TEST_P(RelayModes, ResetAborts) {
-  Tunnel s(GetParam());
+  Tunnel s(mode(), on_strand());
   bool ended = false;
   auto relaying = [&]() -> awaitable<void> {
     co_await relay(*s.a, *s.b, {});
@@ -272,15 +281,15 @@ TEST_P(RelayModes, DestroyedWhilePending) {
     asio::io_context io;
     std::vector<tcp::socket> peers;
     for (int i = 0; i < 4; ++i) {
-      auto [c0, a0] = socket_pair(io);
-      auto [b0, t0] = socket_pair(io);
+      auto [c0, a0] = socket_pair(io, on_strand());
+      auto [b0, t0] = socket_pair(io, on_strand());
       peers.push_back(std::move(c0));
       peers.push_back(std::move(t0));
       auto a = std::make_unique<Wrapped>(std::move(a0), &alive);
       auto b = std::make_unique<Wrapped>(std::move(b0), &alive);
-      if (GetParam() == Mode::copy) a->opaque = true;
-      if (GetParam() == Mode::parked) a->opaque = b->opaque = a->polls = b->polls = true;
-      if (GetParam() == Mode::switching) a->hide_write = b->hide_read = true;
+      if (mode() == Mode::copy) a->opaque = true;
+      if (mode() == Mode::parked) a->opaque = b->opaque = a->polls = b->polls = true;
+      if (mode() == Mode::switching) a->hide_write = b->hide_read = true;
       RelayOptions o;
       if (i % 2) o.idle_timeout = 1h;  // with a pending timer too
       auto owner = [](std::unique_ptr<Wrapped> x, std::unique_ptr<Wrapped> y, RelayOptions opt,
@@ -302,55 +311,26 @@ TEST_P(RelayModes, DestroyedWhilePending) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Relay, RelayModes,
-                         ::testing::Values(Mode::splice, Mode::copy, Mode::switching, Mode::parked),
+                         ::testing::Combine(::testing::Values(Mode::splice, Mode::copy,
+                                                              Mode::switching, Mode::parked),
+                                            ::testing::Bool()),
                          [](const auto& p) {
-                           switch (p.param) {
+                           std::string name;
+                           switch (std::get<0>(p.param)) {
                              case Mode::splice:
-                               return "Splice";
+                               name = "Splice";
+                               break;
                              case Mode::copy:
-                               return "Copy";
+                               name = "Copy";
+                               break;
                              case Mode::parked:
-                               return "Parked";
+                               name = "Parked";
+                               break;
                              default:
-                               return "Switching";
+                               name = "Switching";
                            }
+                           return std::get<1>(p.param) ? name + "OnAStrand" : name;
                          });
-
-// A relay's long-lived waits are made for the io_context's executor (core/relay.cpp
-// wait_socket()); sockets on another executor (a strand) wait through their own, with the same
-// outcome.
-TEST(Relay, SocketsOnAStrandRelayAsOthers) {
-  for (Mode mode : {Mode::splice, Mode::parked}) {
-    SCOPED_TRACE(mode == Mode::splice ? "splice" : "parked");
-    Tunnel s(mode, true);
-    const std::string up = random_bytes(1 << 20), down = random_bytes(100 << 10);
-    std::optional<RelayStats> stats;
-    auto relaying = [&]() -> awaitable<void> { stats = co_await relay(*s.a, *s.b); };
-    asio::co_spawn(s.io, relaying(), asio::detached);
-    run(s.io, [&]() -> awaitable<void> {
-      auto ex = co_await asio::this_coro::executor;
-      asio::steady_timer wait(ex);
-      wait.expires_after(50ms);  // both directions idle (parked) before the first byte
-      co_await wait.async_wait(use_nothrow);
-      asio::co_spawn(ex, asio::async_write(*s.c, asio::buffer(up), use_nothrow), asio::detached);
-      EXPECT_TRUE(co_await read_exactly(*s.t, up.size()) == up);
-      co_await asio::async_write(*s.t, asio::buffer(down), use_nothrow);
-      EXPECT_TRUE(co_await read_exactly(*s.c, down.size()) == down);
-      s.c->shutdown(tcp::socket::shutdown_send);
-      EXPECT_EQ(co_await read_end(*s.t), asio::error::eof);
-      s.t->shutdown(tcp::socket::shutdown_send);
-      EXPECT_EQ(co_await read_end(*s.c), asio::error::eof);
-      for (int i = 0; i < 100 && !stats; ++i) {
-        wait.expires_after(10ms);
-        co_await wait.async_wait(use_nothrow);
-      }
-    }());
-    ASSERT_TRUE(stats);
-    EXPECT_EQ(stats->a_to_b, up.size());
-    EXPECT_EQ(stats->b_to_a, down.size());
-    EXPECT_EQ(stats->spliced, mode == Mode::splice);
-  }
-}
 
 // Between exchanges, a copying relay whose streams answer poll_readable() with their socket waits
 // in no coroutine (docs/ARCHITECTURE.md "The relay"); one whose streams cannot waits in both
