@@ -165,6 +165,22 @@ std::string_view field_key(std::string_view k) {
 
 bool same_key(const char* a, const char* b) { return a == b || std::strcmp(a, b) == 0; }
 
+// The field named `key` in `fields` (a vector of Field, const or not), or null.
+template <class Fields>
+auto* find_field(Fields& fields, const char* key) {
+  auto it = std::find_if(fields.begin(), fields.end(),
+                         [&](const Field& f) { return same_key(f.key, key); });
+  return it == fields.end() ? nullptr : &*it;
+}
+
+// Sets field `key` of `fields`: replaces its value, else appends it.
+void put_field(std::vector<Field>& fields, const char* key, Field::Value value) {
+  if (auto* f = find_field(fields, key))
+    f->value = std::move(value);
+  else
+    fields.push_back({key, std::move(value)});
+}
+
 struct Line {
   Level level;
   std::string_view msg;
@@ -541,63 +557,39 @@ Logger Logger::shared() const {
   l.route_ = route_;
   auto all = std::make_shared<std::vector<Field>>();
   if (shared_) *all = *shared_;
-  // Later fields win: one entry per key.
-  for (const auto& f : fields_) {
-    auto it = std::find_if(all->begin(), all->end(),
-                           [&](const Field& x) { return same_key(x.key, f.key); });
-    if (it != all->end())
-      it->value = f.value;
-    else
-      all->push_back(f);
-  }
+  for (const auto& f : fields_) put_field(*all, f.key, f.value);  // later fields win
   l.shared_ = std::move(all);
   return l;
 }
 
 std::string_view Logger::field(const char* key) const {
   for (const auto* fields : {&fields_, shared_.get()})
-    if (fields)
-      for (const auto& f : *fields)
-        if (same_key(f.key, key))
-          if (auto* s = std::get_if<std::string>(&f.value)) return *s;
+    if (const Field* f = fields ? find_field(*fields, key) : nullptr)
+      if (auto* s = std::get_if<std::string>(&f->value)) return *s;
   return {};
 }
 
-Logger Logger::with(const char* key, std::string value) const {
+// Exactly the room it is given: a copy and a push_back would double the capacity, and a
+// connection's logger lasts as long as its tunnel.
+Logger Logger::with_room(std::size_t room) const {
   Logger l;
   l.shared_ = shared_;
   l.route_ = route_;
-  auto it = std::find_if(fields_.begin(), fields_.end(),
-                         [&](const Field& f) { return same_key(f.key, key); });
-  // Exactly what it holds: a copy and a push_back would double the capacity, and a connection's
-  // logger lasts as long as its tunnel.
-  l.fields_.reserve(fields_.size() + (it == fields_.end() ? 1 : 0));
+  l.fields_.reserve(fields_.size() + room);
   l.fields_ = fields_;
-  if (it != fields_.end())
-    l.fields_[static_cast<std::size_t>(it - fields_.begin())].value = std::move(value);
-  else
-    l.fields_.push_back({key, std::move(value)});
+  return l;
+}
+
+Logger Logger::with(const char* key, std::string value) const {
+  Logger l = with_room(find_field(fields_, key) ? 0 : 1);
+  put_field(l.fields_, key, std::move(value));
   return l;
 }
 
 Logger Logger::with(std::initializer_list<std::pair<const char*, std::string>> fields) const {
-  Logger l;
-  l.shared_ = shared_;
-  l.route_ = route_;
-  // A connection's logger gets its address fields, then a target: room for one more. Otherwise
-  // room for exactly what it holds.
-  l.fields_.reserve(fields_.size() + fields.size() + (fields_.empty() ? 1 : 0));
-  l.fields_ = fields_;
-  for (auto& [k, v] : fields) {
-    bool replaced = false;
-    for (auto& f : l.fields_)
-      if (same_key(f.key, k)) {
-        f.value = v;
-        replaced = true;
-        break;
-      }
-    if (!replaced) l.fields_.push_back({k, v});
-  }
+  // A connection's logger gets its address fields, then a target: room for one more.
+  Logger l = with_room(fields.size() + (fields_.empty() ? 1 : 0));
+  for (const auto& [k, v] : fields) put_field(l.fields_, k, v);
   return l;
 }
 

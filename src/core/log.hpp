@@ -62,7 +62,8 @@ struct Field {
   const char* key;
   // int64 values print as numbers; a field named "duration" holds nanoseconds and prints as a Go
   // duration ("1.5ms") in the text format.
-  std::variant<std::string, std::int64_t> value;
+  using Value = std::variant<std::string, std::int64_t>;
+  Value value;
 };
 
 class Logger {
@@ -97,6 +98,8 @@ class Logger {
   }
 
  private:
+  // This logger with a copy of its own fields and room for `room` more.
+  Logger with_room(std::size_t room) const;
   friend Logger service_logger(const std::string& logger, const std::vector<std::string>& loggers);
   // A line's fields: shared_'s, then fields_ (a later field of the same key wins).
   std::shared_ptr<const std::vector<Field>> shared_;
